@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+
+use tollgate_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+
+    #[error("{}: cannot open: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The file stopped being readable part way (I/O error, truncated or corrupt
+    /// gzip). Nothing of it is committed: a partial file would later be re-sent whole.
+    #[error("{}: unreadable after line {line} ({}); nothing from this file was committed", path.display(), describe_read_error(.source))]
+    Read {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{}: still conflicting with concurrent ingests after {attempts} attempts", path.display())]
+    TooManyConflicts { path: PathBuf, attempts: u32 },
+
+    #[error("unknown format {given:?}; known formats: {known}")]
+    UnknownFormat { given: String, known: String },
+
+    #[error("ingest task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn describe_read_error(e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        "truncated: the compressed stream ends early".to_owned()
+    } else {
+        e.to_string()
+    }
+}
+
+pub type Result<T, E = IngestError> = std::result::Result<T, E>;

@@ -1,0 +1,40 @@
+//! The input formats Tollgate reads.
+
+use crate::record::Record;
+use crate::{IngestError, canonical};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Tollgate's own JSON lines, one object per request (`docs/canonical-format.md`).
+    Canonical,
+}
+
+impl Format {
+    pub const ALL: [Format; 1] = [Format::Canonical];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Canonical => "canonical",
+        }
+    }
+
+    /// Parses one line; `Err` is the quarantine reason.
+    pub fn parse_line(self, bytes: &[u8]) -> Result<Record, String> {
+        match self {
+            Format::Canonical => canonical::parse_line(bytes),
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = IngestError;
+    fn from_str(s: &str) -> Result<Self, IngestError> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| IngestError::UnknownFormat {
+                given: s.to_owned(),
+                known: Format::ALL.map(Format::name).join(", "),
+            })
+    }
+}

@@ -1,0 +1,436 @@
+//! One file in, one batch out: hash, dedupe against the committed lake, buffer by
+//! date, write Parquet, quarantine bad lines, commit atomically.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::DateTime;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::runtime::Handle;
+use tollgate_store::schema::{REQUESTS, TOKEN_USAGE};
+use tollgate_store::state::{BatchCommit, BatchCounts, NewLakeFile, QuarantineRow};
+use tollgate_store::{Lake, StateDb, Store, StoreError};
+
+use crate::format::Format;
+use crate::progress::Progress;
+use crate::reader::LineReader;
+use crate::record::{DayBuffer, MICROS_PER_DAY};
+use crate::{IngestError, Result};
+
+/// How much of a quarantined line is kept.
+pub const QUARANTINE_RAW_BYTES: usize = 4096;
+const MAX_COMMIT_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub format: Format,
+    /// Buffered rows (all dates together) that trigger writing files; bounds memory.
+    pub max_buffered_rows: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions {
+            format: Format::Canonical,
+            max_buffered_rows: 262_144,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Committed,
+    /// The same content was committed before; nothing changed.
+    AlreadyIngested,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestReport {
+    pub source: String,
+    pub batch_id: i64,
+    pub outcome: Outcome,
+    pub counts: BatchCounts,
+    pub files: usize,
+}
+
+impl std::fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.counts;
+        let what = match self.outcome {
+            Outcome::Committed => format!("batch {} committed", self.batch_id),
+            Outcome::AlreadyIngested => {
+                format!(
+                    "already ingested as batch {}, nothing changed",
+                    self.batch_id
+                )
+            }
+        };
+        write!(
+            f,
+            "{}: {what}: read {} = written {} + duplicate {} + quarantined {}",
+            self.source, c.read, c.written, c.duplicate, c.quarantined
+        )
+    }
+}
+
+/// Ingests one file as one batch. Re-ingesting the same content changes nothing.
+#[tracing::instrument(skip_all, fields(path = %path.display()), err)]
+pub async fn ingest_file(
+    store: &Store,
+    path: &Path,
+    options: &IngestOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<IngestReport> {
+    let source = path.display().to_string();
+    let owned = path.to_path_buf();
+    let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&owned)).await??;
+
+    if let Some(existing) = store.db.committed_batch_by_content(&sha256).await? {
+        return Ok(already_ingested(source, &existing));
+    }
+    let batch_id = store
+        .db
+        .begin_batch(&source, &sha256, options.format.name())
+        .await?;
+    progress.start(&source, size);
+
+    for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+        let watermark = store.db.manifest_watermark().await?;
+        let snapshot = store.db.lake_files(REQUESTS).await?;
+        let mut files_by_date: HashMap<String, Vec<String>> = HashMap::new();
+        for f in snapshot.into_iter().filter(|f| f.id <= watermark) {
+            files_by_date
+                .entry(f.file.partition_date)
+                .or_default()
+                .push(f.file.path);
+        }
+
+        let pass = Pass {
+            lake: store.lake.clone(),
+            db: store.db.clone(),
+            handle: Handle::current(),
+            path: path.to_path_buf(),
+            batch_id,
+            options: options.clone(),
+            files_by_date,
+            progress: progress.clone(),
+        };
+        let (outcome, mut counts) = tokio::task::spawn_blocking(move || pass.run()).await?;
+        let files = match outcome {
+            Ok(files) => files,
+            Err(e) => {
+                counts.bytes_read = size as i64;
+                record_failure(&store.db, batch_id, counts, &e).await;
+                return Err(e);
+            }
+        };
+        counts.bytes_read = size as i64;
+        debug_assert!(counts.reconciles());
+
+        failpoint("ingest.before_commit");
+        let commit = BatchCommit {
+            batch_id,
+            counts,
+            files: files.clone(),
+            watermark,
+            dedupe_table: REQUESTS.to_owned(),
+        };
+        match store.db.commit_batch(&commit).await {
+            Ok(()) => {
+                progress.finish();
+                tracing::info!(
+                    batch_id,
+                    read = counts.read,
+                    written = counts.written,
+                    duplicate = counts.duplicate,
+                    quarantined = counts.quarantined,
+                    "batch committed"
+                );
+                return Ok(IngestReport {
+                    source,
+                    batch_id,
+                    outcome: Outcome::Committed,
+                    counts,
+                    files: files.len(),
+                });
+            }
+            Err(StoreError::CommitConflict { .. }) => {
+                tracing::info!(
+                    batch_id,
+                    "commit conflict with a concurrent batch; deduplicating again"
+                );
+                discard(&store.lake, &files);
+                store.db.clear_quarantine(batch_id).await?;
+            }
+            Err(StoreError::AlreadyCommitted { existing_batch, .. }) => {
+                discard(&store.lake, &files);
+                store
+                    .db
+                    .fail_batch(
+                        batch_id,
+                        counts,
+                        &format!("same content committed as batch {existing_batch}"),
+                    )
+                    .await?;
+                let existing = store.db.batch(existing_batch).await?;
+                progress.finish();
+                return Ok(match existing {
+                    Some(b) => already_ingested(source, &b),
+                    None => IngestReport {
+                        source,
+                        batch_id: existing_batch,
+                        outcome: Outcome::AlreadyIngested,
+                        counts: BatchCounts::default(),
+                        files: 0,
+                    },
+                });
+            }
+            Err(e) => {
+                discard(&store.lake, &files);
+                let e = IngestError::from(e);
+                record_failure(&store.db, batch_id, counts, &e).await;
+                return Err(e);
+            }
+        }
+    }
+    let e = IngestError::TooManyConflicts {
+        path: path.to_path_buf(),
+        attempts: MAX_COMMIT_ATTEMPTS,
+    };
+    record_failure(&store.db, batch_id, BatchCounts::default(), &e).await;
+    Err(e)
+}
+
+/// Crash-test hook: with `TOLLGATE_FAILPOINTS=ingest.before_commit` the process dies
+/// (SIGABRT: no destructor, no cleanup, as with `kill -9`) after writing a batch's
+/// files and before committing them. Tests use it to prove a dead ingest leaves
+/// nothing visible.
+fn failpoint(name: &str) {
+    if std::env::var("TOLLGATE_FAILPOINTS").is_ok_and(|v| v.split(',').any(|p| p.trim() == name)) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+fn already_ingested(source: String, existing: &tollgate_store::state::Batch) -> IngestReport {
+    IngestReport {
+        source,
+        batch_id: existing.id,
+        outcome: Outcome::AlreadyIngested,
+        counts: BatchCounts {
+            read: existing.rows_read,
+            written: existing.rows_written,
+            duplicate: existing.rows_duplicate,
+            quarantined: existing.rows_quarantined,
+            bytes_read: existing.bytes_read,
+        },
+        files: 0,
+    }
+}
+
+/// Best effort: the ingest error is what the caller must see, not a second one.
+async fn record_failure(db: &StateDb, batch_id: i64, counts: BatchCounts, error: &IngestError) {
+    if let Err(e) = db.fail_batch(batch_id, counts, &error.to_string()).await {
+        tracing::warn!(batch_id, error = %e, "could not mark batch failed");
+    }
+}
+
+fn discard(lake: &Lake, files: &[NewLakeFile]) {
+    for f in files {
+        lake.discard(&f.path);
+    }
+}
+
+fn hash_file(path: &Path) -> Result<(String, u64)> {
+    let open_err = |source| IngestError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(open_err)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(open_err)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// The synchronous part of an ingest, run on a blocking thread.
+struct Pass {
+    lake: Lake,
+    db: StateDb,
+    handle: Handle,
+    path: PathBuf,
+    batch_id: i64,
+    options: IngestOptions,
+    files_by_date: HashMap<String, Vec<String>>,
+    progress: Arc<dyn Progress>,
+}
+
+impl Pass {
+    /// Returns the files written, or the error after discarding them; counts either way.
+    fn run(self) -> (Result<Vec<NewLakeFile>>, BatchCounts) {
+        let mut state = PassState::default();
+        let outcome = self.read_all(&mut state);
+        match outcome {
+            Ok(()) => (Ok(state.files), state.counts),
+            Err(e) => {
+                discard(&self.lake, &state.files);
+                (Err(e), state.counts)
+            }
+        }
+    }
+
+    fn read_all(&self, state: &mut PassState) -> Result<()> {
+        let mut reader = LineReader::open(&self.path, self.progress.clone()).map_err(|source| {
+            IngestError::Open {
+                path: self.path.clone(),
+                source,
+            }
+        })?;
+        let mut last_line = 0;
+        loop {
+            let line = match reader.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(source) => {
+                    return Err(IngestError::Read {
+                        path: self.path.clone(),
+                        line: last_line,
+                        source,
+                    });
+                }
+            };
+            last_line = line.number;
+            state.counts.read += 1;
+            let parsed = if line.too_long {
+                Err(format!(
+                    "line longer than {} bytes",
+                    crate::reader::MAX_LINE_BYTES
+                ))
+            } else {
+                self.options.format.parse_line(line.bytes)
+            };
+            match parsed {
+                Err(reason) => {
+                    state.counts.quarantined += 1;
+                    let raw = &line.bytes[..line.bytes.len().min(QUARANTINE_RAW_BYTES)];
+                    state.quarantine.push(QuarantineRow {
+                        batch_id: self.batch_id,
+                        line_number: line.number as i64,
+                        byte_offset: line.offset as i64,
+                        reason,
+                        raw_line: raw.to_vec(),
+                    });
+                    if state.quarantine.len() >= 1000 {
+                        self.flush_quarantine(state)?;
+                    }
+                }
+                Ok(record) => {
+                    let day = record.request.day();
+                    if !self.is_new(state, day, &record.request.request_id)? {
+                        state.counts.duplicate += 1;
+                        continue;
+                    }
+                    state.counts.written += 1;
+                    state.buffers.entry(day).or_default().push(&record);
+                    state.buffered += 1;
+                    if state.buffered >= self.options.max_buffered_rows {
+                        self.flush_rows(state)?;
+                    }
+                }
+            }
+        }
+        self.flush_rows(state)?;
+        self.flush_quarantine(state)?;
+        Ok(())
+    }
+
+    /// Whether `request_id` is new for `day`, counting the committed lake and the
+    /// rows of this batch so far.
+    fn is_new(&self, state: &mut PassState, day: i64, request_id: &str) -> Result<bool> {
+        let seen = match state.seen.entry(day) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let mut ids = HashSet::new();
+                for path in self
+                    .files_by_date
+                    .get(&date_of_day(day))
+                    .into_iter()
+                    .flatten()
+                {
+                    ids.extend(self.lake.read_string_column(path, "request_id")?);
+                }
+                e.insert(ids)
+            }
+        };
+        if seen.contains(request_id) {
+            return Ok(false);
+        }
+        seen.insert(request_id.to_owned());
+        Ok(true)
+    }
+
+    fn flush_rows(&self, state: &mut PassState) -> Result<()> {
+        for (day, buffer) in state.buffers.iter_mut() {
+            if buffer.is_empty() {
+                continue;
+            }
+            let date = date_of_day(*day);
+            let (requests, tokens) = buffer.finish(self.batch_id).map_err(StoreError::from)?;
+            state.files.push(
+                self.lake
+                    .write_file(REQUESTS, &date, self.batch_id, &requests)?,
+            );
+            if let Some(tokens) = tokens {
+                state.files.push(self.lake.write_file(
+                    TOKEN_USAGE,
+                    &date,
+                    self.batch_id,
+                    &tokens,
+                )?);
+            }
+        }
+        state.buffers.clear();
+        state.buffered = 0;
+        Ok(())
+    }
+
+    fn flush_quarantine(&self, state: &mut PassState) -> Result<()> {
+        if state.quarantine.is_empty() {
+            return Ok(());
+        }
+        self.handle
+            .block_on(self.db.add_quarantine(&state.quarantine))?;
+        state.quarantine.clear();
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct PassState {
+    counts: BatchCounts,
+    buffers: BTreeMap<i64, DayBuffer>,
+    buffered: usize,
+    seen: HashMap<i64, HashSet<String>>,
+    quarantine: Vec<QuarantineRow>,
+    files: Vec<NewLakeFile>,
+}
+
+/// `YYYY-MM-DD` of a day number since the epoch.
+pub fn date_of_day(day: i64) -> String {
+    DateTime::from_timestamp(day * (MICROS_PER_DAY / 1_000_000), 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| format!("day{day}"))
+}

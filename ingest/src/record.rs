@@ -1,0 +1,293 @@
+//! One normalised request, as every adapter produces it, and the Arrow buffers that
+//! collect them into lake batches.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Array, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use tollgate_store::schema::{REQUESTS_SCHEMA, TOKEN_USAGE_SCHEMA};
+
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A gateway request in the canonical shape (`requests` table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestRecord {
+    pub time_us: i64,
+    pub request_id: String,
+    pub gateway_kind: Option<String>,
+    pub gateway_id: Option<String>,
+    pub region: Option<String>,
+    pub subscription: Option<String>,
+    pub product: Option<String>,
+    pub user_id: Option<String>,
+    pub agent: Option<String>,
+    pub tool: Option<String>,
+    pub api: Option<String>,
+    pub operation: Option<String>,
+    pub backend: Option<String>,
+    pub status_code: i32,
+    pub backend_status_code: Option<i32>,
+    pub total_latency_ms: Option<i64>,
+    pub backend_latency_ms: Option<i64>,
+    pub cache_status: Option<String>,
+    pub priority: Option<String>,
+    pub error_source: Option<String>,
+    pub error_reason: Option<String>,
+}
+
+impl RequestRecord {
+    /// Days since the epoch (UTC): the lake partition.
+    pub fn day(&self) -> i64 {
+        self.time_us.div_euclid(MICROS_PER_DAY)
+    }
+}
+
+/// The token counts of a request's model call (`token_usage` table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TokenRecord {
+    pub deployment: Option<String>,
+    pub model: Option<String>,
+    pub prompt_tokens: i64,
+    pub cached_tokens: i64,
+    pub completion_tokens: i64,
+    pub reasoning_tokens: i64,
+    pub streamed: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub request: RequestRecord,
+    /// Absent when the request never reached a model (e.g. a gateway-side 429).
+    pub tokens: Option<TokenRecord>,
+}
+
+/// Rows of one partition date waiting to be written.
+#[derive(Debug, Default)]
+pub struct DayBuffer {
+    requests: RequestColumns,
+    tokens: TokenColumns,
+    len: usize,
+}
+
+impl DayBuffer {
+    pub fn push(&mut self, record: &Record) {
+        self.requests.push(&record.request);
+        if let Some(tokens) = &record.tokens {
+            self.tokens
+                .push(record.request.time_us, &record.request.request_id, tokens);
+        }
+        self.len += 1;
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The buffered rows as `(requests, token_usage)` batches; the buffer is empty after.
+    pub fn finish(
+        &mut self,
+        batch_id: i64,
+    ) -> arrow::error::Result<(RecordBatch, Option<RecordBatch>)> {
+        let requests = self.requests.finish(batch_id)?;
+        let tokens = self.tokens.finish(batch_id)?;
+        self.len = 0;
+        Ok((requests, tokens))
+    }
+}
+
+fn utc_times() -> TimestampMicrosecondBuilder {
+    TimestampMicrosecondBuilder::new().with_timezone("UTC")
+}
+
+fn batch_ids(batch_id: i64, len: usize) -> ArrayRef {
+    Arc::new(Int64Array::from_value(batch_id, len))
+}
+
+#[derive(Debug)]
+struct RequestColumns {
+    time: TimestampMicrosecondBuilder,
+    text: [StringBuilder; 12],
+    status_code: Int32Builder,
+    backend_status_code: Int32Builder,
+    total_latency_ms: Int64Builder,
+    backend_latency_ms: Int64Builder,
+    tail_text: [StringBuilder; 4],
+}
+
+impl Default for RequestColumns {
+    fn default() -> Self {
+        RequestColumns {
+            time: utc_times(),
+            text: Default::default(),
+            status_code: Int32Builder::new(),
+            backend_status_code: Int32Builder::new(),
+            total_latency_ms: Int64Builder::new(),
+            backend_latency_ms: Int64Builder::new(),
+            tail_text: Default::default(),
+        }
+    }
+}
+
+impl RequestColumns {
+    fn push(&mut self, r: &RequestRecord) {
+        self.time.append_value(r.time_us);
+        self.text[0].append_value(&r.request_id);
+        // Same order as REQUESTS_SCHEMA.
+        let text = [
+            &r.gateway_kind,
+            &r.gateway_id,
+            &r.region,
+            &r.subscription,
+            &r.product,
+            &r.user_id,
+            &r.agent,
+            &r.tool,
+            &r.api,
+            &r.operation,
+            &r.backend,
+        ];
+        for (builder, value) in self.text[1..].iter_mut().zip(text) {
+            builder.append_option(value.as_deref());
+        }
+        self.status_code.append_value(r.status_code);
+        self.backend_status_code
+            .append_option(r.backend_status_code);
+        self.total_latency_ms.append_option(r.total_latency_ms);
+        self.backend_latency_ms.append_option(r.backend_latency_ms);
+        let tail = [
+            &r.cache_status,
+            &r.priority,
+            &r.error_source,
+            &r.error_reason,
+        ];
+        for (builder, value) in self.tail_text.iter_mut().zip(tail) {
+            builder.append_option(value.as_deref());
+        }
+    }
+
+    fn finish(&mut self, batch_id: i64) -> arrow::error::Result<RecordBatch> {
+        let len = self.time.len();
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(self.time.finish())];
+        columns.extend(
+            self.text
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.push(Arc::new(self.status_code.finish()));
+        columns.push(Arc::new(self.backend_status_code.finish()));
+        columns.push(Arc::new(self.total_latency_ms.finish()));
+        columns.push(Arc::new(self.backend_latency_ms.finish()));
+        columns.extend(
+            self.tail_text
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.push(batch_ids(batch_id, len));
+        RecordBatch::try_new(REQUESTS_SCHEMA.clone(), columns)
+    }
+}
+
+#[derive(Debug)]
+struct TokenColumns {
+    time: TimestampMicrosecondBuilder,
+    request_id: StringBuilder,
+    deployment: StringBuilder,
+    model: StringBuilder,
+    counts: [Int64Builder; 4],
+    streamed: BooleanBuilder,
+}
+
+impl Default for TokenColumns {
+    fn default() -> Self {
+        TokenColumns {
+            time: utc_times(),
+            request_id: StringBuilder::new(),
+            deployment: StringBuilder::new(),
+            model: StringBuilder::new(),
+            counts: Default::default(),
+            streamed: BooleanBuilder::new(),
+        }
+    }
+}
+
+impl TokenColumns {
+    fn push(&mut self, time_us: i64, request_id: &str, t: &TokenRecord) {
+        self.time.append_value(time_us);
+        self.request_id.append_value(request_id);
+        self.deployment.append_option(t.deployment.as_deref());
+        self.model.append_option(t.model.as_deref());
+        let counts = [
+            t.prompt_tokens,
+            t.cached_tokens,
+            t.completion_tokens,
+            t.reasoning_tokens,
+        ];
+        for (builder, value) in self.counts.iter_mut().zip(counts) {
+            builder.append_value(value);
+        }
+        self.streamed.append_option(t.streamed);
+    }
+
+    fn finish(&mut self, batch_id: i64) -> arrow::error::Result<Option<RecordBatch>> {
+        let len = self.time.len();
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.request_id.finish()),
+            Arc::new(self.deployment.finish()),
+            Arc::new(self.model.finish()),
+        ];
+        columns.extend(
+            self.counts
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.push(Arc::new(self.streamed.finish()));
+        columns.push(batch_ids(batch_id, len));
+        RecordBatch::try_new(TOKEN_USAGE_SCHEMA.clone(), columns).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffer_builds_batches_matching_the_canonical_schemas() {
+        let mut buf = DayBuffer::default();
+        let request = RequestRecord {
+            time_us: 1_790_000_000_000_000,
+            request_id: "r1".into(),
+            status_code: 200,
+            region: Some("East US".into()),
+            ..Default::default()
+        };
+        buf.push(&Record {
+            request: request.clone(),
+            tokens: Some(TokenRecord {
+                prompt_tokens: 5,
+                ..Default::default()
+            }),
+        });
+        buf.push(&Record {
+            request: RequestRecord {
+                request_id: "r2".into(),
+                status_code: 429,
+                ..request
+            },
+            tokens: None,
+        });
+        let (requests, tokens) = buf.finish(7).unwrap();
+        assert_eq!(requests.num_rows(), 2);
+        assert_eq!(tokens.unwrap().num_rows(), 1);
+        assert!(buf.is_empty());
+    }
+}

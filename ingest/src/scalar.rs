@@ -1,0 +1,199 @@
+//! A JSON value read leniently, so that a wrong type becomes a quarantine reason that
+//! names its field instead of an anonymous serde error.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    /// An object or array, where a scalar was expected.
+    Compound,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ScalarVisitor)
+    }
+}
+
+struct ScalarVisitor;
+
+impl<'de> Visitor<'de> for ScalarVisitor {
+    type Value = Scalar<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Scalar::Null)
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Scalar::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Scalar::UInt(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Scalar::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Scalar::Str(Cow::Owned(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Compound)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Compound)
+    }
+}
+
+impl Scalar<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Scalar::Null => "null".into(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::UInt(u) => u.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Str(s) => format!("{:?}", truncate(s, 64)),
+            Scalar::Compound => "an object or array".into(),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Typed access to optional fields; every error names the field.
+pub fn text(v: Option<Scalar<'_>>, field: &str) -> Result<Option<String>, String> {
+    match v {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Str(s)) if s.is_empty() => Ok(None),
+        Some(Scalar::Str(s)) => Ok(Some(s.into_owned())),
+        // Numeric ids (user 42) are still ids.
+        Some(Scalar::Int(i)) => Ok(Some(i.to_string())),
+        Some(Scalar::UInt(u)) => Ok(Some(u.to_string())),
+        Some(other) => Err(format!(
+            "field `{field}`: expected a string, got {}",
+            other.describe()
+        )),
+    }
+}
+
+pub fn required_text(v: Option<Scalar<'_>>, field: &str) -> Result<String, String> {
+    text(v, field)?.ok_or_else(|| format!("missing field `{field}`"))
+}
+
+/// A non-negative whole number (token counts, milliseconds).
+pub fn count(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> {
+    match v {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Int(i)) if i < 0 => Err(format!("field `{field}`: negative value {i}")),
+        Some(Scalar::Int(i)) => Ok(Some(i)),
+        Some(Scalar::UInt(u)) => i64::try_from(u)
+            .map(Some)
+            .map_err(|_| format!("field `{field}`: {u} is too large")),
+        Some(Scalar::Float(f)) if f < 0.0 => Err(format!("field `{field}`: negative value {f}")),
+        Some(Scalar::Float(f)) if f.fract() == 0.0 && f < 9.0e15 => Ok(Some(f as i64)),
+        Some(other) => Err(format!(
+            "field `{field}`: expected a non-negative whole number, got {}",
+            other.describe()
+        )),
+    }
+}
+
+/// A non-negative duration in milliseconds; fractions are rounded.
+pub fn millis(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> {
+    match v {
+        Some(Scalar::Float(f)) if (0.0..9.0e15).contains(&f) => Ok(Some(f.round() as i64)),
+        other => count(other, field),
+    }
+}
+
+/// An HTTP status code.
+pub fn status(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i32>, String> {
+    match count(v, field)? {
+        None => Ok(None),
+        Some(code @ 100..=599) => Ok(Some(code as i32)),
+        Some(code) => Err(format!(
+            "field `{field}`: {code} is not an HTTP status code"
+        )),
+    }
+}
+
+pub fn flag(v: Option<Scalar<'_>>, field: &str) -> Result<Option<bool>, String> {
+    match v {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Bool(b)) => Ok(Some(b)),
+        Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(other) => Err(format!(
+            "field `{field}`: expected true or false, got {}",
+            other.describe()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Scalar<'_> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn counts_name_their_field() {
+        assert_eq!(count(Some(parse("12")), "t"), Ok(Some(12)));
+        assert_eq!(count(Some(parse("12.0")), "t"), Ok(Some(12)));
+        assert_eq!(count(Some(parse("null")), "t"), Ok(None));
+        assert_eq!(
+            count(Some(parse("-3")), "prompt_tokens"),
+            Err("field `prompt_tokens`: negative value -3".into())
+        );
+        let err = count(Some(parse("\"12a\"")), "completion_tokens").unwrap_err();
+        assert!(
+            err.starts_with("field `completion_tokens`: expected a non-negative whole number"),
+            "{err}"
+        );
+        assert!(count(Some(parse("1.5")), "t").is_err());
+        assert!(count(Some(parse("[1]")), "t").is_err());
+    }
+
+    #[test]
+    fn status_codes_are_checked() {
+        assert_eq!(status(Some(parse("429")), "s"), Ok(Some(429)));
+        assert!(status(Some(parse("42")), "s").is_err());
+    }
+
+    #[test]
+    fn compound_values_are_skipped_whole() {
+        assert_eq!(parse(r#"{"a":[1,{"b":2}]}"#), Scalar::Compound);
+    }
+}

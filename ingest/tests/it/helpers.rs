@@ -1,0 +1,53 @@
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, Int64Array};
+use tollgate_ingest::{IngestOptions, IngestReport, NoProgress, Result, ingest_file};
+use tollgate_store::Store;
+
+/// A canonical line for request `id` at `time`, with tokens.
+pub fn line(id: &str, time: &str) -> String {
+    format!(
+        r#"{{"request_id":"{id}","time":"{time}","status_code":200,"subscription":"sub-a","deployment":"gpt-4o","model":"gpt-4o","prompt_tokens":10,"cached_tokens":2,"completion_tokens":5}}"#
+    )
+}
+
+pub fn write(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(contents))
+        .expect("write test input");
+    path
+}
+
+pub fn lines(items: &[String]) -> Vec<u8> {
+    let mut out = items.join("\n").into_bytes();
+    out.push(b'\n');
+    out
+}
+
+pub async fn ingest(store: &Store, path: &Path) -> Result<IngestReport> {
+    ingest_file(store, path, &IngestOptions::default(), Arc::new(NoProgress)).await
+}
+
+/// Runs a query returning one integer.
+pub async fn scalar(store: &Store, sql: &str) -> i64 {
+    let result = store.sql_read_only(sql).await.expect("query");
+    let batch = result.batches.first().expect("one batch");
+    let column = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .expect("an integer column");
+    assert!(!column.is_null(0), "{sql} returned NULL");
+    column.value(0)
+}
+
+pub async fn request_rows(store: &Store) -> i64 {
+    scalar(store, "SELECT COUNT(*) FROM requests").await
+}
+
+pub fn sample_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/samples/canonical-small.jsonl")
+}

@@ -1,0 +1,7 @@
+//! Ingest stories, each run against SQLite and (when configured) Postgres.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod helpers;
+mod stories;

@@ -1,0 +1,383 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tollgate_ingest::{IngestError, IngestOptions, NoProgress, Outcome, ingest_file};
+use tollgate_store::schema::REQUESTS;
+use tollgate_store::testing::TestStore;
+
+use crate::helpers::*;
+
+tollgate_store::backend_tests!(
+    sample_ingests_and_answers_sql,
+    reingesting_the_same_file_changes_nothing,
+    duplicates_across_files_and_within_a_file_are_counted,
+    each_bad_line_kind_is_quarantined_with_its_line_number,
+    truncated_gzip_commits_nothing,
+    gzip_input_ingests,
+    empty_file_commits_an_empty_batch,
+    bom_crlf_and_missing_final_newline,
+    unreadable_file_fails_clearly,
+    uncommitted_batch_is_invisible_and_gc_removes_it,
+    interrupted_batch_is_completed_by_the_next_ingest,
+    concurrent_overlapping_ingests_never_double_a_request,
+    small_buffers_split_files_without_changing_totals,
+);
+
+async fn sample_ingests_and_answers_sql(store: TestStore) {
+    let report = ingest(&store, &sample_path()).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Committed);
+    let c = report.counts;
+    assert_eq!(
+        (c.read, c.written, c.duplicate, c.quarantined),
+        (16, 14, 1, 1)
+    );
+    assert!(c.reconciles());
+
+    assert_eq!(request_rows(&store).await, 14);
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM token_usage").await, 12);
+    // The view keeps requests without tokens (the 429, the cache hit).
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM usage").await, 14);
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT COUNT(*) FROM usage WHERE status_code = 429 AND prompt_tokens IS NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(SUM(prompt_tokens) AS BIGINT) FROM usage"
+        )
+        .await,
+        2 * (6 * 1000 + 113 * 15)
+    );
+    // Partitioned by date: two dates, each file sorted by time.
+    let summary = store.db.lake_summary().await.unwrap();
+    let dates: HashSet<_> = summary.iter().map(|r| r.partition_date.as_str()).collect();
+    assert_eq!(dates, HashSet::from(["2026-10-01", "2026-10-02"]));
+
+    let quarantined = store.db.quarantined_lines(report.batch_id).await.unwrap();
+    assert_eq!(quarantined.len(), 1);
+    assert_eq!(quarantined[0].line_number, 16);
+    assert!(quarantined[0].reason.contains("prompt_tokens"));
+}
+
+async fn reingesting_the_same_file_changes_nothing(store: TestStore) {
+    let first = ingest(&store, &sample_path()).await.unwrap();
+    let files_before = store.db.lake_files(REQUESTS).await.unwrap().len();
+    let again = ingest(&store, &sample_path()).await.unwrap();
+    assert_eq!(again.outcome, Outcome::AlreadyIngested);
+    assert_eq!(again.batch_id, first.batch_id);
+    assert_eq!(again.counts, first.counts);
+    assert_eq!(request_rows(&store).await, 14);
+    assert_eq!(
+        store.db.lake_files(REQUESTS).await.unwrap().len(),
+        files_before
+    );
+    // A second handle, as another process would see it.
+    let other = store.reopen().await;
+    assert_eq!(request_rows(&other).await, 14);
+}
+
+async fn duplicates_across_files_and_within_a_file_are_counted(store: TestStore) {
+    let t = "2026-10-05T10:00:00Z";
+    let a = write(
+        store.dir.path(),
+        "a.jsonl",
+        &lines(&[line("r1", t), line("r2", t), line("r3", t)]),
+    );
+    // r2 and r3 were already in a; r4 comes twice in b itself.
+    let b = write(
+        store.dir.path(),
+        "b.jsonl",
+        &lines(&[
+            line("r2", t),
+            line("r3", t),
+            line("r4", t),
+            line("r4", t),
+            line("r5", t),
+        ]),
+    );
+    ingest(&store, &a).await.unwrap();
+    let report = ingest(&store, &b).await.unwrap();
+    let c = report.counts;
+    assert_eq!(
+        (c.read, c.written, c.duplicate, c.quarantined),
+        (5, 2, 3, 0)
+    );
+    assert_eq!(request_rows(&store).await, 5);
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(DISTINCT request_id) FROM requests").await,
+        5
+    );
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM token_usage").await, 5);
+
+    // The same id on another date is another partition's business.
+    let c_file = write(
+        store.dir.path(),
+        "c.jsonl",
+        &lines(&[line("r1", "2026-10-06T10:00:00Z")]),
+    );
+    assert_eq!(ingest(&store, &c_file).await.unwrap().counts.written, 1);
+}
+
+async fn each_bad_line_kind_is_quarantined_with_its_line_number(store: TestStore) {
+    let t = "2026-10-05T10:00:00Z";
+    let input = [
+        line("good-1", t),
+        "{\"request_id\": \"x\", \"time\": ".to_owned(),
+        r#"{"time":"2026-10-05T10:00:00Z","status_code":200}"#.to_owned(),
+        r#"{"request_id":"neg","time":"2026-10-05T10:00:00Z","status_code":200,"prompt_tokens":-4}"#.to_owned(),
+        r#"{"request_id":"nan","time":"2026-10-05T10:00:00Z","status_code":200,"completion_tokens":"lots"}"#.to_owned(),
+        r#"{"request_id":"when","time":"05/10/2026 10:00","status_code":200}"#.to_owned(),
+        String::new(),
+        line("good-2", t),
+    ];
+    let path = write(store.dir.path(), "bad.jsonl", &lines(&input));
+    let report = ingest(&store, &path).await.unwrap();
+    let c = report.counts;
+    assert_eq!(
+        (c.read, c.written, c.duplicate, c.quarantined),
+        (7, 2, 0, 5)
+    );
+    assert_eq!(request_rows(&store).await, 2);
+
+    let q = store.db.quarantined_lines(report.batch_id).await.unwrap();
+    let got: Vec<(i64, &str)> = q
+        .iter()
+        .map(|q| (q.line_number, q.reason.as_str()))
+        .collect();
+    let expected = [
+        (2, "broken JSON"),
+        (3, "missing field `request_id`"),
+        (4, "field `prompt_tokens`: negative value -4"),
+        (5, "field `completion_tokens`"),
+        (6, "field `time`"),
+    ];
+    assert_eq!(got.len(), expected.len(), "{got:?}");
+    for ((line_no, reason), (want_line, want_reason)) in got.iter().zip(expected) {
+        assert_eq!(*line_no, want_line);
+        assert!(reason.contains(want_reason), "line {line_no}: {reason}");
+    }
+    assert_eq!(q[0].raw_line, input[1].as_bytes());
+    let offset_of_line_2 = input[0].len() as i64 + 1;
+    assert_eq!(q[0].byte_offset, offset_of_line_2);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+    let mut enc = GzEncoder::new(Vec::new(), Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
+async fn truncated_gzip_commits_nothing(store: TestStore) {
+    let many: Vec<String> = (0..5000)
+        .map(|i| line(&format!("r{i}"), "2026-10-05T10:00:00Z"))
+        .collect();
+    let gz = gzip(&lines(&many));
+    let path = write(store.dir.path(), "cut.jsonl.gz", &gz[..gz.len() * 2 / 3]);
+    let err = ingest(&store, &path).await.unwrap_err();
+    assert!(matches!(err, IngestError::Read { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("cut.jsonl.gz") && message.contains("truncated"),
+        "{message}"
+    );
+    assert!(
+        message.contains("nothing from this file was committed"),
+        "{message}"
+    );
+    assert_eq!(request_rows(&store).await, 0);
+    let batches = store.db.recent_batches(10).await.unwrap();
+    assert_eq!(batches[0].status, "failed");
+    assert!(
+        batches[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("truncated")
+    );
+}
+
+async fn gzip_input_ingests(store: TestStore) {
+    let data = std::fs::read(sample_path()).unwrap();
+    let path = write(store.dir.path(), "sample.log", &gzip(&data));
+    let c = ingest(&store, &path).await.unwrap().counts;
+    assert_eq!(
+        (c.read, c.written, c.duplicate, c.quarantined),
+        (16, 14, 1, 1)
+    );
+}
+
+async fn empty_file_commits_an_empty_batch(store: TestStore) {
+    let path = write(store.dir.path(), "empty.jsonl", b"");
+    let report = ingest(&store, &path).await.unwrap();
+    assert_eq!(report.outcome, Outcome::Committed);
+    assert_eq!(report.counts.read, 0);
+    assert_eq!(report.files, 0);
+    assert_eq!(request_rows(&store).await, 0);
+    assert_eq!(
+        ingest(&store, &path).await.unwrap().outcome,
+        Outcome::AlreadyIngested
+    );
+}
+
+async fn bom_crlf_and_missing_final_newline(store: TestStore) {
+    let t = "2026-10-05T10:00:00Z";
+    let mut data = b"\xEF\xBB\xBF".to_vec();
+    data.extend(format!("{}\r\n{}\r\n{}", line("a", t), line("b", t), line("c", t)).bytes());
+    let path = write(store.dir.path(), "windows.jsonl", &data);
+    let c = ingest(&store, &path).await.unwrap().counts;
+    assert_eq!((c.read, c.written, c.quarantined), (3, 3, 0));
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT COUNT(*) FROM requests WHERE request_id IN ('a', 'b', 'c')"
+        )
+        .await,
+        3
+    );
+}
+
+async fn unreadable_file_fails_clearly(store: TestStore) {
+    let missing = store.dir.path().join("nope.jsonl");
+    let err = ingest(&store, &missing).await.unwrap_err();
+    assert!(err.to_string().contains("nope.jsonl: cannot open"), "{err}");
+    assert!(store.db.recent_batches(1).await.unwrap().is_empty());
+}
+
+async fn uncommitted_batch_is_invisible_and_gc_removes_it(store: TestStore) {
+    use tollgate_ingest::record::{DayBuffer, Record, RequestRecord};
+    let batch_id = store
+        .db
+        .begin_batch("crashed.jsonl", "feed", "canonical")
+        .await
+        .unwrap();
+    let mut buffer = DayBuffer::default();
+    buffer.push(&Record {
+        request: RequestRecord {
+            time_us: 1_790_000_000_000_000,
+            request_id: "ghost".into(),
+            status_code: 200,
+            ..Default::default()
+        },
+        tokens: None,
+    });
+    let (requests, _) = buffer.finish(batch_id).unwrap();
+    let file = store
+        .lake
+        .write_file(REQUESTS, "2026-09-21", batch_id, &requests)
+        .unwrap();
+    assert!(store.lake.absolute(&file.path).exists());
+
+    assert_eq!(
+        request_rows(&store).await,
+        0,
+        "an uncommitted file must not be read"
+    );
+    let young = store
+        .gc(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!((young.files_removed, young.files_kept_young), (0, 1));
+    assert!(
+        store.lake.absolute(&file.path).exists(),
+        "grace protects running batches"
+    );
+
+    let report = store.gc(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(report.files_removed, 1);
+    assert!(!store.lake.absolute(&file.path).exists());
+    assert_eq!(
+        store.db.batch(batch_id).await.unwrap().unwrap().status,
+        "abandoned"
+    );
+}
+
+async fn interrupted_batch_is_completed_by_the_next_ingest(store: TestStore) {
+    // A process died after writing this file's Parquet but before its commit.
+    let path = sample_path();
+    let batch_id = store
+        .db
+        .begin_batch(&path.display().to_string(), "partial", "canonical")
+        .await
+        .unwrap();
+    let mut buffer = tollgate_ingest::record::DayBuffer::default();
+    for raw in std::fs::read_to_string(&path).unwrap().lines().take(5) {
+        buffer.push(&tollgate_ingest::canonical::parse_line(raw.as_bytes()).unwrap());
+    }
+    let (requests, _) = buffer.finish(batch_id).unwrap();
+    store
+        .lake
+        .write_file(REQUESTS, "2026-10-01", batch_id, &requests)
+        .unwrap();
+
+    let report = ingest(&store, &path).await.unwrap();
+    assert_eq!(
+        report.counts.written, 14,
+        "the orphan's rows are not duplicates"
+    );
+    assert_eq!(request_rows(&store).await, 14);
+    let removed = store.gc(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(removed.files_removed, 1);
+    assert_eq!(request_rows(&store).await, 14);
+}
+
+async fn concurrent_overlapping_ingests_never_double_a_request(store: TestStore) {
+    let t = "2026-10-07T09:00:00Z";
+    let mut paths = Vec::new();
+    for f in 0..4 {
+        // Each file shares half its ids with the next.
+        let ids: Vec<String> = (f * 50..f * 50 + 100)
+            .map(|i| line(&format!("r{i}"), t))
+            .collect();
+        paths.push(write(
+            store.dir.path(),
+            &format!("c{f}.jsonl"),
+            &lines(&ids),
+        ));
+    }
+    let handles: Vec<_> = paths
+        .into_iter()
+        .map(|p| {
+            let store = store.store.clone();
+            tokio::spawn(async move {
+                ingest_file(&store, &p, &IngestOptions::default(), Arc::new(NoProgress)).await
+            })
+        })
+        .collect();
+    let mut written = 0;
+    let mut duplicate = 0;
+    for h in handles {
+        let c = h.await.unwrap().unwrap().counts;
+        written += c.written;
+        duplicate += c.duplicate;
+    }
+    assert_eq!(written, 250);
+    assert_eq!(duplicate, 150);
+    assert_eq!(request_rows(&store).await, 250);
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(DISTINCT request_id) FROM requests").await,
+        250
+    );
+}
+
+async fn small_buffers_split_files_without_changing_totals(store: TestStore) {
+    let options = IngestOptions {
+        max_buffered_rows: 3,
+        ..IngestOptions::default()
+    };
+    let report = ingest_file(&store, &sample_path(), &options, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert!(report.files > 4, "{} files", report.files);
+    assert_eq!(request_rows(&store).await, 14);
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(DISTINCT request_id) FROM requests").await,
+        14
+    );
+}

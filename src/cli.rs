@@ -1,0 +1,155 @@
+//! The command line, as clap parses it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use tollgate_store::output::OutputFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "Governance, lineage and chargeback for an AI gateway estate",
+    long_about = "Tollgate ingests AI gateway logs into a date-partitioned Parquet lake, \
+                  keeps its state in SQLite (default) or Postgres, and answers SQL over it.\n\n\
+                  Configuration, lowest to highest precedence: built-in defaults, \
+                  tollgate.toml (./tollgate.toml or --config), TOLLGATE_* environment \
+                  variables, flags. Global flags come before the command."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    /// More log output on stderr (-v info, -vv debug); TOLLGATE_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Directory holding the lake and the embedded SQLite database [default: ./tollgate-data]
+    #[arg(long, env = "TOLLGATE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// State database: postgres://user:pass@host/db or sqlite://path [default: SQLite in the data dir]
+    #[arg(
+        long,
+        env = "TOLLGATE_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Configuration file [default: ./tollgate.toml when it exists]
+    #[arg(long, env = "TOLLGATE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the state database migrations (also done on every start).
+    Migrate,
+
+    /// Ingest gateway log files into the lake, one batch per file.
+    ///
+    /// Each file is committed whole or not at all; bad lines are quarantined with
+    /// their line number while the good ones commit. Prints the reconciliation
+    /// `read = written + duplicate + quarantined` per file. Ingesting the same
+    /// content again changes nothing.
+    Ingest {
+        /// Input format of the files.
+        #[arg(long, default_value = "canonical", value_name = "FORMAT")]
+        format: String,
+        /// Files to ingest: JSON lines, plain or gzip.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+
+    /// Run one read-only SQL query over the committed lake.
+    ///
+    /// Tables: requests, token_usage, and the view usage (requests joined to their
+    /// token usage). Statements that write or define anything are refused.
+    Sql {
+        /// The query, e.g. "SELECT model, sum(prompt_tokens) FROM usage GROUP BY model".
+        query: String,
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+
+    /// Inspect and maintain the lake.
+    Lake {
+        #[command(subcommand)]
+        command: LakeCommand,
+    },
+
+    /// List recent ingest batches with their reconciliation counts.
+    Batches {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+
+    /// Show the quarantined lines of a batch, with line numbers and reasons.
+    Quarantine {
+        batch_id: i64,
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LakeCommand {
+    /// Dates, files, rows and bytes of the committed lake, per table.
+    Ls {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+    /// Remove lake files that no committed batch names.
+    ///
+    /// Files younger than the grace period are kept: they may belong to an ingest
+    /// that is still running. Batches left `writing` for longer are marked abandoned.
+    Gc {
+        /// Minimum age of an unreferenced file before it is removed, e.g. 30s, 15m, 1h.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        grace: std::time::Duration,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 30s, 15m, 1h"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h or d)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("0").unwrap().as_secs(), 0);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        assert!(parse_duration("2w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

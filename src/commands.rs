@@ -1,0 +1,185 @@
+//! One function per verb; each opens the store and calls the library crates.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use tollgate_ingest::{Format, IngestOptions, Progress};
+use tollgate_store::Store;
+use tollgate_store::output::{OutputFormat, write_batches};
+
+use crate::cli::{Command, LakeCommand};
+use crate::config::Config;
+use crate::progress_bar::Bar;
+
+pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
+    let store = Store::open(&config.store)
+        .await
+        .context("opening the Tollgate store")?;
+    match command {
+        Command::Migrate => {
+            println!("state database is up to date ({:?})", store.db.backend());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest { format, files } => ingest(&store, &format, &files).await,
+        Command::Sql { query, format } => {
+            let result = store.sql_read_only(&query).await?;
+            print(format, &result.schema, &result.batches)
+        }
+        Command::Lake {
+            command: LakeCommand::Ls { format },
+        } => lake_ls(&store, format).await,
+        Command::Lake {
+            command: LakeCommand::Gc { grace },
+        } => {
+            let report = store.gc(grace).await?;
+            println!(
+                "removed {} unreferenced files ({} bytes); kept {} younger than the grace period",
+                report.files_removed, report.bytes_removed, report.files_kept_young
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Batches { limit, format } => batches(&store, limit, format).await,
+        Command::Quarantine { batch_id, format } => quarantine(&store, batch_id, format).await,
+    }
+}
+
+async fn ingest(store: &Store, format: &str, files: &[std::path::PathBuf]) -> Result<ExitCode> {
+    let options = IngestOptions {
+        format: format.parse::<Format>()?,
+        ..IngestOptions::default()
+    };
+    let bar = Arc::new(Bar::new());
+    let mut failed = 0;
+    for path in files {
+        match tollgate_ingest::ingest_file(store, path, &options, bar.clone()).await {
+            Ok(report) => println!("{report}"),
+            Err(e) => {
+                bar.finish();
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!(
+            "{failed} of {} files failed; the others were committed",
+            files.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print(
+    format: OutputFormat,
+    schema: &arrow::datatypes::SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    write_batches(format, schema, batches, &mut out)?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Builds a one-batch table from string and integer columns for printing.
+fn table(columns: Vec<(&str, ArrayRef)>) -> Result<(arrow::datatypes::SchemaRef, RecordBatch)> {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|(name, array)| {
+                Field::new(
+                    *name,
+                    array.data_type().clone(),
+                    array.data_type() != &DataType::Int64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )?;
+    Ok((schema, batch))
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    Arc::new(StringArray::from_iter(values))
+}
+
+fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
+    Arc::new(Int64Array::from_iter_values(values))
+}
+
+async fn lake_ls(store: &Store, format: OutputFormat) -> Result<ExitCode> {
+    let rows = store.db.lake_summary().await?;
+    let (schema, batch) = table(vec![
+        (
+            "table",
+            strings(rows.iter().map(|r| Some(r.table_name.as_str()))),
+        ),
+        (
+            "date",
+            strings(rows.iter().map(|r| Some(r.partition_date.as_str()))),
+        ),
+        ("files", ints(rows.iter().map(|r| r.files))),
+        ("rows", ints(rows.iter().map(|r| r.rows))),
+        ("bytes", ints(rows.iter().map(|r| r.bytes))),
+    ])?;
+    print(format, &schema, &[batch])
+}
+
+async fn batches(store: &Store, limit: i64, format: OutputFormat) -> Result<ExitCode> {
+    let rows = store.db.recent_batches(limit).await?;
+    let started: Vec<String> = rows.iter().map(|b| b.started_at.to_rfc3339()).collect();
+    let (schema, batch) = table(vec![
+        ("id", ints(rows.iter().map(|b| b.id))),
+        (
+            "source",
+            strings(rows.iter().map(|b| Some(b.source_name.as_str()))),
+        ),
+        (
+            "format",
+            strings(rows.iter().map(|b| Some(b.format.as_str()))),
+        ),
+        (
+            "status",
+            strings(rows.iter().map(|b| Some(b.status.as_str()))),
+        ),
+        ("read", ints(rows.iter().map(|b| b.rows_read))),
+        ("written", ints(rows.iter().map(|b| b.rows_written))),
+        ("duplicate", ints(rows.iter().map(|b| b.rows_duplicate))),
+        ("quarantined", ints(rows.iter().map(|b| b.rows_quarantined))),
+        (
+            "started_at",
+            strings(started.iter().map(|s| Some(s.as_str()))),
+        ),
+        ("error", strings(rows.iter().map(|b| b.error.as_deref()))),
+    ])?;
+    print(format, &schema, &[batch])
+}
+
+async fn quarantine(store: &Store, batch_id: i64, format: OutputFormat) -> Result<ExitCode> {
+    if store.db.batch(batch_id).await?.is_none() {
+        anyhow::bail!("no batch {batch_id}; `tollgate batches` lists them");
+    }
+    let rows = store.db.quarantined_lines(batch_id).await?;
+    let raw: Vec<String> = rows
+        .iter()
+        .map(|q| String::from_utf8_lossy(&q.raw_line).into_owned())
+        .collect();
+    let (schema, batch) = table(vec![
+        ("line", ints(rows.iter().map(|q| q.line_number))),
+        ("byte_offset", ints(rows.iter().map(|q| q.byte_offset))),
+        (
+            "reason",
+            strings(rows.iter().map(|q| Some(q.reason.as_str()))),
+        ),
+        ("raw_line", strings(raw.iter().map(|s| Some(s.as_str())))),
+    ])?;
+    print(format, &schema, &[batch])
+}

@@ -1,0 +1,114 @@
+//! Configuration layering: built-in defaults, then `tollgate.toml`, then `TOLLGATE_*`
+//! environment variables, then flags (clap already merges the last two).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use tollgate_store::{DatabaseUrl, StoreConfig};
+
+use crate::cli::GlobalArgs;
+
+const DEFAULT_DATA_DIR: &str = "./tollgate-data";
+const DEFAULT_CONFIG_FILE: &str = "tollgate.toml";
+
+/// What `tollgate.toml` may say.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub store: StoreConfig,
+}
+
+impl Config {
+    pub fn load(args: &GlobalArgs) -> Result<Config> {
+        let file = match &args.config {
+            Some(path) => read_file_config(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                read_file_config(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::layer(args, file)
+    }
+
+    fn layer(args: &GlobalArgs, file: FileConfig) -> Result<Config> {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .filter(|url| !url.is_empty())
+            .map(|url| DatabaseUrl::parse(&url))
+            .transpose()?;
+        Ok(Config {
+            store: StoreConfig {
+                data_dir,
+                database_url,
+            },
+        })
+    }
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading configuration {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("configuration {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(data_dir: Option<&str>, url: Option<&str>) -> GlobalArgs {
+        GlobalArgs {
+            data_dir: data_dir.map(PathBuf::from),
+            database_url: url.map(str::to_owned),
+            config: None,
+        }
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let config = Config::layer(&args(None, None), FileConfig::default()).unwrap();
+        assert_eq!(config.store.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(config.store.database_url.is_none());
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file() {
+        let file = FileConfig {
+            data_dir: Some("/from/file".into()),
+            database_url: Some("postgres://u:filepw@h/db".into()),
+        };
+        let config = Config::layer(&args(Some("/from/flag"), None), file).unwrap();
+        assert_eq!(config.store.data_dir, PathBuf::from("/from/flag"));
+        let url = config.store.database_url.unwrap();
+        assert_eq!(url.expose(), "postgres://u:filepw@h/db");
+        assert!(!format!("{config:?}", config = url).contains("filepw"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_urls_are_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(&path, "data_dri = \"x\"\n").unwrap();
+        let err = format!("{:#}", read_file_config(&path).unwrap_err());
+        assert!(
+            err.contains("tollgate.toml") && err.contains("data_dri"),
+            "{err}"
+        );
+
+        let err = Config::layer(&args(None, Some("mysql://x")), FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("expected postgres://"), "{err}");
+    }
+}

@@ -1,0 +1,69 @@
+use std::path::PathBuf;
+
+/// Everything the store can fail with. Lower-level errors are wrapped, not flattened,
+/// so callers can still tell a database outage from a corrupt lake file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database: {0}")]
+    Database(#[from] sqlx::Error),
+
+    #[error("applying state database migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("parquet file {}: {source}", path.display())]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error(transparent)]
+    Query(#[from] datafusion::error::DataFusionError),
+
+    #[error("invalid database URL: {0}")]
+    InvalidDatabaseUrl(String),
+
+    /// Another batch committed files for the same table and dates after this batch
+    /// took its deduplication snapshot; the caller must dedupe again and retry.
+    #[error("batch {batch_id} conflicts with a batch committed meanwhile for {table} on {dates}")]
+    CommitConflict {
+        batch_id: i64,
+        table: String,
+        dates: String,
+    },
+
+    /// A file with the same content was committed, by this batch's competitor.
+    #[error("content {sha256} was already committed as batch {existing_batch}")]
+    AlreadyCommitted { sha256: String, existing_batch: i64 },
+
+    /// The batch is not `writing` any more (garbage collection abandoned it).
+    #[error("batch {batch_id} is no longer open for commit")]
+    InvalidBatchState { batch_id: i64 },
+
+    #[error("read-only SQL: {0}")]
+    NotReadOnly(String),
+
+    #[error("lake manifest names {} but it is missing: the lake is damaged", path.display())]
+    MissingLakeFile { path: PathBuf },
+}
+
+impl StoreError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

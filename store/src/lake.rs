@@ -1,0 +1,263 @@
+//! The lake on disk: `<root>/<table>/date=YYYY-MM-DD/<batch>-<uuid>.parquet`.
+//!
+//! Files are written atomically (temporary name, fsync, rename, fsync the directory)
+//! but a written file is not yet *visible*: only the manifest in the state database
+//! says which files readers see. Anything else under the root is garbage once old
+//! enough, and [`Lake::gc`] removes it.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
+use chrono::{DateTime, Utc};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::WriterProperties;
+use serde::Serialize;
+
+use crate::state::NewLakeFile;
+use crate::{Result, StoreError};
+
+const TMP_PREFIX: &str = ".tmp-";
+
+#[derive(Debug, Clone)]
+pub struct Lake {
+    root: PathBuf,
+}
+
+/// What garbage collection removed.
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+pub struct GcReport {
+    pub files_removed: u64,
+    pub bytes_removed: u64,
+    /// Unreferenced files kept because they are younger than the grace period
+    /// (they may belong to a batch still being written).
+    pub files_kept_young: u64,
+}
+
+impl Lake {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Lake { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The absolute path of a manifest path.
+    pub fn absolute(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Sorts `batch` by its `time` column and writes it as one ZSTD Parquet file of
+    /// `table` for `date`. The file exists afterwards but stays invisible until its
+    /// [`NewLakeFile`] is committed.
+    pub fn write_file(
+        &self,
+        table: &str,
+        date: &str,
+        batch_id: i64,
+        batch: &RecordBatch,
+    ) -> Result<NewLakeFile> {
+        let time_idx = batch.schema().index_of("time")?;
+        let order = sort_to_indices(
+            batch.column(time_idx),
+            Some(SortOptions {
+                descending: false,
+                nulls_first: false,
+            }),
+            None,
+        )?;
+        let sorted = take_record_batch(batch, &order)?;
+        let (min_time, max_time) = time_range(&sorted, time_idx)?;
+
+        let dir_rel = format!("{table}/date={date}");
+        let dir = self.root.join(&dir_rel);
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let name = format!("{batch_id:010}-{}.parquet", uuid::Uuid::now_v7().simple());
+        let final_path = dir.join(&name);
+        let tmp_path = dir.join(format!("{TMP_PREFIX}{name}"));
+
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
+                StoreError::Parquet {
+                    path: tmp_path.clone(),
+                    source: e,
+                }
+            })?))
+            .set_sorting_columns(Some(vec![SortingColumn {
+                column_idx: time_idx as i32,
+                descending: false,
+                nulls_first: false,
+            }]))
+            .build();
+        let parquet_err = |source| StoreError::Parquet {
+            path: tmp_path.clone(),
+            source,
+        };
+        let file = File::create(&tmp_path).map_err(|e| StoreError::io(&tmp_path, e))?;
+        let mut writer = ArrowWriter::try_new(BufWriter::new(file), sorted.schema(), Some(props))
+            .map_err(parquet_err)?;
+        writer.write(&sorted).map_err(parquet_err)?;
+        let file = writer
+            .into_inner()
+            .map_err(parquet_err)?
+            .into_inner()
+            .map_err(|e| StoreError::io(&tmp_path, e.into_error()))?;
+        file.sync_all().map_err(|e| StoreError::io(&tmp_path, e))?;
+        let byte_size = file
+            .metadata()
+            .map_err(|e| StoreError::io(&tmp_path, e))?
+            .len();
+        drop(file);
+        fs::rename(&tmp_path, &final_path).map_err(|e| StoreError::io(&final_path, e))?;
+        sync_dir(&dir)?;
+
+        Ok(NewLakeFile {
+            table_name: table.to_owned(),
+            partition_date: date.to_owned(),
+            path: format!("{dir_rel}/{name}"),
+            row_count: sorted.num_rows() as i64,
+            byte_size: byte_size as i64,
+            min_time,
+            max_time,
+        })
+    }
+
+    /// Reads one string column of a lake file, e.g. the request ids to dedupe against.
+    pub fn read_string_column(&self, rel: &str, column: &str) -> Result<Vec<String>> {
+        let path = self.absolute(rel);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::MissingLakeFile { path });
+            }
+            Err(e) => return Err(StoreError::io(&path, e)),
+        };
+        let parquet_err = |source| StoreError::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+        let idx = builder.schema().index_of(column)?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
+        let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+        let mut values = Vec::new();
+        for batch in reader {
+            let batch = batch?;
+            let strings = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .ok_or_else(|| {
+                    arrow::error::ArrowError::SchemaError(format!(
+                        "{}: column {column} is not a string column",
+                        path.display()
+                    ))
+                })?;
+            values.extend(strings.iter().flatten().map(str::to_owned));
+        }
+        Ok(values)
+    }
+
+    /// Removes a file this process wrote but will not commit. Best effort: what is
+    /// left behind is garbage `gc` collects.
+    pub fn discard(&self, rel: &str) {
+        let path = self.absolute(rel);
+        if let Err(e) = fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not discard uncommitted lake file");
+        }
+    }
+
+    /// Deletes Parquet and temporary files under the table directories that no
+    /// manifest row names, if they are older than `grace`.
+    pub fn gc(&self, referenced: &HashSet<String>, grace: Duration) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        let now = SystemTime::now();
+        for table in crate::schema::LAKE_TABLES {
+            let table_dir = self.root.join(table);
+            for date_dir in read_dir_if_exists(&table_dir)? {
+                let Some(date_name) = file_name(&date_dir) else {
+                    continue;
+                };
+                if !date_name.starts_with("date=") || !date_dir.is_dir() {
+                    continue;
+                }
+                for path in read_dir_if_exists(&date_dir)? {
+                    let Some(name) = file_name(&path) else {
+                        continue;
+                    };
+                    let ours = name.ends_with(".parquet") || name.starts_with(TMP_PREFIX);
+                    let rel = format!("{table}/{date_name}/{name}");
+                    if !ours || referenced.contains(&rel) {
+                        continue;
+                    }
+                    let meta = fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?;
+                    let age = meta
+                        .modified()
+                        .ok()
+                        .and_then(|m| now.duration_since(m).ok())
+                        .unwrap_or_default();
+                    if age < grace {
+                        report.files_kept_young += 1;
+                        continue;
+                    }
+                    fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                    tracing::info!(path = %rel, bytes = meta.len(), "removed unreferenced lake file");
+                    report.files_removed += 1;
+                    report.bytes_removed += meta.len();
+                }
+                // An emptied partition directory goes too; a non-empty one stays.
+                let _ = fs::remove_dir(&date_dir);
+            }
+        }
+        Ok(report)
+    }
+}
+
+fn time_range(sorted: &RecordBatch, time_idx: usize) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let times = sorted
+        .column(time_idx)
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| {
+            arrow::error::ArrowError::SchemaError("time is not a microsecond timestamp".into())
+        })?;
+    let to_time = |i: usize| {
+        DateTime::from_timestamp_micros(times.value(i)).ok_or_else(|| {
+            arrow::error::ArrowError::ComputeError(format!("time {} out of range", times.value(i)))
+        })
+    };
+    if times.is_empty() {
+        return Err(arrow::error::ArrowError::ComputeError("empty lake file".into()).into());
+    }
+    Ok((to_time(0)?, to_time(times.len() - 1)?))
+}
+
+fn read_dir_if_exists(dir: &Path) -> Result<Vec<PathBuf>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.map(|e| e.path()).map_err(|err| StoreError::io(dir, err)))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(StoreError::io(dir, e)),
+    }
+}
+
+fn file_name(path: &Path) -> Option<String> {
+    path.file_name()?.to_str().map(str::to_owned)
+}
+
+/// Makes a rename durable: the directory entry itself must reach the disk.
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}

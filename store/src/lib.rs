@@ -1,0 +1,91 @@
+//! The ground every other crate stands on: where facts and state live.
+//!
+//! Ingest hands this crate Arrow batches; [`Lake::write_file`] turns them into
+//! immutable, date-partitioned ZSTD Parquet files, and [`StateDb::commit_batch`]
+//! makes a batch's files visible by committing their manifest rows, counts and
+//! quarantine in one transaction. Readers never list directories: the
+//! [`Store::query_session`] registers exactly the committed files with DataFusion,
+//! the one SQL engine. The state database is SQLite by default and Postgres when a
+//! `postgres://` URL is given; both run the same queries and their own migrations.
+
+mod error;
+pub mod lake;
+pub mod output;
+pub mod query;
+pub mod schema;
+pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::path::{Path, PathBuf};
+
+pub use error::{Result, StoreError};
+pub use lake::{GcReport, Lake};
+pub use state::{Backend, DatabaseUrl, StateDb};
+
+/// Where the store lives. With no database URL, state is SQLite in the data dir.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub database_url: Option<DatabaseUrl>,
+}
+
+impl StoreConfig {
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+        }
+    }
+
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir.join("tollgate.db")
+    }
+}
+
+/// The lake plus the state database that says which of its files are committed.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub lake: Lake,
+    pub db: StateDb,
+}
+
+impl Store {
+    /// Opens the store, creating the data directory and applying migrations.
+    #[tracing::instrument(skip_all, fields(data_dir = %config.data_dir.display()), err)]
+    pub async fn open(config: &StoreConfig) -> Result<Store> {
+        create_dir(&config.data_dir)?;
+        let lake_root = config.data_dir.join("lake");
+        create_dir(&lake_root)?;
+        let db = match &config.database_url {
+            Some(url) => StateDb::connect(url).await?,
+            None => StateDb::open_sqlite(&config.sqlite_path()).await?,
+        };
+        db.migrate().await?;
+        Ok(Store {
+            lake: Lake::new(lake_root),
+            db,
+        })
+    }
+
+    /// Removes lake files no committed batch names, and marks batches that have been
+    /// `writing` for longer than `grace` as abandoned (their process died).
+    #[tracing::instrument(skip_all, err)]
+    pub async fn gc(&self, grace: std::time::Duration) -> Result<GcReport> {
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let abandoned = self.db.abandon_stale_batches(cutoff).await?;
+        if abandoned > 0 {
+            tracing::info!(abandoned, "marked stale writing batches abandoned");
+        }
+        let referenced = self.db.all_lake_paths().await?.into_iter().collect();
+        let lake = self.lake.clone();
+        tokio::task::spawn_blocking(move || lake.gc(&referenced, grace))
+            .await
+            .map_err(|e| StoreError::io(PathBuf::from("<gc task>"), std::io::Error::other(e)))?
+    }
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(|e| StoreError::io(path, e))
+}

@@ -1,0 +1,115 @@
+//! The DataFusion session over the committed lake: the one SQL engine.
+//!
+//! Tables are registered from the manifest's file list, never from a directory
+//! listing, so a file whose batch has not committed cannot be read.
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::datasource::empty::EmptyTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+
+use crate::schema::{LAKE_TABLES, USAGE_VIEW, USAGE_VIEW_SQL, schema_of};
+use crate::{Result, Store, StoreError};
+
+/// The result of a query, with its schema even when no row came back.
+#[derive(Debug)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+impl QueryResult {
+    pub fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+impl Store {
+    /// A session with every lake table and the `usage` view, as committed now.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn query_session(&self) -> Result<SessionContext> {
+        let config = SessionConfig::new()
+            .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .with_information_schema(true);
+        let ctx = SessionContext::new_with_config(config);
+        for table in LAKE_TABLES {
+            let provider = self.table_provider(table).await?;
+            ctx.register_table(TableReference::bare(table), provider)?;
+        }
+        ctx.sql(&format!("CREATE VIEW {USAGE_VIEW} AS {USAGE_VIEW_SQL}"))
+            .await?
+            .collect()
+            .await?;
+        Ok(ctx)
+    }
+
+    async fn table_provider(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
+        let schema = schema_of(table)
+            .ok_or_else(|| DataFusionError::Plan(format!("unknown lake table {table}")))?;
+        let files = self.db.lake_files(table).await?;
+        if files.is_empty() {
+            return Ok(Arc::new(EmptyTable::new(schema)));
+        }
+        let urls = files
+            .iter()
+            .map(|f| {
+                let path = self.lake.absolute(&f.file.path);
+                ListingTableUrl::parse(path.to_string_lossy())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
+            .with_schema(schema);
+        Ok(Arc::new(ListingTable::try_new(config)?))
+    }
+
+    /// Runs one read-only SQL statement over the committed lake. Anything that would
+    /// write or define something (DDL, DML, `COPY`, `SET`) is refused.
+    // A bad query is the user's error, reported to them; not worth an ERROR log line.
+    #[tracing::instrument(skip_all, err(level = tracing::Level::DEBUG))]
+    pub async fn sql_read_only(&self, sql: &str) -> Result<QueryResult> {
+        let ctx = self.query_session().await?;
+        run_read_only(&ctx, sql).await
+    }
+}
+
+/// Runs `sql` on `ctx` refusing anything but queries.
+pub async fn run_read_only(ctx: &SessionContext, sql: &str) -> Result<QueryResult> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let frame = match ctx.sql_with_options(sql, options).await {
+        Ok(frame) => frame,
+        Err(e) if is_refused(&e) => {
+            return Err(StoreError::NotReadOnly(format!(
+                "only queries are allowed ({})",
+                e.strip_backtrace()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok(QueryResult { schema, batches })
+}
+
+fn is_refused(e: &DataFusionError) -> bool {
+    let msg = e.to_string();
+    [
+        "DDL not supported",
+        "DML not supported",
+        "Statement not supported",
+    ]
+    .iter()
+    .any(|m| msg.contains(m))
+}

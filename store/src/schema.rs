@@ -1,0 +1,84 @@
+//! The canonical Arrow schemas of the lake tables, defined once.
+//!
+//! Times are microseconds in UTC: Parquet `TIMESTAMP(MICROS)` is what DuckDB and Spark
+//! read without flags (nanoseconds are not). `batch_id` ties every row to the ingest
+//! batch that committed it, so month close and late-data adjustments can be derived.
+
+use std::sync::{Arc, LazyLock};
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+pub const REQUESTS: &str = "requests";
+pub const TOKEN_USAGE: &str = "token_usage";
+/// The view joining each request to its token usage.
+pub const USAGE_VIEW: &str = "usage";
+
+/// The lake tables, in the order they are written.
+pub const LAKE_TABLES: [&str; 2] = [REQUESTS, TOKEN_USAGE];
+
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+/// One row per gateway request.
+pub static REQUESTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("time", time_type(), false),
+        utf8("request_id", false),
+        utf8("gateway_kind", true),
+        utf8("gateway_id", true),
+        utf8("region", true),
+        utf8("subscription", true),
+        utf8("product", true),
+        utf8("user_id", true),
+        utf8("agent", true),
+        utf8("tool", true),
+        utf8("api", true),
+        utf8("operation", true),
+        utf8("backend", true),
+        Field::new("status_code", DataType::Int32, false),
+        Field::new("backend_status_code", DataType::Int32, true),
+        Field::new("total_latency_ms", DataType::Int64, true),
+        Field::new("backend_latency_ms", DataType::Int64, true),
+        utf8("cache_status", true),
+        utf8("priority", true),
+        utf8("error_source", true),
+        utf8("error_reason", true),
+        Field::new("batch_id", DataType::Int64, false),
+    ]))
+});
+
+/// Token counts of a request's model call, logged apart from the request by gateways.
+pub static TOKEN_USAGE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("time", time_type(), false),
+        utf8("request_id", false),
+        utf8("deployment", true),
+        utf8("model", true),
+        Field::new("prompt_tokens", DataType::Int64, false),
+        Field::new("cached_tokens", DataType::Int64, false),
+        Field::new("completion_tokens", DataType::Int64, false),
+        Field::new("reasoning_tokens", DataType::Int64, false),
+        Field::new("streamed", DataType::Boolean, true),
+        Field::new("batch_id", DataType::Int64, false),
+    ]))
+});
+
+pub fn schema_of(table: &str) -> Option<SchemaRef> {
+    match table {
+        REQUESTS => Some(REQUESTS_SCHEMA.clone()),
+        TOKEN_USAGE => Some(TOKEN_USAGE_SCHEMA.clone()),
+        _ => None,
+    }
+}
+
+/// The `usage` view: every request with its token usage (absent for requests that
+/// never reached a model, such as a gateway-side 429).
+pub const USAGE_VIEW_SQL: &str = "SELECT r.*, \
+    t.deployment, t.model, t.prompt_tokens, t.cached_tokens, t.completion_tokens, \
+    t.reasoning_tokens, t.streamed \
+    FROM requests r LEFT JOIN token_usage t ON r.request_id = t.request_id";

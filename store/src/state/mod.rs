@@ -1,0 +1,124 @@
+//! The state database: configuration and state (batches, the lake manifest,
+//! quarantine), never request facts. One interface, two backends chosen by URL;
+//! the SQL text is shared (both drivers take `$N` placeholders), the migrations are
+//! one folder per backend.
+
+mod batches;
+mod manifest;
+mod url;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+pub use self::batches::{Batch, BatchCommit, BatchCounts, BatchStatus, QuarantineRow};
+pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
+pub use self::url::{Backend, DatabaseUrl};
+use crate::Result;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Clone, Debug)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool and `Db` naming its
+/// database type, so one query text serves both backends.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::state::Pool::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type Db = sqlx::Sqlite;
+                $body
+            }
+            $crate::state::Pool::Postgres($pool) => {
+                #[allow(dead_code)]
+                type Db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Handle to the state database; cheap to clone (it is a connection pool).
+#[derive(Clone, Debug)]
+pub struct StateDb {
+    pool: Pool,
+}
+
+impl StateDb {
+    /// Opens (creating if needed) the embedded SQLite database at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new().filename(path);
+        Self::connect_sqlite(options).await
+    }
+
+    /// Connects to the database a URL names.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self> {
+        match url.backend() {
+            Backend::Sqlite => {
+                Self::connect_sqlite(SqliteConnectOptions::from_str(url.expose())?).await
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url.expose())?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(8)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await?;
+                Ok(StateDb {
+                    pool: Pool::Postgres(pool),
+                })
+            }
+        }
+    }
+
+    async fn connect_sqlite(options: SqliteConnectOptions) -> Result<Self> {
+        // WAL lets readers (the web server, `lake ls`) run beside an ingest; the busy
+        // timeout makes concurrent writers queue instead of failing.
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        Ok(StateDb {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the embedded migrations of this backend; a no-op when up to date.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+}

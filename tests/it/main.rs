@@ -1,0 +1,196 @@
+//! The `tollgate` binary end to end: the README's flow, a crash mid-ingest, and the
+//! errors a user sees. Runs on SQLite, and on Postgres when configured.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tollgate_store::testing::TestStore;
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/samples/canonical-small.jsonl")
+}
+
+/// Runs the binary with the store's data dir and (for Postgres) database URL.
+fn tollgate(store: &TestStore, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    cmd.arg("--data-dir").arg(&store.config.data_dir);
+    if let Some(url) = &store.config.database_url {
+        cmd.arg("--database-url").arg(url.expose());
+    }
+    cmd.args(args)
+        .env_remove("TOLLGATE_DATABASE_URL")
+        .env_remove("TOLLGATE_DATA_DIR")
+        .env_remove("TOLLGATE_CONFIG")
+        .current_dir(store.dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run tollgate")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn count_requests(store: &TestStore) -> String {
+    let out = tollgate(
+        store,
+        &[
+            "sql",
+            "SELECT COUNT(*) AS n FROM requests",
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out).lines().nth(1).unwrap_or_default().to_owned()
+}
+
+tollgate_store::backend_tests!(
+    readme_flow_ingests_and_queries,
+    a_crash_before_commit_leaves_nothing_visible,
+    sql_that_writes_is_refused,
+);
+
+async fn readme_flow_ingests_and_queries(store: TestStore) {
+    let sample = sample();
+    let out = tollgate(
+        &store,
+        &["ingest", "--format", "canonical", sample.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("committed: read 16 = written 14 + duplicate 1 + quarantined 1"),
+        "{}",
+        stdout(&out)
+    );
+    let out = tollgate(
+        &store,
+        &[
+            "sql",
+            "SELECT model, CAST(SUM(prompt_tokens) AS BIGINT) AS prompt FROM usage WHERE model IS NOT NULL GROUP BY model ORDER BY model",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 3, "{rows}");
+    assert_eq!(rows[0]["model"], "gpt-4.1");
+
+    let out = tollgate(&store, &["lake", "ls"], &[]);
+    assert!(stdout(&out).contains("2026-10-02"), "{}", stdout(&out));
+    let out = tollgate(&store, &["quarantine", "1", "--format", "csv"], &[]);
+    assert!(stdout(&out).contains("16,"), "{}", stdout(&out));
+
+    let again = tollgate(&store, &["ingest", sample.to_str().unwrap()], &[]);
+    assert!(
+        stdout(&again).contains("already ingested as batch 1"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(count_requests(&store), "14");
+}
+
+async fn a_crash_before_commit_leaves_nothing_visible(store: TestStore) {
+    let sample = sample();
+    let crashed = tollgate(
+        &store,
+        &["ingest", sample.to_str().unwrap()],
+        &[("TOLLGATE_FAILPOINTS", "ingest.before_commit")],
+    );
+    assert!(
+        !crashed.status.success(),
+        "the failpoint must kill the process"
+    );
+    let lake = store.config.data_dir.join("lake/requests");
+    let orphans = walk_parquet(&lake);
+    assert!(
+        !orphans.is_empty(),
+        "the crashed batch had written its files"
+    );
+    assert_eq!(
+        count_requests(&store),
+        "0",
+        "no partial batch may be visible"
+    );
+
+    let out = tollgate(&store, &["ingest", sample.to_str().unwrap()], &[]);
+    assert!(
+        stdout(&out).contains("written 14"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(count_requests(&store), "14");
+
+    let out = tollgate(&store, &["lake", "gc", "--grace", "0s"], &[]);
+    assert!(
+        stdout(&out).contains("removed 4 unreferenced files"),
+        "{}",
+        stdout(&out)
+    );
+    for orphan in orphans {
+        assert!(!orphan.exists());
+    }
+    assert_eq!(count_requests(&store), "14");
+    let out = tollgate(&store, &["batches", "--format", "csv"], &[]);
+    assert!(stdout(&out).contains(",abandoned,"), "{}", stdout(&out));
+}
+
+async fn sql_that_writes_is_refused(store: TestStore) {
+    let out = tollgate(&store, &["sql", "DROP TABLE requests"], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("only queries are allowed"),
+        "{}",
+        stderr(&out)
+    );
+    let out = tollgate(&store, &["ingest", "--format", "syslog", "x.log"], &[]);
+    assert!(
+        stderr(&out).contains("known formats: canonical"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn walk_parquet(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk_parquet(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_broken_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tollgate.toml"), "data_dir = [").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["lake", "ls"])
+        .current_dir(dir.path())
+        .env_remove("TOLLGATE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("configuration tollgate.toml"),
+        "{}",
+        stderr(&out)
+    );
+}
