@@ -105,6 +105,10 @@ pub enum Command {
 pub enum LakeCommand {
     /// Dates, files, rows and bytes of the committed lake, per table.
     Ls {
+        /// List every committed file (absolute path) instead: what another engine
+        /// such as DuckDB or Spark should read.
+        #[arg(long)]
+        files: bool,
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },

@@ -30,8 +30,19 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             print(format, &result.schema, &result.batches)
         }
         Command::Lake {
-            command: LakeCommand::Ls { format },
+            command:
+                LakeCommand::Ls {
+                    files: false,
+                    format,
+                },
         } => lake_ls(&store, format).await,
+        Command::Lake {
+            command:
+                LakeCommand::Ls {
+                    files: true,
+                    format,
+                },
+        } => lake_files(&store, format).await,
         Command::Lake {
             command: LakeCommand::Gc { grace },
         } => {
@@ -129,6 +140,32 @@ async fn lake_ls(store: &Store, format: OutputFormat) -> Result<ExitCode> {
         ("files", ints(rows.iter().map(|r| r.files))),
         ("rows", ints(rows.iter().map(|r| r.rows))),
         ("bytes", ints(rows.iter().map(|r| r.bytes))),
+    ])?;
+    print(format, &schema, &[batch])
+}
+
+async fn lake_files(store: &Store, format: OutputFormat) -> Result<ExitCode> {
+    let mut files = Vec::new();
+    for table in tollgate_store::schema::LAKE_TABLES {
+        files.extend(store.db.lake_files(table).await?);
+    }
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| store.lake.absolute(&f.file.path).display().to_string())
+        .collect();
+    let (schema, batch) = table(vec![
+        (
+            "table",
+            strings(files.iter().map(|f| Some(f.file.table_name.as_str()))),
+        ),
+        (
+            "date",
+            strings(files.iter().map(|f| Some(f.file.partition_date.as_str()))),
+        ),
+        ("batch", ints(files.iter().map(|f| f.batch_id))),
+        ("rows", ints(files.iter().map(|f| f.file.row_count))),
+        ("bytes", ints(files.iter().map(|f| f.file.byte_size))),
+        ("path", strings(paths.iter().map(|p| Some(p.as_str())))),
     ])?;
     print(format, &schema, &[batch])
 }

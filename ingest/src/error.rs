@@ -24,6 +24,11 @@ pub enum IngestError {
         source: std::io::Error,
     },
 
+    /// The file changed between hashing and reading (a log still being written):
+    /// its hash would not describe what was committed.
+    #[error("{}: changed while being ingested; nothing from it was committed (ingest it again once it is complete)", path.display())]
+    ChangedDuringIngest { path: PathBuf },
+
     #[error("{}: still conflicting with concurrent ingests after {attempts} attempts", path.display())]
     TooManyConflicts { path: PathBuf, attempts: u32 },
 

@@ -89,6 +89,7 @@ pub async fn ingest_file(
     let source = path.display().to_string();
     let owned = path.to_path_buf();
     let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&owned)).await??;
+    let fingerprint = fingerprint(path)?;
 
     if let Some(existing) = store.db.committed_batch_by_content(&sha256).await? {
         return Ok(already_ingested(source, &existing));
@@ -131,6 +132,14 @@ pub async fn ingest_file(
         };
         counts.bytes_read = size as i64;
         debug_assert!(counts.reconciles());
+        if self::fingerprint(path)? != fingerprint {
+            discard(&store.lake, &files);
+            let e = IngestError::ChangedDuringIngest {
+                path: path.to_path_buf(),
+            };
+            record_failure(&store.db, batch_id, counts, &e).await;
+            return Err(e);
+        }
 
         failpoint("ingest.before_commit");
         let commit = BatchCommit {
@@ -244,6 +253,15 @@ fn discard(lake: &Lake, files: &[NewLakeFile]) {
     for f in files {
         lake.discard(&f.path);
     }
+}
+
+/// Size and modification time: enough to notice a file appended to mid-ingest.
+fn fingerprint(path: &Path) -> Result<(u64, Option<std::time::SystemTime>)> {
+    let meta = std::fs::metadata(path).map_err(|source| IngestError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok((meta.len(), meta.modified().ok()))
 }
 
 fn hash_file(path: &Path) -> Result<(String, u64)> {

@@ -90,6 +90,14 @@ async fn readme_flow_ingests_and_queries(store: TestStore) {
 
     let out = tollgate(&store, &["lake", "ls"], &[]);
     assert!(stdout(&out).contains("2026-10-02"), "{}", stdout(&out));
+    let out = tollgate(&store, &["lake", "ls", "--files", "--format", "csv"], &[]);
+    let files: Vec<String> = stdout(&out).lines().skip(1).map(str::to_owned).collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    for row in &files {
+        let path = row.rsplit(',').next().unwrap();
+        assert!(Path::new(path).is_file(), "{path}");
+        assert!(path.contains("/date=2026-10-0"), "{path}");
+    }
     let out = tollgate(&store, &["quarantine", "1", "--format", "csv"], &[]);
     assert!(stdout(&out).contains("16,"), "{}", stdout(&out));
 

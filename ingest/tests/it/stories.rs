@@ -21,6 +21,7 @@ tollgate_store::backend_tests!(
     interrupted_batch_is_completed_by_the_next_ingest,
     concurrent_overlapping_ingests_never_double_a_request,
     small_buffers_split_files_without_changing_totals,
+    a_file_appended_to_mid_ingest_commits_nothing,
 );
 
 async fn sample_ingests_and_answers_sql(store: TestStore) {
@@ -380,4 +381,48 @@ async fn small_buffers_split_files_without_changing_totals(store: TestStore) {
         scalar(&store, "SELECT COUNT(DISTINCT request_id) FROM requests").await,
         14
     );
+}
+
+/// Appends a line to the file when the ingest starts reading it, as a log writer
+/// that is still running would.
+struct AppendOnStart(std::path::PathBuf);
+
+impl tollgate_ingest::Progress for AppendOnStart {
+    fn start(&self, _source: &str, _total_bytes: u64) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.0)
+            .unwrap();
+        writeln!(f, "{}", line("late", "2026-10-05T10:00:00Z")).unwrap();
+    }
+}
+
+async fn a_file_appended_to_mid_ingest_commits_nothing(store: TestStore) {
+    let t = "2026-10-05T10:00:00Z";
+    let path = write(
+        store.dir.path(),
+        "growing.jsonl",
+        &lines(&[line("a", t), line("b", t)]),
+    );
+    let progress = Arc::new(AppendOnStart(path.clone()));
+    let err = ingest_file(&store, &path, &IngestOptions::default(), progress)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, IngestError::ChangedDuringIngest { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("growing.jsonl: changed while being ingested"),
+        "{err}"
+    );
+    assert_eq!(request_rows(&store).await, 0);
+    assert_eq!(
+        store.db.recent_batches(1).await.unwrap()[0].status,
+        "failed"
+    );
+    // Once complete, the file ingests normally.
+    assert_eq!(ingest(&store, &path).await.unwrap().counts.written, 3);
 }
