@@ -129,6 +129,8 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
             ));
         }
         Some(TokenRecord {
+            time_us: request.time_us,
+            request_id: request.request_id.clone(),
             deployment,
             model,
             prompt_tokens,
@@ -140,7 +142,10 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
     } else {
         None
     };
-    Ok(Record { request, tokens })
+    Ok(Record {
+        request: Some(request),
+        tokens,
+    })
 }
 
 /// An RFC 3339 time with an offset, to microseconds in UTC.
@@ -160,11 +165,16 @@ mod tests {
     #[test]
     fn a_full_line_maps_to_both_tables() {
         let record = parse_line(GOOD.as_bytes()).unwrap();
-        assert_eq!(record.request.request_id, "r-1");
+        let request = record.request.unwrap();
+        assert_eq!(request.request_id, "r-1");
         // 7 fractional digits from APIM: microseconds kept, the 100 ns digit dropped.
-        assert_eq!(record.request.time_us % 1_000_000, 123_456);
-        assert_eq!(record.request.total_latency_ms, Some(813));
+        assert_eq!(request.time_us % 1_000_000, 123_456);
+        assert_eq!(request.total_latency_ms, Some(813));
         let tokens = record.tokens.unwrap();
+        assert_eq!(
+            (tokens.time_us, tokens.request_id.as_str()),
+            (request.time_us, "r-1")
+        );
         assert_eq!(
             (
                 tokens.prompt_tokens,
@@ -181,7 +191,7 @@ mod tests {
         let record = parse_line(line.as_bytes()).unwrap();
         assert!(record.tokens.is_none());
         assert_eq!(
-            record.request.error_source.as_deref(),
+            record.request.unwrap().error_source.as_deref(),
             Some("llm-token-limit")
         );
     }

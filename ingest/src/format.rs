@@ -18,10 +18,11 @@ impl Format {
         }
     }
 
-    /// Parses one line; `Err` is the quarantine reason.
-    pub fn parse_line(self, bytes: &[u8]) -> Result<Record, String> {
+    /// Parses one line into its records, each a [`Record`] or the reason to
+    /// quarantine it. A line holds one record, or several in an envelope.
+    pub fn parse_line(self, bytes: &[u8], out: &mut Vec<Result<Record, String>>) {
         match self {
-            Format::Canonical => canonical::parse_line(bytes),
+            Format::Canonical => out.push(canonical::parse_line(bytes)),
         }
     }
 }

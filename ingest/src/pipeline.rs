@@ -2,7 +2,7 @@
 //! date, write Parquet, quarantine bad lines, commit atomically.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use tollgate_store::{Lake, StateDb, Store, StoreError};
 use crate::format::Format;
 use crate::progress::Progress;
 use crate::reader::LineReader;
-use crate::record::{DayBuffer, MICROS_PER_DAY};
+use crate::record::{LakeBuffers, MICROS_PER_DAY};
 use crate::{IngestError, Result};
 
 /// How much of a quarantined line is kept.
@@ -102,13 +102,16 @@ pub async fn ingest_file(
 
     for _attempt in 0..MAX_COMMIT_ATTEMPTS {
         let watermark = store.db.manifest_watermark().await?;
-        let snapshot = store.db.lake_files(REQUESTS).await?;
-        let mut files_by_date: HashMap<String, Vec<String>> = HashMap::new();
-        for f in snapshot.into_iter().filter(|f| f.id <= watermark) {
-            files_by_date
-                .entry(f.file.partition_date)
-                .or_default()
-                .push(f.file.path);
+        let mut files_by_date: HashMap<(&'static str, String), Vec<String>> = HashMap::new();
+        for table in [REQUESTS, TOKEN_USAGE] {
+            for f in store.db.lake_files(table).await? {
+                if f.id <= watermark {
+                    files_by_date
+                        .entry((table, f.file.partition_date))
+                        .or_default()
+                        .push(f.file.path);
+                }
+            }
         }
 
         let pass = Pass {
@@ -147,7 +150,6 @@ pub async fn ingest_file(
             counts,
             files: files.clone(),
             watermark,
-            dedupe_table: REQUESTS.to_owned(),
         };
         match store.db.commit_batch(&commit).await {
             Ok(()) => {
@@ -292,7 +294,8 @@ struct Pass {
     path: PathBuf,
     batch_id: i64,
     options: IngestOptions,
-    files_by_date: HashMap<String, Vec<String>>,
+    /// Committed files per (table, date) as of the batch's manifest watermark.
+    files_by_date: HashMap<(&'static str, String), Vec<String>>,
     progress: Arc<dyn Progress>,
 }
 
@@ -331,63 +334,79 @@ impl Pass {
                 }
             };
             last_line = line.number;
-            state.counts.read += 1;
-            let parsed = if line.too_long {
-                Err(format!(
-                    "line longer than {} bytes",
-                    crate::reader::MAX_LINE_BYTES
-                ))
+            let mut parsed = std::mem::take(&mut state.parsed);
+            if line.too_long {
+                let reason = format!("line longer than {} bytes", crate::reader::MAX_LINE_BYTES);
+                parsed.push(Err(reason));
             } else {
-                self.options.format.parse_line(line.bytes)
-            };
-            match parsed {
-                Err(reason) => {
-                    state.counts.quarantined += 1;
-                    let raw = &line.bytes[..line.bytes.len().min(QUARANTINE_RAW_BYTES)];
-                    state.quarantine.push(QuarantineRow {
-                        batch_id: self.batch_id,
-                        line_number: line.number as i64,
-                        byte_offset: line.offset as i64,
-                        reason,
-                        raw_line: raw.to_vec(),
-                    });
-                    if state.quarantine.len() >= 1000 {
-                        self.flush_quarantine(state)?;
+                self.options.format.parse_line(line.bytes, &mut parsed);
+            }
+            for item in parsed.drain(..) {
+                state.counts.read += 1;
+                match item {
+                    Err(reason) => {
+                        state.counts.quarantined += 1;
+                        let raw = &line.bytes[..line.bytes.len().min(QUARANTINE_RAW_BYTES)];
+                        state.quarantine.push(QuarantineRow {
+                            batch_id: self.batch_id,
+                            line_number: line.number as i64,
+                            byte_offset: line.offset as i64,
+                            reason,
+                            raw_line: raw.to_vec(),
+                        });
+                        if state.quarantine.len() >= 1000 {
+                            self.flush_quarantine(state)?;
+                        }
                     }
-                }
-                Ok(record) => {
-                    let day = record.request.day();
-                    if !self.is_new(state, day, &record.request.request_id)? {
-                        state.counts.duplicate += 1;
-                        continue;
-                    }
-                    state.counts.written += 1;
-                    state.buffers.entry(day).or_default().push(&record);
-                    state.buffered += 1;
-                    if state.buffered >= self.options.max_buffered_rows {
-                        self.flush_rows(state)?;
+                    Ok(record) => {
+                        // A record is written if any part of it is new; a request
+                        // and its token usage are deduplicated each in its table.
+                        let mut new = false;
+                        if let Some(request) = &record.request
+                            && self.is_new(state, REQUESTS, request.day(), &request.request_id)?
+                        {
+                            state.buffers.push_request(request);
+                            new = true;
+                        }
+                        if let Some(tokens) = &record.tokens
+                            && self.is_new(state, TOKEN_USAGE, tokens.day(), &tokens.request_id)?
+                        {
+                            state.buffers.push_tokens(tokens);
+                            new = true;
+                        }
+                        if new {
+                            state.counts.written += 1;
+                        } else {
+                            state.counts.duplicate += 1;
+                        }
+                        if state.buffers.len() >= self.options.max_buffered_rows {
+                            self.flush_rows(state)?;
+                        }
                     }
                 }
             }
+            state.parsed = parsed;
         }
         self.flush_rows(state)?;
         self.flush_quarantine(state)?;
         Ok(())
     }
 
-    /// Whether `request_id` is new for `day`, counting the committed lake and the
-    /// rows of this batch so far.
-    fn is_new(&self, state: &mut PassState, day: i64, request_id: &str) -> Result<bool> {
-        let seen = match state.seen.entry(day) {
+    /// Whether `request_id` is new in `table` for `day`, counting the committed lake
+    /// and the rows of this batch so far.
+    fn is_new(
+        &self,
+        state: &mut PassState,
+        table: &'static str,
+        day: i64,
+        request_id: &str,
+    ) -> Result<bool> {
+        let seen = match state.seen.entry((table, day)) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let mut ids = HashSet::new();
-                for path in self
-                    .files_by_date
-                    .get(&date_of_day(day))
-                    .into_iter()
-                    .flatten()
-                {
+                let key = (table, date_of_day(day));
+                for path in self.files_by_date.get(&key).into_iter().flatten() {
                     ids.extend(self.lake.read_string_column(path, "request_id")?);
                 }
                 e.insert(ids)
@@ -401,27 +420,16 @@ impl Pass {
     }
 
     fn flush_rows(&self, state: &mut PassState) -> Result<()> {
-        for (day, buffer) in state.buffers.iter_mut() {
-            if buffer.is_empty() {
-                continue;
-            }
-            let date = date_of_day(*day);
-            let (requests, tokens) = buffer.finish(self.batch_id).map_err(StoreError::from)?;
-            state.files.push(
-                self.lake
-                    .write_file(REQUESTS, &date, self.batch_id, &requests)?,
-            );
-            if let Some(tokens) = tokens {
-                state.files.push(self.lake.write_file(
-                    TOKEN_USAGE,
-                    &date,
-                    self.batch_id,
-                    &tokens,
-                )?);
-            }
+        for (table, day, batch) in state
+            .buffers
+            .drain(self.batch_id)
+            .map_err(StoreError::from)?
+        {
+            let date = date_of_day(day);
+            state
+                .files
+                .push(self.lake.write_file(table, &date, self.batch_id, &batch)?);
         }
-        state.buffers.clear();
-        state.buffered = 0;
         Ok(())
     }
 
@@ -439,9 +447,11 @@ impl Pass {
 #[derive(Default)]
 struct PassState {
     counts: BatchCounts,
-    buffers: BTreeMap<i64, DayBuffer>,
-    buffered: usize,
-    seen: HashMap<i64, HashSet<String>>,
+    buffers: LakeBuffers,
+    /// Request ids per (table, day): committed ones plus this batch's.
+    seen: HashMap<(&'static str, i64), HashSet<String>>,
+    /// The records of the current line, reused across lines.
+    parsed: Vec<Result<crate::record::Record, String>>,
     quarantine: Vec<QuarantineRow>,
     files: Vec<NewLakeFile>,
 }

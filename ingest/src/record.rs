@@ -7,7 +7,9 @@ use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Array, Int64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use tollgate_store::schema::{REQUESTS_SCHEMA, TOKEN_USAGE_SCHEMA};
+use std::collections::BTreeMap;
+
+use tollgate_store::schema::{REQUESTS, REQUESTS_SCHEMA, TOKEN_USAGE, TOKEN_USAGE_SCHEMA};
 
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -44,9 +46,13 @@ impl RequestRecord {
     }
 }
 
-/// The token counts of a request's model call (`token_usage` table).
+/// The token counts of a request's model call (`token_usage` table). Gateways may
+/// log it apart from the request (APIM's `GatewayLlmLogs`), so it carries its own
+/// time and request id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TokenRecord {
+    pub time_us: i64,
+    pub request_id: String,
     pub deployment: Option<String>,
     pub model: Option<String>,
     pub prompt_tokens: i64,
@@ -56,31 +62,43 @@ pub struct TokenRecord {
     pub streamed: Option<bool>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl TokenRecord {
+    pub fn day(&self) -> i64 {
+        self.time_us.div_euclid(MICROS_PER_DAY)
+    }
+}
+
+/// What one input record contributes: a request, its token usage, or both.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
-    pub request: RequestRecord,
+    pub request: Option<RequestRecord>,
     /// Absent when the request never reached a model (e.g. a gateway-side 429).
     pub tokens: Option<TokenRecord>,
 }
 
-/// Rows of one partition date waiting to be written.
+/// Rows waiting to be written, per table and partition day.
 #[derive(Debug, Default)]
-pub struct DayBuffer {
-    requests: RequestColumns,
-    tokens: TokenColumns,
+pub struct LakeBuffers {
+    requests: BTreeMap<i64, RequestColumns>,
+    tokens: BTreeMap<i64, TokenColumns>,
     len: usize,
 }
 
-impl DayBuffer {
-    pub fn push(&mut self, record: &Record) {
-        self.requests.push(&record.request);
-        if let Some(tokens) = &record.tokens {
-            self.tokens
-                .push(record.request.time_us, &record.request.request_id, tokens);
-        }
+impl LakeBuffers {
+    pub fn push_request(&mut self, request: &RequestRecord) {
+        self.requests
+            .entry(request.day())
+            .or_default()
+            .push(request);
         self.len += 1;
     }
 
+    pub fn push_tokens(&mut self, tokens: &TokenRecord) {
+        self.tokens.entry(tokens.day()).or_default().push(tokens);
+        self.len += 1;
+    }
+
+    /// Buffered rows, all tables together.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -89,15 +107,20 @@ impl DayBuffer {
         self.len == 0
     }
 
-    /// The buffered rows as `(requests, token_usage)` batches; the buffer is empty after.
-    pub fn finish(
+    /// The buffered rows as `(table, day, batch)`; the buffers are empty after.
+    pub fn drain(
         &mut self,
         batch_id: i64,
-    ) -> arrow::error::Result<(RecordBatch, Option<RecordBatch>)> {
-        let requests = self.requests.finish(batch_id)?;
-        let tokens = self.tokens.finish(batch_id)?;
+    ) -> arrow::error::Result<Vec<(&'static str, i64, RecordBatch)>> {
+        let mut out = Vec::new();
+        for (day, mut columns) in std::mem::take(&mut self.requests) {
+            out.push((REQUESTS, day, columns.finish(batch_id)?));
+        }
+        for (day, mut columns) in std::mem::take(&mut self.tokens) {
+            out.push((TOKEN_USAGE, day, columns.finish(batch_id)?));
+        }
         self.len = 0;
-        Ok((requests, tokens))
+        Ok(out)
     }
 }
 
@@ -217,9 +240,9 @@ impl Default for TokenColumns {
 }
 
 impl TokenColumns {
-    fn push(&mut self, time_us: i64, request_id: &str, t: &TokenRecord) {
-        self.time.append_value(time_us);
-        self.request_id.append_value(request_id);
+    fn push(&mut self, t: &TokenRecord) {
+        self.time.append_value(t.time_us);
+        self.request_id.append_value(&t.request_id);
         self.deployment.append_option(t.deployment.as_deref());
         self.model.append_option(t.model.as_deref());
         let counts = [
@@ -234,11 +257,8 @@ impl TokenColumns {
         self.streamed.append_option(t.streamed);
     }
 
-    fn finish(&mut self, batch_id: i64) -> arrow::error::Result<Option<RecordBatch>> {
+    fn finish(&mut self, batch_id: i64) -> arrow::error::Result<RecordBatch> {
         let len = self.time.len();
-        if len == 0 {
-            return Ok(None);
-        }
         let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
             Arc::new(self.request_id.finish()),
@@ -252,7 +272,7 @@ impl TokenColumns {
         );
         columns.push(Arc::new(self.streamed.finish()));
         columns.push(batch_ids(batch_id, len));
-        RecordBatch::try_new(TOKEN_USAGE_SCHEMA.clone(), columns).map(Some)
+        RecordBatch::try_new(TOKEN_USAGE_SCHEMA.clone(), columns)
     }
 }
 
@@ -261,33 +281,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buffer_builds_batches_matching_the_canonical_schemas() {
-        let mut buf = DayBuffer::default();
+    fn buffers_split_by_table_and_day() {
+        let mut buf = LakeBuffers::default();
+        let day0 = 20_000 * MICROS_PER_DAY;
         let request = RequestRecord {
-            time_us: 1_790_000_000_000_000,
+            time_us: day0 + 5,
             request_id: "r1".into(),
             status_code: 200,
             region: Some("East US".into()),
             ..Default::default()
         };
-        buf.push(&Record {
-            request: request.clone(),
-            tokens: Some(TokenRecord {
-                prompt_tokens: 5,
-                ..Default::default()
-            }),
+        buf.push_request(&request);
+        buf.push_request(&RequestRecord {
+            request_id: "r2".into(),
+            status_code: 429,
+            ..request.clone()
         });
-        buf.push(&Record {
-            request: RequestRecord {
-                request_id: "r2".into(),
-                status_code: 429,
-                ..request
-            },
-            tokens: None,
+        // The LLM row of r1 was logged just after midnight: the next day's partition.
+        buf.push_tokens(&TokenRecord {
+            time_us: day0 + MICROS_PER_DAY,
+            request_id: "r1".into(),
+            prompt_tokens: 5,
+            ..Default::default()
         });
-        let (requests, tokens) = buf.finish(7).unwrap();
-        assert_eq!(requests.num_rows(), 2);
-        assert_eq!(tokens.unwrap().num_rows(), 1);
+        assert_eq!(buf.len(), 3);
+        let drained = buf.drain(7).unwrap();
+        let shape: Vec<_> = drained
+            .iter()
+            .map(|(t, d, b)| (*t, *d, b.num_rows()))
+            .collect();
+        assert_eq!(shape, vec![(REQUESTS, 20_000, 2), (TOKEN_USAGE, 20_001, 1)]);
         assert!(buf.is_empty());
+        assert!(buf.drain(7).unwrap().is_empty());
     }
 }

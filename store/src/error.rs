@@ -33,14 +33,10 @@ pub enum StoreError {
     #[error("invalid database URL: {0}")]
     InvalidDatabaseUrl(String),
 
-    /// Another batch committed files for the same table and dates after this batch
+    /// Another batch committed files for the same tables and dates after this batch
     /// took its deduplication snapshot; the caller must dedupe again and retry.
-    #[error("batch {batch_id} conflicts with a batch committed meanwhile for {table} on {dates}")]
-    CommitConflict {
-        batch_id: i64,
-        table: String,
-        dates: String,
-    },
+    #[error("batch {batch_id} conflicts with a batch committed meanwhile ({clashing})")]
+    CommitConflict { batch_id: i64, clashing: String },
 
     /// A file with the same content was committed, by this batch's competitor.
     #[error("content {sha256} was already committed as batch {existing_batch}")]

@@ -22,6 +22,7 @@ tollgate_store::backend_tests!(
     concurrent_overlapping_ingests_never_double_a_request,
     small_buffers_split_files_without_changing_totals,
     a_file_appended_to_mid_ingest_commits_nothing,
+    token_usage_is_deduplicated_apart_from_its_request,
 );
 
 async fn sample_ingests_and_answers_sql(store: TestStore) {
@@ -252,23 +253,20 @@ async fn unreadable_file_fails_clearly(store: TestStore) {
 }
 
 async fn uncommitted_batch_is_invisible_and_gc_removes_it(store: TestStore) {
-    use tollgate_ingest::record::{DayBuffer, Record, RequestRecord};
+    use tollgate_ingest::record::{LakeBuffers, RequestRecord};
     let batch_id = store
         .db
         .begin_batch("crashed.jsonl", "feed", "canonical")
         .await
         .unwrap();
-    let mut buffer = DayBuffer::default();
-    buffer.push(&Record {
-        request: RequestRecord {
-            time_us: 1_790_000_000_000_000,
-            request_id: "ghost".into(),
-            status_code: 200,
-            ..Default::default()
-        },
-        tokens: None,
+    let mut buffer = LakeBuffers::default();
+    buffer.push_request(&RequestRecord {
+        time_us: 1_790_000_000_000_000,
+        request_id: "ghost".into(),
+        status_code: 200,
+        ..Default::default()
     });
-    let (requests, _) = buffer.finish(batch_id).unwrap();
+    let (_, _, requests) = buffer.drain(batch_id).unwrap().remove(0);
     let file = store
         .lake
         .write_file(REQUESTS, "2026-09-21", batch_id, &requests)
@@ -307,11 +305,12 @@ async fn interrupted_batch_is_completed_by_the_next_ingest(store: TestStore) {
         .begin_batch(&path.display().to_string(), "partial", "canonical")
         .await
         .unwrap();
-    let mut buffer = tollgate_ingest::record::DayBuffer::default();
+    let mut buffer = tollgate_ingest::record::LakeBuffers::default();
     for raw in std::fs::read_to_string(&path).unwrap().lines().take(5) {
-        buffer.push(&tollgate_ingest::canonical::parse_line(raw.as_bytes()).unwrap());
+        let record = tollgate_ingest::canonical::parse_line(raw.as_bytes()).unwrap();
+        buffer.push_request(&record.request.unwrap());
     }
-    let (requests, _) = buffer.finish(batch_id).unwrap();
+    let (_, _, requests) = buffer.drain(batch_id).unwrap().remove(0);
     store
         .lake
         .write_file(REQUESTS, "2026-10-01", batch_id, &requests)
@@ -425,4 +424,32 @@ async fn a_file_appended_to_mid_ingest_commits_nothing(store: TestStore) {
     );
     // Once complete, the file ingests normally.
     assert_eq!(ingest(&store, &path).await.unwrap().counts.written, 3);
+}
+
+async fn token_usage_is_deduplicated_apart_from_its_request(store: TestStore) {
+    // First the gateway's view of r1 (no tokens), then a fuller record of it.
+    let bare = r#"{"request_id":"r1","time":"2026-10-05T10:00:00Z","status_code":200}"#.to_owned();
+    let first = write(store.dir.path(), "bare.jsonl", &lines(&[bare]));
+    let full = write(
+        store.dir.path(),
+        "full.jsonl",
+        &lines(&[
+            line("r1", "2026-10-05T10:00:00Z"),
+            line("r1", "2026-10-05T10:00:00Z"),
+        ]),
+    );
+    ingest(&store, &first).await.unwrap();
+    let c = ingest(&store, &full).await.unwrap().counts;
+    // The token usage was new (written); the repeat of the whole record was not.
+    assert_eq!((c.read, c.written, c.duplicate), (2, 1, 1));
+    assert_eq!(request_rows(&store).await, 1);
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM token_usage").await, 1);
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(SUM(prompt_tokens) AS BIGINT) FROM usage"
+        )
+        .await,
+        10
+    );
 }

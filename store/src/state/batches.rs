@@ -79,10 +79,9 @@ pub struct BatchCommit {
     pub batch_id: i64,
     pub counts: BatchCounts,
     pub files: Vec<NewLakeFile>,
-    /// The manifest watermark (highest lake file id) the batch deduplicated against.
+    /// The manifest watermark (highest lake file id) the batch deduplicated against:
+    /// files committed after it for any (table, date) this batch writes conflict.
     pub watermark: i64,
-    /// The table whose request ids the batch deduplicated against.
-    pub dedupe_table: String,
 }
 
 /// `SELECT` prefix for [`Batch`] rows, as a literal so queries stay `&'static str`.
@@ -285,29 +284,26 @@ impl StateDb {
                 Err(e) => return Err(e.into()),
             }
 
-            let touched: std::collections::BTreeSet<&str> = commit
+            let touched: std::collections::BTreeSet<(&str, &str)> = commit
                 .files
                 .iter()
-                .filter(|f| f.table_name == commit.dedupe_table)
-                .map(|f| f.partition_date.as_str())
+                .map(|f| (f.table_name.as_str(), f.partition_date.as_str()))
                 .collect();
-            let newer: Vec<String> = sqlx::query_scalar::<Db, String>(
-                "SELECT DISTINCT partition_date FROM lake_files WHERE id > $1 AND table_name = $2",
+            let newer: Vec<(String, String)> = sqlx::query_as::<Db, (String, String)>(
+                "SELECT DISTINCT table_name, partition_date FROM lake_files WHERE id > $1",
             )
             .bind(commit.watermark)
-            .bind(&commit.dedupe_table)
             .fetch_all(&mut *tx)
             .await?;
-            let clashing: Vec<&str> = newer
+            let clashing: Vec<String> = newer
                 .iter()
-                .map(String::as_str)
-                .filter(|d| touched.contains(d))
+                .filter(|(t, d)| touched.contains(&(t.as_str(), d.as_str())))
+                .map(|(t, d)| format!("{t} {d}"))
                 .collect();
             if !clashing.is_empty() {
                 return Err(StoreError::CommitConflict {
                     batch_id: commit.batch_id,
-                    table: commit.dedupe_table.clone(),
-                    dates: clashing.join(", "),
+                    clashing: clashing.join(", "),
                 });
             }
 

@@ -62,7 +62,6 @@ async fn write_and_commit(
             counts,
             files: vec![file.clone()],
             watermark,
-            dedupe_table: REQUESTS.into(),
         })
         .await?;
     Ok(file)
@@ -109,7 +108,6 @@ async fn commit_makes_files_visible_atomically(store: TestStore) {
         },
         files: vec![file],
         watermark: 0,
-        dedupe_table: REQUESTS.into(),
     };
     store.db.commit_batch(&commit).await.unwrap();
     assert_eq!(count(&store).await, 2);
@@ -134,7 +132,7 @@ async fn a_commit_after_a_newer_one_on_the_same_date_conflicts(store: TestStore)
         .await
         .unwrap_err();
     match err {
-        StoreError::CommitConflict { dates, .. } => assert_eq!(dates, "2026-10-01"),
+        StoreError::CommitConflict { clashing, .. } => assert_eq!(clashing, "requests 2026-10-01"),
         other => panic!("expected a conflict, got {other}"),
     }
     assert_eq!(count(&store).await, 1);
