@@ -60,7 +60,9 @@ pub enum Command {
     /// `read = written + duplicate + quarantined` per file. Ingesting the same
     /// content again changes nothing.
     Ingest {
-        /// Input format of the files.
+        /// Input format: `canonical` (Tollgate's own, docs/canonical-format.md) or
+        /// `apim` (Azure API Management diagnostic export: GatewayLogs and
+        /// GatewayLlmLogs, JSON lines or {"records": [...]} envelopes).
         #[arg(long, default_value = "canonical", value_name = "FORMAT")]
         format: String,
         /// Files to ingest: JSON lines, plain or gzip.

@@ -1,20 +1,23 @@
 //! The input formats Tollgate reads.
 
 use crate::record::Record;
-use crate::{IngestError, canonical};
+use crate::{IngestError, apim, canonical};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// Tollgate's own JSON lines, one object per request (`docs/canonical-format.md`).
     Canonical,
+    /// Azure API Management diagnostic export (`GatewayLogs`, `GatewayLlmLogs`).
+    Apim,
 }
 
 impl Format {
-    pub const ALL: [Format; 1] = [Format::Canonical];
+    pub const ALL: [Format; 2] = [Format::Canonical, Format::Apim];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Canonical => "canonical",
+            Format::Apim => "apim",
         }
     }
 
@@ -23,6 +26,7 @@ impl Format {
     pub fn parse_line(self, bytes: &[u8], out: &mut Vec<Result<Record, String>>) {
         match self {
             Format::Canonical => out.push(canonical::parse_line(bytes)),
+            Format::Apim => apim::parse_line(bytes, out),
         }
     }
 }

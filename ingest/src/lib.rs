@@ -8,6 +8,7 @@
 //! transaction, so every line ends up committed, counted as a duplicate, or
 //! quarantined with its line number: `read = written + duplicate + quarantined`.
 
+pub mod apim;
 pub mod canonical;
 mod error;
 pub mod format;

@@ -3,5 +3,6 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+mod apim;
 mod helpers;
 mod stories;

@@ -1,0 +1,268 @@
+//! Azure API Management diagnostic-settings export: categories `GatewayLogs` (one
+//! row per request) and `GatewayLlmLogs` (its token usage, possibly split into
+//! several rows by `sequenceNumber`), as JSON lines or `{"records": [...]}`
+//! envelopes, with camelCase or PascalCase keys.
+//!
+//! The two categories of one request arrive apart, in any order; each maps to its
+//! own table and is paired by `correlationId` in the `usage` view. Repeated LLM rows
+//! of one request (the split of a long message) carry the same counts, so the
+//! first one seen is kept and the rest count as duplicates.
+
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::record::{Record, RequestRecord, TokenRecord};
+use crate::scalar::{Scalar, count, flag, millis, required_text, status, text};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ApimRecord<'a> {
+    #[serde(
+        borrow,
+        alias = "Time",
+        alias = "TimeGenerated",
+        alias = "timeGenerated"
+    )]
+    time: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "Category")]
+    category: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "CorrelationId")]
+    correlation_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "ResourceId")]
+    resource_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "Location")]
+    location: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "DurationMs")]
+    duration_ms: Option<Scalar<'a>>,
+    #[serde(default, borrow, alias = "Properties")]
+    properties: Properties<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Properties<'a> {
+    // GatewayLogs
+    #[serde(borrow, alias = "ResponseCode")]
+    response_code: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "BackendResponseCode")]
+    backend_response_code: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "BackendTime")]
+    backend_time: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "Cache")]
+    cache: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "ApiId")]
+    api_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "OperationId")]
+    operation_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "ProductId")]
+    product_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "UserId")]
+    user_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "ApimSubscriptionId")]
+    apim_subscription_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "BackendId")]
+    backend_id: Option<Scalar<'a>>,
+    #[serde(default, alias = "LastError")]
+    last_error: Option<LastError>,
+    // GatewayLlmLogs
+    #[serde(borrow, alias = "CorrelationId")]
+    correlation_id: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "DeploymentName")]
+    deployment_name: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "ModelName")]
+    model_name: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "PromptTokens")]
+    prompt_tokens: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "PromptCachedTokens")]
+    prompt_cached_tokens: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "CompletionTokens")]
+    completion_tokens: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "IsStreamCompletion")]
+    is_stream_completion: Option<Scalar<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct LastError {
+    #[serde(default, alias = "Source")]
+    source: Option<String>,
+    #[serde(default, alias = "Reason")]
+    reason: Option<String>,
+}
+
+/// Parses one line: a single record, or an envelope whose records are judged one
+/// by one (a bad record is quarantined alone).
+pub fn parse_line(bytes: &[u8], out: &mut Vec<Result<Record, String>>) {
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => return out.push(Err(format!("broken JSON: {e}"))),
+    };
+    match value.get("records").or_else(|| value.get("Records")) {
+        Some(Value::Array(records)) => {
+            for (i, record) in records.iter().enumerate() {
+                out.push(parse_record(record).map_err(|e| format!("record {}: {e}", i + 1)));
+            }
+        }
+        Some(_) => out.push(Err("field `records`: expected an array".to_owned())),
+        None => out.push(parse_record(&value)),
+    }
+}
+
+fn parse_record(value: &Value) -> Result<Record, String> {
+    let record =
+        ApimRecord::deserialize(value).map_err(|e| format!("not an APIM log record: {e}"))?;
+    let category = required_text(record.category.clone(), "category")?;
+    match category.as_str() {
+        "GatewayLogs" => gateway_log(record),
+        "GatewayLlmLogs" | "GatewayLlmLog" => llm_log(record),
+        other => Err(format!(
+            "field `category`: {other:?} is not a gateway log category (GatewayLogs, GatewayLlmLogs)"
+        )),
+    }
+}
+
+fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
+    let p = record.properties;
+    let last_error = p.last_error.unwrap_or_default();
+    let request = RequestRecord {
+        time_us: timestamp(record.time)?,
+        request_id: required_text(record.correlation_id, "correlationId")?,
+        gateway_kind: Some("apim".to_owned()),
+        gateway_id: text(record.resource_id, "resourceId")?.map(|id| service_name(&id)),
+        region: text(record.location, "location")?,
+        subscription: text(p.apim_subscription_id, "apimSubscriptionId")?,
+        product: text(p.product_id, "productId")?,
+        user_id: text(p.user_id, "userId")?,
+        agent: None,
+        tool: None,
+        api: text(p.api_id, "apiId")?,
+        operation: text(p.operation_id, "operationId")?,
+        backend: text(p.backend_id, "backendId")?,
+        status_code: status(p.response_code, "responseCode")?
+            .ok_or_else(|| "missing field `properties.responseCode`".to_owned())?,
+        backend_status_code: status(p.backend_response_code, "backendResponseCode")?,
+        total_latency_ms: millis(record.duration_ms, "durationMs")?,
+        backend_latency_ms: millis(p.backend_time, "backendTime")?,
+        cache_status: text(p.cache, "cache")?,
+        priority: None,
+        error_source: last_error.source.filter(|s| !s.is_empty()),
+        error_reason: last_error.reason.filter(|s| !s.is_empty()),
+    };
+    Ok(Record {
+        request: Some(request),
+        tokens: None,
+    })
+}
+
+fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
+    let p = record.properties;
+    // The LLM row names the request in its properties; some exports put it on top.
+    let request_id = match text(p.correlation_id, "correlationId")? {
+        Some(id) => id,
+        None => required_text(record.correlation_id, "correlationId")?,
+    };
+    let prompt_tokens = count(p.prompt_tokens, "promptTokens")?.unwrap_or(0);
+    let cached_tokens = count(p.prompt_cached_tokens, "promptCachedTokens")?.unwrap_or(0);
+    if cached_tokens > prompt_tokens {
+        return Err(format!(
+            "field `promptCachedTokens`: {cached_tokens} exceeds promptTokens {prompt_tokens}"
+        ));
+    }
+    let tokens = TokenRecord {
+        time_us: timestamp(record.time)?,
+        request_id,
+        deployment: text(p.deployment_name, "deploymentName")?,
+        model: text(p.model_name, "modelName")?,
+        prompt_tokens,
+        cached_tokens,
+        completion_tokens: count(p.completion_tokens, "completionTokens")?.unwrap_or(0),
+        reasoning_tokens: 0,
+        streamed: flag(p.is_stream_completion, "isStreamCompletion")?,
+    };
+    Ok(Record {
+        request: None,
+        tokens: Some(tokens),
+    })
+}
+
+fn timestamp(v: Option<Scalar<'_>>) -> Result<i64, String> {
+    let raw = required_text(v, "time")?;
+    DateTime::parse_from_rfc3339(&raw)
+        .map(|t| t.timestamp_micros())
+        .map_err(|e| format!("field `time`: {raw:?} is not an RFC 3339 time ({e})"))
+}
+
+/// `.../providers/Microsoft.ApiManagement/service/<name>` -> `<name>`, lower-cased
+/// (APIM upper-cases resource ids in its logs).
+fn service_name(resource_id: &str) -> String {
+    let lower = resource_id.to_ascii_lowercase();
+    match lower.rsplit_once("/service/") {
+        Some((_, name)) => name.split('/').next().unwrap_or(name).to_owned(),
+        None => lower,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Vec<Result<Record, String>> {
+        let mut out = Vec::new();
+        parse_line(line.as_bytes(), &mut out);
+        out
+    }
+
+    #[test]
+    fn gateway_429_from_the_token_limit_policy() {
+        let line = r#"{"time":"2026-10-01T10:00:00.1234567Z","resourceId":"/SUBSCRIPTIONS/X/RESOURCEGROUPS/RG/PROVIDERS/MICROSOFT.APIMANAGEMENT/SERVICE/APIM-CONTOSO","category":"GatewayLogs","durationMs":4,"correlationId":"c-1","location":"East US","properties":{"responseCode":429,"cache":"none","apiId":"azure-openai","productId":"silver","apimSubscriptionId":"sub-hr","lastError":{"source":"llm-token-limit","reason":"TokenLimitExceeded","message":"Token limit exceeded"}}}"#;
+        let record = parse(line).remove(0).unwrap();
+        let r = record.request.unwrap();
+        assert!(record.tokens.is_none());
+        assert_eq!((r.request_id.as_str(), r.status_code), ("c-1", 429));
+        assert_eq!(r.gateway_id.as_deref(), Some("apim-contoso"));
+        assert_eq!(r.error_source.as_deref(), Some("llm-token-limit"));
+        assert_eq!(r.backend_status_code, None);
+    }
+
+    #[test]
+    fn envelope_with_pascal_case_llm_rows_and_a_bad_record() {
+        let line = r#"{"records":[
+            {"Time":"2026-10-01T10:00:01Z","Category":"GatewayLlmLogs","Properties":{"CorrelationId":"c-2","DeploymentName":"gpt-4o","ModelName":"gpt-4o","PromptTokens":120,"PromptCachedTokens":20,"CompletionTokens":30,"IsStreamCompletion":true,"SequenceNumber":0}},
+            {"Time":"2026-10-01T10:00:01Z","Category":"GatewayLlmLogs","Properties":{"DeploymentName":"gpt-4o"}},
+            {"Time":"2026-10-01T10:00:01Z","Category":"AuditLogs"}
+        ]}"#.replace('\n', "");
+        let out = parse(&line);
+        assert_eq!(out.len(), 3);
+        let tokens = out[0].as_ref().unwrap().tokens.clone().unwrap();
+        assert_eq!(
+            (
+                tokens.request_id.as_str(),
+                tokens.prompt_tokens,
+                tokens.cached_tokens,
+                tokens.completion_tokens
+            ),
+            ("c-2", 120, 20, 30)
+        );
+        assert_eq!(tokens.streamed, Some(true));
+        assert!(
+            out[1]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("record 2: missing field `correlationId`"),
+            "{:?}",
+            out[1]
+        );
+        assert!(
+            out[2].as_ref().unwrap_err().contains("AuditLogs"),
+            "{:?}",
+            out[2]
+        );
+    }
+
+    #[test]
+    fn broken_json_is_one_quarantined_record() {
+        let out = parse("{\"records\": [");
+        assert_eq!(out.len(), 1);
+        assert!(out[0].as_ref().unwrap_err().starts_with("broken JSON"));
+    }
+}

@@ -1,0 +1,115 @@
+//! The APIM diagnostic export: the two categories, in separate files, in either order.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tollgate_ingest::{Format, IngestOptions, IngestReport, NoProgress, Outcome, ingest_file};
+use tollgate_store::Store;
+use tollgate_store::testing::TestStore;
+
+use crate::helpers::*;
+
+tollgate_store::backend_tests!(gateway_logs_then_llm_logs, llm_logs_then_gateway_logs);
+
+fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/samples")
+        .join(name)
+}
+
+async fn apim(store: &Store, name: &str) -> IngestReport {
+    let options = IngestOptions {
+        format: Format::Apim,
+        ..IngestOptions::default()
+    };
+    ingest_file(store, &sample(name), &options, Arc::new(NoProgress))
+        .await
+        .unwrap()
+}
+
+/// (read, written, duplicate, quarantined)
+fn counts(r: &IngestReport) -> (i64, i64, i64, i64) {
+    let c = r.counts;
+    (c.read, c.written, c.duplicate, c.quarantined)
+}
+
+async fn gateway_logs_then_llm_logs(store: TestStore) {
+    assert_eq!(
+        counts(&apim(&store, "apim-gateway-logs.jsonl").await),
+        (5, 5, 0, 0)
+    );
+    // The long message of request 2 was split in two LLM rows: its tokens count once.
+    assert_eq!(
+        counts(&apim(&store, "apim-llm-logs.json").await),
+        (4, 3, 1, 0)
+    );
+    assert_paired(&store).await;
+}
+
+async fn llm_logs_then_gateway_logs(store: TestStore) {
+    assert_eq!(
+        counts(&apim(&store, "apim-llm-logs.json").await),
+        (4, 3, 1, 0)
+    );
+    assert_eq!(
+        counts(&apim(&store, "apim-gateway-logs.jsonl").await),
+        (5, 5, 0, 0)
+    );
+    assert_eq!(
+        apim(&store, "apim-llm-logs.json").await.outcome,
+        Outcome::AlreadyIngested
+    );
+    assert_paired(&store).await;
+}
+
+async fn assert_paired(store: &Store) {
+    assert_eq!(request_rows(store).await, 5);
+    assert_eq!(scalar(store, "SELECT COUNT(*) FROM usage").await, 5);
+    assert_eq!(
+        scalar(store, "SELECT COUNT(*) FROM usage WHERE model IS NOT NULL").await,
+        3
+    );
+    assert_eq!(
+        scalar(
+            store,
+            "SELECT CAST(SUM(prompt_tokens) AS BIGINT) FROM usage"
+        )
+        .await,
+        1200 + 30000 + 640
+    );
+    assert_eq!(
+        scalar(
+            store,
+            "SELECT CAST(SUM(cached_tokens) AS BIGINT) FROM usage"
+        )
+        .await,
+        256
+    );
+    // The exact rows, as a FinOps or SRE query would see them.
+    let result = store
+        .sql_read_only(
+            "SELECT request_id, gateway_id, region, subscription, product, backend, status_code, \
+             backend_status_code, total_latency_ms, backend_latency_ms, cache_status, error_source, \
+             model, prompt_tokens, cached_tokens, completion_tokens, streamed \
+             FROM usage ORDER BY request_id",
+        )
+        .await
+        .unwrap();
+    let mut csv = Vec::new();
+    tollgate_store::output::write_batches(
+        tollgate_store::output::OutputFormat::Csv,
+        &result.schema,
+        &result.batches,
+        &mut csv,
+    )
+    .unwrap();
+    let expected = "\
+request_id,gateway_id,region,subscription,product,backend,status_code,backend_status_code,total_latency_ms,backend_latency_ms,cache_status,error_source,model,prompt_tokens,cached_tokens,completion_tokens,streamed
+5c1d0a3e-0001-4a2b-9c3d-000000000001,apim-contoso-eastus,East US,sub-finance-gold,gold,aoai-eastus-ptu,200,200,812,790,miss,,gpt-4o,1200,256,180,false
+5c1d0a3e-0001-4a2b-9c3d-000000000002,apim-contoso-eastus,East US,sub-finance-gold,gold,aoai-eastus-ptu,200,200,2311,2290,miss,,gpt-4o,30000,0,900,true
+5c1d0a3e-0001-4a2b-9c3d-000000000003,apim-contoso-eastus,East US,sub-hr-silver,silver,aoai-swedencentral-paygo,200,200,655,640,miss,,gpt-4o-mini,640,0,75,false
+5c1d0a3e-0001-4a2b-9c3d-000000000004,apim-contoso-eastus,East US,sub-hr-silver,silver,,429,,3,,none,llm-token-limit,,,,,
+5c1d0a3e-0001-4a2b-9c3d-000000000005,apim-contoso-eastus,East US,sub-finance-gold,gold,,200,,11,,hit,,,,,,
+";
+    assert_eq!(String::from_utf8(csv).unwrap(), expected);
+}
