@@ -130,14 +130,18 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{s:?}: expected a number and a unit, e.g. 30s, 15m, 1h"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+    let factor = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (s, m, h or d)")),
     };
-    Ok(std::time::Duration::from_secs(secs))
+    // Up to ten years; anything longer is a typo.
+    n.checked_mul(factor)
+        .filter(|secs| *secs <= 10 * 365 * 86_400)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?}: longer than ten years"))
 }
 
 #[cfg(test)]
@@ -151,6 +155,8 @@ mod tests {
         assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
         assert!(parse_duration("2w").is_err());
         assert!(parse_duration("h").is_err());
+        assert!(parse_duration("100000000d").is_err());
+        assert!(parse_duration("18446744073709551615h").is_err());
     }
 
     #[test]

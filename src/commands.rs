@@ -145,9 +145,10 @@ async fn lake_ls(store: &Store, format: OutputFormat) -> Result<ExitCode> {
 }
 
 async fn lake_files(store: &Store, format: OutputFormat) -> Result<ExitCode> {
+    let watermark = store.db.manifest_watermark().await?;
     let mut files = Vec::new();
     for table in tollgate_store::schema::LAKE_TABLES {
-        files.extend(store.db.lake_files(table).await?);
+        files.extend(store.db.lake_files_upto(table, watermark).await?);
     }
     let paths: Vec<String> = files
         .iter()

@@ -62,7 +62,20 @@ impl Config {
 fn read_file_config(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading configuration {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("configuration {}", path.display()))
+    // The toml error quotes the offending line, which may hold a database password:
+    // report the message and position only.
+    toml::from_str(&text).map_err(|e| {
+        let position = e.span().map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        });
+        anyhow::anyhow!(
+            "configuration {}: {}{}",
+            path.display(),
+            e.message(),
+            position.unwrap_or_default()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -107,6 +120,14 @@ mod tests {
             err.contains("tollgate.toml") && err.contains("data_dri"),
             "{err}"
         );
+
+        std::fs::write(&path, "database_uri = \"postgres://tg:s3cret@h/db\"\n").unwrap();
+        let err = format!("{:#}", read_file_config(&path).unwrap_err());
+        assert!(
+            err.contains("database_uri") && err.contains("line 1"),
+            "{err}"
+        );
+        assert!(!err.contains("s3cret"), "{err}");
 
         let err = Config::layer(&args(None, Some("mysql://x")), FileConfig::default()).unwrap_err();
         assert!(err.to_string().contains("expected postgres://"), "{err}");

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 use tollgate_store::schema::{REQUESTS, TOKEN_USAGE};
-use tollgate_store::state::{BatchCommit, BatchCounts, NewLakeFile, QuarantineRow};
+use tollgate_store::state::{BatchCommit, BatchCounts, BatchStatus, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
 use crate::format::Format;
@@ -87,9 +87,11 @@ pub async fn ingest_file(
     progress: Arc<dyn Progress>,
 ) -> Result<IngestReport> {
     let source = path.display().to_string();
+    // Taken before hashing, compared after reading: an append at any point in
+    // between is noticed.
+    let fingerprint = fingerprint(path)?;
     let owned = path.to_path_buf();
     let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&owned)).await??;
-    let fingerprint = fingerprint(path)?;
 
     if let Some(existing) = store.db.committed_batch_by_content(&sha256).await? {
         return Ok(already_ingested(source, &existing));
@@ -99,122 +101,182 @@ pub async fn ingest_file(
         .begin_batch(&source, &sha256, options.format.name())
         .await?;
     progress.start(&source, size);
+    let batch = BatchRun {
+        store,
+        path,
+        options,
+        progress: &progress,
+        batch_id,
+        source,
+        size,
+        fingerprint,
+    };
+    let outcome = batch.run().await;
+    if let Err(e) = &outcome {
+        // A no-op when a more precise failure (with counts) was recorded already.
+        record_failure(&store.db, batch_id, BatchCounts::default(), e).await;
+    }
+    outcome
+}
 
-    for _attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let watermark = store.db.manifest_watermark().await?;
-        let mut files_by_date: HashMap<(&'static str, String), Vec<String>> = HashMap::new();
-        for table in [REQUESTS, TOKEN_USAGE] {
-            for f in store.db.lake_files(table).await? {
-                if f.id <= watermark {
-                    files_by_date
-                        .entry((table, f.file.partition_date))
-                        .or_default()
-                        .push(f.file.path);
+/// A begun batch, run to its commit.
+struct BatchRun<'a> {
+    store: &'a Store,
+    path: &'a Path,
+    options: &'a IngestOptions,
+    progress: &'a Arc<dyn Progress>,
+    batch_id: i64,
+    source: String,
+    size: u64,
+    fingerprint: Fingerprint,
+}
+
+impl BatchRun<'_> {
+    async fn run(self) -> Result<IngestReport> {
+        let BatchRun {
+            store,
+            path,
+            options,
+            progress,
+            batch_id,
+            source,
+            size,
+            fingerprint,
+        } = self;
+        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let watermark = store.db.manifest_watermark().await?;
+            let mut files_by_date: HashMap<(&'static str, String), Vec<String>> = HashMap::new();
+            for table in [REQUESTS, TOKEN_USAGE] {
+                for f in store.db.lake_files(table).await? {
+                    if f.id <= watermark {
+                        files_by_date
+                            .entry((table, f.file.partition_date))
+                            .or_default()
+                            .push(f.file.path);
+                    }
+                }
+            }
+
+            let pass = Pass {
+                lake: store.lake.clone(),
+                db: store.db.clone(),
+                handle: Handle::current(),
+                path: path.to_path_buf(),
+                batch_id,
+                options: options.clone(),
+                files_by_date,
+                progress: progress.clone(),
+            };
+            let (outcome, mut counts) = tokio::task::spawn_blocking(move || pass.run()).await?;
+            let files = match outcome {
+                Ok(files) => files,
+                Err(e) => {
+                    counts.bytes_read = size as i64;
+                    record_failure(&store.db, batch_id, counts, &e).await;
+                    return Err(e);
+                }
+            };
+            counts.bytes_read = size as i64;
+            debug_assert!(counts.reconciles());
+            if self::fingerprint(path)? != fingerprint {
+                discard(&store.lake, &files);
+                let e = IngestError::ChangedDuringIngest {
+                    path: path.to_path_buf(),
+                };
+                record_failure(&store.db, batch_id, counts, &e).await;
+                return Err(e);
+            }
+
+            failpoint("ingest.before_commit");
+            let commit = BatchCommit {
+                batch_id,
+                counts,
+                files: files.clone(),
+                watermark,
+            };
+            match store.db.commit_batch(&commit).await {
+                Ok(()) => {
+                    progress.finish();
+                    tracing::info!(
+                        batch_id,
+                        read = counts.read,
+                        written = counts.written,
+                        duplicate = counts.duplicate,
+                        quarantined = counts.quarantined,
+                        "batch committed"
+                    );
+                    return Ok(IngestReport {
+                        source,
+                        batch_id,
+                        outcome: Outcome::Committed,
+                        counts,
+                        files: files.len(),
+                    });
+                }
+                Err(StoreError::CommitConflict { .. }) => {
+                    tracing::info!(
+                        batch_id,
+                        "commit conflict with a concurrent batch; deduplicating again"
+                    );
+                    discard(&store.lake, &files);
+                    store.db.clear_quarantine(batch_id).await?;
+                }
+                Err(StoreError::AlreadyCommitted { existing_batch, .. }) => {
+                    discard(&store.lake, &files);
+                    store
+                        .db
+                        .fail_batch(
+                            batch_id,
+                            counts,
+                            &format!("same content committed as batch {existing_batch}"),
+                        )
+                        .await?;
+                    let existing = store.db.batch(existing_batch).await?;
+                    progress.finish();
+                    return Ok(match existing {
+                        Some(b) => already_ingested(source, &b),
+                        None => IngestReport {
+                            source,
+                            batch_id: existing_batch,
+                            outcome: Outcome::AlreadyIngested,
+                            counts: BatchCounts::default(),
+                            files: 0,
+                        },
+                    });
+                }
+                Err(e) => {
+                    // The outcome is unknown when the connection broke around the
+                    // commit: the server may have committed. Only a batch known not
+                    // to be committed may lose its files; otherwise gc decides later.
+                    match store.db.batch(batch_id).await {
+                        Ok(Some(b)) if b.status == BatchStatus::Committed.as_str() => {
+                            progress.finish();
+                            tracing::warn!(batch_id, error = %e, "commit reported an error but is committed");
+                            return Ok(IngestReport {
+                                source,
+                                batch_id,
+                                outcome: Outcome::Committed,
+                                counts,
+                                files: files.len(),
+                            });
+                        }
+                        Ok(Some(_)) => discard(&store.lake, &files),
+                        _ => tracing::warn!(
+                            batch_id,
+                            "commit outcome unknown; leaving its files to gc"
+                        ),
+                    }
+                    let e = IngestError::from(e);
+                    record_failure(&store.db, batch_id, counts, &e).await;
+                    return Err(e);
                 }
             }
         }
-
-        let pass = Pass {
-            lake: store.lake.clone(),
-            db: store.db.clone(),
-            handle: Handle::current(),
+        Err(IngestError::TooManyConflicts {
             path: path.to_path_buf(),
-            batch_id,
-            options: options.clone(),
-            files_by_date,
-            progress: progress.clone(),
-        };
-        let (outcome, mut counts) = tokio::task::spawn_blocking(move || pass.run()).await?;
-        let files = match outcome {
-            Ok(files) => files,
-            Err(e) => {
-                counts.bytes_read = size as i64;
-                record_failure(&store.db, batch_id, counts, &e).await;
-                return Err(e);
-            }
-        };
-        counts.bytes_read = size as i64;
-        debug_assert!(counts.reconciles());
-        if self::fingerprint(path)? != fingerprint {
-            discard(&store.lake, &files);
-            let e = IngestError::ChangedDuringIngest {
-                path: path.to_path_buf(),
-            };
-            record_failure(&store.db, batch_id, counts, &e).await;
-            return Err(e);
-        }
-
-        failpoint("ingest.before_commit");
-        let commit = BatchCommit {
-            batch_id,
-            counts,
-            files: files.clone(),
-            watermark,
-        };
-        match store.db.commit_batch(&commit).await {
-            Ok(()) => {
-                progress.finish();
-                tracing::info!(
-                    batch_id,
-                    read = counts.read,
-                    written = counts.written,
-                    duplicate = counts.duplicate,
-                    quarantined = counts.quarantined,
-                    "batch committed"
-                );
-                return Ok(IngestReport {
-                    source,
-                    batch_id,
-                    outcome: Outcome::Committed,
-                    counts,
-                    files: files.len(),
-                });
-            }
-            Err(StoreError::CommitConflict { .. }) => {
-                tracing::info!(
-                    batch_id,
-                    "commit conflict with a concurrent batch; deduplicating again"
-                );
-                discard(&store.lake, &files);
-                store.db.clear_quarantine(batch_id).await?;
-            }
-            Err(StoreError::AlreadyCommitted { existing_batch, .. }) => {
-                discard(&store.lake, &files);
-                store
-                    .db
-                    .fail_batch(
-                        batch_id,
-                        counts,
-                        &format!("same content committed as batch {existing_batch}"),
-                    )
-                    .await?;
-                let existing = store.db.batch(existing_batch).await?;
-                progress.finish();
-                return Ok(match existing {
-                    Some(b) => already_ingested(source, &b),
-                    None => IngestReport {
-                        source,
-                        batch_id: existing_batch,
-                        outcome: Outcome::AlreadyIngested,
-                        counts: BatchCounts::default(),
-                        files: 0,
-                    },
-                });
-            }
-            Err(e) => {
-                discard(&store.lake, &files);
-                let e = IngestError::from(e);
-                record_failure(&store.db, batch_id, counts, &e).await;
-                return Err(e);
-            }
-        }
+            attempts: MAX_COMMIT_ATTEMPTS,
+        })
     }
-    let e = IngestError::TooManyConflicts {
-        path: path.to_path_buf(),
-        attempts: MAX_COMMIT_ATTEMPTS,
-    };
-    record_failure(&store.db, batch_id, BatchCounts::default(), &e).await;
-    Err(e)
 }
 
 /// Crash-test hook: with `TOLLGATE_FAILPOINTS=ingest.before_commit` the process dies
@@ -257,8 +319,10 @@ fn discard(lake: &Lake, files: &[NewLakeFile]) {
     }
 }
 
+type Fingerprint = (u64, Option<std::time::SystemTime>);
+
 /// Size and modification time: enough to notice a file appended to mid-ingest.
-fn fingerprint(path: &Path) -> Result<(u64, Option<std::time::SystemTime>)> {
+fn fingerprint(path: &Path) -> Result<Fingerprint> {
     let meta = std::fs::metadata(path).map_err(|source| IngestError::Open {
         path: path.to_path_buf(),
         source,
@@ -340,9 +404,17 @@ impl Pass {
                 parsed.push(Err(reason));
             } else {
                 self.options.format.parse_line(line.bytes, &mut parsed);
+                if parsed.is_empty() {
+                    // e.g. an empty envelope: the line must still be accounted for.
+                    parsed.push(Err("no records in this line".to_owned()));
+                }
             }
             for item in parsed.drain(..) {
                 state.counts.read += 1;
+                let item = item.and_then(|r| match (&r.request, &r.tokens) {
+                    (None, None) => Err("record has neither a request nor token usage".to_owned()),
+                    _ => Ok(r),
+                });
                 match item {
                     Err(reason) => {
                         state.counts.quarantined += 1;

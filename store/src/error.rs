@@ -27,6 +27,13 @@ pub enum StoreError {
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
 
+    #[error("lake file {}: {source}", path.display())]
+    ArrowInFile {
+        path: PathBuf,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+
     #[error(transparent)]
     Query(#[from] datafusion::error::DataFusionError),
 

@@ -146,21 +146,24 @@ impl Lake {
             source,
         };
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
-        let idx = builder.schema().index_of(column)?;
+        let arrow_err = |source| StoreError::ArrowInFile {
+            path: path.clone(),
+            source,
+        };
+        let idx = builder.schema().index_of(column).map_err(arrow_err)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
         let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
         let mut values = Vec::new();
         for batch in reader {
-            let batch = batch?;
+            let batch = batch.map_err(arrow_err)?;
             let strings = batch
                 .column(0)
                 .as_any()
                 .downcast_ref::<StringArray>()
                 .ok_or_else(|| {
-                    arrow::error::ArrowError::SchemaError(format!(
-                        "{}: column {column} is not a string column",
-                        path.display()
-                    ))
+                    arrow_err(arrow::error::ArrowError::SchemaError(format!(
+                        "column {column} is not a string column"
+                    )))
                 })?;
             values.extend(strings.iter().flatten().map(str::to_owned));
         }
@@ -178,7 +181,13 @@ impl Lake {
 
     /// Deletes Parquet and temporary files under the table directories that no
     /// manifest row names, if they are older than `grace`.
-    pub fn gc(&self, referenced: &HashSet<String>, grace: Duration) -> Result<GcReport> {
+    /// Files named for a batch in `live` (still writing) are kept whatever their age.
+    pub fn gc(
+        &self,
+        referenced: &HashSet<String>,
+        live: &HashSet<i64>,
+        grace: Duration,
+    ) -> Result<GcReport> {
         let mut report = GcReport::default();
         let now = SystemTime::now();
         for table in crate::schema::LAKE_TABLES {
@@ -199,7 +208,16 @@ impl Lake {
                     if !ours || referenced.contains(&rel) {
                         continue;
                     }
-                    let meta = fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?;
+                    if batch_of(&name).is_some_and(|b| live.contains(&b)) {
+                        report.files_kept_young += 1;
+                        continue;
+                    }
+                    // A temporary file may be renamed by a running ingest meanwhile.
+                    let meta = match fs::metadata(&path) {
+                        Ok(meta) => meta,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(StoreError::io(&path, e)),
+                    };
                     let age = meta
                         .modified()
                         .ok()
@@ -209,7 +227,11 @@ impl Lake {
                         report.files_kept_young += 1;
                         continue;
                     }
-                    fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                    match fs::remove_file(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(StoreError::io(&path, e)),
+                    }
                     tracing::info!(path = %rel, bytes = meta.len(), "removed unreferenced lake file");
                     report.files_removed += 1;
                     report.bytes_removed += meta.len();
@@ -220,6 +242,13 @@ impl Lake {
         }
         Ok(report)
     }
+}
+
+/// The batch id a lake file name starts with (`0000000042-<uuid>.parquet`, or its
+/// temporary `.tmp-` form).
+fn batch_of(name: &str) -> Option<i64> {
+    let name = name.strip_prefix(TMP_PREFIX).unwrap_or(name);
+    name.split_once('-')?.0.parse().ok()
 }
 
 fn time_range(sorted: &RecordBatch, time_idx: usize) -> Result<(DateTime<Utc>, DateTime<Utc>)> {

@@ -2,8 +2,9 @@
 //!
 //! Ingest hands this crate Arrow batches; [`Lake::write_file`] turns them into
 //! immutable, date-partitioned ZSTD Parquet files, and [`StateDb::commit_batch`]
-//! makes a batch's files visible by committing their manifest rows, counts and
-//! quarantine in one transaction. Readers never list directories: the
+//! makes a batch's files visible by committing their manifest rows and its counts
+//! and status in one transaction (its quarantined lines, stored as it runs, count
+//! only once it is committed). Readers never list directories: the
 //! [`Store::query_session`] registers exactly the committed files with DataFusion,
 //! the one SQL engine. The state database is SQLite by default and Postgres when a
 //! `postgres://` URL is given; both run the same queries and their own migrations.
@@ -72,15 +73,20 @@ impl Store {
     /// `writing` for longer than `grace` as abandoned (their process died).
     #[tracing::instrument(skip_all, err)]
     pub async fn gc(&self, grace: std::time::Duration) -> Result<GcReport> {
-        let cutoff =
-            chrono::Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Duration::from_std(grace)
+            .ok()
+            .and_then(|g| chrono::Utc::now().checked_sub_signed(g))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
         let abandoned = self.db.abandon_stale_batches(cutoff).await?;
         if abandoned > 0 {
             tracing::info!(abandoned, "marked stale writing batches abandoned");
         }
+        // Files of a batch still writing are never removed, whatever their age:
+        // file times and batch times come from different clocks.
+        let live = self.db.writing_batch_ids().await?.into_iter().collect();
         let referenced = self.db.all_lake_paths().await?.into_iter().collect();
         let lake = self.lake.clone();
-        tokio::task::spawn_blocking(move || lake.gc(&referenced, grace))
+        tokio::task::spawn_blocking(move || lake.gc(&referenced, &live, grace))
             .await
             .map_err(|e| StoreError::io(PathBuf::from("<gc task>"), std::io::Error::other(e)))?
     }

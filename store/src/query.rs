@@ -41,8 +41,11 @@ impl Store {
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
+        // One watermark for all tables: a batch committing meanwhile is wholly
+        // visible or wholly not.
+        let watermark = self.db.manifest_watermark().await?;
         for table in LAKE_TABLES {
-            let provider = self.table_provider(table).await?;
+            let provider = self.table_provider(table, watermark).await?;
             ctx.register_table(TableReference::bare(table), provider)?;
         }
         ctx.sql(&format!("CREATE VIEW {USAGE_VIEW} AS {USAGE_VIEW_SQL}"))
@@ -52,18 +55,23 @@ impl Store {
         Ok(ctx)
     }
 
-    async fn table_provider(&self, table: &str) -> Result<Arc<dyn TableProvider>> {
+    async fn table_provider(&self, table: &str, watermark: i64) -> Result<Arc<dyn TableProvider>> {
         let schema = schema_of(table)
             .ok_or_else(|| DataFusionError::Plan(format!("unknown lake table {table}")))?;
-        let files = self.db.lake_files(table).await?;
+        let files = self.db.lake_files_upto(table, watermark).await?;
         if files.is_empty() {
             return Ok(Arc::new(EmptyTable::new(schema)));
         }
         let urls = files
             .iter()
             .map(|f| {
+                // From a URL, not a string: a path with `[`, `?` or `*` in it is a
+                // path, not a glob.
                 let path = self.lake.absolute(&f.file.path);
-                ListingTableUrl::parse(path.to_string_lossy())
+                let url = url::Url::from_file_path(&path).map_err(|()| {
+                    DataFusionError::Plan(format!("{} is not an absolute path", path.display()))
+                })?;
+                ListingTableUrl::try_new(url, None)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let config = ListingTableConfig::new_with_multi_paths(urls)

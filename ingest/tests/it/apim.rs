@@ -9,7 +9,11 @@ use tollgate_store::testing::TestStore;
 
 use crate::helpers::*;
 
-tollgate_store::backend_tests!(gateway_logs_then_llm_logs, llm_logs_then_gateway_logs);
+tollgate_store::backend_tests!(
+    gateway_logs_then_llm_logs,
+    llm_logs_then_gateway_logs,
+    an_empty_envelope_is_accounted_for,
+);
 
 fn sample(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -112,4 +116,25 @@ request_id,gateway_id,region,subscription,product,backend,status_code,backend_st
 5c1d0a3e-0001-4a2b-9c3d-000000000005,apim-contoso-eastus,East US,sub-finance-gold,gold,,200,,11,,hit,,,,,,
 ";
     assert_eq!(String::from_utf8(csv).unwrap(), expected);
+}
+
+async fn an_empty_envelope_is_accounted_for(store: TestStore) {
+    let path = write(
+        store.dir.path(),
+        "empty-envelope.json",
+        b"{\"records\": []}\n",
+    );
+    let options = IngestOptions {
+        format: Format::Apim,
+        ..IngestOptions::default()
+    };
+    let report = ingest_file(&store, &path, &options, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(counts(&report), (1, 0, 0, 1));
+    let q = store.db.quarantined_lines(report.batch_id).await.unwrap();
+    assert_eq!(
+        (q[0].line_number, q[0].reason.as_str()),
+        (1, "no records in this line")
+    );
 }

@@ -23,6 +23,8 @@ tollgate_store::backend_tests!(
     small_buffers_split_files_without_changing_totals,
     a_file_appended_to_mid_ingest_commits_nothing,
     token_usage_is_deduplicated_apart_from_its_request,
+    gc_never_removes_files_of_a_batch_still_writing,
+    a_data_dir_with_glob_characters_is_a_path,
 );
 
 async fn sample_ingests_and_answers_sql(store: TestStore) {
@@ -452,4 +454,55 @@ async fn token_usage_is_deduplicated_apart_from_its_request(store: TestStore) {
         .await,
         10
     );
+}
+
+async fn gc_never_removes_files_of_a_batch_still_writing(store: TestStore) {
+    use tollgate_ingest::record::{LakeBuffers, RequestRecord};
+    let batch_id = store
+        .db
+        .begin_batch("slow.jsonl", "slow", "canonical")
+        .await
+        .unwrap();
+    let mut buffer = LakeBuffers::default();
+    buffer.push_request(&RequestRecord {
+        time_us: 1_790_000_000_000_000,
+        request_id: "slow".into(),
+        status_code: 200,
+        ..Default::default()
+    });
+    let (_, _, requests) = buffer.drain(batch_id).unwrap().remove(0);
+    let file = store
+        .lake
+        .write_file(REQUESTS, "2026-09-21", batch_id, &requests)
+        .unwrap();
+    // The file looks two hours old (another clock, or a long ingest) ...
+    let path = store.lake.absolute(&file.path);
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(two_hours_ago)
+        .unwrap();
+    // ... but its batch started a moment ago and is still writing.
+    let report = store
+        .gc(std::time::Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!((report.files_removed, report.files_kept_young), (0, 1));
+    assert!(path.exists());
+    assert_eq!(
+        store.db.batch(batch_id).await.unwrap().unwrap().status,
+        "writing"
+    );
+}
+
+async fn a_data_dir_with_glob_characters_is_a_path(store: TestStore) {
+    let config = tollgate_store::StoreConfig {
+        data_dir: store.dir.path().join("lake [eu]?*"),
+        database_url: store.config.database_url.clone(),
+    };
+    let odd = tollgate_store::Store::open(&config).await.unwrap();
+    ingest(&odd, &sample_path()).await.unwrap();
+    assert_eq!(request_rows(&odd).await, 14);
 }

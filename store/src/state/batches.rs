@@ -223,6 +223,15 @@ impl StateDb {
         Ok(())
     }
 
+    /// Ids of the batches still writing their files.
+    pub async fn writing_batch_ids(&self) -> Result<Vec<i64>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, i64>("SELECT id FROM ingest_batches WHERE status = 'writing'")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     /// Marks batches still `writing` since before `cutoff` as abandoned (their
     /// process died). Returns how many.
     pub async fn abandon_stale_batches(&self, cutoff: DateTime<Utc>) -> Result<u64> {

@@ -42,11 +42,18 @@ pub struct LakeSummaryRow {
 impl StateDb {
     /// Every committed file of `table`, oldest first.
     pub async fn lake_files(&self, table: &str) -> Result<Vec<LakeFile>> {
+        self.lake_files_upto(table, i64::MAX).await
+    }
+
+    /// The committed files of `table` up to a manifest watermark: read every table
+    /// up to one watermark and no batch is seen half committed.
+    pub async fn lake_files_upto(&self, table: &str, watermark: i64) -> Result<Vec<LakeFile>> {
         let sql = "SELECT id, batch_id, table_name, partition_date, path, row_count, byte_size, \
-                   min_time, max_time FROM lake_files WHERE table_name = $1 ORDER BY id";
+                   min_time, max_time FROM lake_files WHERE table_name = $1 AND id <= $2 ORDER BY id";
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<Db, LakeFile>(sql)
                 .bind(table)
+                .bind(watermark)
                 .fetch_all(pool)
                 .await?
         }))
