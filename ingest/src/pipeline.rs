@@ -205,13 +205,7 @@ impl BatchRun<'_> {
                         quarantined = counts.quarantined,
                         "batch committed"
                     );
-                    return Ok(IngestReport {
-                        source,
-                        batch_id,
-                        outcome: Outcome::Committed,
-                        counts,
-                        files: files.len(),
-                    });
+                    return Ok(committed(source, batch_id, counts, &files));
                 }
                 Err(StoreError::CommitConflict { .. }) => {
                     tracing::info!(
@@ -252,13 +246,7 @@ impl BatchRun<'_> {
                         Ok(Some(b)) if b.status == BatchStatus::Committed.as_str() => {
                             progress.finish();
                             tracing::warn!(batch_id, error = %e, "commit reported an error but is committed");
-                            return Ok(IngestReport {
-                                source,
-                                batch_id,
-                                outcome: Outcome::Committed,
-                                counts,
-                                files: files.len(),
-                            });
+                            return Ok(committed(source, batch_id, counts, &files));
                         }
                         Ok(Some(_)) => discard(&store.lake, &files),
                         _ => tracing::warn!(
@@ -287,6 +275,21 @@ fn failpoint(name: &str) {
     if std::env::var("TOLLGATE_FAILPOINTS").is_ok_and(|v| v.split(',').any(|p| p.trim() == name)) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
+    }
+}
+
+fn committed(
+    source: String,
+    batch_id: i64,
+    counts: BatchCounts,
+    files: &[NewLakeFile],
+) -> IngestReport {
+    IngestReport {
+        source,
+        batch_id,
+        outcome: Outcome::Committed,
+        counts,
+        files: files.len(),
     }
 }
 

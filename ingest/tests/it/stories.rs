@@ -255,24 +255,7 @@ async fn unreadable_file_fails_clearly(store: TestStore) {
 }
 
 async fn uncommitted_batch_is_invisible_and_gc_removes_it(store: TestStore) {
-    use tollgate_ingest::record::{LakeBuffers, RequestRecord};
-    let batch_id = store
-        .db
-        .begin_batch("crashed.jsonl", "feed", "canonical")
-        .await
-        .unwrap();
-    let mut buffer = LakeBuffers::default();
-    buffer.push_request(&RequestRecord {
-        time_us: 1_790_000_000_000_000,
-        request_id: "ghost".into(),
-        status_code: 200,
-        ..Default::default()
-    });
-    let (_, _, requests) = buffer.drain(batch_id).unwrap().remove(0);
-    let file = store
-        .lake
-        .write_file(REQUESTS, "2026-09-21", batch_id, &requests)
-        .unwrap();
+    let (batch_id, file) = write_without_commit(&store, "crashed.jsonl").await;
     assert!(store.lake.absolute(&file.path).exists());
 
     assert_eq!(
@@ -457,24 +440,7 @@ async fn token_usage_is_deduplicated_apart_from_its_request(store: TestStore) {
 }
 
 async fn gc_never_removes_files_of_a_batch_still_writing(store: TestStore) {
-    use tollgate_ingest::record::{LakeBuffers, RequestRecord};
-    let batch_id = store
-        .db
-        .begin_batch("slow.jsonl", "slow", "canonical")
-        .await
-        .unwrap();
-    let mut buffer = LakeBuffers::default();
-    buffer.push_request(&RequestRecord {
-        time_us: 1_790_000_000_000_000,
-        request_id: "slow".into(),
-        status_code: 200,
-        ..Default::default()
-    });
-    let (_, _, requests) = buffer.drain(batch_id).unwrap().remove(0);
-    let file = store
-        .lake
-        .write_file(REQUESTS, "2026-09-21", batch_id, &requests)
-        .unwrap();
+    let (batch_id, file) = write_without_commit(&store, "slow.jsonl").await;
     // The file looks two hours old (another clock, or a long ingest) ...
     let path = store.lake.absolute(&file.path);
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
@@ -505,4 +471,31 @@ async fn a_data_dir_with_glob_characters_is_a_path(store: TestStore) {
     let odd = tollgate_store::Store::open(&config).await.unwrap();
     ingest(&odd, &sample_path()).await.unwrap();
     assert_eq!(request_rows(&odd).await, 14);
+}
+
+/// Begins a batch and writes one request file for it, as an ingest that has not
+/// committed (yet, or ever) would leave it.
+async fn write_without_commit(
+    store: &TestStore,
+    source: &str,
+) -> (i64, tollgate_store::state::NewLakeFile) {
+    use tollgate_ingest::record::{LakeBuffers, RequestRecord};
+    let batch_id = store
+        .db
+        .begin_batch(source, source, "canonical")
+        .await
+        .unwrap();
+    let mut buffer = LakeBuffers::default();
+    buffer.push_request(&RequestRecord {
+        time_us: 1_790_000_000_000_000,
+        request_id: format!("{source}-row"),
+        status_code: 200,
+        ..Default::default()
+    });
+    let (_, _, requests) = buffer.drain(batch_id).unwrap().remove(0);
+    let file = store
+        .lake
+        .write_file(REQUESTS, "2026-09-21", batch_id, &requests)
+        .unwrap();
+    (batch_id, file)
 }
