@@ -60,9 +60,11 @@ pub enum Command {
     /// `read = written + duplicate + quarantined` per file. Ingesting the same
     /// content again changes nothing.
     Ingest {
-        /// Input format: `canonical` (Tollgate's own, docs/canonical-format.md) or
+        /// Input format: `canonical` (Tollgate's own, docs/canonical-format.md),
         /// `apim` (Azure API Management diagnostic export: GatewayLogs and
-        /// GatewayLlmLogs, JSON lines or {"records": [...]} envelopes).
+        /// GatewayLlmLogs, JSON lines or {"records": [...]} envelopes), `kong`
+        /// (Kong AI Gateway file-log / http-log entries) or `litellm` (LiteLLM spend
+        /// logs: JSON lines, a JSON array or CSV).
         #[arg(long, default_value = "canonical", value_name = "FORMAT")]
         format: String,
         /// Files to ingest: JSON lines, plain or gzip.

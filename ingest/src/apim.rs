@@ -178,6 +178,7 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
         completion_tokens: count(p.completion_tokens, "completionTokens")?.unwrap_or(0),
         reasoning_tokens: 0,
         streamed: flag(p.is_stream_completion, "isStreamCompletion")?,
+        gateway_reported_cost: None,
     };
     Ok(Record {
         request: None,

@@ -5,7 +5,7 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{Scalar, count, flag, millis, required_text, status, text};
+use crate::scalar::{Scalar, amount, count, flag, millis, required_text, status, text};
 
 #[derive(Deserialize)]
 struct CanonicalLine<'a> {
@@ -65,6 +65,8 @@ struct CanonicalLine<'a> {
     reasoning_tokens: Option<Scalar<'a>>,
     #[serde(borrow)]
     streamed: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    gateway_reported_cost: Option<Scalar<'a>>,
 }
 
 /// Parses one canonical line; `Err` is the quarantine reason.
@@ -112,6 +114,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
     let completion = count(line.completion_tokens, "completion_tokens")?;
     let reasoning = count(line.reasoning_tokens, "reasoning_tokens")?;
     let streamed = flag(line.streamed, "streamed")?;
+    let gateway_reported_cost = amount(line.gateway_reported_cost, "gateway_reported_cost")?;
     let has_tokens = deployment.is_some()
         || model.is_some()
         || prompt.is_some()
@@ -138,6 +141,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
             completion_tokens: completion.unwrap_or(0),
             reasoning_tokens: reasoning.unwrap_or(0),
             streamed,
+            gateway_reported_cost,
         })
     } else {
         None

@@ -29,6 +29,10 @@ pub enum IngestError {
     #[error("{}: changed while being ingested; nothing from it was committed (ingest it again once it is complete)", path.display())]
     ChangedDuringIngest { path: PathBuf },
 
+    /// A whole-document input (JSON array) that does not parse.
+    #[error("{}: {message}; nothing from this file was committed", path.display())]
+    Unparseable { path: PathBuf, message: String },
+
     #[error("{}: still conflicting with concurrent ingests after {attempts} attempts", path.display())]
     TooManyConflicts { path: PathBuf, attempts: u32 },
 

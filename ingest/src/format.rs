@@ -1,7 +1,7 @@
 //! The input formats Tollgate reads.
 
 use crate::record::Record;
-use crate::{IngestError, apim, canonical};
+use crate::{IngestError, apim, canonical, kong, litellm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -9,15 +9,40 @@ pub enum Format {
     Canonical,
     /// Azure API Management diagnostic export (`GatewayLogs`, `GatewayLlmLogs`).
     Apim,
+    /// Kong AI Gateway file-log / http-log entries.
+    Kong,
+    /// LiteLLM spend logs (`LiteLLM_SpendLogs`): JSON lines, a JSON array or CSV.
+    LiteLlm,
 }
 
 impl Format {
-    pub const ALL: [Format; 2] = [Format::Canonical, Format::Apim];
+    pub const ALL: [Format; 4] = [
+        Format::Canonical,
+        Format::Apim,
+        Format::Kong,
+        Format::LiteLlm,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Format::Canonical => "canonical",
             Format::Apim => "apim",
+            Format::Kong => "kong",
+            Format::LiteLlm => "litellm",
+        }
+    }
+
+    /// Whether the format also comes as a whole document (CSV, a JSON array), as
+    /// database and query exports do.
+    pub fn reads_documents(self) -> bool {
+        matches!(self, Format::LiteLlm)
+    }
+
+    /// Maps one CSV row or JSON-array element (as a JSON object).
+    pub fn parse_value(self, value: &serde_json::Value) -> Result<Record, String> {
+        match self {
+            Format::LiteLlm => litellm::parse_value(value),
+            other => Err(format!("{} input is JSON lines only", other.name())),
         }
     }
 
@@ -27,6 +52,8 @@ impl Format {
         match self {
             Format::Canonical => out.push(canonical::parse_line(bytes)),
             Format::Apim => apim::parse_line(bytes, out),
+            Format::Kong => out.push(kong::parse_line(bytes)),
+            Format::LiteLlm => out.push(litellm::parse_line(bytes)),
         }
     }
 }

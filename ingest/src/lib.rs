@@ -10,8 +10,11 @@
 
 pub mod apim;
 pub mod canonical;
+pub mod document;
 mod error;
 pub mod format;
+pub mod kong;
+pub mod litellm;
 mod pipeline;
 pub mod progress;
 pub mod reader;

@@ -15,6 +15,7 @@ use tollgate_store::schema::{REQUESTS, TOKEN_USAGE};
 use tollgate_store::state::{BatchCommit, BatchCounts, BatchStatus, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
+use crate::document::{Layout, csv_raw, csv_row, for_each_array_element};
 use crate::format::Format;
 use crate::progress::Progress;
 use crate::reader::LineReader;
@@ -387,11 +388,38 @@ impl Pass {
                 source,
             }
         })?;
+        let read_err = |line, source| IngestError::Read {
+            path: self.path.clone(),
+            line,
+            source,
+        };
+        let layout = if self.options.format.reads_documents() {
+            Layout::sniff(reader.first_byte().map_err(|e| read_err(0, e))?)
+        } else {
+            Layout::JsonLines
+        };
+        match layout {
+            Layout::JsonLines => self.read_lines(reader, state)?,
+            Layout::JsonArray => {
+                let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
+                self.read_array(stream, state)?;
+            }
+            Layout::Csv => {
+                let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
+                self.read_csv(stream, state)?;
+            }
+        }
+        self.flush_rows(state)?;
+        self.flush_quarantine(state)?;
+        Ok(())
+    }
+
+    fn read_lines(&self, mut reader: LineReader, state: &mut PassState) -> Result<()> {
         let mut last_line = 0;
         loop {
             let line = match reader.next_line() {
                 Ok(Some(line)) => line,
-                Ok(None) => break,
+                Ok(None) => return Ok(()),
                 Err(source) => {
                     return Err(IngestError::Read {
                         path: self.path.clone(),
@@ -413,57 +441,150 @@ impl Pass {
                 }
             }
             for item in parsed.drain(..) {
-                state.counts.read += 1;
-                let item = item.and_then(|r| match (&r.request, &r.tokens) {
-                    (None, None) => Err("record has neither a request nor token usage".to_owned()),
-                    _ => Ok(r),
-                });
-                match item {
-                    Err(reason) => {
-                        state.counts.quarantined += 1;
-                        let raw = &line.bytes[..line.bytes.len().min(QUARANTINE_RAW_BYTES)];
-                        state.quarantine.push(QuarantineRow {
-                            batch_id: self.batch_id,
-                            line_number: line.number as i64,
-                            byte_offset: line.offset as i64,
-                            reason,
-                            raw_line: raw.to_vec(),
-                        });
-                        if state.quarantine.len() >= 1000 {
-                            self.flush_quarantine(state)?;
-                        }
-                    }
-                    Ok(record) => {
-                        // A record is written if any part of it is new; a request
-                        // and its token usage are deduplicated each in its table.
-                        let mut new = false;
-                        if let Some(request) = &record.request
-                            && self.is_new(state, REQUESTS, request.day(), &request.request_id)?
-                        {
-                            state.buffers.push_request(request);
-                            new = true;
-                        }
-                        if let Some(tokens) = &record.tokens
-                            && self.is_new(state, TOKEN_USAGE, tokens.day(), &tokens.request_id)?
-                        {
-                            state.buffers.push_tokens(tokens);
-                            new = true;
-                        }
-                        if new {
-                            state.counts.written += 1;
-                        } else {
-                            state.counts.duplicate += 1;
-                        }
-                        if state.buffers.len() >= self.options.max_buffered_rows {
-                            self.flush_rows(state)?;
-                        }
-                    }
-                }
+                self.account(state, line.number, line.offset, line.bytes, item)?;
             }
             state.parsed = parsed;
         }
-        self.flush_rows(state)?;
-        self.flush_quarantine(state)?;
+    }
+
+    /// A JSON array document; positions are element numbers.
+    fn read_array(
+        &self,
+        stream: Box<dyn std::io::BufRead + Send>,
+        state: &mut PassState,
+    ) -> Result<()> {
+        let format = self.options.format;
+        let walked = for_each_array_element(stream, |index, value| {
+            let item = format.parse_value(&value);
+            let raw = if item.is_err() {
+                serde_json::to_vec(&value).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            self.account(state, index, 0, &raw, item)
+        });
+        match walked {
+            Ok(()) => Ok(()),
+            Err(Ok(e)) => Err(e),
+            Err(Err(message)) => Err(IngestError::Unparseable {
+                path: self.path.clone(),
+                message,
+            }),
+        }
+    }
+
+    /// A CSV table with a header row; positions are CSV line numbers.
+    fn read_csv(
+        &self,
+        stream: Box<dyn std::io::BufRead + Send>,
+        state: &mut PassState,
+    ) -> Result<()> {
+        let mut csv = csv::ReaderBuilder::new()
+            .flexible(false)
+            .from_reader(stream);
+        let headers = match csv.headers() {
+            Ok(h) => h.clone(),
+            Err(e) => {
+                return Err(IngestError::Unparseable {
+                    path: self.path.clone(),
+                    message: format!("no readable CSV header: {e}"),
+                });
+            }
+        };
+        let mut row = csv::StringRecord::new();
+        loop {
+            let position = csv.position().clone();
+            match csv.read_record(&mut row) {
+                Ok(false) => return Ok(()),
+                Ok(true) => {
+                    let line = row.position().map_or(position.line(), |p| p.line());
+                    let offset = row.position().map_or(position.byte(), |p| p.byte());
+                    let item = self.options.format.parse_value(&csv_row(&headers, &row));
+                    let raw = if item.is_err() {
+                        csv_raw(&row)
+                    } else {
+                        Vec::new()
+                    };
+                    self.account(state, line, offset, &raw, item)?;
+                }
+                Err(e) => match e.kind() {
+                    csv::ErrorKind::Io(_) => {
+                        let source = match e.into_kind() {
+                            csv::ErrorKind::Io(io) => io,
+                            _ => std::io::Error::other("CSV read error"),
+                        };
+                        return Err(IngestError::Read {
+                            path: self.path.clone(),
+                            line: position.line(),
+                            source,
+                        });
+                    }
+                    // A malformed row (wrong field count, invalid UTF-8) is that
+                    // row's problem, not the file's.
+                    _ => {
+                        let line = e.position().map_or(position.line(), |p| p.line());
+                        let reason = format!("malformed CSV row: {e}");
+                        self.account(state, line, position.byte(), &[], Err(reason))?;
+                    }
+                },
+            }
+        }
+    }
+
+    /// Counts one input record as written, duplicate or quarantined.
+    fn account(
+        &self,
+        state: &mut PassState,
+        line: u64,
+        offset: u64,
+        raw: &[u8],
+        item: Result<crate::record::Record, String>,
+    ) -> Result<()> {
+        state.counts.read += 1;
+        let item = item.and_then(|r| match (&r.request, &r.tokens) {
+            (None, None) => Err("record has neither a request nor token usage".to_owned()),
+            _ => Ok(r),
+        });
+        match item {
+            Err(reason) => {
+                state.counts.quarantined += 1;
+                state.quarantine.push(QuarantineRow {
+                    batch_id: self.batch_id,
+                    line_number: line as i64,
+                    byte_offset: offset as i64,
+                    reason,
+                    raw_line: raw[..raw.len().min(QUARANTINE_RAW_BYTES)].to_vec(),
+                });
+                if state.quarantine.len() >= 1000 {
+                    self.flush_quarantine(state)?;
+                }
+            }
+            Ok(record) => {
+                // A record is written if any part of it is new; a request and its
+                // token usage are deduplicated each in its table.
+                let mut new = false;
+                if let Some(request) = &record.request
+                    && self.is_new(state, REQUESTS, request.day(), &request.request_id)?
+                {
+                    state.buffers.push_request(request);
+                    new = true;
+                }
+                if let Some(tokens) = &record.tokens
+                    && self.is_new(state, TOKEN_USAGE, tokens.day(), &tokens.request_id)?
+                {
+                    state.buffers.push_tokens(tokens);
+                    new = true;
+                }
+                if new {
+                    state.counts.written += 1;
+                } else {
+                    state.counts.duplicate += 1;
+                }
+                if state.buffers.len() >= self.options.max_buffered_rows {
+                    self.flush_rows(state)?;
+                }
+            }
+        }
         Ok(())
     }
 

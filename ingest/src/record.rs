@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Array, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Array, Int64Builder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
 use std::collections::BTreeMap;
 
@@ -60,6 +60,8 @@ pub struct TokenRecord {
     pub completion_tokens: i64,
     pub reasoning_tokens: i64,
     pub streamed: Option<bool>,
+    /// The gateway's own cost estimate, when it reports one.
+    pub gateway_reported_cost: Option<f64>,
 }
 
 impl TokenRecord {
@@ -224,6 +226,7 @@ struct TokenColumns {
     model: StringBuilder,
     counts: [Int64Builder; 4],
     streamed: BooleanBuilder,
+    reported_cost: Float64Builder,
 }
 
 impl Default for TokenColumns {
@@ -235,6 +238,7 @@ impl Default for TokenColumns {
             model: StringBuilder::new(),
             counts: Default::default(),
             streamed: BooleanBuilder::new(),
+            reported_cost: Float64Builder::new(),
         }
     }
 }
@@ -255,6 +259,7 @@ impl TokenColumns {
             builder.append_value(value);
         }
         self.streamed.append_option(t.streamed);
+        self.reported_cost.append_option(t.gateway_reported_cost);
     }
 
     fn finish(&mut self, batch_id: i64) -> arrow::error::Result<RecordBatch> {
@@ -271,6 +276,7 @@ impl TokenColumns {
                 .map(|b| Arc::new(b.finish()) as ArrayRef),
         );
         columns.push(Arc::new(self.streamed.finish()));
+        columns.push(Arc::new(self.reported_cost.finish()));
         columns.push(batch_ids(batch_id, len));
         RecordBatch::try_new(TOKEN_USAGE_SCHEMA.clone(), columns)
     }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scalar<'a> {
@@ -147,6 +148,20 @@ pub fn status(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i32>, String>
     }
 }
 
+/// A non-negative amount of money (a gateway's cost estimate).
+pub fn amount(v: Option<Scalar<'_>>, field: &str) -> Result<Option<f64>, String> {
+    match v {
+        None | Some(Scalar::Null) => Ok(None),
+        Some(Scalar::Int(i)) if i >= 0 => Ok(Some(i as f64)),
+        Some(Scalar::UInt(u)) => Ok(Some(u as f64)),
+        Some(Scalar::Float(f)) if f.is_finite() && f >= 0.0 => Ok(Some(f)),
+        Some(other) => Err(format!(
+            "field `{field}`: expected a non-negative amount, got {}",
+            other.describe()
+        )),
+    }
+}
+
 pub fn flag(v: Option<Scalar<'_>>, field: &str) -> Result<Option<bool>, String> {
     match v {
         None | Some(Scalar::Null) => Ok(None),
@@ -158,6 +173,36 @@ pub fn flag(v: Option<Scalar<'_>>, field: &str) -> Result<Option<bool>, String> 
             other.describe()
         )),
     }
+}
+
+/// The value at a dotted path (object keys only).
+pub fn lookup_value<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(value, |v, key| v.get(key))
+}
+
+/// The value at a dotted path, as a [`Scalar`] for the typed accessors.
+pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<Scalar<'a>> {
+    lookup_value(value, path).map(|v| match v {
+        Value::Null => Scalar::Null,
+        Value::Bool(b) => Scalar::Bool(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Scalar::Int(i),
+            (None, Some(u), _) => Scalar::UInt(u),
+            (_, _, Some(f)) => Scalar::Float(f),
+            _ => Scalar::Compound,
+        },
+        Value::String(s) => Scalar::Str(s.as_str().into()),
+        Value::Array(_) | Value::Object(_) => Scalar::Compound,
+    })
+}
+
+pub fn first_text(value: &Value, paths: &[&str]) -> Result<Option<String>, String> {
+    for path in paths {
+        if let Some(found) = text(lookup(value, path), path)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -64,6 +64,9 @@ pub static TOKEN_USAGE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         Field::new("completion_tokens", DataType::Int64, false),
         Field::new("reasoning_tokens", DataType::Int64, false),
         Field::new("streamed", DataType::Boolean, true),
+        // What the gateway itself estimated the call cost (LiteLLM's `spend`,
+        // Kong's `cost`), kept beside Tollgate's own cost to reconcile the two.
+        Field::new("gateway_reported_cost", DataType::Float64, true),
         Field::new("batch_id", DataType::Int64, false),
     ]))
 });
@@ -80,5 +83,5 @@ pub fn schema_of(table: &str) -> Option<SchemaRef> {
 /// never reached a model, such as a gateway-side 429).
 pub const USAGE_VIEW_SQL: &str = "SELECT r.*, \
     t.deployment, t.model, t.prompt_tokens, t.cached_tokens, t.completion_tokens, \
-    t.reasoning_tokens, t.streamed \
+    t.reasoning_tokens, t.streamed, t.gateway_reported_cost \
     FROM requests r LEFT JOIN token_usage t ON r.request_id = t.request_id";

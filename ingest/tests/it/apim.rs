@@ -1,6 +1,5 @@
 //! The APIM diagnostic export: the two categories, in separate files, in either order.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tollgate_ingest::{Format, IngestOptions, IngestReport, NoProgress, Outcome, ingest_file};
@@ -14,12 +13,6 @@ tollgate_store::backend_tests!(
     llm_logs_then_gateway_logs,
     an_empty_envelope_is_accounted_for,
 );
-
-fn sample(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/samples")
-        .join(name)
-}
 
 async fn apim(store: &Store, name: &str) -> IngestReport {
     let options = IngestOptions {
@@ -90,23 +83,14 @@ async fn assert_paired(store: &Store) {
         256
     );
     // The exact rows, as a FinOps or SRE query would see them.
-    let result = store
-        .sql_read_only(
-            "SELECT request_id, gateway_id, region, subscription, product, backend, status_code, \
-             backend_status_code, total_latency_ms, backend_latency_ms, cache_status, error_source, \
-             model, prompt_tokens, cached_tokens, completion_tokens, streamed \
-             FROM usage ORDER BY request_id",
-        )
-        .await
-        .unwrap();
-    let mut csv = Vec::new();
-    tollgate_store::output::write_batches(
-        tollgate_store::output::OutputFormat::Csv,
-        &result.schema,
-        &result.batches,
-        &mut csv,
+    let got = csv_of(
+        store,
+        "SELECT request_id, gateway_id, region, subscription, product, backend, status_code, \
+         backend_status_code, total_latency_ms, backend_latency_ms, cache_status, error_source, \
+         model, prompt_tokens, cached_tokens, completion_tokens, streamed \
+         FROM usage ORDER BY request_id",
     )
-    .unwrap();
+    .await;
     let expected = "\
 request_id,gateway_id,region,subscription,product,backend,status_code,backend_status_code,total_latency_ms,backend_latency_ms,cache_status,error_source,model,prompt_tokens,cached_tokens,completion_tokens,streamed
 5c1d0a3e-0001-4a2b-9c3d-000000000001,apim-contoso-eastus,East US,sub-finance-gold,gold,aoai-eastus-ptu,200,200,812,790,miss,,gpt-4o,1200,256,180,false
@@ -115,7 +99,7 @@ request_id,gateway_id,region,subscription,product,backend,status_code,backend_st
 5c1d0a3e-0001-4a2b-9c3d-000000000004,apim-contoso-eastus,East US,sub-hr-silver,silver,,429,,3,,none,llm-token-limit,,,,,
 5c1d0a3e-0001-4a2b-9c3d-000000000005,apim-contoso-eastus,East US,sub-finance-gold,gold,,200,,11,,hit,,,,,,
 ";
-    assert_eq!(String::from_utf8(csv).unwrap(), expected);
+    assert_eq!(got, expected);
 }
 
 async fn an_empty_envelope_is_accounted_for(store: TestStore) {

@@ -49,5 +49,25 @@ pub async fn request_rows(store: &Store) -> i64 {
 }
 
 pub fn sample_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/samples/canonical-small.jsonl")
+    sample("canonical-small.jsonl")
+}
+
+pub fn sample(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/samples")
+        .join(name)
+}
+
+/// A query's result as CSV text: exact rows, easy to compare and to read.
+pub async fn csv_of(store: &Store, sql: &str) -> String {
+    let result = store.sql_read_only(sql).await.expect("query");
+    let mut csv = Vec::new();
+    tollgate_store::output::write_batches(
+        tollgate_store::output::OutputFormat::Csv,
+        &result.schema,
+        &result.batches,
+        &mut csv,
+    )
+    .expect("CSV output");
+    String::from_utf8(csv).expect("UTF-8 CSV")
 }

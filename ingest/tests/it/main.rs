@@ -5,4 +5,6 @@
 
 mod apim;
 mod helpers;
+mod kong;
+mod litellm;
 mod stories;

@@ -1,0 +1,162 @@
+//! Whole-document inputs: a CSV table with a header, or one JSON array of objects
+//! (database and KQL exports). Each element or row becomes a JSON object the
+//! format maps like any other record; positions are CSV line numbers, or element
+//! numbers for JSON arrays (which have no lines).
+
+use std::io::BufRead;
+
+use serde::Deserializer as _;
+use serde::de::{Error as _, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+
+/// How an input's records are laid out, recognised from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    JsonLines,
+    JsonArray,
+    Csv,
+}
+
+impl Layout {
+    /// `[` starts a JSON array, `{` JSON lines; anything else is CSV with a header.
+    pub fn sniff(first: Option<u8>) -> Layout {
+        match first {
+            Some(b'[') => Layout::JsonArray,
+            Some(b'{') | None => Layout::JsonLines,
+            Some(_) => Layout::Csv,
+        }
+    }
+}
+
+/// Where a record came from, for the quarantine.
+#[derive(Debug)]
+pub struct Position {
+    pub line: u64,
+    pub offset: u64,
+    pub raw: Vec<u8>,
+}
+
+/// Calls `each` for every element of a top-level JSON array, streaming: the array
+/// is never held whole. An error of `each` stops the walk and is returned as is;
+/// a syntax error in the document is `Err(Err(message))`.
+pub fn for_each_array_element<E>(
+    reader: impl BufRead,
+    mut each: impl FnMut(u64, Value) -> Result<(), E>,
+) -> Result<(), Result<E, String>> {
+    struct Elements<'f, F> {
+        each: &'f mut F,
+    }
+    impl<'de, F: FnMut(Value) -> Result<(), String>> Visitor<'de> for Elements<'_, F> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON array of records")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(value) = seq.next_element::<Value>()? {
+                (self.each)(value).map_err(A::Error::custom)?;
+            }
+            Ok(())
+        }
+    }
+
+    const STOPPED: &str = "\u{0}stopped by the caller";
+    let mut failure: Option<E> = None;
+    let mut index = 0u64;
+    let mut callback = |value: Value| {
+        index += 1;
+        each(index, value).map_err(|e| {
+            failure = Some(e);
+            STOPPED.to_owned()
+        })
+    };
+    let mut de = serde_json::Deserializer::from_reader(reader);
+    let outcome = de
+        .deserialize_seq(Elements {
+            each: &mut callback,
+        })
+        .and_then(|()| de.end());
+    match (outcome, failure) {
+        (_, Some(e)) => Err(Ok(e)),
+        (Ok(()), None) => Ok(()),
+        (Err(e), None) => Err(Err(format!("not a readable JSON array: {e}"))),
+    }
+}
+
+/// A CSV field as the JSON value it most likely is: empty is null, numbers and
+/// booleans are typed, anything else (including embedded JSON) stays a string.
+pub fn csv_field(field: &str) -> Value {
+    if field.is_empty() {
+        return Value::Null;
+    }
+    if let Ok(i) = field.parse::<i64>() {
+        return Value::Number(i.into());
+    }
+    if let Some(n) = field.parse::<f64>().ok().and_then(Number::from_f64) {
+        return Value::Number(n);
+    }
+    match field {
+        "true" | "True" | "TRUE" => Value::Bool(true),
+        "false" | "False" | "FALSE" => Value::Bool(false),
+        _ => Value::String(field.to_owned()),
+    }
+}
+
+/// One CSV row as an object keyed by the header.
+pub fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
+    let mut map = Map::with_capacity(headers.len());
+    for (name, field) in headers.iter().zip(row.iter()) {
+        map.insert(name.to_owned(), csv_field(field));
+    }
+    Value::Object(map)
+}
+
+/// A row as it was, for the quarantine.
+pub fn csv_raw(row: &csv::StringRecord) -> Vec<u8> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let _ = out.write_record(row);
+    out.into_inner().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_are_recognised() {
+        assert_eq!(Layout::sniff(Some(b'[')), Layout::JsonArray);
+        assert_eq!(Layout::sniff(Some(b'{')), Layout::JsonLines);
+        assert_eq!(Layout::sniff(Some(b'r')), Layout::Csv);
+        assert_eq!(Layout::sniff(None), Layout::JsonLines);
+    }
+
+    #[test]
+    fn arrays_stream_and_stop_on_the_callers_error() {
+        let mut seen = Vec::new();
+        let ok: Result<(), Result<String, String>> =
+            for_each_array_element(&br#"[{"a":1},{"a":2}]"#[..], |i, v| {
+                seen.push((i, v["a"].as_i64()));
+                Ok(())
+            });
+        assert!(ok.is_ok());
+        assert_eq!(seen, vec![(1, Some(1)), (2, Some(2))]);
+
+        let stopped =
+            for_each_array_element(
+                &b"[1,2,3]"[..],
+                |i, _| if i == 2 { Err("io") } else { Ok(()) },
+            );
+        assert_eq!(stopped, Err(Ok("io")));
+
+        let broken = for_each_array_element(&b"[{\"a\":1},"[..], |_, _| Ok::<(), ()>(()));
+        assert!(matches!(broken, Err(Err(msg)) if msg.starts_with("not a readable JSON array")));
+    }
+
+    #[test]
+    fn csv_fields_are_typed() {
+        assert_eq!(csv_field(""), Value::Null);
+        assert_eq!(csv_field("42"), Value::from(42));
+        assert_eq!(csv_field("0.25"), Value::from(0.25));
+        assert_eq!(csv_field("True"), Value::Bool(true));
+        assert_eq!(csv_field("{\"k\":1}"), Value::from("{\"k\":1}"));
+    }
+}

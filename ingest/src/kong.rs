@@ -1,0 +1,182 @@
+//! Kong AI Gateway log entries (file-log / http-log plugins): Kong's usual request
+//! log plus the `ai` section the AI plugins add (usage, meta, cache status).
+
+use serde_json::Value;
+
+use crate::record::{Record, RequestRecord, TokenRecord};
+use crate::scalar::{amount, count, first_text, lookup, lookup_value, millis, status, text};
+
+/// Parses one log entry (one JSON object per line).
+pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
+    let entry: Value = serde_json::from_slice(bytes).map_err(|e| format!("broken JSON: {e}"))?;
+    if !entry.is_object() {
+        return Err("not a Kong log entry: expected a JSON object".to_owned());
+    }
+    let get = |path: &str| lookup(&entry, path);
+
+    let request_id = first_text(
+        &entry,
+        &[
+            "request.id",
+            "request.headers.x-kong-request-id",
+            "correlation_id",
+        ],
+    )?
+    .ok_or_else(|| "missing field `request.id`".to_owned())?;
+    let started_ms = count(get("started_at"), "started_at")?
+        .ok_or_else(|| "missing field `started_at`".to_owned())?;
+    let time_us = started_ms
+        .checked_mul(1000)
+        .ok_or_else(|| format!("field `started_at`: {started_ms} is out of range"))?;
+    // The AI plugins log under `ai.proxy` (ai-proxy) or their full name.
+    let ai = ["ai.proxy", "ai.ai-proxy", "ai.ai-proxy-advanced"]
+        .iter()
+        .find_map(|p| lookup_value(&entry, p));
+    let ai_get = |path: &str| ai.and_then(|ai| lookup(ai, path));
+
+    let consumer = first_text(
+        &entry,
+        &["consumer.username", "consumer.custom_id", "consumer.id"],
+    )?;
+    let cache = text(ai_get("cache.cache_status"), "ai.proxy.cache.cache_status")?
+        .map(|s| s.to_ascii_lowercase());
+    let request = RequestRecord {
+        time_us,
+        request_id: request_id.clone(),
+        gateway_kind: Some("kong".to_owned()),
+        gateway_id: first_text(&entry, &["workspace_name", "workspace"])?,
+        region: None,
+        subscription: consumer,
+        product: None,
+        user_id: None,
+        agent: None,
+        tool: None,
+        api: text(get("service.name"), "service.name")?,
+        operation: text(get("route.name"), "route.name")?,
+        backend: text(get("service.host"), "service.host")?,
+        status_code: status(get("response.status"), "response.status")?
+            .ok_or_else(|| "missing field `response.status`".to_owned())?,
+        backend_status_code: None,
+        total_latency_ms: millis(get("latencies.request"), "latencies.request")?,
+        backend_latency_ms: millis(get("latencies.proxy"), "latencies.proxy")?,
+        cache_status: cache,
+        priority: None,
+        error_source: None,
+        error_reason: None,
+    };
+
+    let tokens = match ai {
+        Some(_) if ai_get("usage").is_some() => {
+            let prompt_tokens = count(
+                ai_get("usage.prompt_tokens"),
+                "ai.proxy.usage.prompt_tokens",
+            )?
+            .unwrap_or(0);
+            let cached_tokens = count(
+                ai_get("usage.prompt_tokens_details.cached_tokens"),
+                "ai.proxy.usage.prompt_tokens_details.cached_tokens",
+            )?
+            .unwrap_or(0);
+            if cached_tokens > prompt_tokens {
+                return Err(format!(
+                    "field `ai.proxy.usage.prompt_tokens_details.cached_tokens`: {cached_tokens} exceeds prompt_tokens {prompt_tokens}"
+                ));
+            }
+            let request_model = text(ai_get("meta.request_model"), "ai.proxy.meta.request_model")?;
+            let response_model = text(
+                ai_get("meta.response_model"),
+                "ai.proxy.meta.response_model",
+            )?;
+            let mode = text(ai_get("meta.request_mode"), "ai.proxy.meta.request_mode")?;
+            Some(TokenRecord {
+                time_us,
+                request_id,
+                model: response_model.or_else(|| request_model.clone()),
+                deployment: request_model,
+                prompt_tokens,
+                cached_tokens,
+                completion_tokens: count(
+                    ai_get("usage.completion_tokens"),
+                    "ai.proxy.usage.completion_tokens",
+                )?
+                .unwrap_or(0),
+                reasoning_tokens: count(
+                    ai_get("usage.completion_tokens_details.reasoning_tokens"),
+                    "ai.proxy.usage.completion_tokens_details.reasoning_tokens",
+                )?
+                .unwrap_or(0),
+                streamed: mode.map(|m| m == "stream"),
+                gateway_reported_cost: amount(ai_get("usage.cost"), "ai.proxy.usage.cost")?,
+            })
+        }
+        _ => None,
+    };
+    Ok(Record {
+        request: Some(request),
+        tokens,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRY: &str = r#"{"request":{"id":"k-1","method":"POST","uri":"/openai/chat","headers":{"x-kong-request-id":"other"}},"response":{"status":200},"latencies":{"request":930,"proxy":905,"kong":25},"started_at":1790845200123,"consumer":{"id":"c-9","username":"team-research"},"service":{"name":"openai-chat","host":"api.openai.com"},"route":{"name":"chat"},"workspace_name":"default","ai":{"proxy":{"usage":{"prompt_tokens":900,"prompt_tokens_details":{"cached_tokens":100},"completion_tokens":120,"completion_tokens_details":{"reasoning_tokens":40},"total_tokens":1020,"cost":0.0123},"meta":{"request_model":"gpt-4o","response_model":"gpt-4o-2024-08-06","provider_name":"openai","request_mode":"stream","llm_latency":880},"cache":{"cache_status":"Miss"}}}}"#;
+
+    #[test]
+    fn an_ai_proxy_entry_maps_to_both_tables() {
+        let record = parse_line(ENTRY.as_bytes()).unwrap();
+        let r = record.request.unwrap();
+        assert_eq!(
+            (r.request_id.as_str(), r.time_us, r.status_code),
+            ("k-1", 1_790_845_200_123_000, 200)
+        );
+        assert_eq!(r.subscription.as_deref(), Some("team-research"));
+        assert_eq!(
+            (r.total_latency_ms, r.backend_latency_ms),
+            (Some(930), Some(905))
+        );
+        assert_eq!(r.cache_status.as_deref(), Some("miss"));
+        let t = record.tokens.unwrap();
+        assert_eq!(
+            (
+                t.prompt_tokens,
+                t.cached_tokens,
+                t.completion_tokens,
+                t.reasoning_tokens
+            ),
+            (900, 100, 120, 40)
+        );
+        assert_eq!(
+            (t.model.as_deref(), t.deployment.as_deref(), t.streamed),
+            (Some("gpt-4o-2024-08-06"), Some("gpt-4o"), Some(true))
+        );
+    }
+
+    #[test]
+    fn a_plain_kong_entry_has_no_token_row_and_bad_ones_say_why() {
+        let plain =
+            r#"{"request":{"id":"k-2"},"response":{"status":429},"started_at":1790845200000}"#;
+        let record = parse_line(plain.as_bytes()).unwrap();
+        assert!(record.tokens.is_none());
+        let cases = [
+            (
+                r#"{"response":{"status":200},"started_at":1}"#,
+                "missing field `request.id`",
+            ),
+            (
+                r#"{"request":{"id":"x"},"response":{"status":200}}"#,
+                "missing field `started_at`",
+            ),
+            (
+                r#"{"request":{"id":"x"},"response":{"status":200},"started_at":1,"ai":{"proxy":{"usage":{"prompt_tokens":-1}}}}"#,
+                "negative value -1",
+            ),
+            (r#"[1]"#, "not a Kong log entry"),
+        ];
+        for (line, want) in cases {
+            let err = parse_line(line.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! LiteLLM spend logs (`LiteLLM_SpendLogs` exported as JSON lines, a JSON array or
+//! CSV): one row per call, carrying both the request and its token usage, with
+//! LiteLLM's own cost estimate kept as `gateway_reported_cost` beside ours.
+//!
+//! Mapping: the virtual key (`api_key`, hashed) is the subscription and the team
+//! the product, as keys and teams are what LiteLLM budgets; `model_group` is the
+//! deployment the router chose from, `model_id` the backend it picked.
+
+use chrono::{DateTime, NaiveDateTime};
+use serde_json::Value;
+
+use crate::record::{Record, RequestRecord, TokenRecord};
+use crate::scalar::{
+    Scalar, amount, count, first_text, flag, lookup, lookup_value, millis, required_text, text,
+};
+
+/// Parses one JSON line.
+pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("broken JSON: {e}"))?;
+    parse_value(&value)
+}
+
+/// Maps one spend-log row (from JSON or a typed CSV row).
+pub fn parse_value(row: &Value) -> Result<Record, String> {
+    if !row.is_object() {
+        return Err("not a LiteLLM spend log row: expected an object".to_owned());
+    }
+    let get = |field: &str| lookup(row, field);
+    let request_id = required_text(get("request_id"), "request_id")?;
+    let start = time(get("startTime"), "startTime")?.ok_or("missing field `startTime`")?;
+    let end = time(get("endTime"), "endTime")?;
+    let duration = match millis(get("request_duration_ms"), "request_duration_ms")? {
+        Some(ms) => Some(ms),
+        None => end.map(|end| ((end - start).max(0) + 500) / 1000),
+    };
+    // LiteLLM records success or failure, not the HTTP status; a failure may carry
+    // the provider's code in its metadata.
+    let status = text(get("status"), "status")?;
+    let status_code = match status.as_deref() {
+        None | Some("success") => 200,
+        Some(_) => lookup_value(row, "metadata")
+            .and_then(metadata_object)
+            .and_then(|m| m.pointer("/error_information/error_code").cloned())
+            .and_then(|code| match code {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.parse().ok(),
+                _ => None,
+            })
+            .filter(|c| (100..=599).contains(c))
+            .unwrap_or(500) as i32,
+    };
+    let cache_hit = flag(get("cache_hit"), "cache_hit")?;
+    let request = RequestRecord {
+        time_us: start,
+        request_id: request_id.clone(),
+        gateway_kind: Some("litellm".to_owned()),
+        gateway_id: None,
+        region: None,
+        subscription: text(get("api_key"), "api_key")?,
+        product: text(get("team_id"), "team_id")?,
+        user_id: first_text(row, &["user", "end_user"])?,
+        agent: text(get("agent_id"), "agent_id")?,
+        tool: text(get("mcp_namespaced_tool_name"), "mcp_namespaced_tool_name")?,
+        api: text(get("call_type"), "call_type")?,
+        operation: None,
+        backend: first_text(row, &["model_id", "api_base"])?,
+        status_code,
+        backend_status_code: None,
+        total_latency_ms: duration,
+        backend_latency_ms: None,
+        cache_status: cache_hit.map(|hit| if hit { "hit" } else { "miss" }.to_owned()),
+        priority: None,
+        error_source: status.filter(|s| s != "success"),
+        error_reason: None,
+    };
+
+    let model = text(get("model"), "model")?;
+    let prompt_tokens = count(get("prompt_tokens"), "prompt_tokens")?;
+    let completion_tokens = count(get("completion_tokens"), "completion_tokens")?;
+    let tokens = if model.is_some() || prompt_tokens.is_some() || completion_tokens.is_some() {
+        let prompt_tokens = prompt_tokens.unwrap_or(0);
+        let cached_tokens = lookup_value(row, "metadata")
+            .and_then(metadata_object)
+            .and_then(|m| {
+                m.pointer("/usage_object/prompt_tokens_details/cached_tokens")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(0)
+            .clamp(0, prompt_tokens);
+        let spend = amount(get("spend"), "spend")?;
+        Some(TokenRecord {
+            time_us: start,
+            request_id,
+            deployment: text(get("model_group"), "model_group")?,
+            model,
+            prompt_tokens,
+            cached_tokens,
+            completion_tokens: completion_tokens.unwrap_or(0),
+            reasoning_tokens: 0,
+            streamed: None,
+            gateway_reported_cost: spend,
+        })
+    } else {
+        None
+    };
+    Ok(Record {
+        request: Some(request),
+        tokens,
+    })
+}
+
+/// `metadata` is an object in JSON exports and a JSON string in CSV ones.
+fn metadata_object(v: &Value) -> Option<Value> {
+    match v {
+        Value::Object(_) => Some(v.clone()),
+        Value::String(s) => serde_json::from_str(s).ok(),
+        _ => None,
+    }
+}
+
+/// RFC 3339, or the offset-less `2026-10-01 09:00:00.123` of a database export
+/// (LiteLLM stores UTC).
+fn time(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> {
+    let Some(raw) = text(v, field)? else {
+        return Ok(None);
+    };
+    if let Ok(t) = DateTime::parse_from_rfc3339(&raw) {
+        return Ok(Some(t.timestamp_micros()));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(&raw, format) {
+            return Ok(Some(t.and_utc().timestamp_micros()));
+        }
+    }
+    Err(format!("field `{field}`: {raw:?} is not a time"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_json_row_maps_with_litellms_own_cost() {
+        let line = r#"{"request_id":"chatcmpl-1","call_type":"acompletion","api_key":"88dc28d0f030c55ed4ab77ed8faf098196cb1c05df778539800c9f1243fe6b4b","spend":0.00042,"total_tokens":330,"prompt_tokens":300,"completion_tokens":30,"startTime":"2026-10-01 09:00:00.250","endTime":"2026-10-01 09:00:01.100","model":"gpt-4o-mini","model_id":"d9e1","model_group":"gpt-4o-mini","user":"alice","metadata":{"usage_object":{"prompt_tokens_details":{"cached_tokens":64}}},"cache_hit":"False","team_id":"team-support","status":"success","agent_id":"support-bot"}"#;
+        let record = parse_line(line.as_bytes()).unwrap();
+        let r = record.request.unwrap();
+        assert_eq!(
+            (r.request_id.as_str(), r.status_code, r.total_latency_ms),
+            ("chatcmpl-1", 200, Some(850))
+        );
+        assert_eq!(
+            (
+                r.product.as_deref(),
+                r.agent.as_deref(),
+                r.cache_status.as_deref()
+            ),
+            (Some("team-support"), Some("support-bot"), Some("miss"))
+        );
+        let t = record.tokens.unwrap();
+        assert_eq!(
+            (t.prompt_tokens, t.cached_tokens, t.completion_tokens),
+            (300, 64, 30)
+        );
+        assert_eq!(t.gateway_reported_cost, Some(0.00042));
+    }
+
+    #[test]
+    fn a_failure_takes_its_code_from_metadata() {
+        let line = r#"{"request_id":"f-1","startTime":"2026-10-01T09:00:00Z","status":"failure","metadata":"{\"error_information\":{\"error_code\":\"429\"}}"}"#;
+        let r = parse_line(line.as_bytes()).unwrap().request.unwrap();
+        assert_eq!(
+            (r.status_code, r.error_source.as_deref()),
+            (429, Some("failure"))
+        );
+    }
+
+    #[test]
+    fn bad_rows_say_why() {
+        for (line, want) in [
+            (
+                r#"{"startTime":"2026-10-01T09:00:00Z"}"#,
+                "missing field `request_id`",
+            ),
+            (r#"{"request_id":"x"}"#, "missing field `startTime`"),
+            (
+                r#"{"request_id":"x","startTime":"soon"}"#,
+                "field `startTime`",
+            ),
+            (
+                r#"{"request_id":"x","startTime":"2026-10-01T09:00:00Z","prompt_tokens":-2}"#,
+                "negative value -2",
+            ),
+            (
+                r#"{"request_id":"x","startTime":"2026-10-01T09:00:00Z","model":"m","spend":"lots"}"#,
+                "field `spend`",
+            ),
+        ] {
+            let err = parse_line(line.as_bytes()).unwrap_err();
+            assert!(err.contains(want), "{line}: {err}");
+        }
+    }
+}
