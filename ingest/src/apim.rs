@@ -4,7 +4,9 @@
 //! envelopes, with camelCase or PascalCase keys.
 //!
 //! The two categories of one request arrive apart, in any order; each maps to its
-//! own table and is paired by `correlationId` in the `usage` view. Repeated LLM rows
+//! own table and is paired by `correlationId` in the `usage` view. The same data
+//! queried from Log Analytics (`ApiManagementGatewayLogs`,
+//! `ApiManagementGatewayLlmLog`: flat PascalCase rows as JSON or CSV) maps alike. Repeated LLM rows
 //! of one request (the split of a long message) carry the same counts, so the
 //! first one seen is kept and the rest count as duplicates.
 
@@ -13,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{Scalar, count, flag, millis, required_text, status, text};
+use crate::scalar::{Scalar, count, flag, lookup, millis, required_text, status, text};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -104,8 +106,98 @@ pub fn parse_line(bytes: &[u8], out: &mut Vec<Result<Record, String>>) {
             }
         }
         Some(_) => out.push(Err("field `records`: expected an array".to_owned())),
-        None => out.push(parse_record(&value)),
+        None => out.push(parse_value(&value)),
     }
+}
+
+/// Maps one record: a diagnostic-export record (with its nested `properties`), or
+/// a flat Log Analytics row of `ApiManagementGatewayLogs` or
+/// `ApiManagementGatewayLlmLog` (JSON or CSV query results).
+pub fn parse_value(value: &Value) -> Result<Record, String> {
+    if !value.is_object() {
+        return Err("not an APIM log record: expected an object".to_owned());
+    }
+    if value
+        .get("properties")
+        .or_else(|| value.get("Properties"))
+        .is_some()
+    {
+        return parse_record(value);
+    }
+    let has = |key: &str| value.get(key).is_some();
+    if has("ResponseCode") || has("TotalTime") {
+        log_analytics_gateway(value)
+    } else if has("PromptTokens") || has("DeploymentName") || has("ModelName") {
+        log_analytics_llm(value)
+    } else {
+        Err(
+            "not an APIM log record: no properties, and neither ApiManagementGatewayLogs \
+             (ResponseCode) nor ApiManagementGatewayLlmLog (PromptTokens) columns"
+                .to_owned(),
+        )
+    }
+}
+
+/// A column of a Log Analytics row; portal CSV exports suffix times with ` [UTC]`.
+fn la<'a>(row: &'a Value, column: &str) -> Option<Scalar<'a>> {
+    lookup(row, column).or_else(|| lookup(row, &format!("{column} [UTC]")))
+}
+
+fn log_analytics_gateway(row: &Value) -> Result<Record, String> {
+    let request = RequestRecord {
+        time_us: timestamp(la(row, "TimeGenerated"))?,
+        request_id: required_text(la(row, "CorrelationId"), "CorrelationId")?,
+        gateway_kind: Some("apim".to_owned()),
+        gateway_id: text(la(row, "_ResourceId"), "_ResourceId")?.map(|id| service_name(&id)),
+        region: text(la(row, "Region"), "Region")?,
+        subscription: text(la(row, "ApimSubscriptionId"), "ApimSubscriptionId")?,
+        product: text(la(row, "ProductId"), "ProductId")?,
+        user_id: text(la(row, "UserId"), "UserId")?,
+        agent: None,
+        tool: None,
+        api: text(la(row, "ApiId"), "ApiId")?,
+        operation: text(la(row, "OperationId"), "OperationId")?,
+        backend: text(la(row, "BackendId"), "BackendId")?,
+        status_code: status(la(row, "ResponseCode"), "ResponseCode")?
+            .ok_or_else(|| "missing field `ResponseCode`".to_owned())?,
+        backend_status_code: status(la(row, "BackendResponseCode"), "BackendResponseCode")?,
+        total_latency_ms: millis(la(row, "TotalTime"), "TotalTime")?,
+        backend_latency_ms: millis(la(row, "BackendTime"), "BackendTime")?,
+        cache_status: text(la(row, "Cache"), "Cache")?,
+        priority: None,
+        error_source: text(la(row, "LastErrorSource"), "LastErrorSource")?,
+        error_reason: text(la(row, "LastErrorReason"), "LastErrorReason")?,
+    };
+    Ok(Record {
+        request: Some(request),
+        tokens: None,
+    })
+}
+
+fn log_analytics_llm(row: &Value) -> Result<Record, String> {
+    let prompt_tokens = count(la(row, "PromptTokens"), "PromptTokens")?.unwrap_or(0);
+    let cached_tokens = count(la(row, "PromptCachedTokens"), "PromptCachedTokens")?.unwrap_or(0);
+    if cached_tokens > prompt_tokens {
+        return Err(format!(
+            "field `PromptCachedTokens`: {cached_tokens} exceeds PromptTokens {prompt_tokens}"
+        ));
+    }
+    let tokens = TokenRecord {
+        time_us: timestamp(la(row, "TimeGenerated"))?,
+        request_id: required_text(la(row, "CorrelationId"), "CorrelationId")?,
+        deployment: text(la(row, "DeploymentName"), "DeploymentName")?,
+        model: text(la(row, "ModelName"), "ModelName")?,
+        prompt_tokens,
+        cached_tokens,
+        completion_tokens: count(la(row, "CompletionTokens"), "CompletionTokens")?.unwrap_or(0),
+        reasoning_tokens: 0,
+        streamed: flag(la(row, "IsStreamCompletion"), "IsStreamCompletion")?,
+        gateway_reported_cost: None,
+    };
+    Ok(Record {
+        request: None,
+        tokens: Some(tokens),
+    })
 }
 
 fn parse_record(value: &Value) -> Result<Record, String> {

@@ -35,13 +35,14 @@ impl Format {
     /// Whether the format also comes as a whole document (CSV, a JSON array), as
     /// database and query exports do.
     pub fn reads_documents(self) -> bool {
-        matches!(self, Format::LiteLlm)
+        matches!(self, Format::LiteLlm | Format::Apim)
     }
 
     /// Maps one CSV row or JSON-array element (as a JSON object).
     pub fn parse_value(self, value: &serde_json::Value) -> Result<Record, String> {
         match self {
             Format::LiteLlm => litellm::parse_value(value),
+            Format::Apim => apim::parse_value(value),
             other => Err(format!("{} input is JSON lines only", other.name())),
         }
     }

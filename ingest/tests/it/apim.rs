@@ -12,6 +12,7 @@ tollgate_store::backend_tests!(
     gateway_logs_then_llm_logs,
     llm_logs_then_gateway_logs,
     an_empty_envelope_is_accounted_for,
+    log_analytics_exports_give_the_same_rows_and_never_double,
 );
 
 async fn apim(store: &Store, name: &str) -> IngestReport {
@@ -121,4 +122,28 @@ async fn an_empty_envelope_is_accounted_for(store: TestStore) {
         (q[0].line_number, q[0].reason.as_str()),
         (1, "no records in this line")
     );
+}
+
+async fn log_analytics_exports_give_the_same_rows_and_never_double(store: TestStore) {
+    // The same requests queried from Log Analytics: CSV (portal `[UTC]` header)
+    // for the gateway table, a JSON array for the LLM table.
+    assert_eq!(
+        counts(&apim(&store, "apim-la-llm-logs.json").await),
+        (4, 3, 1, 0)
+    );
+    assert_eq!(
+        counts(&apim(&store, "apim-la-gateway-logs.csv").await),
+        (5, 5, 0, 0)
+    );
+    assert_paired(&store).await;
+    // And the diagnostic export of those requests adds nothing.
+    assert_eq!(
+        counts(&apim(&store, "apim-gateway-logs.jsonl").await),
+        (5, 0, 5, 0)
+    );
+    assert_eq!(
+        counts(&apim(&store, "apim-llm-logs.json").await),
+        (4, 0, 4, 0)
+    );
+    assert_paired(&store).await;
 }
