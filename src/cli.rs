@@ -65,7 +65,8 @@ pub enum Command {
         /// GatewayLlmLogs, JSON lines or {"records": [...]} envelopes), `kong`
         /// (Kong AI Gateway file-log / http-log entries) or `litellm` (LiteLLM spend
         /// logs: JSON lines, a JSON array or CSV).
-        #[arg(long, default_value = "canonical", value_name = "FORMAT")]
+        /// The default, `auto`, recognises each file's format from its content.
+        #[arg(long, default_value = "auto", value_name = "FORMAT")]
         format: String,
         /// Files to ingest: JSON lines, plain or gzip.
         #[arg(required = true, value_name = "FILE")]

@@ -36,6 +36,9 @@ pub enum IngestError {
     #[error("{}: still conflicting with concurrent ingests after {attempts} attempts", path.display())]
     TooManyConflicts { path: PathBuf, attempts: u32 },
 
+    #[error("{}: not a format Tollgate recognises; known formats: {known} (name one with --format)", path.display())]
+    Unrecognised { path: PathBuf, known: String },
+
     #[error("unknown format {given:?}; known formats: {known}")]
     UnknownFormat { given: String, known: String },
 

@@ -13,6 +13,9 @@ pub enum Format {
     Kong,
     /// LiteLLM spend logs (`LiteLLM_SpendLogs`): JSON lines, a JSON array or CSV.
     LiteLlm,
+    /// Recognise the format from the content ([`Format::detect`]); resolved before
+    /// a batch begins, so a batch always records a concrete format.
+    Auto,
 }
 
 impl Format {
@@ -29,6 +32,50 @@ impl Format {
             Format::Apim => "apim",
             Format::Kong => "kong",
             Format::LiteLlm => "litellm",
+            Format::Auto => "auto",
+        }
+    }
+
+    /// Recognises a concrete format from the first bytes of the (decompressed)
+    /// content, by the keys or CSV header each format always has.
+    pub fn detect(head: &[u8]) -> Option<Format> {
+        let head = String::from_utf8_lossy(head);
+        let text = head.trim_start_matches('\u{feff}').trim_start();
+        let has = |key: &str| text.contains(&format!("\"{key}\""));
+        if text.starts_with('{') || text.starts_with('[') {
+            if has("records") && (text.contains("GatewayLogs") || text.contains("GatewayLlmLog"))
+                || (has("category") || has("Category")) && text.contains("GatewayL")
+                || has("TimeGenerated") && has("CorrelationId")
+            {
+                Some(Format::Apim)
+            } else if has("request_id") && has("startTime") {
+                Some(Format::LiteLlm)
+            } else if has("started_at") && has("request") && (has("latencies") || has("ai")) {
+                Some(Format::Kong)
+            } else if has("request_id") && has("time") && has("status_code") {
+                Some(Format::Canonical)
+            } else {
+                None
+            }
+        } else {
+            let header: Vec<&str> = text
+                .lines()
+                .next()?
+                .split(',')
+                .map(|c| c.trim_matches('"'))
+                .collect();
+            let column = |name: &str| {
+                header
+                    .iter()
+                    .any(|c| *c == name || c.strip_suffix(" [UTC]") == Some(name))
+            };
+            if column("request_id") && column("startTime") {
+                Some(Format::LiteLlm)
+            } else if column("CorrelationId") && column("TimeGenerated") {
+                Some(Format::Apim)
+            } else {
+                None
+            }
         }
     }
 
@@ -55,6 +102,7 @@ impl Format {
             Format::Apim => apim::parse_line(bytes, out),
             Format::Kong => out.push(kong::parse_line(bytes)),
             Format::LiteLlm => out.push(litellm::parse_line(bytes)),
+            Format::Auto => out.push(Err("the format was not resolved".to_owned())),
         }
     }
 }
@@ -62,12 +110,15 @@ impl Format {
 impl std::str::FromStr for Format {
     type Err = IngestError;
     fn from_str(s: &str) -> Result<Self, IngestError> {
+        if s == Format::Auto.name() {
+            return Ok(Format::Auto);
+        }
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| IngestError::UnknownFormat {
                 given: s.to_owned(),
-                known: Format::ALL.map(Format::name).join(", "),
+                known: format!("{}, or auto", Format::ALL.map(Format::name).join(", ")),
             })
     }
 }

@@ -88,6 +88,18 @@ pub async fn ingest_file(
     progress: Arc<dyn Progress>,
 ) -> Result<IngestReport> {
     let source = path.display().to_string();
+    let resolved;
+    let options = if options.format == Format::Auto {
+        let owned = path.to_path_buf();
+        let format = tokio::task::spawn_blocking(move || detect_format(&owned)).await??;
+        resolved = IngestOptions {
+            format,
+            ..options.clone()
+        };
+        &resolved
+    } else {
+        options
+    };
     // Taken before hashing, compared after reading: an append at any point in
     // between is noticed.
     let fingerprint = fingerprint(path)?;
@@ -321,6 +333,21 @@ fn discard(lake: &Lake, files: &[NewLakeFile]) {
     for f in files {
         lake.discard(&f.path);
     }
+}
+
+/// Recognises the format of a file from its first 64 KiB.
+fn detect_format(path: &Path) -> Result<Format> {
+    let open_err = |source| IngestError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader =
+        LineReader::open(path, Arc::new(crate::progress::NoProgress)).map_err(open_err)?;
+    let head = reader.head(64 * 1024).map_err(open_err)?;
+    Format::detect(&head).ok_or_else(|| IngestError::Unrecognised {
+        path: path.to_path_buf(),
+        known: Format::ALL.map(Format::name).join(", "),
+    })
 }
 
 type Fingerprint = (u64, Option<std::time::SystemTime>);

@@ -96,6 +96,13 @@ impl LineReader {
         })
     }
 
+    /// Up to `max` bytes of the start of the (decompressed) content, for format
+    /// detection; consumes nothing.
+    pub fn head(&mut self, max: usize) -> io::Result<Vec<u8>> {
+        let buf = self.inner.fill_buf()?;
+        Ok(buf[..buf.len().min(max)].to_vec())
+    }
+
     /// The first byte of the content that is not a BOM or white space, without
     /// consuming anything (looks within the first buffer only).
     pub fn first_byte(&mut self) -> io::Result<Option<u8>> {

@@ -25,6 +25,7 @@ tollgate_store::backend_tests!(
     token_usage_is_deduplicated_apart_from_its_request,
     gc_never_removes_files_of_a_batch_still_writing,
     a_data_dir_with_glob_characters_is_a_path,
+    auto_format_ingests_gzip_and_refuses_the_unknown,
 );
 
 async fn sample_ingests_and_answers_sql(store: TestStore) {
@@ -498,4 +499,78 @@ async fn write_without_commit(
         .write_file(REQUESTS, "2026-09-21", batch_id, &requests)
         .unwrap();
     (batch_id, file)
+}
+
+#[test]
+fn auto_detection_recognises_every_sample() {
+    use tollgate_ingest::Format;
+    let cases = [
+        ("canonical-small.jsonl", Format::Canonical),
+        ("apim-gateway-logs.jsonl", Format::Apim),
+        ("apim-llm-logs.json", Format::Apim),
+        ("apim-la-gateway-logs.csv", Format::Apim),
+        ("apim-la-llm-logs.json", Format::Apim),
+        ("kong-ai-logs.jsonl", Format::Kong),
+        ("litellm-spend-logs.csv", Format::LiteLlm),
+        ("litellm-spend-logs.json", Format::LiteLlm),
+    ];
+    for (name, want) in cases {
+        let bytes = std::fs::read(crate::helpers::sample(name)).unwrap();
+        assert_eq!(Format::detect(&bytes), Some(want), "{name}");
+    }
+    for junk in [&b"hello,world\n1,2\n"[..], b"{\"x\":1}\n", b"", b"<xml/>"] {
+        assert_eq!(
+            Format::detect(junk),
+            None,
+            "{}",
+            String::from_utf8_lossy(junk)
+        );
+    }
+}
+
+async fn auto_format_ingests_gzip_and_refuses_the_unknown(store: TestStore) {
+    use tollgate_ingest::Format;
+    let auto = IngestOptions {
+        format: Format::Auto,
+        ..IngestOptions::default()
+    };
+    let kong = std::fs::read(crate::helpers::sample("kong-ai-logs.jsonl")).unwrap();
+    let path = write(store.dir.path(), "kong.log.gz", &gzip(&kong));
+    let report = ingest_file(&store, &path, &auto, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(report.counts.written, 4);
+    assert_eq!(
+        store
+            .db
+            .batch(report.batch_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .format,
+        "kong"
+    );
+
+    let junk = write(store.dir.path(), "notes.txt", b"shopping list\nmilk\n");
+    let err = ingest_file(&store, &junk, &auto, Arc::new(NoProgress))
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("notes.txt: not a format Tollgate recognises"),
+        "{message}"
+    );
+    assert!(
+        message.contains("canonical, apim, kong, litellm"),
+        "{message}"
+    );
+    assert!(
+        store
+            .db
+            .recent_batches(5)
+            .await
+            .unwrap()
+            .iter()
+            .all(|b| b.source_name != junk.display().to_string())
+    );
 }
