@@ -63,8 +63,9 @@ pub enum Command {
         /// Input format: `canonical` (Tollgate's own, docs/canonical-format.md),
         /// `apim` (Azure API Management diagnostic export: GatewayLogs and
         /// GatewayLlmLogs, JSON lines or {"records": [...]} envelopes), `kong`
-        /// (Kong AI Gateway file-log / http-log entries) or `litellm` (LiteLLM spend
-        /// logs: JSON lines, a JSON array or CSV).
+        /// (Kong AI Gateway file-log / http-log entries), `litellm` (LiteLLM spend
+        /// logs: JSON lines, a JSON array or CSV) or `appinsights` (token metrics
+        /// from Application Insights customMetrics).
         /// The default, `auto`, recognises each file's format from its content.
         #[arg(long, default_value = "auto", value_name = "FORMAT")]
         format: String,
@@ -75,8 +76,8 @@ pub enum Command {
 
     /// Run one read-only SQL query over the committed lake.
     ///
-    /// Tables: requests, token_usage, and the view usage (requests joined to their
-    /// token usage). Statements that write or define anything are refused.
+    /// Tables: requests, token_usage, token_metrics, and the view usage (requests
+    /// joined to their token usage). Statements that write or define anything are refused.
     Sql {
         /// The query, e.g. "SELECT model, sum(prompt_tokens) FROM usage GROUP BY model".
         query: String,

@@ -171,6 +171,7 @@ fn log_analytics_gateway(row: &Value) -> Result<Record, String> {
     Ok(Record {
         request: Some(request),
         tokens: None,
+        metric: None,
     })
 }
 
@@ -197,6 +198,7 @@ fn log_analytics_llm(row: &Value) -> Result<Record, String> {
     Ok(Record {
         request: None,
         tokens: Some(tokens),
+        metric: None,
     })
 }
 
@@ -243,6 +245,7 @@ fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
     Ok(Record {
         request: Some(request),
         tokens: None,
+        metric: None,
     })
 }
 
@@ -275,6 +278,7 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
     Ok(Record {
         request: None,
         tokens: Some(tokens),
+        metric: None,
     })
 }
 

@@ -149,6 +149,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
     Ok(Record {
         request: Some(request),
         tokens,
+        metric: None,
     })
 }
 

@@ -1,7 +1,7 @@
 //! The input formats Tollgate reads.
 
 use crate::record::Record;
-use crate::{IngestError, apim, canonical, kong, litellm};
+use crate::{IngestError, apim, appinsights, canonical, kong, litellm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -13,17 +13,20 @@ pub enum Format {
     Kong,
     /// LiteLLM spend logs (`LiteLLM_SpendLogs`): JSON lines, a JSON array or CSV.
     LiteLlm,
+    /// Application Insights `customMetrics` token metrics (pre-aggregated).
+    AppInsights,
     /// Recognise the format from the content ([`Format::detect`]); resolved before
     /// a batch begins, so a batch always records a concrete format.
     Auto,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::Canonical,
         Format::Apim,
         Format::Kong,
         Format::LiteLlm,
+        Format::AppInsights,
     ];
 
     pub fn name(self) -> &'static str {
@@ -32,6 +35,7 @@ impl Format {
             Format::Apim => "apim",
             Format::Kong => "kong",
             Format::LiteLlm => "litellm",
+            Format::AppInsights => "appinsights",
             Format::Auto => "auto",
         }
     }
@@ -43,7 +47,10 @@ impl Format {
         let text = head.trim_start_matches('\u{feff}').trim_start();
         let has = |key: &str| text.contains(&format!("\"{key}\""));
         if text.starts_with('{') || text.starts_with('[') {
-            if has("records") && (text.contains("GatewayLogs") || text.contains("GatewayLlmLog"))
+            if has("customDimensions") && has("name") && text.contains(" Tokens\"") {
+                Some(Format::AppInsights)
+            } else if has("records")
+                && (text.contains("GatewayLogs") || text.contains("GatewayLlmLog"))
                 || (has("category") || has("Category")) && text.contains("GatewayL")
                 || has("TimeGenerated") && has("CorrelationId")
             {
@@ -69,7 +76,9 @@ impl Format {
                     .iter()
                     .any(|c| *c == name || c.strip_suffix(" [UTC]") == Some(name))
             };
-            if column("request_id") && column("startTime") {
+            if column("customDimensions") && column("name") {
+                Some(Format::AppInsights)
+            } else if column("request_id") && column("startTime") {
                 Some(Format::LiteLlm)
             } else if column("CorrelationId") && column("TimeGenerated") {
                 Some(Format::Apim)
@@ -82,7 +91,7 @@ impl Format {
     /// Whether the format also comes as a whole document (CSV, a JSON array), as
     /// database and query exports do.
     pub fn reads_documents(self) -> bool {
-        matches!(self, Format::LiteLlm | Format::Apim)
+        matches!(self, Format::LiteLlm | Format::Apim | Format::AppInsights)
     }
 
     /// Maps one CSV row or JSON-array element (as a JSON object).
@@ -90,6 +99,7 @@ impl Format {
         match self {
             Format::LiteLlm => litellm::parse_value(value),
             Format::Apim => apim::parse_value(value),
+            Format::AppInsights => appinsights::parse_value(value),
             other => Err(format!("{} input is JSON lines only", other.name())),
         }
     }
@@ -102,6 +112,7 @@ impl Format {
             Format::Apim => apim::parse_line(bytes, out),
             Format::Kong => out.push(kong::parse_line(bytes)),
             Format::LiteLlm => out.push(litellm::parse_line(bytes)),
+            Format::AppInsights => out.push(appinsights::parse_line(bytes)),
             Format::Auto => out.push(Err("the format was not resolved".to_owned())),
         }
     }

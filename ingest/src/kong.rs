@@ -114,6 +114,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
     Ok(Record {
         request: Some(request),
         tokens,
+        metric: None,
     })
 }
 

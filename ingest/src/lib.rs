@@ -9,6 +9,7 @@
 //! quarantined with its line number: `read = written + duplicate + quarantined`.
 
 pub mod apim;
+pub mod appinsights;
 pub mod canonical;
 pub mod document;
 mod error;

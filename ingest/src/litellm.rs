@@ -106,6 +106,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
     Ok(Record {
         request: Some(request),
         tokens,
+        metric: None,
     })
 }
 

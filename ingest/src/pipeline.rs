@@ -11,7 +11,7 @@ use chrono::DateTime;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
-use tollgate_store::schema::{REQUESTS, TOKEN_USAGE};
+use tollgate_store::schema::{REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column};
 use tollgate_store::state::{BatchCommit, BatchCounts, BatchStatus, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
@@ -159,7 +159,7 @@ impl BatchRun<'_> {
         for _attempt in 0..MAX_COMMIT_ATTEMPTS {
             let watermark = store.db.manifest_watermark().await?;
             let mut files_by_date: HashMap<(&'static str, String), Vec<String>> = HashMap::new();
-            for table in [REQUESTS, TOKEN_USAGE] {
+            for table in tollgate_store::schema::LAKE_TABLES {
                 for f in store.db.lake_files(table).await? {
                     if f.id <= watermark {
                         files_by_date
@@ -568,8 +568,10 @@ impl Pass {
         item: Result<crate::record::Record, String>,
     ) -> Result<()> {
         state.counts.read += 1;
-        let item = item.and_then(|r| match (&r.request, &r.tokens) {
-            (None, None) => Err("record has neither a request nor token usage".to_owned()),
+        let item = item.and_then(|r| match (&r.request, &r.tokens, &r.metric) {
+            (None, None, None) => {
+                Err("record has neither a request, token usage nor a metric".to_owned())
+            }
             _ => Ok(r),
         });
         match item {
@@ -602,6 +604,12 @@ impl Pass {
                     state.buffers.push_tokens(tokens);
                     new = true;
                 }
+                if let Some(metric) = &record.metric
+                    && self.is_new(state, TOKEN_METRICS, metric.day(), &metric.metric_id)?
+                {
+                    state.buffers.push_metric(metric);
+                    new = true;
+                }
                 if new {
                     state.counts.written += 1;
                 } else {
@@ -630,7 +638,7 @@ impl Pass {
                 let mut ids = HashSet::new();
                 let key = (table, date_of_day(day));
                 for path in self.files_by_date.get(&key).into_iter().flatten() {
-                    ids.extend(self.lake.read_string_column(path, "request_id")?);
+                    ids.extend(self.lake.read_string_column(path, dedupe_column(table))?);
                 }
                 e.insert(ids)
             }

@@ -9,7 +9,9 @@ use arrow::array::{
 };
 use std::collections::BTreeMap;
 
-use tollgate_store::schema::{REQUESTS, REQUESTS_SCHEMA, TOKEN_USAGE, TOKEN_USAGE_SCHEMA};
+use tollgate_store::schema::{
+    REQUESTS, REQUESTS_SCHEMA, TOKEN_METRICS, TOKEN_METRICS_SCHEMA, TOKEN_USAGE, TOKEN_USAGE_SCHEMA,
+};
 
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -70,12 +72,34 @@ impl TokenRecord {
     }
 }
 
-/// What one input record contributes: a request, its token usage, or both.
+/// One pre-aggregated token metric (`token_metrics` table).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricRecord {
+    pub time_us: i64,
+    pub metric_id: String,
+    pub metric: String,
+    pub value: f64,
+    pub value_count: i64,
+    /// api, operation, product, user_id, subscription, region, gateway_id,
+    /// backend, model: as in TOKEN_METRICS_SCHEMA.
+    pub dims: [Option<String>; 9],
+    pub dimensions_json: String,
+}
+
+impl MetricRecord {
+    pub fn day(&self) -> i64 {
+        self.time_us.div_euclid(MICROS_PER_DAY)
+    }
+}
+
+/// What one input record contributes: a request, its token usage, both, or a
+/// pre-aggregated metric.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
     pub request: Option<RequestRecord>,
     /// Absent when the request never reached a model (e.g. a gateway-side 429).
     pub tokens: Option<TokenRecord>,
+    pub metric: Option<MetricRecord>,
 }
 
 /// Rows waiting to be written, per table and partition day.
@@ -83,6 +107,7 @@ pub struct Record {
 pub struct LakeBuffers {
     requests: BTreeMap<i64, RequestColumns>,
     tokens: BTreeMap<i64, TokenColumns>,
+    metrics: BTreeMap<i64, MetricColumns>,
     len: usize,
 }
 
@@ -97,6 +122,11 @@ impl LakeBuffers {
 
     pub fn push_tokens(&mut self, tokens: &TokenRecord) {
         self.tokens.entry(tokens.day()).or_default().push(tokens);
+        self.len += 1;
+    }
+
+    pub fn push_metric(&mut self, metric: &MetricRecord) {
+        self.metrics.entry(metric.day()).or_default().push(metric);
         self.len += 1;
     }
 
@@ -120,6 +150,9 @@ impl LakeBuffers {
         }
         for (day, mut columns) in std::mem::take(&mut self.tokens) {
             out.push((TOKEN_USAGE, day, columns.finish(batch_id)?));
+        }
+        for (day, mut columns) in std::mem::take(&mut self.metrics) {
+            out.push((TOKEN_METRICS, day, columns.finish(batch_id)?));
         }
         self.len = 0;
         Ok(out)
@@ -279,6 +312,64 @@ impl TokenColumns {
         columns.push(Arc::new(self.reported_cost.finish()));
         columns.push(batch_ids(batch_id, len));
         RecordBatch::try_new(TOKEN_USAGE_SCHEMA.clone(), columns)
+    }
+}
+
+#[derive(Debug)]
+struct MetricColumns {
+    time: TimestampMicrosecondBuilder,
+    metric_id: StringBuilder,
+    metric: StringBuilder,
+    value: Float64Builder,
+    value_count: Int64Builder,
+    dims: [StringBuilder; 9],
+    dimensions: StringBuilder,
+}
+
+impl Default for MetricColumns {
+    fn default() -> Self {
+        MetricColumns {
+            time: utc_times(),
+            metric_id: StringBuilder::new(),
+            metric: StringBuilder::new(),
+            value: Float64Builder::new(),
+            value_count: Int64Builder::new(),
+            dims: Default::default(),
+            dimensions: StringBuilder::new(),
+        }
+    }
+}
+
+impl MetricColumns {
+    fn push(&mut self, m: &MetricRecord) {
+        self.time.append_value(m.time_us);
+        self.metric_id.append_value(&m.metric_id);
+        self.metric.append_value(&m.metric);
+        self.value.append_value(m.value);
+        self.value_count.append_value(m.value_count);
+        for (builder, value) in self.dims.iter_mut().zip(&m.dims) {
+            builder.append_option(value.as_deref());
+        }
+        self.dimensions.append_value(&m.dimensions_json);
+    }
+
+    fn finish(&mut self, batch_id: i64) -> arrow::error::Result<RecordBatch> {
+        let len = self.time.len();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.metric_id.finish()),
+            Arc::new(self.metric.finish()),
+            Arc::new(self.value.finish()),
+            Arc::new(self.value_count.finish()),
+        ];
+        columns.extend(
+            self.dims
+                .iter_mut()
+                .map(|b| Arc::new(b.finish()) as ArrayRef),
+        );
+        columns.push(Arc::new(self.dimensions.finish()));
+        columns.push(batch_ids(batch_id, len));
+        RecordBatch::try_new(TOKEN_METRICS_SCHEMA.clone(), columns)
     }
 }
 

@@ -10,11 +10,21 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 pub const REQUESTS: &str = "requests";
 pub const TOKEN_USAGE: &str = "token_usage";
+pub const TOKEN_METRICS: &str = "token_metrics";
 /// The view joining each request to its token usage.
 pub const USAGE_VIEW: &str = "usage";
 
 /// The lake tables, in the order they are written.
-pub const LAKE_TABLES: [&str; 2] = [REQUESTS, TOKEN_USAGE];
+pub const LAKE_TABLES: [&str; 3] = [REQUESTS, TOKEN_USAGE, TOKEN_METRICS];
+
+/// The column whose value identifies a row within its table and date: what ingest
+/// deduplicates on.
+pub fn dedupe_column(table: &str) -> &'static str {
+    match table {
+        TOKEN_METRICS => "metric_id",
+        _ => "request_id",
+    }
+}
 
 pub fn time_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
@@ -71,10 +81,39 @@ pub static TOKEN_USAGE_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// Pre-aggregated token metrics a gateway emits (APIM's `llm-emit-token-metric`
+/// into Application Insights): a source of totals to reconcile per-request counts
+/// against, never summed with them. `metric_id` is App Insights' `itemId`, or a
+/// digest of everything the row says, so an overlapping export adds nothing.
+pub static TOKEN_METRICS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("time", time_type(), false),
+        utf8("metric_id", false),
+        // total, prompt or completion
+        utf8("metric", false),
+        // The sum over the metric's interval (`valueSum`, else `value`).
+        Field::new("value", DataType::Float64, false),
+        Field::new("value_count", DataType::Int64, false),
+        utf8("api", true),
+        utf8("operation", true),
+        utf8("product", true),
+        utf8("user_id", true),
+        utf8("subscription", true),
+        utf8("region", true),
+        utf8("gateway_id", true),
+        utf8("backend", true),
+        utf8("model", true),
+        // Every dimension as a JSON object, custom ones included.
+        utf8("dimensions", false),
+        Field::new("batch_id", DataType::Int64, false),
+    ]))
+});
+
 pub fn schema_of(table: &str) -> Option<SchemaRef> {
     match table {
         REQUESTS => Some(REQUESTS_SCHEMA.clone()),
         TOKEN_USAGE => Some(TOKEN_USAGE_SCHEMA.clone()),
+        TOKEN_METRICS => Some(TOKEN_METRICS_SCHEMA.clone()),
         _ => None,
     }
 }

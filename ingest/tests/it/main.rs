@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod apim;
+mod appinsights;
 mod helpers;
 mod kong;
 mod litellm;

@@ -513,6 +513,8 @@ fn auto_detection_recognises_every_sample() {
         ("kong-ai-logs.jsonl", Format::Kong),
         ("litellm-spend-logs.csv", Format::LiteLlm),
         ("litellm-spend-logs.json", Format::LiteLlm),
+        ("appinsights-token-metrics.csv", Format::AppInsights),
+        ("appinsights-token-metrics.json", Format::AppInsights),
     ];
     for (name, want) in cases {
         let bytes = std::fs::read(crate::helpers::sample(name)).unwrap();
