@@ -24,7 +24,7 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             println!("state database is up to date ({:?})", store.db.backend());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { format, files } => ingest(&store, &format, &files).await,
+        Command::Ingest { format, files } => ingest(&store, config, &format, &files).await,
         Command::Sql { query, format } => {
             let result = store.sql_read_only(&query).await?;
             print(format, &result.schema, &result.batches)
@@ -58,9 +58,15 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
     }
 }
 
-async fn ingest(store: &Store, format: &str, files: &[std::path::PathBuf]) -> Result<ExitCode> {
+async fn ingest(
+    store: &Store,
+    config: &Config,
+    format: &str,
+    files: &[std::path::PathBuf],
+) -> Result<ExitCode> {
     let options = IngestOptions {
         format: format.parse::<Format>()?,
+        dimensions: config.dimensions.clone(),
         ..IngestOptions::default()
     };
     let bar = Arc::new(Bar::new());

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use tollgate_ingest::{DimensionSources, Dimensions};
 use tollgate_store::{DatabaseUrl, StoreConfig};
 
 use crate::cli::GlobalArgs;
@@ -18,11 +19,23 @@ const DEFAULT_CONFIG_FILE: &str = "tollgate.toml";
 struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    #[serde(default)]
+    ingest: IngestFileConfig,
+}
+
+/// `[ingest]` of tollgate.toml.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestFileConfig {
+    /// `[ingest.dimensions]`: where agent, user, tool and priority come from.
+    #[serde(default)]
+    dimensions: DimensionSources,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
+    pub dimensions: Dimensions,
 }
 
 impl Config {
@@ -50,11 +63,14 @@ impl Config {
             .filter(|url| !url.is_empty())
             .map(|url| DatabaseUrl::parse(&url))
             .transpose()?;
+        let dimensions = Dimensions::from_sources(&file.ingest.dimensions)
+            .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         Ok(Config {
             store: StoreConfig {
                 data_dir,
                 database_url,
             },
+            dimensions,
         })
     }
 }
@@ -102,12 +118,30 @@ mod tests {
         let file = FileConfig {
             data_dir: Some("/from/file".into()),
             database_url: Some("postgres://u:filepw@h/db".into()),
+            ingest: IngestFileConfig::default(),
         };
         let config = Config::layer(&args(Some("/from/flag"), None), file).unwrap();
         assert_eq!(config.store.data_dir, PathBuf::from("/from/flag"));
         let url = config.store.database_url.unwrap();
         assert_eq!(url.expose(), "postgres://u:filepw@h/db");
         assert!(!format!("{config:?}", config = url).contains("filepw"));
+    }
+
+    #[test]
+    fn dimension_sources_come_from_the_file_and_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tollgate.toml");
+        std::fs::write(
+            &path,
+            "[ingest.dimensions]\nagent = [\"header:x-copilot\"]\n",
+        )
+        .unwrap();
+        let config = Config::layer(&args(None, None), read_file_config(&path).unwrap()).unwrap();
+        assert_ne!(config.dimensions, Dimensions::default());
+
+        std::fs::write(&path, "[ingest.dimensions]\nagent = [\"cookie:x\"]\n").unwrap();
+        let err = Config::layer(&args(None, None), read_file_config(&path).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("ingest.dimensions.agent"), "{err}");
     }
 
     #[test]

@@ -94,19 +94,13 @@ struct LastError {
 
 /// Parses one line: a single record, or an envelope whose records are judged one
 /// by one (a bad record is quarantined alone).
-pub fn parse_line(bytes: &[u8], out: &mut Vec<Result<Record, String>>) {
-    let value: Value = match serde_json::from_slice(bytes) {
-        Ok(v) => v,
-        Err(e) => return out.push(Err(format!("broken JSON: {e}"))),
-    };
+/// The records a value holds: those of a `{"records": [...]}` envelope (flagged
+/// `true`, so errors can say which record), or the value itself.
+pub fn records(value: &Value) -> Result<(Vec<&Value>, bool), String> {
     match value.get("records").or_else(|| value.get("Records")) {
-        Some(Value::Array(records)) => {
-            for (i, record) in records.iter().enumerate() {
-                out.push(parse_record(record).map_err(|e| format!("record {}: {e}", i + 1)));
-            }
-        }
-        Some(_) => out.push(Err("field `records`: expected an array".to_owned())),
-        None => out.push(parse_value(&value)),
+        Some(Value::Array(records)) => Ok((records.iter().collect(), true)),
+        Some(_) => Err("field `records`: expected an array".to_owned()),
+        None => Ok((vec![value], false)),
     }
 }
 
@@ -117,11 +111,8 @@ pub fn parse_value(value: &Value) -> Result<Record, String> {
     if !value.is_object() {
         return Err("not an APIM log record: expected an object".to_owned());
     }
-    if value
-        .get("properties")
-        .or_else(|| value.get("Properties"))
-        .is_some()
-    {
+    let diagnostic = ["properties", "Properties", "category", "Category"];
+    if diagnostic.iter().any(|key| value.get(key).is_some()) {
         return parse_record(value);
     }
     let has = |key: &str| value.get(key).is_some();
@@ -305,7 +296,8 @@ mod tests {
 
     fn parse(line: &str) -> Vec<Result<Record, String>> {
         let mut out = Vec::new();
-        parse_line(line.as_bytes(), &mut out);
+        let dims = crate::dimensions::Dimensions::default();
+        crate::format::Format::Apim.parse_line(line.as_bytes(), &dims, &mut out);
         out
     }
 

@@ -25,11 +25,6 @@ const DIMENSIONS: [&[&str]; 9] = [
     &["Model", "model", "Deployment"],
 ];
 
-pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("broken JSON: {e}"))?;
-    parse_value(&value)
-}
-
 pub fn parse_value(row: &Value) -> Result<Record, String> {
     if !row.is_object() {
         return Err("not an Application Insights metric row: expected an object".to_owned());
@@ -122,6 +117,10 @@ fn non_negative(v: Option<Scalar<'_>>, field: &str) -> Result<Option<f64>, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_line(bytes: &[u8]) -> Result<Record, String> {
+        parse_value(&serde_json::from_slice(bytes).map_err(|e| e.to_string())?)
+    }
 
     #[test]
     fn a_total_tokens_row_maps_its_dimensions() {

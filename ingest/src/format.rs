@@ -1,6 +1,9 @@
 //! The input formats Tollgate reads.
 
 use crate::record::Record;
+use serde_json::Value;
+
+use crate::dimensions::Dimensions;
 use crate::{IngestError, apim, appinsights, canonical, kong, litellm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,26 +97,58 @@ impl Format {
         matches!(self, Format::LiteLlm | Format::Apim | Format::AppInsights)
     }
 
-    /// Maps one CSV row or JSON-array element (as a JSON object).
-    pub fn parse_value(self, value: &serde_json::Value) -> Result<Record, String> {
+    /// Parses one line into its records, each a [`Record`] or the reason to
+    /// quarantine it. A line holds one record, or several in an envelope.
+    pub fn parse_line(
+        self,
+        bytes: &[u8],
+        dims: &Dimensions,
+        out: &mut Vec<Result<Record, String>>,
+    ) {
         match self {
-            Format::LiteLlm => litellm::parse_value(value),
-            Format::Apim => apim::parse_value(value),
-            Format::AppInsights => appinsights::parse_value(value),
-            other => Err(format!("{} input is JSON lines only", other.name())),
+            Format::Canonical => out.push(canonical::parse_line(bytes)),
+            _ => match serde_json::from_slice::<Value>(bytes) {
+                Ok(value) => self.parse_value(&value, dims, out),
+                Err(e) => out.push(Err(format!("broken JSON: {e}"))),
+            },
         }
     }
 
-    /// Parses one line into its records, each a [`Record`] or the reason to
-    /// quarantine it. A line holds one record, or several in an envelope.
-    pub fn parse_line(self, bytes: &[u8], out: &mut Vec<Result<Record, String>>) {
+    /// Parses one JSON value (a line, an array element, a CSV row as an object)
+    /// into its records, filling dimensions from the raw record.
+    pub fn parse_value(
+        self,
+        value: &Value,
+        dims: &Dimensions,
+        out: &mut Vec<Result<Record, String>>,
+    ) {
+        let (elements, enveloped) = match self {
+            Format::Apim => match apim::records(value) {
+                Ok(found) => found,
+                Err(e) => return out.push(Err(e)),
+            },
+            _ => (vec![value], false),
+        };
+        for (i, element) in elements.into_iter().enumerate() {
+            let item = self.parse_record(element).map(|mut record| {
+                dims.apply(element, &mut record);
+                record
+            });
+            out.push(match enveloped {
+                true => item.map_err(|e| format!("record {}: {e}", i + 1)),
+                false => item,
+            });
+        }
+    }
+
+    fn parse_record(self, value: &Value) -> Result<Record, String> {
         match self {
-            Format::Canonical => out.push(canonical::parse_line(bytes)),
-            Format::Apim => apim::parse_line(bytes, out),
-            Format::Kong => out.push(kong::parse_line(bytes)),
-            Format::LiteLlm => out.push(litellm::parse_line(bytes)),
-            Format::AppInsights => out.push(appinsights::parse_line(bytes)),
-            Format::Auto => out.push(Err("the format was not resolved".to_owned())),
+            Format::Apim => apim::parse_value(value),
+            Format::Kong => kong::parse_value(value),
+            Format::LiteLlm => litellm::parse_value(value),
+            Format::AppInsights => appinsights::parse_value(value),
+            Format::Canonical => Err("canonical input is JSON lines only".to_owned()),
+            Format::Auto => Err("the format was not resolved".to_owned()),
         }
     }
 }

@@ -6,16 +6,15 @@ use serde_json::Value;
 use crate::record::{Record, RequestRecord, TokenRecord};
 use crate::scalar::{amount, count, first_text, lookup, lookup_value, millis, status, text};
 
-/// Parses one log entry (one JSON object per line).
-pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
-    let entry: Value = serde_json::from_slice(bytes).map_err(|e| format!("broken JSON: {e}"))?;
+/// Maps one log entry.
+pub fn parse_value(entry: &Value) -> Result<Record, String> {
     if !entry.is_object() {
         return Err("not a Kong log entry: expected a JSON object".to_owned());
     }
-    let get = |path: &str| lookup(&entry, path);
+    let get = |path: &str| lookup(entry, path);
 
     let request_id = first_text(
-        &entry,
+        entry,
         &[
             "request.id",
             "request.headers.x-kong-request-id",
@@ -31,11 +30,11 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
     // The AI plugins log under `ai.proxy` (ai-proxy) or their full name.
     let ai = ["ai.proxy", "ai.ai-proxy", "ai.ai-proxy-advanced"]
         .iter()
-        .find_map(|p| lookup_value(&entry, p));
+        .find_map(|p| lookup_value(entry, p));
     let ai_get = |path: &str| ai.and_then(|ai| lookup(ai, path));
 
     let consumer = first_text(
-        &entry,
+        entry,
         &["consumer.username", "consumer.custom_id", "consumer.id"],
     )?;
     let cache = text(ai_get("cache.cache_status"), "ai.proxy.cache.cache_status")?
@@ -44,7 +43,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
         time_us,
         request_id: request_id.clone(),
         gateway_kind: Some("kong".to_owned()),
-        gateway_id: first_text(&entry, &["workspace_name", "workspace"])?,
+        gateway_id: first_text(entry, &["workspace_name", "workspace"])?,
         region: None,
         subscription: consumer,
         product: None,
@@ -121,6 +120,10 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_line(bytes: &[u8]) -> Result<Record, String> {
+        parse_value(&serde_json::from_slice(bytes).map_err(|e| e.to_string())?)
+    }
 
     const ENTRY: &str = r#"{"request":{"id":"k-1","method":"POST","uri":"/openai/chat","headers":{"x-kong-request-id":"other"}},"response":{"status":200},"latencies":{"request":930,"proxy":905,"kong":25},"started_at":1790845200123,"consumer":{"id":"c-9","username":"team-research"},"service":{"name":"openai-chat","host":"api.openai.com"},"route":{"name":"chat"},"workspace_name":"default","ai":{"proxy":{"usage":{"prompt_tokens":900,"prompt_tokens_details":{"cached_tokens":100},"completion_tokens":120,"completion_tokens_details":{"reasoning_tokens":40},"total_tokens":1020,"cost":0.0123},"meta":{"request_model":"gpt-4o","response_model":"gpt-4o-2024-08-06","provider_name":"openai","request_mode":"stream","llm_latency":880},"cache":{"cache_status":"Miss"}}}}"#;
 

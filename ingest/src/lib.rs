@@ -11,6 +11,7 @@
 pub mod apim;
 pub mod appinsights;
 pub mod canonical;
+pub mod dimensions;
 pub mod document;
 mod error;
 pub mod format;
@@ -22,6 +23,7 @@ pub mod reader;
 pub mod record;
 mod scalar;
 
+pub use dimensions::{DimensionSources, Dimensions};
 pub use error::{IngestError, Result};
 pub use format::Format;
 pub use pipeline::{IngestOptions, IngestReport, Outcome, QUARANTINE_RAW_BYTES, ingest_file};

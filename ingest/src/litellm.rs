@@ -14,12 +14,6 @@ use crate::scalar::{
     Scalar, amount, count, first_text, flag, lookup, lookup_value, millis, required_text, text,
 };
 
-/// Parses one JSON line.
-pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| format!("broken JSON: {e}"))?;
-    parse_value(&value)
-}
-
 /// Maps one spend-log row (from JSON or a typed CSV row).
 pub fn parse_value(row: &Value) -> Result<Record, String> {
     if !row.is_object() {
@@ -139,6 +133,10 @@ fn time(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse_line(bytes: &[u8]) -> Result<Record, String> {
+        parse_value(&serde_json::from_slice(bytes).map_err(|e| e.to_string())?)
+    }
 
     #[test]
     fn a_json_row_maps_with_litellms_own_cost() {

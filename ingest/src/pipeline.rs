@@ -15,6 +15,7 @@ use tollgate_store::schema::{REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column
 use tollgate_store::state::{BatchCommit, BatchCounts, BatchStatus, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
+use crate::dimensions::Dimensions;
 use crate::document::{Layout, csv_raw, csv_row, for_each_array_element};
 use crate::format::Format;
 use crate::progress::Progress;
@@ -31,6 +32,8 @@ pub struct IngestOptions {
     pub format: Format,
     /// Buffered rows (all dates together) that trigger writing files; bounds memory.
     pub max_buffered_rows: usize,
+    /// Where agent, user, tool and priority come from.
+    pub dimensions: Dimensions,
 }
 
 impl Default for IngestOptions {
@@ -38,6 +41,7 @@ impl Default for IngestOptions {
         IngestOptions {
             format: Format::Canonical,
             max_buffered_rows: 262_144,
+            dimensions: Dimensions::default(),
         }
     }
 }
@@ -461,7 +465,9 @@ impl Pass {
                 let reason = format!("line longer than {} bytes", crate::reader::MAX_LINE_BYTES);
                 parsed.push(Err(reason));
             } else {
-                self.options.format.parse_line(line.bytes, &mut parsed);
+                self.options
+                    .format
+                    .parse_line(line.bytes, &self.options.dimensions, &mut parsed);
                 if parsed.is_empty() {
                     // e.g. an empty envelope: the line must still be accounted for.
                     parsed.push(Err("no records in this line".to_owned()));
@@ -480,15 +486,10 @@ impl Pass {
         stream: Box<dyn std::io::BufRead + Send>,
         state: &mut PassState,
     ) -> Result<()> {
-        let format = self.options.format;
         let walked = for_each_array_element(stream, |index, value| {
-            let item = format.parse_value(&value);
-            let raw = if item.is_err() {
+            self.account_value(state, index, 0, &value, || {
                 serde_json::to_vec(&value).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            self.account(state, index, 0, &raw, item)
+            })
         });
         match walked {
             Ok(()) => Ok(()),
@@ -526,13 +527,8 @@ impl Pass {
                 Ok(true) => {
                     let line = row.position().map_or(position.line(), |p| p.line());
                     let offset = row.position().map_or(position.byte(), |p| p.byte());
-                    let item = self.options.format.parse_value(&csv_row(&headers, &row));
-                    let raw = if item.is_err() {
-                        csv_raw(&row)
-                    } else {
-                        Vec::new()
-                    };
-                    self.account(state, line, offset, &raw, item)?;
+                    let value = csv_row(&headers, &row);
+                    self.account_value(state, line, offset, &value, || csv_raw(&row))?;
                 }
                 Err(e) => match e.kind() {
                     csv::ErrorKind::Io(_) => {
@@ -556,6 +552,35 @@ impl Pass {
                 },
             }
         }
+    }
+
+    /// Parses one document element (a JSON-array element, a CSV row) and counts
+    /// its records; `raw` renders it for the quarantine only if needed.
+    fn account_value(
+        &self,
+        state: &mut PassState,
+        line: u64,
+        offset: u64,
+        value: &serde_json::Value,
+        raw: impl FnOnce() -> Vec<u8>,
+    ) -> Result<()> {
+        let mut parsed = std::mem::take(&mut state.parsed);
+        self.options
+            .format
+            .parse_value(value, &self.options.dimensions, &mut parsed);
+        if parsed.is_empty() {
+            parsed.push(Err("no records in this element".to_owned()));
+        }
+        let raw = if parsed.iter().any(|p| p.is_err()) {
+            raw()
+        } else {
+            Vec::new()
+        };
+        for item in parsed.drain(..) {
+            self.account(state, line, offset, &raw, item)?;
+        }
+        state.parsed = parsed;
+        Ok(())
     }
 
     /// Counts one input record as written, duplicate or quarantined.

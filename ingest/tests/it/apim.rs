@@ -61,6 +61,11 @@ async fn llm_logs_then_gateway_logs(store: TestStore) {
 }
 
 async fn assert_paired(store: &Store) {
+    // Request 1 named its agent and priority in headers (dimension mapping).
+    assert_eq!(
+        csv_of(store, "SELECT request_id, agent, priority FROM requests WHERE agent IS NOT NULL OR priority IS NOT NULL").await,
+        "request_id,agent,priority\n5c1d0a3e-0001-4a2b-9c3d-000000000001,finance-copilot,high\n"
+    );
     assert_eq!(request_rows(store).await, 5);
     assert_eq!(scalar(store, "SELECT COUNT(*) FROM usage").await, 5);
     assert_eq!(
