@@ -10,12 +10,11 @@
 //! of one request (the split of a long message) carry the same counts, so the
 //! first one seen is kept and the rest count as duplicates.
 
-use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{Scalar, count, flag, lookup, millis, required_text, status, text};
+use crate::scalar::{Scalar, count, flag, lookup, millis, required_text, status, text, utc_time};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,15 +110,18 @@ pub fn parse_value(value: &Value) -> Result<Record, String> {
     if !value.is_object() {
         return Err("not an APIM log record: expected an object".to_owned());
     }
-    let diagnostic = ["properties", "Properties", "category", "Category"];
-    if diagnostic.iter().any(|key| value.get(key).is_some()) {
+    let has = |key: &str| value.get(key).is_some();
+    if has("properties") || has("Properties") {
         return parse_record(value);
     }
-    let has = |key: &str| value.get(key).is_some();
+    // Log Analytics rows are flat, and ApiManagementGatewayLogs has a Category
+    // column too: its columns decide before the category does.
     if has("ResponseCode") || has("TotalTime") {
         log_analytics_gateway(value)
     } else if has("PromptTokens") || has("DeploymentName") || has("ModelName") {
         log_analytics_llm(value)
+    } else if has("category") || has("Category") {
+        parse_record(value)
     } else {
         Err(
             "not an APIM log record: no properties, and neither ApiManagementGatewayLogs \
@@ -136,7 +138,7 @@ fn la<'a>(row: &'a Value, column: &str) -> Option<Scalar<'a>> {
 
 fn log_analytics_gateway(row: &Value) -> Result<Record, String> {
     let request = RequestRecord {
-        time_us: timestamp(la(row, "TimeGenerated"))?,
+        time_us: timestamp(la(row, "TimeGenerated"), "TimeGenerated")?,
         request_id: required_text(la(row, "CorrelationId"), "CorrelationId")?,
         gateway_kind: Some("apim".to_owned()),
         gateway_id: text(la(row, "_ResourceId"), "_ResourceId")?.map(|id| service_name(&id)),
@@ -175,7 +177,7 @@ fn log_analytics_llm(row: &Value) -> Result<Record, String> {
         ));
     }
     let tokens = TokenRecord {
-        time_us: timestamp(la(row, "TimeGenerated"))?,
+        time_us: timestamp(la(row, "TimeGenerated"), "TimeGenerated")?,
         request_id: required_text(la(row, "CorrelationId"), "CorrelationId")?,
         deployment: text(la(row, "DeploymentName"), "DeploymentName")?,
         model: text(la(row, "ModelName"), "ModelName")?,
@@ -210,7 +212,7 @@ fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
     let p = record.properties;
     let last_error = p.last_error.unwrap_or_default();
     let request = RequestRecord {
-        time_us: timestamp(record.time)?,
+        time_us: timestamp(record.time, "time")?,
         request_id: required_text(record.correlation_id, "correlationId")?,
         gateway_kind: Some("apim".to_owned()),
         gateway_id: text(record.resource_id, "resourceId")?.map(|id| service_name(&id)),
@@ -255,7 +257,7 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
         ));
     }
     let tokens = TokenRecord {
-        time_us: timestamp(record.time)?,
+        time_us: timestamp(record.time, "time")?,
         request_id,
         deployment: text(p.deployment_name, "deploymentName")?,
         model: text(p.model_name, "modelName")?,
@@ -273,11 +275,8 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
     })
 }
 
-fn timestamp(v: Option<Scalar<'_>>) -> Result<i64, String> {
-    let raw = required_text(v, "time")?;
-    DateTime::parse_from_rfc3339(&raw)
-        .map(|t| t.timestamp_micros())
-        .map_err(|e| format!("field `time`: {raw:?} is not an RFC 3339 time ({e})"))
+fn timestamp(v: Option<Scalar<'_>>, field: &str) -> Result<i64, String> {
+    utc_time(v, field)?.ok_or_else(|| format!("missing field `{field}`"))
 }
 
 /// `.../providers/Microsoft.ApiManagement/service/<name>` -> `<name>`, lower-cased

@@ -31,10 +31,8 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
     }
     // Portal CSV exports suffix time columns with ` [UTC]`.
     let get = |c: &str| lookup(row, c).or_else(|| lookup(row, &format!("{c} [UTC]")));
-    let raw_time = required_text(get("timestamp"), "timestamp")?;
-    let time_us = chrono::DateTime::parse_from_rfc3339(&raw_time)
-        .map(|t| t.timestamp_micros())
-        .map_err(|e| format!("field `timestamp`: {raw_time:?} is not an RFC 3339 time ({e})"))?;
+    let time_us = crate::scalar::utc_time(get("timestamp"), "timestamp")?
+        .ok_or("missing field `timestamp`")?;
     let name = required_text(get("name"), "name")?;
     let metric = match name.as_str() {
         "Total Tokens" => "total",
@@ -68,19 +66,14 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
     }
     // serde_json's map is ordered by key: the same dimensions serialise the same.
     let dimensions_json = Value::Object(dimensions).to_string();
-    // A row's identity: App Insights' own item id when exported; otherwise all it
-    // says, for two gateway instances may emit the same dimensions in a minute.
-    let metric_id = match text(get("itemId"), "itemId")? {
-        Some(item_id) => item_id,
-        None => {
-            let instance =
-                text(get("cloud_RoleInstance"), "cloud_RoleInstance")?.unwrap_or_default();
-            let digest = Sha256::digest(format!(
-                "{time_us}|{metric}|{value}|{value_count}|{instance}|{dimensions_json}"
-            ));
-            hex::encode(&digest[..16])
-        }
-    };
+    // A row's identity is everything it says (two gateway instances may emit the
+    // same dimensions in one minute), never an optional column such as itemId:
+    // two exports of the same rows with different columns must agree.
+    let instance = text(get("cloud_RoleInstance"), "cloud_RoleInstance")?.unwrap_or_default();
+    let digest = Sha256::digest(format!(
+        "{time_us}|{metric}|{value}|{value_count}|{instance}|{dimensions_json}"
+    ));
+    let metric_id = hex::encode(&digest[..16]);
     Ok(Record {
         request: None,
         tokens: None,

@@ -37,10 +37,24 @@ pub struct Dimensions {
     priority: Vec<Source>,
 }
 
-const DEFAULT_AGENT: &[&str] = &["header:x-agent-id", "metadata:agent_id", "tag:agent"];
-const DEFAULT_USER: &[&str] = &["header:x-user-id", "metadata:user_id"];
-const DEFAULT_TOOL: &[&str] = &["header:x-mcp-tool", "metadata:mcp_tool", "tag:tool"];
-const DEFAULT_PRIORITY: &[&str] = &["header:x-priority", "metadata:priority", "tag:priority"];
+// LiteLLM keeps a caller's own metadata under `spend_logs_metadata`.
+const DEFAULT_AGENT: &[&str] = &[
+    "header:x-agent-id",
+    "metadata:spend_logs_metadata.agent_id",
+    "metadata:agent_id",
+    "tag:agent",
+];
+const DEFAULT_USER: &[&str] = &["header:x-user-id", "metadata:spend_logs_metadata.user_id"];
+const DEFAULT_TOOL: &[&str] = &[
+    "header:x-mcp-tool",
+    "metadata:spend_logs_metadata.tool",
+    "tag:tool",
+];
+const DEFAULT_PRIORITY: &[&str] = &[
+    "header:x-priority",
+    "metadata:spend_logs_metadata.priority",
+    "tag:priority",
+];
 
 impl Default for Dimensions {
     fn default() -> Self {
@@ -133,8 +147,11 @@ fn lookup(raw: &Value, source: &Source) -> Option<String> {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .and_then(|(_, v)| first_string(v))
         }),
-        Source::Metadata(key) => {
-            object_at(raw, "metadata").and_then(|m| m.get(key).and_then(first_string))
+        Source::Metadata(path) => {
+            let metadata = object_at(raw, "metadata")?;
+            path.split('.')
+                .try_fold(&metadata, |v, key| v.get(key))
+                .and_then(first_string)
         }
         Source::Tag(prefix) => object_at(raw, "request_tags")?
             .as_array()?
@@ -208,7 +225,7 @@ mod tests {
         assert_eq!(kong.user_id.as_deref(), Some("u-7"));
         let litellm = applied(
             &d,
-            r#"{"metadata":"{\"priority\":\"high\"}","request_tags":["team:x","agent:triage"]}"#,
+            r#"{"metadata":"{\"spend_logs_metadata\":{\"priority\":\"high\"}}","request_tags":["team:x","agent:triage"]}"#,
             None,
         );
         assert_eq!(

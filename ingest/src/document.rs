@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use serde::Deserializer as _;
 use serde::de::{Error as _, SeqAccess, Visitor};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 
 /// How an input's records are laid out, recognised from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,22 +82,13 @@ pub fn for_each_array_element<E>(
     }
 }
 
-/// A CSV field as the JSON value it most likely is: empty is null, numbers and
-/// booleans are typed, anything else (including embedded JSON) stays a string.
+/// A CSV field: empty is null, anything else stays a string (`007` is an id, not
+/// seven); the typed accessors read numbers and booleans out of strings.
 pub fn csv_field(field: &str) -> Value {
     if field.is_empty() {
-        return Value::Null;
-    }
-    if let Ok(i) = field.parse::<i64>() {
-        return Value::Number(i.into());
-    }
-    if let Some(n) = field.parse::<f64>().ok().and_then(Number::from_f64) {
-        return Value::Number(n);
-    }
-    match field {
-        "true" | "True" | "TRUE" => Value::Bool(true),
-        "false" | "False" | "FALSE" => Value::Bool(false),
-        _ => Value::String(field.to_owned()),
+        Value::Null
+    } else {
+        Value::String(field.to_owned())
     }
 }
 
@@ -152,11 +143,9 @@ mod tests {
     }
 
     #[test]
-    fn csv_fields_are_typed() {
+    fn csv_fields_stay_strings() {
         assert_eq!(csv_field(""), Value::Null);
-        assert_eq!(csv_field("42"), Value::from(42));
-        assert_eq!(csv_field("0.25"), Value::from(0.25));
-        assert_eq!(csv_field("True"), Value::Bool(true));
+        assert_eq!(csv_field("007"), Value::from("007"));
         assert_eq!(csv_field("{\"k\":1}"), Value::from("{\"k\":1}"));
     }
 }

@@ -94,7 +94,10 @@ impl Format {
     /// Whether the format also comes as a whole document (CSV, a JSON array), as
     /// database and query exports do.
     pub fn reads_documents(self) -> bool {
-        matches!(self, Format::LiteLlm | Format::Apim | Format::AppInsights)
+        matches!(
+            self,
+            Format::LiteLlm | Format::Apim | Format::AppInsights | Format::Kong
+        )
     }
 
     /// Parses one line into its records, each a [`Record`] or the reason to
@@ -122,8 +125,10 @@ impl Format {
         dims: &Dimensions,
         out: &mut Vec<Result<Record, String>>,
     ) {
-        let (elements, enveloped) = match self {
-            Format::Apim => match apim::records(value) {
+        let (elements, enveloped) = match value {
+            // A batch (Kong's http-log sends arrays once batching is on).
+            Value::Array(items) => (items.iter().collect(), true),
+            _ if self == Format::Apim => match apim::records(value) {
                 Ok(found) => found,
                 Err(e) => return out.push(Err(e)),
             },
@@ -166,5 +171,25 @@ impl std::str::FromStr for Format {
                 given: s.to_owned(),
                 known: format!("{}, or auto", Format::ALL.map(Format::name).join(", ")),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_array_is_one_record_per_entry() {
+        let line = br#"[{"request":{"id":"k-1"},"response":{"status":200},"started_at":1790845200000},{"request":{"id":"k-2"},"response":{"status":429},"started_at":1790845201000},{"request":{}}]"#;
+        let mut out = Vec::new();
+        Format::Kong.parse_line(line, &Dimensions::default(), &mut out);
+        assert_eq!(out.len(), 3);
+        assert!(out[0].is_ok() && out[1].is_ok());
+        assert!(
+            out[2]
+                .as_ref()
+                .unwrap_err()
+                .starts_with("record 3: missing field `request.id`")
+        );
     }
 }

@@ -111,9 +111,30 @@ pub fn required_text(v: Option<Scalar<'_>>, field: &str) -> Result<String, Strin
     text(v, field)?.ok_or_else(|| format!("missing field `{field}`"))
 }
 
+/// A number written as a string (CSV cells, some query APIs) read as the number.
+fn numeric(v: Option<Scalar<'_>>) -> Option<Scalar<'_>> {
+    match v {
+        Some(Scalar::Str(s)) => {
+            let t = s.trim();
+            if let Ok(i) = t.parse::<i64>() {
+                Some(Scalar::Int(i))
+            } else if let Ok(f) = t
+                .parse::<f64>()
+                .map_err(|_| ())
+                .and_then(|f| if f.is_finite() { Ok(f) } else { Err(()) })
+            {
+                Some(Scalar::Float(f))
+            } else {
+                Some(Scalar::Str(s))
+            }
+        }
+        other => other,
+    }
+}
+
 /// A non-negative whole number (token counts, milliseconds).
 pub fn count(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> {
-    match v {
+    match numeric(v) {
         None | Some(Scalar::Null) => Ok(None),
         Some(Scalar::Int(i)) if i < 0 => Err(format!("field `{field}`: negative value {i}")),
         Some(Scalar::Int(i)) => Ok(Some(i)),
@@ -131,7 +152,7 @@ pub fn count(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> 
 
 /// A non-negative duration in milliseconds; fractions are rounded.
 pub fn millis(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> {
-    match v {
+    match numeric(v) {
         Some(Scalar::Float(f)) if (0.0..9.0e15).contains(&f) => Ok(Some(f.round() as i64)),
         other => count(other, field),
     }
@@ -148,9 +169,33 @@ pub fn status(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i32>, String>
     }
 }
 
+/// A time in UTC, to microseconds: RFC 3339, or the offset-less forms exports
+/// write in UTC (database `2026-10-01 09:00:00.123`, Azure portal CSV
+/// `2026/10/01 9:00:00.123` and `10/1/2026, 9:00:00.123 AM`).
+pub fn utc_time(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i64>, String> {
+    let Some(raw) = text(v, field)? else {
+        return Ok(None);
+    };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&raw) {
+        return Ok(Some(t.timestamp_micros()));
+    }
+    const FORMATS: [&str; 5] = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S%.f",
+        "%m/%d/%Y, %I:%M:%S%.f %p",
+        "%m/%d/%Y %I:%M:%S%.f %p",
+    ];
+    FORMATS
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw.trim(), f).ok())
+        .map(|t| Some(t.and_utc().timestamp_micros()))
+        .ok_or_else(|| format!("field `{field}`: {raw:?} is not a time"))
+}
+
 /// A non-negative amount of money (a gateway's cost estimate).
 pub fn amount(v: Option<Scalar<'_>>, field: &str) -> Result<Option<f64>, String> {
-    match v {
+    match numeric(v) {
         None | Some(Scalar::Null) => Ok(None),
         Some(Scalar::Int(i)) if i >= 0 => Ok(Some(i as f64)),
         Some(Scalar::UInt(u)) => Ok(Some(u as f64)),
@@ -165,6 +210,8 @@ pub fn amount(v: Option<Scalar<'_>>, field: &str) -> Result<Option<f64>, String>
 pub fn flag(v: Option<Scalar<'_>>, field: &str) -> Result<Option<bool>, String> {
     match v {
         None | Some(Scalar::Null) => Ok(None),
+        // Python-written exports say None for "not recorded".
+        Some(Scalar::Str(s)) if s.is_empty() || s == "None" || s == "null" => Ok(None),
         Some(Scalar::Bool(b)) => Ok(Some(b)),
         Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(Scalar::Str(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
@@ -229,6 +276,28 @@ mod tests {
         );
         assert!(count(Some(parse("1.5")), "t").is_err());
         assert!(count(Some(parse("[1]")), "t").is_err());
+    }
+
+    #[test]
+    fn numbers_in_strings_and_python_nones() {
+        assert_eq!(count(Some(parse("\"200\"")), "t"), Ok(Some(200)));
+        assert_eq!(status(Some(parse("\"429\"")), "s"), Ok(Some(429)));
+        assert_eq!(amount(Some(parse("\"0.25\"")), "a"), Ok(Some(0.25)));
+        assert!(count(Some(parse("\"-1\"")), "t").is_err());
+        assert_eq!(flag(Some(parse("\"None\"")), "f"), Ok(None));
+        assert_eq!(text(Some(parse("\"007\"")), "id"), Ok(Some("007".into())));
+    }
+
+    #[test]
+    fn export_time_formats() {
+        let at = |s: &str| utc_time(Some(Scalar::Str(s.into())), "t");
+        let want = Ok(Some(1_790_845_202_123_000));
+        assert_eq!(at("2026-10-01T09:00:02.123Z"), want);
+        assert_eq!(at("2026-10-01 09:00:02.123"), want);
+        assert_eq!(at("2026/10/01 9:00:02.123"), want);
+        assert_eq!(at("10/1/2026, 9:00:02.123 AM"), want);
+        assert_eq!(at("10/1/2026, 9:00:02 PM"), Ok(Some(1_790_888_402_000_000)));
+        assert!(at("yesterday").is_err());
     }
 
     #[test]
