@@ -92,6 +92,17 @@ pub async fn ingest_file(
     progress: Arc<dyn Progress>,
 ) -> Result<IngestReport> {
     let source = path.display().to_string();
+    // Taken before hashing, compared after reading: an append at any point in
+    // between is noticed.
+    let fingerprint = fingerprint(path)?;
+    let owned = path.to_path_buf();
+    let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&owned)).await??;
+
+    if let Some(existing) = store.db.committed_batch_by_content(&sha256).await? {
+        return Ok(already_ingested(source, &existing));
+    }
+    // Detected only for content not yet committed: a file ingested before under
+    // an explicit format is "already ingested", whatever auto would make of it.
     let resolved;
     let options = if options.format == Format::Auto {
         let owned = path.to_path_buf();
@@ -104,15 +115,6 @@ pub async fn ingest_file(
     } else {
         options
     };
-    // Taken before hashing, compared after reading: an append at any point in
-    // between is noticed.
-    let fingerprint = fingerprint(path)?;
-    let owned = path.to_path_buf();
-    let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&owned)).await??;
-
-    if let Some(existing) = store.db.committed_batch_by_content(&sha256).await? {
-        return Ok(already_ingested(source, &existing));
-    }
     let batch_id = store
         .db
         .begin_batch(&source, &sha256, options.format.name())

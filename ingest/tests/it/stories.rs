@@ -553,6 +553,19 @@ async fn auto_format_ingests_gzip_and_refuses_the_unknown(store: TestStore) {
         "kong"
     );
 
+    // Content committed before under an explicit format stays "already ingested".
+    let canonical = IngestOptions::default();
+    // Auto cannot place this line (canonical would quarantine it); it was
+    // committed as a canonical batch all the same.
+    let odd = write(store.dir.path(), "odd.jsonl", b"{\"request_id\":\"o\"}\n");
+    ingest_file(&store, &odd, &canonical, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    let again = ingest_file(&store, &odd, &auto, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(again.outcome, tollgate_ingest::Outcome::AlreadyIngested);
+
     let junk = write(store.dir.path(), "notes.txt", b"shopping list\nmilk\n");
     let err = ingest_file(&store, &junk, &auto, Arc::new(NoProgress))
         .await
