@@ -14,18 +14,71 @@ use serde_json::{Map, Value};
 pub enum Layout {
     JsonLines,
     JsonArray,
+    /// One JSON object spread over lines: a pretty-printed `{"records": [...]}`
+    /// blob, LiteLLM's `{"data": [...]}`, the Log Analytics REST `{"tables": [...]}`.
+    JsonDocument,
     Csv,
 }
 
 impl Layout {
-    /// `[` starts a JSON array, `{` JSON lines; anything else is CSV with a header.
-    pub fn sniff(first: Option<u8>) -> Layout {
-        match first {
-            Some(b'[') => Layout::JsonArray,
-            Some(b'{') | None => Layout::JsonLines,
+    /// `[` starts a JSON array; `{` JSON lines, unless the first line is not a
+    /// whole JSON value (then one document); anything else is CSV with a header.
+    pub fn sniff(head: &[u8]) -> Layout {
+        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        let start = head.iter().position(|b| !b.is_ascii_whitespace());
+        match start.map(|i| (head[i], &head[i..])) {
+            Some((b'[', _)) => Layout::JsonArray,
+            None => Layout::JsonLines,
+            Some((b'{', rest)) => match rest.iter().position(|&b| b == b'\n') {
+                Some(end)
+                    if serde_json::from_slice::<serde::de::IgnoredAny>(&rest[..end]).is_err() =>
+                {
+                    Layout::JsonDocument
+                }
+                _ => Layout::JsonLines,
+            },
             Some(_) => Layout::Csv,
         }
     }
+}
+
+/// The records of a whole JSON document: the array under `records`, `data` or
+/// `value`; the rows of Log Analytics REST `tables` as objects keyed by column;
+/// else the document itself.
+pub fn document_records(doc: Value) -> Vec<Value> {
+    let Value::Object(mut map) = doc else {
+        return match doc {
+            Value::Array(items) => items,
+            other => vec![other],
+        };
+    };
+    for key in ["records", "Records", "data", "value"] {
+        if matches!(map.get(key), Some(Value::Array(_)))
+            && let Some(Value::Array(items)) = map.remove(key)
+        {
+            return items;
+        }
+    }
+    if let Some(Value::Array(tables)) = map.get("tables") {
+        let mut rows_out = Vec::new();
+        for table in tables {
+            let columns: Vec<&str> = table["columns"]
+                .as_array()
+                .map(|cols| cols.iter().filter_map(|c| c["name"].as_str()).collect())
+                .unwrap_or_default();
+            for row in table["rows"].as_array().into_iter().flatten() {
+                let cells = row.as_array().map(Vec::as_slice).unwrap_or_default();
+                let object: Map<String, Value> = columns
+                    .iter()
+                    .zip(cells)
+                    .map(|(name, cell)| ((*name).to_owned(), cell.clone()))
+                    .collect();
+                rows_out.push(Value::Object(object));
+            }
+        }
+        return rows_out;
+    }
+    vec![Value::Object(map)]
 }
 
 /// Where a record came from, for the quarantine.
@@ -114,10 +167,32 @@ mod tests {
 
     #[test]
     fn layouts_are_recognised() {
-        assert_eq!(Layout::sniff(Some(b'[')), Layout::JsonArray);
-        assert_eq!(Layout::sniff(Some(b'{')), Layout::JsonLines);
-        assert_eq!(Layout::sniff(Some(b'r')), Layout::Csv);
-        assert_eq!(Layout::sniff(None), Layout::JsonLines);
+        assert_eq!(Layout::sniff(b" [{\"a\":1}]"), Layout::JsonArray);
+        assert_eq!(Layout::sniff(b"{\"a\":1}\n{\"a\":2}\n"), Layout::JsonLines);
+        assert_eq!(
+            Layout::sniff(b"{\n  \"records\": [\n"),
+            Layout::JsonDocument
+        );
+        assert_eq!(
+            Layout::sniff(b"\xEF\xBB\xBFrequest_id,startTime\n"),
+            Layout::Csv
+        );
+        assert_eq!(Layout::sniff(b""), Layout::JsonLines);
+    }
+
+    #[test]
+    fn documents_unwrap_to_their_records() {
+        let records: Value = serde_json::from_str(r#"{"records":[{"a":1},{"a":2}]}"#).unwrap();
+        assert_eq!(document_records(records).len(), 2);
+        let tables: Value = serde_json::from_str(
+            r#"{"tables":[{"name":"PrimaryResult","columns":[{"name":"CorrelationId","type":"string"},{"name":"PromptTokens","type":"long"}],"rows":[["c-1",10],["c-2",20]]}]}"#,
+        )
+        .unwrap();
+        let rows = document_records(tables);
+        assert_eq!(rows[1]["CorrelationId"], "c-2");
+        assert_eq!(rows[1]["PromptTokens"], 20);
+        let single: Value = serde_json::from_str(r#"{"request_id":"x"}"#).unwrap();
+        assert_eq!(document_records(single).len(), 1);
     }
 
     #[test]

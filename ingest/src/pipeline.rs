@@ -16,7 +16,7 @@ use tollgate_store::state::{BatchCommit, BatchCounts, BatchStatus, NewLakeFile, 
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
 use crate::dimensions::Dimensions;
-use crate::document::{Layout, csv_raw, csv_row, for_each_array_element};
+use crate::document::{Layout, csv_raw, csv_row, document_records, for_each_array_element};
 use crate::format::Format;
 use crate::progress::Progress;
 use crate::reader::LineReader;
@@ -427,7 +427,7 @@ impl Pass {
             source,
         };
         let layout = if self.options.format.reads_documents() {
-            Layout::sniff(reader.first_byte().map_err(|e| read_err(0, e))?)
+            Layout::sniff(&reader.head(64 * 1024).map_err(|e| read_err(0, e))?)
         } else {
             Layout::JsonLines
         };
@@ -436,6 +436,10 @@ impl Pass {
             Layout::JsonArray => {
                 let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
                 self.read_array(stream, state)?;
+            }
+            Layout::JsonDocument => {
+                let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
+                self.read_document(stream, state)?;
             }
             Layout::Csv => {
                 let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
@@ -501,6 +505,26 @@ impl Pass {
                 message,
             }),
         }
+    }
+
+    /// One JSON document spread over lines, read whole (such exports are small);
+    /// positions are record numbers.
+    fn read_document(
+        &self,
+        stream: Box<dyn std::io::BufRead + Send>,
+        state: &mut PassState,
+    ) -> Result<()> {
+        let doc: serde_json::Value =
+            serde_json::from_reader(stream).map_err(|e| IngestError::Unparseable {
+                path: self.path.clone(),
+                message: format!("not a readable JSON document: {e}"),
+            })?;
+        for (i, value) in document_records(doc).into_iter().enumerate() {
+            self.account_value(state, i as u64 + 1, 0, &value, || {
+                serde_json::to_vec(&value).unwrap_or_default()
+            })?;
+        }
+        Ok(())
     }
 
     /// A CSV table with a header row; positions are CSV line numbers.

@@ -103,14 +103,6 @@ impl LineReader {
         Ok(buf[..buf.len().min(max)].to_vec())
     }
 
-    /// The first byte of the content that is not a BOM or white space, without
-    /// consuming anything (looks within the first buffer only).
-    pub fn first_byte(&mut self) -> io::Result<Option<u8>> {
-        let buf = self.inner.fill_buf()?;
-        let buf = buf.strip_prefix(UTF8_BOM).unwrap_or(buf);
-        Ok(buf.iter().copied().find(|b| !b.is_ascii_whitespace()))
-    }
-
     /// The (decompressed) content as a stream, past any BOM, for whole-document
     /// parsers.
     pub fn into_stream(mut self) -> io::Result<Box<dyn BufRead + Send>> {

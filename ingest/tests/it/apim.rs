@@ -13,6 +13,7 @@ tollgate_store::backend_tests!(
     llm_logs_then_gateway_logs,
     an_empty_envelope_is_accounted_for,
     log_analytics_exports_give_the_same_rows_and_never_double,
+    multi_line_documents_are_read_whole,
 );
 
 async fn apim(store: &Store, name: &str) -> IngestReport {
@@ -151,4 +152,82 @@ async fn log_analytics_exports_give_the_same_rows_and_never_double(store: TestSt
         (4, 0, 4, 0)
     );
     assert_paired(&store).await;
+}
+
+async fn multi_line_documents_are_read_whole(store: TestStore) {
+    // The LLM envelope pretty-printed (older blobs), and the gateway rows in the
+    // Log Analytics REST shape ({"tables":[{"columns":[...],"rows":[[...]]}]}).
+    let envelope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sample("apim-llm-logs.json")).unwrap()).unwrap();
+    let pretty = write(
+        store.dir.path(),
+        "llm-pretty.json",
+        serde_json::to_string_pretty(&envelope).unwrap().as_bytes(),
+    );
+    let gateway: Vec<serde_json::Value> =
+        std::fs::read_to_string(sample("apim-gateway-logs.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let columns = [
+        "TimeGenerated",
+        "CorrelationId",
+        "Region",
+        "ResponseCode",
+        "TotalTime",
+    ];
+    let rows: Vec<serde_json::Value> = gateway
+        .iter()
+        .map(|g| {
+            serde_json::json!([
+                g["time"],
+                g["correlationId"],
+                g["location"],
+                g["properties"]["responseCode"],
+                g["durationMs"]
+            ])
+        })
+        .collect();
+    let tables = serde_json::json!({"tables": [{"name": "PrimaryResult",
+        "columns": columns.iter().map(|c| serde_json::json!({"name": c, "type": "string"})).collect::<Vec<_>>(),
+        "rows": rows}]});
+    let rest = write(
+        store.dir.path(),
+        "la-rest.json",
+        serde_json::to_string_pretty(&tables).unwrap().as_bytes(),
+    );
+
+    let options = IngestOptions {
+        format: Format::Auto,
+        ..IngestOptions::default()
+    };
+    let c = ingest_file(&store, &pretty, &options, Arc::new(NoProgress))
+        .await
+        .unwrap()
+        .counts;
+    assert_eq!(
+        (c.read, c.written, c.duplicate, c.quarantined),
+        (4, 3, 1, 0)
+    );
+    let c = ingest_file(&store, &rest, &options, Arc::new(NoProgress))
+        .await
+        .unwrap()
+        .counts;
+    assert_eq!(
+        (c.read, c.written, c.duplicate, c.quarantined),
+        (5, 5, 0, 0)
+    );
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(*) FROM usage WHERE model IS NOT NULL").await,
+        3
+    );
+    assert_eq!(
+        scalar(
+            &store,
+            "SELECT CAST(SUM(prompt_tokens) AS BIGINT) FROM usage"
+        )
+        .await,
+        1200 + 30000 + 640
+    );
 }
