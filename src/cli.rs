@@ -99,12 +99,54 @@ pub enum Command {
         format: OutputFormat,
     },
 
+    /// The synthetic estate, for demos, tests and benchmarks.
+    Fixtures {
+        #[command(subcommand)]
+        command: FixturesCommand,
+    },
+
     /// Show the quarantined lines of a batch, with line numbers and reasons.
     Quarantine {
         batch_id: i64,
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FixturesCommand {
+    /// Write a month of a fictional organisation's gateway traffic as real APIM
+    /// export files (gateway-logs/ and llm-logs/, one file a day), reproducibly.
+    ///
+    /// It carries daily and weekly seasonality, a PTU saturation episode with
+    /// backend 429s and spillover (day 14, 10:00-12:00 UTC), a latency incident
+    /// (day 21, 14:00-15:30 UTC), token-limit 429s, content-safety blocks and cache
+    /// hits. Output is streamed: memory does not grow with --requests.
+    Generate {
+        /// The month, as YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: (i32, u32),
+        /// How many gateway requests in the month.
+        #[arg(long, default_value_t = 100_000)]
+        requests: u64,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The same seed gives the same files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+}
+
+fn parse_month(s: &str) -> Result<(i32, u32), String> {
+    let err = || format!("{s:?}: expected YYYY-MM, e.g. 2026-10");
+    let (year, month) = s.split_once('-').ok_or_else(err)?;
+    let year: i32 = year.parse().map_err(|_| err())?;
+    let month: u32 = month.parse().map_err(|_| err())?;
+    if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) {
+        return Err(err());
+    }
+    Ok((year, month))
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +203,13 @@ mod tests {
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("100000000d").is_err());
         assert!(parse_duration("18446744073709551615h").is_err());
+    }
+
+    #[test]
+    fn months() {
+        assert_eq!(parse_month("2026-10"), Ok((2026, 10)));
+        assert!(parse_month("2026-13").is_err());
+        assert!(parse_month("10/2026").is_err());
     }
 
     #[test]

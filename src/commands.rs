@@ -11,11 +11,41 @@ use tollgate_ingest::{Format, IngestOptions, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
-use crate::cli::{Command, LakeCommand};
+use crate::cli::{Command, FixturesCommand, LakeCommand};
 use crate::config::Config;
 use crate::progress_bar::Bar;
 
 pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
+    // Generating fixtures needs no store.
+    if let Command::Fixtures {
+        command:
+            FixturesCommand::Generate {
+                month,
+                requests,
+                out,
+                seed,
+            },
+    } = command
+    {
+        let options = tollgate_fixtures::GenerateOptions {
+            year: month.0,
+            month: month.1,
+            requests,
+            seed,
+            out: out.clone(),
+        };
+        let report = tokio::task::spawn_blocking(move || tollgate_fixtures::generate(&options))
+            .await?
+            .with_context(|| format!("writing fixtures to {}", out.display()))?;
+        println!(
+            "wrote {} requests and {} LLM log rows in {} files under {}",
+            report.requests,
+            report.llm_rows,
+            report.files.len(),
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = Store::open(&config.store)
         .await
         .context("opening the Tollgate store")?;
@@ -55,6 +85,7 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
         }
         Command::Batches { limit, format } => batches(&store, limit, format).await,
         Command::Quarantine { batch_id, format } => quarantine(&store, batch_id, format).await,
+        Command::Fixtures { .. } => unreachable!("handled before the store opens"),
     }
 }
 

@@ -58,6 +58,7 @@ tollgate_store::backend_tests!(
     readme_flow_ingests_and_queries,
     a_crash_before_commit_leaves_nothing_visible,
     sql_that_writes_is_refused,
+    a_generated_month_ingests_whole_in_either_order,
 );
 
 async fn readme_flow_ingests_and_queries(store: TestStore) {
@@ -201,4 +202,73 @@ fn a_broken_config_file_is_named() {
         "{}",
         stderr(&out)
     );
+}
+
+async fn a_generated_month_ingests_whole_in_either_order(store: TestStore) {
+    let out = store.dir.path().join("estate");
+    let generated = tollgate(
+        &store,
+        &[
+            "fixtures",
+            "generate",
+            "--month",
+            "2026-10",
+            "--requests",
+            "3000",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    assert!(
+        stdout(&generated).starts_with("wrote 3000 requests"),
+        "{}",
+        stdout(&generated)
+    );
+
+    // The LLM logs first: their requests arrive later, in other files.
+    for dir in ["llm-logs", "gateway-logs"] {
+        let mut files: Vec<String> = std::fs::read_dir(out.join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path().display().to_string())
+            .collect();
+        files.sort();
+        let mut args = vec!["ingest"];
+        args.extend(files.iter().map(String::as_str));
+        let ingested = tollgate(&store, &args, &[]);
+        assert!(ingested.status.success(), "{}", stderr(&ingested));
+        for line in stdout(&ingested).lines() {
+            assert!(line.ends_with("quarantined 0"), "{line}");
+        }
+    }
+    let sql = |q: &str| {
+        let out = tollgate(&store, &["sql", q, "--format", "csv"], &[]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().nth(1).unwrap_or_default().to_owned()
+    };
+    assert_eq!(sql("SELECT COUNT(*) FROM requests"), "3000");
+    assert_eq!(
+        sql(
+            "SELECT COUNT(*) FROM token_usage t LEFT JOIN requests r ON t.request_id = r.request_id WHERE r.request_id IS NULL"
+        ),
+        "0",
+        "every token row pairs with its request"
+    );
+    assert_eq!(
+        sql("SELECT COUNT(*) - COUNT(DISTINCT request_id) FROM token_usage"),
+        "0",
+        "split LLM rows count once"
+    );
+    assert_eq!(
+        sql("SELECT COUNT(*) FROM requests WHERE agent IS NULL"),
+        "0"
+    );
+    let positive = |q: &str| sql(q).parse::<i64>().unwrap() > 0;
+    assert!(positive(
+        "SELECT COUNT(*) FROM requests WHERE error_source = 'llm-token-limit'"
+    ));
+    assert!(positive(
+        "SELECT COUNT(*) FROM requests WHERE cache_status = 'hit'"
+    ));
 }
