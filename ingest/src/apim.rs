@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{Scalar, count, flag, lookup, millis, required_text, status, text, utc_time};
+use crate::scalar::{
+    Scalar, count, flag, lookup, millis, prompt_and_cached, required_text, status, text, utc_time,
+};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -169,13 +171,12 @@ fn log_analytics_gateway(row: &Value) -> Result<Record, String> {
 }
 
 fn log_analytics_llm(row: &Value) -> Result<Record, String> {
-    let prompt_tokens = count(la(row, "PromptTokens"), "PromptTokens")?.unwrap_or(0);
-    let cached_tokens = count(la(row, "PromptCachedTokens"), "PromptCachedTokens")?.unwrap_or(0);
-    if cached_tokens > prompt_tokens {
-        return Err(format!(
-            "field `PromptCachedTokens`: {cached_tokens} exceeds PromptTokens {prompt_tokens}"
-        ));
-    }
+    let (prompt_tokens, cached_tokens) = prompt_and_cached(
+        la(row, "PromptTokens"),
+        "PromptTokens",
+        la(row, "PromptCachedTokens"),
+        "PromptCachedTokens",
+    )?;
     let tokens = TokenRecord {
         time_us: timestamp(la(row, "TimeGenerated"), "TimeGenerated")?,
         request_id: required_text(la(row, "CorrelationId"), "CorrelationId")?,
@@ -249,13 +250,12 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
         Some(id) => id,
         None => required_text(record.correlation_id, "correlationId")?,
     };
-    let prompt_tokens = count(p.prompt_tokens, "promptTokens")?.unwrap_or(0);
-    let cached_tokens = count(p.prompt_cached_tokens, "promptCachedTokens")?.unwrap_or(0);
-    if cached_tokens > prompt_tokens {
-        return Err(format!(
-            "field `promptCachedTokens`: {cached_tokens} exceeds promptTokens {prompt_tokens}"
-        ));
-    }
+    let (prompt_tokens, cached_tokens) = prompt_and_cached(
+        p.prompt_tokens,
+        "promptTokens",
+        p.prompt_cached_tokens,
+        "promptCachedTokens",
+    )?;
     let tokens = TokenRecord {
         time_us: timestamp(record.time, "time")?,
         request_id,

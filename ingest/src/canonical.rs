@@ -5,7 +5,9 @@ use chrono::DateTime;
 use serde::Deserialize;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{Scalar, amount, count, flag, millis, required_text, status, text};
+use crate::scalar::{
+    Scalar, amount, count, flag, millis, prompt_and_cached, required_text, status, text,
+};
 
 #[derive(Deserialize)]
 struct CanonicalLine<'a> {
@@ -109,28 +111,25 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
 
     let deployment = text(line.deployment, "deployment")?;
     let model = text(line.model, "model")?;
-    let prompt = count(line.prompt_tokens, "prompt_tokens")?;
-    let cached = count(line.cached_tokens, "cached_tokens")?;
+    let has_prompt = !matches!(line.prompt_tokens, None | Some(Scalar::Null));
+    let has_cached = !matches!(line.cached_tokens, None | Some(Scalar::Null));
+    let (prompt_tokens, cached_tokens) = prompt_and_cached(
+        line.prompt_tokens,
+        "prompt_tokens",
+        line.cached_tokens,
+        "cached_tokens",
+    )?;
     let completion = count(line.completion_tokens, "completion_tokens")?;
     let reasoning = count(line.reasoning_tokens, "reasoning_tokens")?;
     let streamed = flag(line.streamed, "streamed")?;
     let gateway_reported_cost = amount(line.gateway_reported_cost, "gateway_reported_cost")?;
     let has_tokens = deployment.is_some()
         || model.is_some()
-        || prompt.is_some()
+        || has_prompt
         || completion.is_some()
-        || cached.is_some()
+        || has_cached
         || reasoning.is_some();
     let tokens = if has_tokens {
-        let prompt_tokens = prompt.unwrap_or(0);
-        let cached_tokens = cached.unwrap_or(0);
-        // Cached tokens are the part of the prompt served from the cache; more
-        // cached than prompt tokens would bill tokens that were never sent.
-        if cached_tokens > prompt_tokens {
-            return Err(format!(
-                "field `cached_tokens`: {cached_tokens} exceeds prompt_tokens {prompt_tokens}"
-            ));
-        }
         Some(TokenRecord {
             time_us: request.time_us,
             request_id: request.request_id.clone(),

@@ -4,7 +4,9 @@
 use serde_json::Value;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{amount, count, first_text, lookup, lookup_value, millis, status, text};
+use crate::scalar::{
+    amount, count, first_text, lookup, lookup_value, millis, prompt_and_cached, status, text,
+};
 
 /// Maps one log entry.
 pub fn parse_value(entry: &Value) -> Result<Record, String> {
@@ -66,21 +68,12 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
 
     let tokens = match ai {
         Some(_) if ai_get("usage").is_some() => {
-            let prompt_tokens = count(
+            let (prompt_tokens, cached_tokens) = prompt_and_cached(
                 ai_get("usage.prompt_tokens"),
                 "ai.proxy.usage.prompt_tokens",
-            )?
-            .unwrap_or(0);
-            let cached_tokens = count(
                 ai_get("usage.prompt_tokens_details.cached_tokens"),
                 "ai.proxy.usage.prompt_tokens_details.cached_tokens",
-            )?
-            .unwrap_or(0);
-            if cached_tokens > prompt_tokens {
-                return Err(format!(
-                    "field `ai.proxy.usage.prompt_tokens_details.cached_tokens`: {cached_tokens} exceeds prompt_tokens {prompt_tokens}"
-                ));
-            }
+            )?;
             let request_model = text(ai_get("meta.request_model"), "ai.proxy.meta.request_model")?;
             let response_model = text(
                 ai_get("meta.response_model"),

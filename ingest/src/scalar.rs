@@ -169,6 +169,25 @@ pub fn status(v: Option<Scalar<'_>>, field: &str) -> Result<Option<i32>, String>
     }
 }
 
+/// Prompt and cached token counts, checked together: cached tokens are the part
+/// of the prompt served from the cache, so more cached than prompt tokens would
+/// bill tokens that were never sent.
+pub fn prompt_and_cached(
+    prompt: Option<Scalar<'_>>,
+    prompt_field: &str,
+    cached: Option<Scalar<'_>>,
+    cached_field: &str,
+) -> Result<(i64, i64), String> {
+    let prompt = count(prompt, prompt_field)?.unwrap_or(0);
+    let cached = count(cached, cached_field)?.unwrap_or(0);
+    if cached > prompt {
+        return Err(format!(
+            "field `{cached_field}`: {cached} exceeds {prompt_field} {prompt}"
+        ));
+    }
+    Ok((prompt, cached))
+}
+
 /// A time in UTC, to microseconds: RFC 3339, or the offset-less forms exports
 /// write in UTC (database `2026-10-01 09:00:00.123`, Azure portal CSV
 /// `2026/10/01 9:00:00.123` and `10/1/2026, 9:00:00.123 AM`).
