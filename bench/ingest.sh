@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Ingest benchmark (not a test): generate N requests of the synthetic estate as
+# APIM export files, ingest them with a release build, print requests/s, MB/s and
+# peak RSS. With --vs-duckdb, DuckDB (PyPI) turns the same files into a
+# date-partitioned Parquet lake with the same request/LLM join, and the ratio is
+# printed (above 1: Tollgate is faster).
+#
+#   bench/ingest.sh [--requests 1000000] [--vs-duckdb]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requests=1000000
+vs_duckdb=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --requests) requests=$2; shift 2 ;;
+    --vs-duckdb) vs_duckdb=1; shift ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target}"
+cargo build --release --quiet --bin tollgate
+bin="$CARGO_TARGET_DIR/release/tollgate"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "generating $requests requests ..."
+"$bin" fixtures generate --month 2026-10 --requests "$requests" --out "$work/in"
+bytes=$(cat "$work"/in/*/*.json | wc -c)
+mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
+
+echo "ingesting $mb MB with tollgate ..."
+/usr/bin/time -f "%e %M" -o "$work/time" \
+  "$bin" --data-dir "$work/data" ingest "$work"/in/gateway-logs/*.json "$work"/in/llm-logs/*.json \
+  > "$work/ingest.log"
+read -r secs rss_kb < "$work/time"
+if grep -qv 'quarantined 0$' "$work/ingest.log"; then
+  echo "warning: some lines were quarantined:" >&2
+  grep -v 'quarantined 0$' "$work/ingest.log" >&2 || true
+fi
+awk -v n="$requests" -v s="$secs" -v mb="$mb" -v rss="$rss_kb" 'BEGIN {
+  printf "tollgate: %d requests, %s MB in %.2f s: %.0f requests/s, %.1f MB/s, peak RSS %.0f MiB\n",
+    n, mb, s, n / s, mb / s, rss / 1024 }'
+
+if [ "$vs_duckdb" = 1 ]; then
+  bash scripts/install-python-tools.sh
+  echo "the same with duckdb (2 threads) ..."
+  duck=$(python3 - "$work" <<'PY'
+import resource, sys, time, duckdb
+work = sys.argv[1]
+con = duckdb.connect()
+con.execute("SET threads = 2")
+start = time.perf_counter()
+con.execute(f"""
+COPY (
+  WITH g AS (
+    SELECT correlationId AS request_id, CAST("time" AS TIMESTAMPTZ) AS "time",
+           properties.apimSubscriptionId AS subscription, properties.productId AS product,
+           properties.responseCode AS status_code, properties.backendId AS backend,
+           durationMs AS total_latency_ms, properties.cache AS cache_status
+    FROM read_json_auto('{work}/in/gateway-logs/*.json', format = 'newline_delimited',
+                        maximum_object_size = 67108864)),
+  l AS (
+    SELECT r.Properties.CorrelationId AS request_id, first(r.Properties.ModelName) AS model,
+           first(r.Properties.PromptTokens) AS prompt_tokens,
+           first(r.Properties.PromptCachedTokens) AS cached_tokens,
+           first(r.Properties.CompletionTokens) AS completion_tokens
+    FROM (SELECT unnest(records) AS r
+          FROM read_json_auto('{work}/in/llm-logs/*.json', format = 'newline_delimited',
+                              maximum_object_size = 67108864))
+    GROUP BY 1)
+  SELECT g.*, l.model, l.prompt_tokens, l.cached_tokens, l.completion_tokens,
+         strftime(g."time", '%Y-%m-%d') AS "date"
+  FROM g LEFT JOIN l USING (request_id)
+) TO '{work}/duck' (FORMAT PARQUET, PARTITION_BY ("date"), COMPRESSION ZSTD)
+""")
+secs = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{secs:.2f} {rss:.0f}")
+PY
+)
+  read -r dsecs drss <<< "$duck"
+  awk -v n="$requests" -v s="$dsecs" -v mb="$mb" -v rss="$drss" -v t="$secs" 'BEGIN {
+    printf "duckdb:   %d requests, %s MB in %.2f s: %.0f requests/s, %.1f MB/s, peak RSS %.0f MiB\n",
+      n, mb, s, n / s, mb / s, rss
+    printf "ratio: tollgate is %.2fx duckdb'"'"'s speed (target: >= 1.0)\n", s / t }'
+fi
