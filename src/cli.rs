@@ -69,6 +69,10 @@ pub enum Command {
         /// The default, `auto`, recognises each file's format from its content.
         #[arg(long, default_value = "auto", value_name = "FORMAT")]
         format: String,
+        /// Files ingested side by side, each still its own batch; rows shared by
+        /// files of the same day are still counted once [default: the number of CPUs]
+        #[arg(long, short = 'j', env = "TOLLGATE_INGEST_JOBS", value_name = "N")]
+        jobs: Option<std::num::NonZeroUsize>,
         /// Files to ingest: JSON lines, plain or gzip.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
+use futures::StreamExt;
 use tollgate_ingest::{Format, IngestOptions, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
@@ -54,7 +55,11 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             println!("state database is up to date ({:?})", store.db.backend());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ingest { format, files } => ingest(&store, config, &format, &files).await,
+        Command::Ingest {
+            format,
+            jobs,
+            files,
+        } => ingest(&store, config, &format, jobs, &files).await,
         Command::Sql { query, format } => {
             let result = store.sql_read_only(&query).await?;
             print(format, &result.schema, &result.batches)
@@ -93,6 +98,7 @@ async fn ingest(
     store: &Store,
     config: &Config,
     format: &str,
+    jobs: Option<std::num::NonZeroUsize>,
     files: &[std::path::PathBuf],
 ) -> Result<ExitCode> {
     let options = IngestOptions {
@@ -100,18 +106,36 @@ async fn ingest(
         dimensions: config.dimensions.clone(),
         ..IngestOptions::default()
     };
-    let bar = Arc::new(Bar::new());
+    let jobs = jobs
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, |n| n.get());
+    // Unreadable files fail in their own ingest, with their own error.
+    let total_bytes = files
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = Arc::new(Bar::new(total_bytes));
+    let progress: Arc<dyn Progress> = bar.clone();
+    let options = &options;
+    // Reports print in the order the files were given, whatever order they finish.
+    let mut reports = futures::stream::iter(files)
+        .map(|path| {
+            let progress = progress.clone();
+            async move { tollgate_ingest::ingest_file(store, path, options, progress).await }
+        })
+        .buffered(jobs);
     let mut failed = 0;
-    for path in files {
-        match tollgate_ingest::ingest_file(store, path, &options, bar.clone()).await {
-            Ok(report) => println!("{report}"),
+    while let Some(outcome) = reports.next().await {
+        match outcome {
+            Ok(report) => bar.println(&report.to_string()),
             Err(e) => {
-                bar.finish();
-                eprintln!("error: {e}");
+                bar.eprintln(&format!("error: {e}"));
                 failed += 1;
             }
         }
     }
+    bar.done();
     if failed > 0 {
         eprintln!(
             "{failed} of {} files failed; the others were committed",

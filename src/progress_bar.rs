@@ -1,4 +1,5 @@
-//! The ingest progress bar; indicatif draws nothing when stderr is not a terminal.
+//! The ingest progress bar over all the files of one command; indicatif draws
+//! nothing when stderr is not a terminal.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tollgate_ingest::Progress;
@@ -7,8 +8,9 @@ use tollgate_ingest::Progress;
 pub struct Bar(ProgressBar);
 
 impl Bar {
-    pub fn new() -> Self {
-        let bar = ProgressBar::new(0);
+    /// A bar for `total_bytes` of input, however many files they are in.
+    pub fn new(total_bytes: u64) -> Self {
+        let bar = ProgressBar::new(total_bytes);
         bar.set_style(
             ProgressStyle::with_template(
                 "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -18,18 +20,27 @@ impl Bar {
         );
         Bar(bar)
     }
+
+    /// Prints a line to stdout without tearing the bar.
+    pub fn println(&self, line: &str) {
+        self.0.suspend(|| println!("{line}"));
+    }
+
+    /// Prints a line to stderr without tearing the bar.
+    pub fn eprintln(&self, line: &str) {
+        self.0.suspend(|| eprintln!("{line}"));
+    }
+
+    pub fn done(&self) {
+        self.0.finish_and_clear();
+    }
 }
 
 impl Progress for Bar {
-    fn start(&self, source: &str, total_bytes: u64) {
-        self.0.reset();
-        self.0.set_length(total_bytes);
+    fn start(&self, source: &str, _total_bytes: u64) {
         self.0.set_message(source.to_owned());
     }
     fn advance(&self, bytes: u64) {
         self.0.inc(bytes);
-    }
-    fn finish(&self) {
-        self.0.finish_and_clear();
     }
 }

@@ -11,8 +11,11 @@
 //! first one seen is kept and the rest count as duplicates.
 
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
 
+use crate::dimensions::Dimensions;
+use crate::headers::HeaderMap;
 use crate::record::{Record, RequestRecord, TokenRecord};
 use crate::scalar::{
     Scalar, count, flag, lookup, millis, prompt_and_cached, required_text, status, text, utc_time,
@@ -39,7 +42,22 @@ struct ApimRecord<'a> {
     #[serde(borrow, alias = "DurationMs")]
     duration_ms: Option<Scalar<'a>>,
     #[serde(default, borrow, alias = "Properties")]
-    properties: Properties<'a>,
+    properties: Option<Properties<'a>>,
+    /// An Event Hub envelope's records (the line itself is then no record).
+    #[serde(default, borrow, alias = "Records")]
+    records: Option<Vec<ApimRecord<'a>>>,
+    // Where dimension sources look in other layouts: a record that has any of
+    // these is left to the general path, which reads them.
+    #[serde(default, rename = "RequestHeaders")]
+    top_request_headers: Option<IgnoredAny>,
+    #[serde(default)]
+    request: Option<IgnoredAny>,
+    #[serde(default)]
+    metadata: Option<IgnoredAny>,
+    #[serde(default, rename = "request_tags")]
+    request_tags: Option<IgnoredAny>,
+    #[serde(default)]
+    consumer: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
@@ -68,6 +86,8 @@ struct Properties<'a> {
     backend_id: Option<Scalar<'a>>,
     #[serde(default, alias = "LastError")]
     last_error: Option<LastError>,
+    #[serde(default, borrow, alias = "RequestHeaders")]
+    request_headers: Option<HeaderMap<'a>>,
     // GatewayLlmLogs
     #[serde(borrow, alias = "CorrelationId")]
     correlation_id: Option<Scalar<'a>>,
@@ -93,8 +113,64 @@ struct LastError {
     reason: Option<String>,
 }
 
-/// Parses one line: a single record, or an envelope whose records are judged one
-/// by one (a bad record is quarantined alone).
+/// The fast path for diagnostic-export lines: maps the line's records straight from
+/// its bytes, borrowing strings instead of building a [`Value`]. Returns false,
+/// having added nothing, for a line it cannot map exactly as the general path
+/// would (broken or unusual JSON, flat Log Analytics rows, headers in other
+/// shapes): the caller then takes the general path, which also words the errors.
+pub(crate) fn parse_line_typed(
+    bytes: &[u8],
+    dims: &Dimensions,
+    out: &mut Vec<Result<Record, String>>,
+) -> bool {
+    let Ok(mut line) = serde_json::from_slice::<ApimRecord<'_>>(bytes) else {
+        return false;
+    };
+    let (records, enveloped) = match line.records.take() {
+        Some(records) => (records, true),
+        None => (vec![line], false),
+    };
+    if !records.iter().all(ApimRecord::is_typed_export) {
+        return false;
+    }
+    for (i, mut record) in records.into_iter().enumerate() {
+        let headers = record
+            .properties
+            .as_mut()
+            .and_then(|p| p.request_headers.take())
+            .unwrap_or_default();
+        let item = map_record(record).map(|mut record| {
+            dims.apply_with(&mut record, |source| headers.find(source));
+            record
+        });
+        out.push(match enveloped {
+            true => item.map_err(|e| format!("record {}: {e}", i + 1)),
+            false => item,
+        });
+    }
+    true
+}
+
+impl ApimRecord<'_> {
+    /// A diagnostic-export record whose dimension sources are all in its typed
+    /// fields.
+    fn is_typed_export(&self) -> bool {
+        let Some(properties) = &self.properties else {
+            return false;
+        };
+        self.records.is_none()
+            && self.top_request_headers.is_none()
+            && self.request.is_none()
+            && self.metadata.is_none()
+            && self.request_tags.is_none()
+            && self.consumer.is_none()
+            && properties
+                .request_headers
+                .as_ref()
+                .is_none_or(HeaderMap::is_usable)
+    }
+}
+
 /// The records a value holds: those of a `{"records": [...]}` envelope (flagged
 /// `true`, so errors can say which record), or the value itself.
 pub fn records(value: &Value) -> Result<(Vec<&Value>, bool), String> {
@@ -199,6 +275,10 @@ fn log_analytics_llm(row: &Value) -> Result<Record, String> {
 fn parse_record(value: &Value) -> Result<Record, String> {
     let record =
         ApimRecord::deserialize(value).map_err(|e| format!("not an APIM log record: {e}"))?;
+    map_record(record)
+}
+
+fn map_record(record: ApimRecord<'_>) -> Result<Record, String> {
     let category = required_text(record.category.clone(), "category")?;
     match category.as_str() {
         "GatewayLogs" => gateway_log(record),
@@ -210,7 +290,7 @@ fn parse_record(value: &Value) -> Result<Record, String> {
 }
 
 fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
-    let p = record.properties;
+    let p = record.properties.unwrap_or_default();
     let last_error = p.last_error.unwrap_or_default();
     let request = RequestRecord {
         time_us: timestamp(record.time, "time")?,
@@ -244,7 +324,7 @@ fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
 }
 
 fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
-    let p = record.properties;
+    let p = record.properties.unwrap_or_default();
     // The LLM row names the request in its properties; some exports put it on top.
     let request_id = match text(p.correlation_id, "correlationId")? {
         Some(id) => id,
@@ -345,6 +425,72 @@ mod tests {
             "{:?}",
             out[2]
         );
+    }
+
+    /// The general path, as the fast one must reproduce it.
+    fn parse_general(line: &str) -> Vec<Result<Record, String>> {
+        let mut out = Vec::new();
+        let dims = crate::dimensions::Dimensions::default();
+        let value: Value = serde_json::from_str(line).unwrap();
+        crate::format::Format::Apim.parse_value(&value, &dims, &mut out);
+        out
+    }
+
+    #[test]
+    fn the_typed_path_maps_every_line_as_the_general_path_does() {
+        let samples = [
+            include_str!("../../fixtures/samples/apim-gateway-logs.jsonl"),
+            include_str!("../../fixtures/samples/apim-llm-logs.json"),
+        ];
+        let tricky = [
+            // Headers in mixed case, a numeric header, an escaped string.
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c-\u0031","properties":{"responseCode":200,"requestHeaders":{"X-Agent-ID":"a\"1","x-user-id":7}}}"#,
+            // An envelope with a record of the wrong category and one missing its id.
+            r#"{"records":[{"time":"2026-10-01T10:00:00Z","category":"AuditLogs","properties":{}},{"time":"2026-10-01T10:00:00Z","category":"GatewayLlmLogs","properties":{"promptTokens":5}}]}"#,
+            // Cached tokens over the prompt; a status that is no HTTP status.
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLlmLogs","properties":{"correlationId":"c-2","promptTokens":5,"promptCachedTokens":6}}"#,
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c-3","properties":{"responseCode":999}}"#,
+            r#"{"records":[]}"#,
+            // A field of the wrong type is that record's error, on either path.
+            r#"{"time":{"at":1},"category":"GatewayLogs","correlationId":"c","properties":{"responseCode":200}}"#,
+        ];
+        let lines = samples
+            .iter()
+            .flat_map(|s| s.lines())
+            .chain(tricky)
+            .filter(|l| !l.trim().is_empty());
+        let mut typed_lines = 0;
+        for line in lines {
+            let mut typed = Vec::new();
+            let dims = crate::dimensions::Dimensions::default();
+            if parse_line_typed(line.as_bytes(), &dims, &mut typed) {
+                typed_lines += 1;
+                assert_eq!(typed, parse_general(line), "{line}");
+            }
+        }
+        assert!(
+            typed_lines >= tricky.len(),
+            "the fast path took {typed_lines} lines"
+        );
+    }
+
+    #[test]
+    fn lines_the_typed_path_cannot_map_exactly_go_the_general_way() {
+        let dims = crate::dimensions::Dimensions::default();
+        for line in [
+            "{\"records\": [",
+            r#"{"records":{"a":1}}"#,
+            r#"{"TimeGenerated":"2026-10-01T10:00:00Z","CorrelationId":"c","ResponseCode":200}"#,
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c","properties":{"responseCode":200,"requestHeaders":"{\"x-agent-id\":\"a\"}"}}"#,
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c","metadata":{"agent_id":"a"},"properties":{"responseCode":200}}"#,
+        ] {
+            let mut out = Vec::new();
+            assert!(
+                !parse_line_typed(line.as_bytes(), &dims, &mut out),
+                "{line}"
+            );
+            assert!(out.is_empty());
+        }
     }
 
     #[test]

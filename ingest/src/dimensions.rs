@@ -22,7 +22,7 @@ pub struct DimensionSources {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Source {
+pub(crate) enum Source {
     Header(String),
     Metadata(String),
     Tag(String),
@@ -109,6 +109,16 @@ impl Dimensions {
 
     /// Fills the request's empty dimensions from the raw record it came from.
     pub fn apply(&self, raw: &Value, record: &mut Record) {
+        self.apply_with(record, |source| lookup(raw, source));
+    }
+
+    /// Fills the request's empty dimensions from `find`, which answers one source
+    /// (adapters that parse without a [`Value`] bring their own).
+    pub(crate) fn apply_with(
+        &self,
+        record: &mut Record,
+        mut find: impl FnMut(&Source) -> Option<String>,
+    ) {
         let Some(request) = record.request.as_mut() else {
             return;
         };
@@ -121,7 +131,7 @@ impl Dimensions {
         for (sources, field) in fields {
             let slot = field(request);
             if slot.is_none() {
-                *slot = sources.iter().find_map(|s| lookup(raw, s));
+                *slot = sources.iter().find_map(&mut find);
             }
         }
     }

@@ -110,6 +110,7 @@ impl Format {
     ) {
         match self {
             Format::Canonical => out.push(canonical::parse_line(bytes)),
+            Format::Apim if apim::parse_line_typed(bytes, dims, out) => {}
             _ => match serde_json::from_slice::<Value>(bytes) {
                 Ok(value) => self.parse_value(&value, dims, out),
                 Err(e) => out.push(Err(format!("broken JSON: {e}"))),

@@ -10,11 +10,13 @@
 
 pub mod apim;
 pub mod appinsights;
+mod batch;
 pub mod canonical;
 pub mod dimensions;
 pub mod document;
 mod error;
 pub mod format;
+mod headers;
 pub mod kong;
 pub mod litellm;
 mod pipeline;

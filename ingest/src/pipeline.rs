@@ -12,9 +12,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 use tollgate_store::schema::{REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column};
-use tollgate_store::state::{BatchCommit, BatchCounts, BatchStatus, NewLakeFile, QuarantineRow};
+use tollgate_store::state::{BatchCounts, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
+use crate::batch::BatchRun;
 use crate::dimensions::Dimensions;
 use crate::document::{Layout, csv_raw, csv_row, document_records, for_each_array_element};
 use crate::format::Format;
@@ -25,7 +26,7 @@ use crate::{IngestError, Result};
 
 /// How much of a quarantined line is kept.
 pub const QUARANTINE_RAW_BYTES: usize = 4096;
-const MAX_COMMIT_ATTEMPTS: u32 = 5;
+pub(crate) const MAX_COMMIT_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
@@ -138,166 +139,18 @@ pub async fn ingest_file(
     outcome
 }
 
-/// A begun batch, run to its commit.
-struct BatchRun<'a> {
-    store: &'a Store,
-    path: &'a Path,
-    options: &'a IngestOptions,
-    progress: &'a Arc<dyn Progress>,
-    batch_id: i64,
-    source: String,
-    size: u64,
-    fingerprint: Fingerprint,
-}
-
-impl BatchRun<'_> {
-    async fn run(self) -> Result<IngestReport> {
-        let BatchRun {
-            store,
-            path,
-            options,
-            progress,
-            batch_id,
-            source,
-            size,
-            fingerprint,
-        } = self;
-        for _attempt in 0..MAX_COMMIT_ATTEMPTS {
-            let watermark = store.db.manifest_watermark().await?;
-            let mut files_by_date: HashMap<(&'static str, String), Vec<String>> = HashMap::new();
-            for table in tollgate_store::schema::LAKE_TABLES {
-                for f in store.db.lake_files(table).await? {
-                    if f.id <= watermark {
-                        files_by_date
-                            .entry((table, f.file.partition_date))
-                            .or_default()
-                            .push(f.file.path);
-                    }
-                }
-            }
-
-            let pass = Pass {
-                lake: store.lake.clone(),
-                db: store.db.clone(),
-                handle: Handle::current(),
-                path: path.to_path_buf(),
-                batch_id,
-                options: options.clone(),
-                files_by_date,
-                progress: progress.clone(),
-            };
-            let (outcome, mut counts) = tokio::task::spawn_blocking(move || pass.run()).await?;
-            let files = match outcome {
-                Ok(files) => files,
-                Err(e) => {
-                    counts.bytes_read = size as i64;
-                    record_failure(&store.db, batch_id, counts, &e).await;
-                    return Err(e);
-                }
-            };
-            counts.bytes_read = size as i64;
-            debug_assert!(counts.reconciles());
-            if self::fingerprint(path)? != fingerprint {
-                discard(&store.lake, &files);
-                let e = IngestError::ChangedDuringIngest {
-                    path: path.to_path_buf(),
-                };
-                record_failure(&store.db, batch_id, counts, &e).await;
-                return Err(e);
-            }
-
-            failpoint("ingest.before_commit");
-            let commit = BatchCommit {
-                batch_id,
-                counts,
-                files: files.clone(),
-                watermark,
-            };
-            match store.db.commit_batch(&commit).await {
-                Ok(()) => {
-                    progress.finish();
-                    tracing::info!(
-                        batch_id,
-                        read = counts.read,
-                        written = counts.written,
-                        duplicate = counts.duplicate,
-                        quarantined = counts.quarantined,
-                        "batch committed"
-                    );
-                    return Ok(committed(source, batch_id, counts, &files));
-                }
-                Err(StoreError::CommitConflict { .. }) => {
-                    tracing::info!(
-                        batch_id,
-                        "commit conflict with a concurrent batch; deduplicating again"
-                    );
-                    discard(&store.lake, &files);
-                    store.db.clear_quarantine(batch_id).await?;
-                }
-                Err(StoreError::AlreadyCommitted { existing_batch, .. }) => {
-                    discard(&store.lake, &files);
-                    store
-                        .db
-                        .fail_batch(
-                            batch_id,
-                            counts,
-                            &format!("same content committed as batch {existing_batch}"),
-                        )
-                        .await?;
-                    let existing = store.db.batch(existing_batch).await?;
-                    progress.finish();
-                    return Ok(match existing {
-                        Some(b) => already_ingested(source, &b),
-                        None => IngestReport {
-                            source,
-                            batch_id: existing_batch,
-                            outcome: Outcome::AlreadyIngested,
-                            counts: BatchCounts::default(),
-                            files: 0,
-                        },
-                    });
-                }
-                Err(e) => {
-                    // The outcome is unknown when the connection broke around the
-                    // commit: the server may have committed. Only a batch known not
-                    // to be committed may lose its files; otherwise gc decides later.
-                    match store.db.batch(batch_id).await {
-                        Ok(Some(b)) if b.status == BatchStatus::Committed.as_str() => {
-                            progress.finish();
-                            tracing::warn!(batch_id, error = %e, "commit reported an error but is committed");
-                            return Ok(committed(source, batch_id, counts, &files));
-                        }
-                        Ok(Some(_)) => discard(&store.lake, &files),
-                        _ => tracing::warn!(
-                            batch_id,
-                            "commit outcome unknown; leaving its files to gc"
-                        ),
-                    }
-                    let e = IngestError::from(e);
-                    record_failure(&store.db, batch_id, counts, &e).await;
-                    return Err(e);
-                }
-            }
-        }
-        Err(IngestError::TooManyConflicts {
-            path: path.to_path_buf(),
-            attempts: MAX_COMMIT_ATTEMPTS,
-        })
-    }
-}
-
 /// Crash-test hook: with `TOLLGATE_FAILPOINTS=ingest.before_commit` the process dies
 /// (SIGABRT: no destructor, no cleanup, as with `kill -9`) after writing a batch's
 /// files and before committing them. Tests use it to prove a dead ingest leaves
 /// nothing visible.
-fn failpoint(name: &str) {
+pub(crate) fn failpoint(name: &str) {
     if std::env::var("TOLLGATE_FAILPOINTS").is_ok_and(|v| v.split(',').any(|p| p.trim() == name)) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
     }
 }
 
-fn committed(
+pub(crate) fn committed(
     source: String,
     batch_id: i64,
     counts: BatchCounts,
@@ -312,7 +165,10 @@ fn committed(
     }
 }
 
-fn already_ingested(source: String, existing: &tollgate_store::state::Batch) -> IngestReport {
+pub(crate) fn already_ingested(
+    source: String,
+    existing: &tollgate_store::state::Batch,
+) -> IngestReport {
     IngestReport {
         source,
         batch_id: existing.id,
@@ -329,13 +185,18 @@ fn already_ingested(source: String, existing: &tollgate_store::state::Batch) -> 
 }
 
 /// Best effort: the ingest error is what the caller must see, not a second one.
-async fn record_failure(db: &StateDb, batch_id: i64, counts: BatchCounts, error: &IngestError) {
+pub(crate) async fn record_failure(
+    db: &StateDb,
+    batch_id: i64,
+    counts: BatchCounts,
+    error: &IngestError,
+) {
     if let Err(e) = db.fail_batch(batch_id, counts, &error.to_string()).await {
         tracing::warn!(batch_id, error = %e, "could not mark batch failed");
     }
 }
 
-fn discard(lake: &Lake, files: &[NewLakeFile]) {
+pub(crate) fn discard(lake: &Lake, files: &[NewLakeFile]) {
     for f in files {
         lake.discard(&f.path);
     }
@@ -356,10 +217,10 @@ fn detect_format(path: &Path) -> Result<Format> {
     })
 }
 
-type Fingerprint = (u64, Option<std::time::SystemTime>);
+pub(crate) type Fingerprint = (u64, Option<std::time::SystemTime>);
 
 /// Size and modification time: enough to notice a file appended to mid-ingest.
-fn fingerprint(path: &Path) -> Result<Fingerprint> {
+pub(crate) fn fingerprint(path: &Path) -> Result<Fingerprint> {
     let meta = std::fs::metadata(path).map_err(|source| IngestError::Open {
         path: path.to_path_buf(),
         source,
@@ -388,21 +249,21 @@ fn hash_file(path: &Path) -> Result<(String, u64)> {
 }
 
 /// The synchronous part of an ingest, run on a blocking thread.
-struct Pass {
-    lake: Lake,
-    db: StateDb,
-    handle: Handle,
-    path: PathBuf,
-    batch_id: i64,
-    options: IngestOptions,
+pub(crate) struct Pass {
+    pub lake: Lake,
+    pub db: StateDb,
+    pub handle: Handle,
+    pub path: PathBuf,
+    pub batch_id: i64,
+    pub options: IngestOptions,
     /// Committed files per (table, date) as of the batch's manifest watermark.
-    files_by_date: HashMap<(&'static str, String), Vec<String>>,
-    progress: Arc<dyn Progress>,
+    pub files_by_date: HashMap<(&'static str, String), Vec<String>>,
+    pub progress: Arc<dyn Progress>,
 }
 
 impl Pass {
     /// Returns the files written, or the error after discarding them; counts either way.
-    fn run(self) -> (Result<Vec<NewLakeFile>>, BatchCounts) {
+    pub(crate) fn run(self) -> (Result<Vec<NewLakeFile>>, BatchCounts) {
         let mut state = PassState::default();
         let outcome = self.read_all(&mut state);
         match outcome {

@@ -234,11 +234,15 @@ async fn a_generated_month_ingests_whole_in_either_order(store: TestStore) {
             .map(|e| e.unwrap().path().display().to_string())
             .collect();
         files.sort();
-        let mut args = vec!["ingest"];
+        let mut args = vec!["ingest", "--jobs", "2"];
         args.extend(files.iter().map(String::as_str));
         let ingested = tollgate(&store, &args, &[]);
         assert!(ingested.status.success(), "{}", stderr(&ingested));
-        for line in stdout(&ingested).lines() {
+        let reports: Vec<String> = stdout(&ingested).lines().map(str::to_owned).collect();
+        assert_eq!(reports.len(), files.len());
+        // Side by side, yet reported in the order given.
+        for (line, file) in reports.iter().zip(&files) {
+            assert!(line.starts_with(&format!("{file}: batch ")), "{line}");
             assert!(line.ends_with("quarantined 0"), "{line}");
         }
     }

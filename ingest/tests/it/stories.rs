@@ -20,6 +20,8 @@ tollgate_store::backend_tests!(
     uncommitted_batch_is_invisible_and_gc_removes_it,
     interrupted_batch_is_completed_by_the_next_ingest,
     concurrent_overlapping_ingests_never_double_a_request,
+    a_conflict_with_other_rows_commits_without_a_second_pass,
+    a_conflict_with_the_same_rows_deduplicates_again,
     small_buffers_split_files_without_changing_totals,
     a_file_appended_to_mid_ingest_commits_nothing,
     token_usage_is_deduplicated_apart_from_its_request,
@@ -350,6 +352,83 @@ async fn concurrent_overlapping_ingests_never_double_a_request(store: TestStore)
         scalar(&store, "SELECT COUNT(DISTINCT request_id) FROM requests").await,
         250
     );
+}
+
+/// Progress that, at the first bytes of a pass, ingests another file to its commit:
+/// a concurrent batch committing between this batch's watermark and its commit.
+struct CommitsAnotherFirst {
+    store: tollgate_store::Store,
+    other: std::path::PathBuf,
+    started: std::sync::atomic::AtomicBool,
+    bytes: std::sync::atomic::AtomicU64,
+}
+
+impl tollgate_ingest::Progress for CommitsAnotherFirst {
+    fn advance(&self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        self.bytes.fetch_add(bytes, Ordering::SeqCst);
+        if !self.started.swap(true, Ordering::SeqCst) {
+            let other =
+                tokio::runtime::Handle::current().block_on(ingest(&self.store, &self.other));
+            assert_eq!(other.unwrap().outcome, Outcome::Committed);
+        }
+    }
+}
+
+/// Ingests `ours` while a batch of `theirs` (same date) commits first; returns our
+/// counts and how many bytes our batch read.
+/// Ingests the ids `ours` while a batch of `theirs` (same date) commits first;
+/// returns our counts and how many passes our batch made over its file.
+async fn ingest_racing(
+    store: &TestStore,
+    ours: &[String],
+    theirs: &[String],
+) -> (tollgate_store::state::BatchCounts, u64) {
+    let file = |name: &str, ids: &[String]| {
+        let body: Vec<String> = ids
+            .iter()
+            .map(|id| line(id, "2026-10-08T09:00:00Z"))
+            .collect();
+        write(store.dir.path(), name, &lines(&body))
+    };
+    let (ours, theirs) = (file("ours.jsonl", ours), file("theirs.jsonl", theirs));
+    let progress = Arc::new(CommitsAnotherFirst {
+        store: store.store.clone(),
+        other: theirs,
+        started: Default::default(),
+        bytes: Default::default(),
+    });
+    let report = ingest_file(store, &ours, &IngestOptions::default(), progress.clone())
+        .await
+        .unwrap();
+    assert_eq!(report.outcome, Outcome::Committed);
+    let read = progress.bytes.load(std::sync::atomic::Ordering::SeqCst);
+    (
+        report.counts,
+        read / std::fs::metadata(&ours).unwrap().len(),
+    )
+}
+
+fn ids(prefix: &str, range: std::ops::Range<u32>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i}")).collect()
+}
+
+async fn a_conflict_with_other_rows_commits_without_a_second_pass(store: TestStore) {
+    let (counts, passes) = ingest_racing(&store, &ids("a", 0..100), &ids("b", 0..50)).await;
+    assert_eq!((counts.written, counts.duplicate), (100, 0));
+    assert_eq!(passes, 1);
+    assert_eq!(request_rows(&store).await, 150);
+}
+
+async fn a_conflict_with_the_same_rows_deduplicates_again(store: TestStore) {
+    let (counts, passes) = ingest_racing(&store, &ids("a", 0..100), &ids("a", 50..150)).await;
+    assert_eq!((counts.written, counts.duplicate), (50, 50));
+    assert_eq!(passes, 2, "a second pass after the conflict");
+    assert_eq!(
+        scalar(&store, "SELECT COUNT(DISTINCT request_id) FROM requests").await,
+        150
+    );
+    assert_eq!(request_rows(&store).await, 150);
 }
 
 async fn small_buffers_split_files_without_changing_totals(store: TestStore) {
