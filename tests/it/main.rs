@@ -227,6 +227,20 @@ async fn a_generated_month_ingests_whole_in_either_order(store: TestStore) {
         stdout(&generated)
     );
 
+    for name in [
+        "prices.csv",
+        "backends.csv",
+        "ptu-reservations.csv",
+        "ownership.toml",
+        "budgets.toml",
+        "catalog.yaml",
+    ] {
+        assert!(
+            out.join("reference").join(name).is_file(),
+            "reference/{name}"
+        );
+    }
+
     // The LLM logs first: their requests arrive later, in other files.
     for dir in ["llm-logs", "gateway-logs"] {
         let mut files: Vec<String> = std::fs::read_dir(out.join(dir))
