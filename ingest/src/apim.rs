@@ -7,8 +7,9 @@
 //! own table and is paired by `correlationId` in the `usage` view. The same data
 //! queried from Log Analytics (`ApiManagementGatewayLogs`,
 //! `ApiManagementGatewayLlmLog`: flat PascalCase rows as JSON or CSV) maps alike. Repeated LLM rows
-//! of one request (the split of a long message) carry the same counts, so the
-//! first one seen is kept and the rest count as duplicates.
+//! of one request (the split of a long message) count once: the first piece with
+//! counts is kept, a piece without counts only if no other comes in the same file
+//! (the pipeline holds those back), and the rest count as duplicates.
 
 use serde::Deserialize;
 use serde::de::IgnoredAny;

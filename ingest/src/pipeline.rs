@@ -2,7 +2,7 @@
 //! date, write Parquet, quarantine bad lines, commit atomically.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use crate::document::{Layout, csv_raw, csv_row, document_records, for_each_array
 use crate::format::Format;
 use crate::progress::Progress;
 use crate::reader::LineReader;
-use crate::record::{LakeBuffers, MICROS_PER_DAY};
+use crate::record::{LakeBuffers, MICROS_PER_DAY, Record, TokenRecord};
 use crate::{IngestError, Result};
 
 /// How much of a quarantined line is kept.
@@ -307,6 +307,7 @@ impl Pass {
                 self.read_csv(stream, state)?;
             }
         }
+        self.settle_countless(state)?;
         self.flush_rows(state)?;
         self.flush_quarantine(state)?;
         Ok(())
@@ -500,6 +501,11 @@ impl Pass {
                     self.flush_quarantine(state)?;
                 }
             }
+            Ok(record) if is_countless_token_row(&record) => {
+                if let Some(tokens) = record.tokens {
+                    self.hold_countless(state, tokens)?;
+                }
+            }
             Ok(record) => {
                 // A record is written if any part of it is new; a request and its
                 // token usage are deduplicated each in its table.
@@ -515,6 +521,14 @@ impl Pass {
                 {
                     state.buffers.push_tokens(tokens);
                     new = true;
+                    // A countless piece of the same request was waiting for this one.
+                    if state
+                        .countless
+                        .remove(&(tokens.day(), tokens.request_id.clone()))
+                        .is_some()
+                    {
+                        state.counts.duplicate += 1;
+                    }
                 }
                 if let Some(metric) = &record.metric
                     && self.is_new(state, TOKEN_METRICS, metric.day(), &metric.metric_id)?
@@ -535,6 +549,34 @@ impl Pass {
         Ok(())
     }
 
+    /// A token row with no counts (a continuation piece of a split LLM log) waits
+    /// until the end of the pass: a piece of the same request that has the counts
+    /// may still come, and must be the one kept.
+    fn hold_countless(&self, state: &mut PassState, tokens: TokenRecord) -> Result<()> {
+        let key = (tokens.day(), tokens.request_id.clone());
+        if state.countless.contains_key(&key)
+            || !self.is_unseen(state, TOKEN_USAGE, key.0, &key.1)?
+        {
+            state.counts.duplicate += 1;
+        } else {
+            state.countless.insert(key, tokens);
+        }
+        Ok(())
+    }
+
+    /// Writes the countless token rows no piece with counts replaced.
+    fn settle_countless(&self, state: &mut PassState) -> Result<()> {
+        for ((day, request_id), tokens) in std::mem::take(&mut state.countless) {
+            if self.is_new(state, TOKEN_USAGE, day, &request_id)? {
+                state.buffers.push_tokens(&tokens);
+                state.counts.written += 1;
+            } else {
+                state.counts.duplicate += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether `request_id` is new in `table` for `day`, counting the committed lake
     /// and the rows of this batch so far.
     fn is_new(
@@ -544,7 +586,22 @@ impl Pass {
         day: i64,
         request_id: &str,
     ) -> Result<bool> {
-        let seen = match state.seen.entry((table, day)) {
+        let seen = self.load_seen(state, table, day)?;
+        if seen.contains(request_id) {
+            return Ok(false);
+        }
+        seen.insert(request_id.to_owned());
+        Ok(true)
+    }
+
+    /// The ids seen in `table` for `day`, loaded from the committed lake first time.
+    fn load_seen<'s>(
+        &self,
+        state: &'s mut PassState,
+        table: &'static str,
+        day: i64,
+    ) -> Result<&'s mut HashSet<String>> {
+        Ok(match state.seen.entry((table, day)) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
                 let mut ids = HashSet::new();
@@ -554,12 +611,18 @@ impl Pass {
                 }
                 e.insert(ids)
             }
-        };
-        if seen.contains(request_id) {
-            return Ok(false);
-        }
-        seen.insert(request_id.to_owned());
-        Ok(true)
+        })
+    }
+
+    /// [`Pass::is_new`] without marking the id as seen.
+    fn is_unseen(
+        &self,
+        state: &mut PassState,
+        table: &'static str,
+        day: i64,
+        request_id: &str,
+    ) -> Result<bool> {
+        Ok(!self.load_seen(state, table, day)?.contains(request_id))
     }
 
     fn flush_rows(&self, state: &mut PassState) -> Result<()> {
@@ -593,10 +656,25 @@ struct PassState {
     buffers: LakeBuffers,
     /// Request ids per (table, day): committed ones plus this batch's.
     seen: HashMap<(&'static str, i64), HashSet<String>>,
+    /// Token rows without counts, held until the pass ends (see `hold_countless`).
+    countless: BTreeMap<(i64, String), TokenRecord>,
     /// The records of the current line, reused across lines.
     parsed: Vec<Result<crate::record::Record, String>>,
     quarantine: Vec<QuarantineRow>,
     files: Vec<NewLakeFile>,
+}
+
+/// A token row alone (no request, no metric) whose counts are all zero: APIM
+/// splits long messages into several LLM rows, and only some may carry counts.
+fn is_countless_token_row(record: &Record) -> bool {
+    record.request.is_none()
+        && record.metric.is_none()
+        && record.tokens.as_ref().is_some_and(|t| {
+            t.prompt_tokens == 0
+                && t.cached_tokens == 0
+                && t.completion_tokens == 0
+                && t.reasoning_tokens == 0
+        })
 }
 
 /// `YYYY-MM-DD` of a day number since the epoch.

@@ -14,6 +14,7 @@ tollgate_store::backend_tests!(
     an_empty_envelope_is_accounted_for,
     log_analytics_exports_give_the_same_rows_and_never_double,
     multi_line_documents_are_read_whole,
+    a_split_llm_log_keeps_the_piece_with_counts_whatever_the_order,
 );
 
 async fn apim(store: &Store, name: &str) -> IngestReport {
@@ -229,5 +230,42 @@ async fn multi_line_documents_are_read_whole(store: TestStore) {
         )
         .await,
         1200 + 30000 + 640
+    );
+}
+
+async fn a_split_llm_log_keeps_the_piece_with_counts_whatever_the_order(store: TestStore) {
+    let row = |id: &str, seq: u32, prompt: u32, completion: u32| {
+        format!(
+            r#"{{"Time":"2026-10-02T08:00:00Z","Category":"GatewayLlmLogs","Properties":{{"CorrelationId":"{id}","ModelName":"gpt-4o","PromptTokens":{prompt},"CompletionTokens":{completion},"SequenceNumber":{seq}}}}}"#
+        )
+    };
+    let body = [
+        // The continuation without counts comes first.
+        row("split-a", 1, 0, 0),
+        row("split-a", 0, 900, 40),
+        // Only a piece without counts ever arrives: kept, with zeros.
+        row("alone-b", 1, 0, 0),
+        // The counts first, the continuation after.
+        row("split-c", 0, 300, 20),
+        row("split-c", 1, 0, 0),
+    ]
+    .join("\n");
+    let path = write(store.dir.path(), "split.json", body.as_bytes());
+    let options = IngestOptions {
+        format: Format::Apim,
+        ..IngestOptions::default()
+    };
+    let report = ingest_file(&store, &path, &options, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(counts(&report), (5, 3, 2, 0));
+    let got = csv_of(
+        &store,
+        "SELECT request_id, prompt_tokens, completion_tokens FROM token_usage ORDER BY request_id",
+    )
+    .await;
+    assert_eq!(
+        got,
+        "request_id,prompt_tokens,completion_tokens\nalone-b,0,0\nsplit-a,900,40\nsplit-c,300,20\n"
     );
 }
