@@ -85,8 +85,8 @@ struct Properties<'a> {
     apim_subscription_id: Option<Scalar<'a>>,
     #[serde(borrow, alias = "BackendId")]
     backend_id: Option<Scalar<'a>>,
-    #[serde(default, alias = "LastError")]
-    last_error: Option<LastError>,
+    #[serde(default, borrow, alias = "LastError")]
+    last_error: Option<LastError<'a>>,
     #[serde(default, borrow, alias = "RequestHeaders")]
     request_headers: Option<HeaderMap<'a>>,
     // GatewayLlmLogs
@@ -106,12 +106,13 @@ struct Properties<'a> {
     is_stream_completion: Option<Scalar<'a>>,
 }
 
+/// Scalars, so that a wrong type is an error naming `lastError.source`.
 #[derive(Deserialize, Default)]
-struct LastError {
-    #[serde(default, alias = "Source")]
-    source: Option<String>,
-    #[serde(default, alias = "Reason")]
-    reason: Option<String>,
+struct LastError<'a> {
+    #[serde(default, borrow, alias = "Source")]
+    source: Option<Scalar<'a>>,
+    #[serde(default, borrow, alias = "Reason")]
+    reason: Option<Scalar<'a>>,
 }
 
 /// The fast path for diagnostic-export lines: maps the line's records straight from
@@ -314,8 +315,8 @@ fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
         backend_latency_ms: millis(p.backend_time, "backendTime")?,
         cache_status: text(p.cache, "cache")?,
         priority: None,
-        error_source: last_error.source.filter(|s| !s.is_empty()),
-        error_reason: last_error.reason.filter(|s| !s.is_empty()),
+        error_source: text(last_error.source, "lastError.source")?,
+        error_reason: text(last_error.reason, "lastError.reason")?,
     };
     Ok(Record {
         request: Some(request),
@@ -453,6 +454,7 @@ mod tests {
             r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c-3","properties":{"responseCode":999}}"#,
             r#"{"records":[]}"#,
             // A field of the wrong type is that record's error, on either path.
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c","properties":{"responseCode":429,"lastError":{"source":["llm-token-limit"]}}}"#,
             r#"{"time":{"at":1},"category":"GatewayLogs","correlationId":"c","properties":{"responseCode":200}}"#,
         ];
         let lines = samples
@@ -492,6 +494,17 @@ mod tests {
             );
             assert!(out.is_empty());
         }
+    }
+
+    #[test]
+    fn a_wrong_type_in_last_error_names_the_field() {
+        let out = parse(
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c","properties":{"responseCode":429,"lastError":{"source":{"policy":"x"}}}}"#,
+        );
+        assert_eq!(
+            out[0].as_ref().unwrap_err(),
+            "field `lastError.source`: expected a string, got an object or array"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::record::{MetricRecord, Record};
-use crate::scalar::{Scalar, count, lookup, required_text, text};
+use crate::scalar::{amount, count, lookup, required_text, text};
 
 /// The default dimension names, then the columns they fill, in
 /// `MetricRecord::dims` order.
@@ -45,9 +45,9 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         }
     };
     // `valueSum` is the interval's total; `value` alone is a single sample.
-    let value = match non_negative(get("valueSum"), "valueSum")? {
+    let value = match amount(get("valueSum"), "valueSum")? {
         Some(sum) => sum,
-        None => non_negative(get("value"), "value")?.ok_or("missing field `value`")?,
+        None => amount(get("value"), "value")?.ok_or("missing field `value`")?,
     };
     let value_count = count(get("valueCount"), "valueCount")?.unwrap_or(1);
 
@@ -101,10 +101,6 @@ fn lookup_dimensions(row: &Value) -> Result<Value, String> {
         },
         Some(_) => Err("field `customDimensions`: not a JSON object".to_owned()),
     }
-}
-
-fn non_negative(v: Option<Scalar<'_>>, field: &str) -> Result<Option<f64>, String> {
-    crate::scalar::amount(v, field)
 }
 
 #[cfg(test)]
