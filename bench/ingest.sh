@@ -31,9 +31,10 @@ echo "generating $requests requests ..."
 bytes=$(cat "$work"/in/*/*.json | wc -c)
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 
-echo "ingesting $mb MB with tollgate ..."
+jobs=$(nproc)
+echo "ingesting $mb MB with tollgate ($jobs jobs) ..."
 /usr/bin/time -f "%e %M" -o "$work/time" \
-  "$bin" --data-dir "$work/data" ingest "$work"/in/gateway-logs/*.json "$work"/in/llm-logs/*.json \
+  "$bin" --data-dir "$work/data" ingest --jobs "$jobs" "$work"/in/gateway-logs/*.json "$work"/in/llm-logs/*.json \
   > "$work/ingest.log"
 read -r secs rss_kb < "$work/time"
 if grep -qv 'quarantined 0$' "$work/ingest.log"; then

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use futures::StreamExt;
-use tollgate_ingest::{Format, IngestOptions, Progress};
+use tollgate_ingest::{Format, IngestOptions, Outcome, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
@@ -118,20 +118,36 @@ async fn ingest(
     let bar = Arc::new(Bar::new(total_bytes));
     let progress: Arc<dyn Progress> = bar.clone();
     let options = &options;
-    // Reports print in the order the files were given, whatever order they finish.
-    let mut reports = futures::stream::iter(files)
-        .map(|path| {
+    // Up to `jobs` files at a time; reports print in the order the files were
+    // given, whatever order they finish in.
+    let mut running = futures::stream::iter(files.iter().enumerate())
+        .map(|(i, path)| {
             let progress = progress.clone();
-            async move { tollgate_ingest::ingest_file(store, path, options, progress).await }
+            async move {
+                let outcome = tollgate_ingest::ingest_file(store, path, options, progress).await;
+                (i, path, outcome)
+            }
         })
-        .buffered(jobs);
+        .buffer_unordered(jobs);
+    let mut finished = std::collections::BTreeMap::new();
+    let mut next = 0;
     let mut failed = 0;
-    while let Some(outcome) = reports.next().await {
-        match outcome {
-            Ok(report) => bar.println(&report.to_string()),
-            Err(e) => {
-                bar.eprintln(&format!("error: {e}"));
-                failed += 1;
+    while let Some((i, path, outcome)) = running.next().await {
+        finished.insert(i, (path, outcome));
+        while let Some((path, outcome)) = finished.remove(&next) {
+            next += 1;
+            match outcome {
+                Ok(report) => {
+                    if report.outcome == Outcome::AlreadyIngested {
+                        // Not read again: its bytes count as done.
+                        bar.skip(std::fs::metadata(path).map_or(0, |m| m.len()));
+                    }
+                    bar.println(&report.to_string());
+                }
+                Err(e) => {
+                    bar.eprintln(&format!("error: {e}"));
+                    failed += 1;
+                }
             }
         }
     }

@@ -31,6 +31,11 @@ impl Bar {
         self.0.suspend(|| eprintln!("{line}"));
     }
 
+    /// Counts `bytes` as done without reading them (a file already ingested).
+    pub fn skip(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
     pub fn done(&self) {
         self.0.finish_and_clear();
     }

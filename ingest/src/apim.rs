@@ -125,6 +125,11 @@ pub(crate) fn parse_line_typed(
     dims: &Dimensions,
     out: &mut Vec<Result<Record, String>>,
 ) -> bool {
+    // serde's derived structs also accept arrays, field by position: a line that
+    // is not an object is left to the general path.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return false;
+    }
     let Ok(mut line) = serde_json::from_slice::<ApimRecord<'_>>(bytes) else {
         return false;
     };
@@ -178,8 +183,8 @@ impl ApimRecord<'_> {
 pub fn records(value: &Value) -> Result<(Vec<&Value>, bool), String> {
     match value.get("records").or_else(|| value.get("Records")) {
         Some(Value::Array(records)) => Ok((records.iter().collect(), true)),
+        Some(Value::Null) | None => Ok((vec![value], false)),
         Some(_) => Err("field `records`: expected an array".to_owned()),
-        None => Ok((vec![value], false)),
     }
 }
 
@@ -453,6 +458,10 @@ mod tests {
             r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLlmLogs","properties":{"correlationId":"c-2","promptTokens":5,"promptCachedTokens":6}}"#,
             r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c-3","properties":{"responseCode":999}}"#,
             r#"{"records":[]}"#,
+            // Repeated and differently spelled headers; mixed-case property keys.
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c-4","properties":{"responseCode":200,"requestHeaders":{"x-agent-id":"a","X-Agent-Id":"b","x-agent-id":"c"}}}"#,
+            r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c-5","Properties":{"responseCode":200,"requestHeaders":{"x-agent-id":"a"}}}"#,
+            r#"{"records":null,"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c-6","properties":{"responseCode":200}}"#,
             // A field of the wrong type is that record's error, on either path.
             r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c","properties":{"responseCode":429,"lastError":{"source":["llm-token-limit"]}}}"#,
             r#"{"time":{"at":1},"category":"GatewayLogs","correlationId":"c","properties":{"responseCode":200}}"#,
@@ -482,6 +491,8 @@ mod tests {
         let dims = crate::dimensions::Dimensions::default();
         for line in [
             "{\"records\": [",
+            // Derived structs would take an array field by field.
+            r#"[{"time":"2026-10-01T10:00:00Z"},"GatewayLogs",null,null,null,null,{"responseCode":200}]"#,
             r#"{"records":{"a":1}}"#,
             r#"{"TimeGenerated":"2026-10-01T10:00:00Z","CorrelationId":"c","ResponseCode":200}"#,
             r#"{"time":"2026-10-01T10:00:00Z","category":"GatewayLogs","correlationId":"c","properties":{"responseCode":200,"requestHeaders":"{\"x-agent-id\":\"a\"}"}}"#,

@@ -34,6 +34,17 @@ pub(crate) struct BatchRun<'a> {
     pub fingerprint: Fingerprint,
 }
 
+/// Commits retried against a newer watermark, per pass.
+const MAX_RECOMMITS: u32 = 1000;
+
+enum Overlap {
+    /// None of the batch's rows is in the newer files: commit against `newer`.
+    None {
+        newer: i64,
+    },
+    Some,
+}
+
 /// What a finished pass left to commit.
 struct Written {
     files: Vec<NewLakeFile>,
@@ -42,12 +53,14 @@ struct Written {
 
 impl BatchRun<'_> {
     pub(crate) async fn run(self) -> Result<IngestReport> {
-        let mut attempts = 0;
+        let mut passes = 0;
         'pass: loop {
+            passes += 1;
             let mut watermark = self.store.db.manifest_watermark().await?;
             let Written { files, counts } = self.pass(watermark).await?;
-            loop {
-                attempts += 1;
+            // Each retry follows another batch's commit, so this ends; the bound
+            // only guards against a manifest that keeps moving for other reasons.
+            for _ in 0..MAX_RECOMMITS {
                 failpoint("ingest.before_commit");
                 let commit = BatchCommit {
                     batch_id: self.batch_id,
@@ -55,31 +68,29 @@ impl BatchRun<'_> {
                     files: files.clone(),
                     watermark,
                 };
-                let conflict = match self.store.db.commit_batch(&commit).await {
+                match self.store.db.commit_batch(&commit).await {
                     Ok(()) => return Ok(self.committed(counts, &files)),
-                    Err(StoreError::CommitConflict { .. }) => true,
+                    Err(StoreError::CommitConflict { .. }) => {}
                     Err(e) => return self.commit_failed(e, counts, &files).await,
+                }
+                let newer = match self.overlap_since(&files, watermark).await {
+                    Ok(Overlap::None { newer }) => newer,
+                    Ok(Overlap::Some) if passes < MAX_COMMIT_ATTEMPTS => {
+                        tracing::info!(
+                            batch_id = self.batch_id,
+                            "a concurrent batch committed some of the same rows; deduplicating again"
+                        );
+                        discard(&self.store.lake, &files);
+                        self.store.db.clear_quarantine(self.batch_id).await?;
+                        continue 'pass;
+                    }
+                    Ok(Overlap::Some) => break,
+                    Err(e) => {
+                        discard(&self.store.lake, &files);
+                        record_failure(&self.store.db, self.batch_id, counts, &e).await;
+                        return Err(e);
+                    }
                 };
-                debug_assert!(conflict);
-                if attempts >= MAX_COMMIT_ATTEMPTS {
-                    discard(&self.store.lake, &files);
-                    let e = IngestError::TooManyConflicts {
-                        path: self.path.to_path_buf(),
-                        attempts: MAX_COMMIT_ATTEMPTS,
-                    };
-                    record_failure(&self.store.db, self.batch_id, counts, &e).await;
-                    return Err(e);
-                }
-                let newer = self.store.db.manifest_watermark().await?;
-                if self.overlaps_since(&files, watermark, newer).await? {
-                    tracing::info!(
-                        batch_id = self.batch_id,
-                        "a concurrent batch committed some of the same rows; deduplicating again"
-                    );
-                    discard(&self.store.lake, &files);
-                    self.store.db.clear_quarantine(self.batch_id).await?;
-                    continue 'pass;
-                }
                 tracing::info!(
                     batch_id = self.batch_id,
                     watermark = newer,
@@ -87,6 +98,13 @@ impl BatchRun<'_> {
                 );
                 watermark = newer;
             }
+            discard(&self.store.lake, &files);
+            let e = IngestError::TooManyConflicts {
+                path: self.path.to_path_buf(),
+                attempts: passes,
+            };
+            record_failure(&self.store.db, self.batch_id, counts, &e).await;
+            return Err(e);
         }
     }
 
@@ -133,19 +151,12 @@ impl BatchRun<'_> {
     }
 
     /// Whether a row of `files` is in a file committed for the same table and date
-    /// after `watermark`, up to `newer`.
-    async fn overlaps_since(
-        &self,
-        files: &[NewLakeFile],
-        watermark: i64,
-        newer: i64,
-    ) -> Result<bool> {
+    /// since `watermark`.
+    async fn overlap_since(&self, files: &[NewLakeFile], watermark: i64) -> Result<Overlap> {
+        let newer = self.store.db.manifest_watermark().await?;
         let tables: HashSet<&str> = files.iter().map(|f| f.table_name.as_str()).collect();
-        let mut pairs: Vec<(String, String, Vec<String>)> = Vec::new();
-        for table in tables {
-            let Some(table) = LAKE_TABLES.iter().find(|t| **t == table) else {
-                continue;
-            };
+        let mut pairs: Vec<(&'static str, String, Vec<String>)> = Vec::new();
+        for table in LAKE_TABLES.into_iter().filter(|t| tables.contains(t)) {
             let since: Vec<_> = self
                 .store
                 .db
@@ -154,21 +165,21 @@ impl BatchRun<'_> {
                 .into_iter()
                 .filter(|f| f.id > watermark)
                 .collect();
-            for ours in files.iter().filter(|f| f.table_name == *table) {
+            for ours in files.iter().filter(|f| f.table_name == table) {
                 let theirs: Vec<String> = since
                     .iter()
                     .filter(|f| f.file.partition_date == ours.partition_date)
                     .map(|f| f.file.path.clone())
                     .collect();
                 if !theirs.is_empty() {
-                    pairs.push((table.to_string(), ours.path.clone(), theirs));
+                    pairs.push((table, ours.path.clone(), theirs));
                 }
             }
         }
         let lake = self.store.lake.clone();
-        tokio::task::spawn_blocking(move || -> Result<bool> {
+        let overlaps = tokio::task::spawn_blocking(move || -> Result<bool> {
             for (table, ours, theirs) in pairs {
-                let column = dedupe_column(&table);
+                let column = dedupe_column(table);
                 let ours: HashSet<String> = lake
                     .read_string_column(&ours, column)?
                     .into_iter()
@@ -185,7 +196,11 @@ impl BatchRun<'_> {
             }
             Ok(false)
         })
-        .await?
+        .await??;
+        Ok(match overlaps {
+            true => Overlap::Some,
+            false => Overlap::None { newer },
+        })
     }
 
     fn committed(&self, counts: BatchCounts, files: &[NewLakeFile]) -> IngestReport {

@@ -145,6 +145,8 @@ fn lookup(raw: &Value, source: &Source) -> Option<String> {
         Source::Header(name) => [
             "properties.requestHeaders",
             "Properties.RequestHeaders",
+            "properties.RequestHeaders",
+            "Properties.requestHeaders",
             "RequestHeaders",
             "request.headers",
         ]

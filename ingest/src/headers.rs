@@ -23,8 +23,10 @@ impl HeaderMap<'_> {
         self.usable
     }
 
-    /// The value of a `header:NAME` source: the first header of that name (any
-    /// case), if it holds text or a whole number.
+    /// The value of a `header:NAME` source, if it holds text or a whole number.
+    /// Among headers of that name in any case, the one whose spelling sorts first
+    /// wins, and the last of exact repeats: what a JSON object map (sorted keys,
+    /// the last duplicate kept) gives the general path.
     pub(crate) fn find(&self, source: &Source) -> Option<String> {
         let Source::Header(name) = source else {
             return None;
@@ -32,7 +34,8 @@ impl HeaderMap<'_> {
         let (_, value) = self
             .entries
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .reduce(|best, next| if next.0 <= best.0 { next } else { best })?;
         match value {
             Scalar::Str(s) if !s.is_empty() => Some(s.to_string()),
             Scalar::Int(i) => Some(i.to_string()),
@@ -131,6 +134,20 @@ mod tests {
         assert_eq!(find("x-flag"), None);
         assert_eq!(find("x-missing"), None);
         assert!(matches!(h.entries[0].0, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn repeated_names_resolve_as_a_sorted_json_map_would() {
+        let h = headers(r#"{"x-agent-id":"a","X-Agent-Id":"b","x-agent-id":"c"}"#);
+        assert_eq!(
+            h.find(&Source::Header("x-agent-id".to_owned())).as_deref(),
+            Some("b")
+        );
+        let h = headers(r#"{"x-agent-id":"a","x-agent-id":"c"}"#);
+        assert_eq!(
+            h.find(&Source::Header("x-agent-id".to_owned())).as_deref(),
+            Some("c")
+        );
     }
 
     #[test]

@@ -560,6 +560,11 @@ impl Pass {
             state.counts.duplicate += 1;
         } else {
             state.countless.insert(key, tokens);
+            // Bounded like the other buffers: pieces of one request are logged
+            // together, so settling the held ones early rarely keeps a countless one.
+            if state.countless.len() >= (self.options.max_buffered_rows / 4).max(1) {
+                self.settle_countless(state)?;
+            }
         }
         Ok(())
     }

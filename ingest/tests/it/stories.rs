@@ -375,8 +375,6 @@ impl tollgate_ingest::Progress for CommitsAnotherFirst {
     }
 }
 
-/// Ingests `ours` while a batch of `theirs` (same date) commits first; returns our
-/// counts and how many bytes our batch read.
 /// Ingests the ids `ours` while a batch of `theirs` (same date) commits first;
 /// returns our counts and how many passes our batch made over its file.
 async fn ingest_racing(
