@@ -6,7 +6,6 @@
 //! array or CSV (where `customDimensions` is a JSON string).
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::record::{MetricRecord, Record};
 use crate::scalar::{amount, count, lookup, required_text, text};
@@ -70,10 +69,9 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
     // same dimensions in one minute), never an optional column such as itemId:
     // two exports of the same rows with different columns must agree.
     let instance = text(get("cloud_RoleInstance"), "cloud_RoleInstance")?.unwrap_or_default();
-    let digest = Sha256::digest(format!(
-        "{time_us}|{metric}|{value}|{value_count}|{instance}|{dimensions_json}"
-    ));
-    let metric_id = hex::encode(&digest[..16]);
+    let identity = format!("{time_us}|{metric}|{value}|{value_count}|{instance}|{dimensions_json}");
+    let digest = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
+    let metric_id = hex::encode(&digest.as_ref()[..16]);
     Ok(Record {
         request: None,
         tokens: None,

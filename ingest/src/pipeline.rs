@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 use tollgate_store::schema::{REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column};
 use tollgate_store::state::{BatchCounts, NewLakeFile, QuarantineRow};
@@ -234,7 +233,7 @@ fn hash_file(path: &Path) -> Result<(String, u64)> {
         source,
     };
     let mut file = std::fs::File::open(path).map_err(open_err)?;
-    let mut hasher = Sha256::new();
+    let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 20];
     let mut size = 0u64;
     loop {
@@ -245,7 +244,7 @@ fn hash_file(path: &Path) -> Result<(String, u64)> {
         size += n as u64;
         hasher.update(&buf[..n]);
     }
-    Ok((hex::encode(hasher.finalize()), size))
+    Ok((hex::encode(hasher.finish()), size))
 }
 
 /// The synchronous part of an ingest, run on a blocking thread.

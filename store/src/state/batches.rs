@@ -252,7 +252,9 @@ impl StateDb {
     /// one transaction. Fails with [`StoreError::CommitConflict`] if another batch
     /// committed files for the same dedupe table and dates after `commit.watermark`,
     /// and with [`StoreError::AlreadyCommitted`] if the same content won a race.
-    #[tracing::instrument(skip_all, fields(batch_id = commit.batch_id), err)]
+    // Errors at debug level: a conflict is routine under concurrent ingest and is
+    // handled by the caller, which also reports every other failure.
+    #[tracing::instrument(skip_all, fields(batch_id = commit.batch_id), err(level = "debug"))]
     pub async fn commit_batch(&self, commit: &BatchCommit) -> Result<()> {
         let counts = commit.counts;
         let outcome: Result<()> = on_pool!(self, |pool| {
