@@ -95,6 +95,12 @@ pub enum Command {
         command: LakeCommand,
     },
 
+    /// The price book: per-token rates by model, deployment type and region.
+    Prices {
+        #[command(subcommand)]
+        command: PricesCommand,
+    },
+
     /// List recent ingest batches with their reconciliation counts.
     Batches {
         #[arg(long, default_value_t = 20)]
@@ -151,6 +157,24 @@ fn parse_month(s: &str) -> Result<(i32, u32), String> {
         return Err(err());
     }
     Ok((year, month))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricesCommand {
+    /// Replace the price book with a CSV file (docs/reference-data.md, prices.csv).
+    ///
+    /// The file is checked whole: a missing or unknown unit, a bad rate or date, or
+    /// two rows whose effective ranges overlap refuse the file, every problem named
+    /// by line and field, and the current book stays as it was.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// The current price book; rates are per `unit` (1K or 1M tokens).
+    List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Debug, Subcommand)]

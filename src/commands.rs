@@ -1,5 +1,7 @@
 //! One function per verb; each opens the store and calls the library crates.
 
+mod prices;
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use tollgate_ingest::{Format, IngestOptions, Outcome, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
-use crate::cli::{Command, FixturesCommand, LakeCommand};
+use crate::cli::{Command, FixturesCommand, LakeCommand, PricesCommand};
 use crate::config::Config;
 use crate::progress_bar::Bar;
 
@@ -88,6 +90,10 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Prices { command } => match command {
+            PricesCommand::Import { file } => prices::import(&store, &file).await,
+            PricesCommand::List { format } => prices::list(&store, format).await,
+        },
         Command::Batches { limit, format } => batches(&store, limit, format).await,
         Command::Quarantine { batch_id, format } => quarantine(&store, batch_id, format).await,
         Command::Fixtures { .. } => unreachable!("handled before the store opens"),

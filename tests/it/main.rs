@@ -54,11 +54,39 @@ fn count_requests(store: &TestStore) -> String {
     stdout(&out).lines().nth(1).unwrap_or_default().to_owned()
 }
 
+/// Runs `tollgate fixtures generate` for October 2026 into the test's directory.
+fn generate_estate(store: &TestStore, requests: u32) -> PathBuf {
+    let out = store.dir.path().join("estate");
+    let requests = requests.to_string();
+    let generated = tollgate(
+        store,
+        &[
+            "fixtures",
+            "generate",
+            "--month",
+            "2026-10",
+            "--requests",
+            &requests,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    assert!(
+        stdout(&generated).starts_with(&format!("wrote {requests} requests")),
+        "{}",
+        stdout(&generated)
+    );
+    out
+}
+
 tollgate_store::backend_tests!(
     readme_flow_ingests_and_queries,
     a_crash_before_commit_leaves_nothing_visible,
     sql_that_writes_is_refused,
     a_generated_month_ingests_whole_in_either_order,
+    the_generated_price_book_loads_and_a_bad_one_is_refused,
 );
 
 async fn readme_flow_ingests_and_queries(store: TestStore) {
@@ -205,27 +233,7 @@ fn a_broken_config_file_is_named() {
 }
 
 async fn a_generated_month_ingests_whole_in_either_order(store: TestStore) {
-    let out = store.dir.path().join("estate");
-    let generated = tollgate(
-        &store,
-        &[
-            "fixtures",
-            "generate",
-            "--month",
-            "2026-10",
-            "--requests",
-            "3000",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert!(generated.status.success(), "{}", stderr(&generated));
-    assert!(
-        stdout(&generated).starts_with("wrote 3000 requests"),
-        "{}",
-        stdout(&generated)
-    );
+    let out = generate_estate(&store, 3000);
 
     for name in [
         "prices.csv",
@@ -289,4 +297,43 @@ async fn a_generated_month_ingests_whole_in_either_order(store: TestStore) {
     assert!(positive(
         "SELECT COUNT(*) FROM requests WHERE cache_status = 'hit'"
     ));
+}
+
+async fn the_generated_price_book_loads_and_a_bad_one_is_refused(store: TestStore) {
+    let out = generate_estate(&store, 50);
+    let book = out.join("reference").join("prices.csv");
+    let imported = tollgate(&store, &["prices", "import", book.to_str().unwrap()], &[]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert!(
+        stdout(&imported).ends_with("price book replaced: 11 rows\n"),
+        "{}",
+        stdout(&imported)
+    );
+    let listed = tollgate(&store, &["prices", "list", "--format", "csv"], &[]);
+    assert!(
+        stdout(&listed).contains(
+            "gpt-4o-mini,DataZoneStandard,swedencentral,USD,1M,0.15,0.075,0.6,2026-10-16,\n"
+        ),
+        "{}",
+        stdout(&listed)
+    );
+
+    let bad = store.dir.path().join("bad.csv");
+    let text = std::fs::read_to_string(&book)
+        .unwrap()
+        .replace(",1K,", ",per token,");
+    std::fs::write(&bad, text).unwrap();
+    let refused = tollgate(&store, &["prices", "import", bad.to_str().unwrap()], &[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("refused, nothing was stored (2 problems)"),
+        "{}",
+        stderr(&refused)
+    );
+    let listed_again = tollgate(&store, &["prices", "list", "--format", "csv"], &[]);
+    assert_eq!(
+        stdout(&listed_again),
+        stdout(&listed),
+        "the book is unchanged"
+    );
 }

@@ -1,0 +1,23 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportsError {
+    #[error(transparent)]
+    Store(#[from] tollgate_store::StoreError),
+
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Input refused whole: every problem found, each naming its line and field.
+    #[error("{}: refused, nothing was stored ({} problem{}):\n  {}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<String>,
+    },
+}
+
+pub type Result<T, E = ReportsError> = std::result::Result<T, E>;

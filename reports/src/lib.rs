@@ -1,0 +1,13 @@
+//! The FinOps side of Tollgate: what the facts in the lake cost, and who pays.
+//!
+//! Reference data comes in first: the price book ([`price_book`]) is read from
+//! CSV, checked whole (every problem named by line and field, nothing stored
+//! unless all of it is good) and stored in the state database, replacing the
+//! previous book in one transaction. Rates are exact integers ([`rate`]) so that
+//! costs add up to the cent in every grouping.
+
+mod error;
+pub mod price_book;
+pub mod rate;
+
+pub use error::{ReportsError, Result};

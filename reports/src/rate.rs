@@ -1,0 +1,80 @@
+//! Exact money rates: a decimal as written in a price sheet, held as an integer
+//! number of pico-units (10^-12) of its currency, so sums never drift.
+
+/// Pico-units per currency unit.
+pub const PICO: i64 = 1_000_000_000_000;
+const DECIMALS: usize = 12;
+
+/// Parses a non-negative decimal (`2.50`, `0.000275`, `10`) into pico-units.
+pub fn parse_pico(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if t.is_empty()
+        || (whole.is_empty() && fraction.is_empty())
+        || !digits(whole)
+        || !digits(fraction)
+    {
+        return Err(format!("{text:?} is not a non-negative decimal number"));
+    }
+    if fraction.len() > DECIMALS {
+        return Err(format!("{text:?} has more than {DECIMALS} decimal places"));
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole
+            .parse()
+            .map_err(|_| format!("{text:?} is too large"))?
+    };
+    let padded = format!("{fraction:0<DECIMALS$}");
+    let fraction: i64 = padded.parse().unwrap_or(0);
+    whole
+        .checked_mul(PICO)
+        .and_then(|w| w.checked_add(fraction))
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Formats pico-units as the shortest exact decimal (`2500000000000` -> `2.5`).
+pub fn format_pico(pico: i64) -> String {
+    let whole = pico / PICO;
+    let fraction = (pico % PICO).abs();
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{fraction:0DECIMALS$}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_price_sheet_decimals_exactly() {
+        assert_eq!(parse_pico("2.50"), Ok(2_500_000_000_000));
+        assert_eq!(parse_pico("0.000275"), Ok(275_000_000));
+        assert_eq!(parse_pico("10"), Ok(10 * PICO));
+        assert_eq!(parse_pico(".5"), Ok(PICO / 2));
+        assert_eq!(parse_pico("0.000000000001"), Ok(1));
+        for bad in [
+            "",
+            "-1",
+            "1e-3",
+            "abc",
+            ".",
+            "1.2.3",
+            "0.0000000000001",
+            "99999999999",
+        ] {
+            assert!(parse_pico(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn format_and_parse_round_trip(pico in 0i64..(1i64 << 62)) {
+            proptest::prop_assert_eq!(parse_pico(&format_pico(pico)), Ok(pico));
+        }
+    }
+}

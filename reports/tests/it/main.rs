@@ -1,0 +1,6 @@
+//! Reports stories, each run against SQLite and (when configured) Postgres.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+
+mod price_book;
