@@ -101,6 +101,12 @@ pub enum Command {
         command: PricesCommand,
     },
 
+    /// Cost centres and the subscriptions, agents and products they pay for.
+    Ownership {
+        #[command(subcommand)]
+        command: OwnershipCommand,
+    },
+
     /// List recent ingest batches with their reconciliation counts.
     Batches {
         #[arg(long, default_value_t = 20)]
@@ -171,6 +177,25 @@ pub enum PricesCommand {
         file: PathBuf,
     },
     /// The current price book; rates are per `unit` (1K or 1M tokens).
+    List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OwnershipCommand {
+    /// Replace cost centres and the mapping with a TOML file
+    /// (docs/reference-data.md, ownership.toml).
+    ///
+    /// A request is charged to its subscription's cost centre, failing that its
+    /// agent's, failing that its product's; otherwise it is unallocated. A mapping
+    /// to an undeclared cost centre refuses the file and nothing changes.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// The current mapping.
     List {
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,

@@ -1,5 +1,6 @@
 //! One function per verb; each opens the store and calls the library crates.
 
+mod ownership;
 mod prices;
 
 use std::io::Write;
@@ -14,7 +15,7 @@ use tollgate_ingest::{Format, IngestOptions, Outcome, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
-use crate::cli::{Command, FixturesCommand, LakeCommand, PricesCommand};
+use crate::cli::{Command, FixturesCommand, LakeCommand, OwnershipCommand, PricesCommand};
 use crate::config::Config;
 use crate::progress_bar::Bar;
 
@@ -93,6 +94,10 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
         Command::Prices { command } => match command {
             PricesCommand::Import { file } => prices::import(&store, &file).await,
             PricesCommand::List { format } => prices::list(&store, format).await,
+        },
+        Command::Ownership { command } => match command {
+            OwnershipCommand::Import { file } => ownership::import(&store, &file).await,
+            OwnershipCommand::List { format } => ownership::list(&store, format).await,
         },
         Command::Batches { limit, format } => batches(&store, limit, format).await,
         Command::Quarantine { batch_id, format } => quarantine(&store, batch_id, format).await,

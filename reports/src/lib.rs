@@ -3,10 +3,13 @@
 //! Reference data comes in first: the price book ([`price_book`]) is read from
 //! CSV, checked whole (every problem named by line and field, nothing stored
 //! unless all of it is good) and stored in the state database, replacing the
-//! previous book in one transaction. Rates are exact integers ([`rate`]) so that
-//! costs add up to the cent in every grouping.
+//! previous book in one transaction; the ownership mapping ([`ownership`]) says
+//! which cost centre pays for a request, or that nobody does (`unallocated`).
+//! Rates are exact integers ([`rate`]) so that costs add up to the cent in every
+//! grouping.
 
 mod error;
+pub mod ownership;
 pub mod price_book;
 pub mod rate;
 

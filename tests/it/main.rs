@@ -86,7 +86,7 @@ tollgate_store::backend_tests!(
     a_crash_before_commit_leaves_nothing_visible,
     sql_that_writes_is_refused,
     a_generated_month_ingests_whole_in_either_order,
-    the_generated_price_book_loads_and_a_bad_one_is_refused,
+    the_generated_reference_data_loads_and_a_bad_book_is_refused,
 );
 
 async fn readme_flow_ingests_and_queries(store: TestStore) {
@@ -299,7 +299,7 @@ async fn a_generated_month_ingests_whole_in_either_order(store: TestStore) {
     ));
 }
 
-async fn the_generated_price_book_loads_and_a_bad_one_is_refused(store: TestStore) {
+async fn the_generated_reference_data_loads_and_a_bad_book_is_refused(store: TestStore) {
     let out = generate_estate(&store, 50);
     let book = out.join("reference").join("prices.csv");
     let imported = tollgate(&store, &["prices", "import", book.to_str().unwrap()], &[]);

@@ -3,4 +3,16 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used)]
 
+mod ownership;
 mod price_book;
+
+use std::path::PathBuf;
+
+use tollgate_store::testing::TestStore;
+
+/// Writes `text` to `name` in the test's directory.
+pub fn write(store: &TestStore, name: &str, text: &str) -> PathBuf {
+    let path = store.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,19 +1,13 @@
-use std::path::PathBuf;
-
 use tollgate_reports::ReportsError;
 use tollgate_reports::price_book::import;
 use tollgate_store::testing::TestStore;
+
+use crate::write;
 
 tollgate_store::backend_tests!(
     the_generated_price_book_imports_and_lists,
     a_bad_book_changes_nothing,
 );
-
-fn write(store: &TestStore, name: &str, text: &str) -> PathBuf {
-    let path = store.dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 const HEADER: &str = "model,deployment_type,region,currency,unit,input_rate,cached_input_rate,output_rate,effective_from,effective_to\n";
 
