@@ -101,6 +101,18 @@ pub enum Command {
         command: PricesCommand,
     },
 
+    /// What each gateway backend is: deployment type and region.
+    Backends {
+        #[command(subcommand)]
+        command: BackendsCommand,
+    },
+
+    /// Provisioned throughput (PTU) reservations, paid whatever the traffic.
+    Ptu {
+        #[command(subcommand)]
+        command: PtuCommand,
+    },
+
     /// Cost centres and the subscriptions, agents and products they pay for.
     Ownership {
         #[command(subcommand)]
@@ -177,6 +189,37 @@ pub enum PricesCommand {
         file: PathBuf,
     },
     /// The current price book; rates are per `unit` (1K or 1M tokens).
+    List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackendsCommand {
+    /// Replace the backends with a CSV file (docs/reference-data.md, backends.csv):
+    /// backend, deployment_type, region. A bad file is refused whole.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// The current backends.
+    List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PtuCommand {
+    /// Replace the PTU reservations with a CSV file (docs/reference-data.md,
+    /// ptu-reservations.csv). Each row costs per PTU-hour or per PTU-month; ranges
+    /// of one deployment must not overlap. A bad file is refused whole.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// The current PTU reservations.
     List {
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,

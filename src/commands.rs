@@ -1,5 +1,6 @@
 //! One function per verb; each opens the store and calls the library crates.
 
+mod capacity;
 mod ownership;
 mod prices;
 
@@ -15,7 +16,10 @@ use tollgate_ingest::{Format, IngestOptions, Outcome, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
-use crate::cli::{Command, FixturesCommand, LakeCommand, OwnershipCommand, PricesCommand};
+use crate::cli::{
+    BackendsCommand, Command, FixturesCommand, LakeCommand, OwnershipCommand, PricesCommand,
+    PtuCommand,
+};
 use crate::config::Config;
 use crate::progress_bar::Bar;
 
@@ -94,6 +98,14 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
         Command::Prices { command } => match command {
             PricesCommand::Import { file } => prices::import(&store, &file).await,
             PricesCommand::List { format } => prices::list(&store, format).await,
+        },
+        Command::Backends { command } => match command {
+            BackendsCommand::Import { file } => capacity::import_backends(&store, &file).await,
+            BackendsCommand::List { format } => capacity::list_backends(&store, format).await,
+        },
+        Command::Ptu { command } => match command {
+            PtuCommand::Import { file } => capacity::import_ptu(&store, &file).await,
+            PtuCommand::List { format } => capacity::list_ptu(&store, format).await,
         },
         Command::Ownership { command } => match command {
             OwnershipCommand::Import { file } => ownership::import(&store, &file).await,

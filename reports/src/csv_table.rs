@@ -13,22 +13,40 @@ use crate::{ReportsError, Result};
 
 type Columns = BTreeMap<&'static str, usize>;
 
+/// The good rows of a file with their line numbers, and the problems of the rest.
+pub(crate) struct Table<T> {
+    pub rows: Vec<(u64, T)>,
+    pub problems: Vec<String>,
+}
+
+impl<T> Table<T> {
+    /// The rows, or the file refused with every problem found.
+    pub fn finish(self, path: &Path) -> Result<Vec<T>> {
+        if self.problems.is_empty() {
+            Ok(self.rows.into_iter().map(|(_, row)| row).collect())
+        } else {
+            Err(invalid(path, self.problems))
+        }
+    }
+}
+
 /// Reads `text` as a CSV with `columns` (any order; those in `optional` may be
 /// absent) and maps each row with `map`, which reads fields through [`Fields`].
-/// Returns the rows with their line numbers, or every problem found.
+/// A bad header refuses the file at once; bad rows are noted and skipped, so the
+/// caller's checks across rows still run on the good ones.
 pub(crate) fn read<T>(
     path: &Path,
     text: &str,
     columns: &[&'static str],
     optional: &[&'static str],
     mut map: impl FnMut(&mut Fields<'_>, &str) -> Option<T>,
-) -> Result<Vec<(u64, T)>, Vec<String>> {
+) -> Result<Table<T>> {
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let header = csv
         .headers()
-        .map_err(|e| vec![format!("line 1: no readable CSV header: {e}")])?
+        .map_err(|e| invalid(path, vec![format!("line 1: no readable CSV header: {e}")]))?
         .clone();
     let mut position = Columns::new();
     let mut problems = Vec::new();
@@ -49,7 +67,7 @@ pub(crate) fn read<T>(
         }
     }
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(invalid(path, problems));
     }
     let mut rows = Vec::new();
     for record in csv.records() {
@@ -80,11 +98,7 @@ pub(crate) fn read<T>(
                 .map(|p| format!("line {line}, {p}")),
         );
     }
-    if problems.is_empty() {
-        Ok(rows)
-    } else {
-        Err(problems)
-    }
+    Ok(Table { rows, problems })
 }
 
 /// Refuses `path` with its problems.

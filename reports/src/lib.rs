@@ -8,6 +8,7 @@
 //! Rates are exact integers ([`rate`]) so that costs add up to the cent in every
 //! grouping.
 
+pub mod capacity;
 mod csv_table;
 mod error;
 pub mod ownership;

@@ -9,7 +9,7 @@ use tollgate_store::StateDb;
 use tollgate_store::state::PriceRow;
 
 use crate::Result;
-use crate::csv_table::{self, Fields, invalid, overlaps, read_file};
+use crate::csv_table::{self, Fields, overlaps, read_file};
 
 /// The deployment types Azure prices apart.
 pub const DEPLOYMENT_TYPES: [&str; 8] = [
@@ -38,9 +38,9 @@ const COLUMNS: [&str; 10] = [
 
 /// Reads and checks a price book CSV; every problem is reported, by line.
 pub fn parse(path: &Path, text: &str) -> Result<Vec<PriceRow>> {
-    let rows = csv_table::read(path, text, &COLUMNS, &[], row).map_err(|p| invalid(path, p))?;
-    let problems = overlaps(
-        rows.iter().map(|(line, r)| {
+    let mut table = csv_table::read(path, text, &COLUMNS, &[], row)?;
+    let overlapping = overlaps(
+        table.rows.iter().map(|(line, r)| {
             let key = (
                 r.model.as_str(),
                 r.deployment_type.as_str(),
@@ -56,10 +56,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<PriceRow>> {
         }),
         |(model, kind, region, currency)| format!("{model} {kind} in {region} ({currency})"),
     );
-    if !problems.is_empty() {
-        return Err(invalid(path, problems));
-    }
-    Ok(rows.into_iter().map(|(_, row)| row).collect())
+    table.problems.extend(overlapping);
+    table.finish(path)
 }
 
 fn row(f: &mut Fields<'_>, source: &str) -> Option<PriceRow> {

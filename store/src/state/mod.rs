@@ -1,9 +1,10 @@
 //! The state database: configuration and state (batches, the lake manifest,
-//! quarantine, the price book, ownership), never request facts. One interface, two backends chosen by URL;
+//! quarantine, the price book, ownership, backends and PTU reservations), never request facts. One interface, two backends chosen by URL;
 //! the SQL text is shared (both drivers take `$N` placeholders), the migrations are
 //! one folder per backend.
 
 mod batches;
+mod capacity;
 mod manifest;
 mod ownership;
 mod prices;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{
 };
 
 pub use self::batches::{Batch, BatchCommit, BatchCounts, BatchStatus, QuarantineRow};
+pub use self::capacity::{BackendRow, PtuReservation};
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;

@@ -1,0 +1,115 @@
+//! Gateway backends and PTU reservations as stored; checked before they get here
+//! (`tollgate-reports`) and each replaced whole by an import.
+
+use serde::Serialize;
+
+use super::{StateDb, on_pool};
+use crate::Result;
+
+/// A backend id as gateways log it, and what it is.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct BackendRow {
+    pub backend: String,
+    pub deployment_type: String,
+    pub region: String,
+    pub source: String,
+}
+
+/// A PTU reservation: `ptus` x `cost_pico` per PTU per `cost_period` (`hour` or
+/// `month`), over `[effective_from, effective_to)`.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+pub struct PtuReservation {
+    pub backend: String,
+    pub deployment: String,
+    pub ptus: i64,
+    pub cost_pico: i64,
+    pub cost_period: String,
+    pub currency: String,
+    /// How many input tokens one output token weighs, in thousandths.
+    pub output_token_weight_milli: i64,
+    /// `spread`, or the cost centre that pays for idle capacity.
+    pub idle_charged_to: String,
+    pub effective_from: String,
+    pub effective_to: Option<String>,
+    pub source: String,
+}
+
+impl StateDb {
+    #[tracing::instrument(skip_all, fields(rows = rows.len()), err)]
+    pub async fn replace_backends(&self, rows: &[BackendRow]) -> Result<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query::<Db>("DELETE FROM backends")
+                .execute(&mut *tx)
+                .await?;
+            for r in rows {
+                sqlx::query::<Db>(
+                    "INSERT INTO backends (backend, deployment_type, region, source) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&r.backend)
+                .bind(&r.deployment_type)
+                .bind(&r.region)
+                .bind(&r.source)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn backends(&self) -> Result<Vec<BackendRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<Db, BackendRow>(
+                "SELECT backend, deployment_type, region, source FROM backends ORDER BY backend",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(rows = rows.len()), err)]
+    pub async fn replace_ptu_reservations(&self, rows: &[PtuReservation]) -> Result<()> {
+        const INSERT: &str = "INSERT INTO ptu_reservations (backend, deployment, ptus, \
+            cost_pico, cost_period, currency, output_token_weight_milli, idle_charged_to, \
+            effective_from, effective_to, source) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query::<Db>("DELETE FROM ptu_reservations")
+                .execute(&mut *tx)
+                .await?;
+            for r in rows {
+                sqlx::query::<Db>(INSERT)
+                    .bind(&r.backend)
+                    .bind(&r.deployment)
+                    .bind(r.ptus)
+                    .bind(r.cost_pico)
+                    .bind(&r.cost_period)
+                    .bind(&r.currency)
+                    .bind(r.output_token_weight_milli)
+                    .bind(&r.idle_charged_to)
+                    .bind(&r.effective_from)
+                    .bind(&r.effective_to)
+                    .bind(&r.source)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn ptu_reservations(&self) -> Result<Vec<PtuReservation>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<Db, PtuReservation>(
+                "SELECT backend, deployment, ptus, cost_pico, cost_period, currency, \
+                 output_token_weight_milli, idle_charged_to, effective_from, effective_to, source \
+                 FROM ptu_reservations ORDER BY backend, deployment, effective_from",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}
