@@ -5,10 +5,12 @@
 //! unless all of it is good) and stored in the state database, replacing the
 //! previous book in one transaction; the ownership mapping ([`ownership`]) says
 //! which cost centre pays for a request, or that nobody does (`unallocated`).
-//! Rates are exact integers ([`rate`]) so that costs add up to the cent in every
-//! grouping.
+//! Rates are exact integers ([`rate`]), and [`cost`] prices tokens and splits
+//! each PTU hour with integer parts that add up exactly, so that costs add up to
+//! the cent in every grouping.
 
 pub mod capacity;
+pub mod cost;
 mod csv_table;
 mod error;
 pub mod ownership;
