@@ -101,6 +101,12 @@ pub enum Command {
         command: PricesCommand,
     },
 
+    /// Reports: the monthly chargeback.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+
     /// What each gateway backend is: deployment type and region.
     Backends {
         #[command(subcommand)]
@@ -190,6 +196,26 @@ pub enum PricesCommand {
     },
     /// The current price book; rates are per `unit` (1K or 1M tokens).
     List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// Who spent what in a month: requests, tokens, pay-as-you-go cost at the
+    /// price in force on each day, PTU hours split by weighted tokens, idle PTU
+    /// capacity, total and share, grouped as asked. Spend nobody owns shows as
+    /// `unallocated`; tokens no price covers are counted as `unpriced_tokens`.
+    /// Money columns are rounded so that they add up to the TOTAL row.
+    Chargeback {
+        /// The month, as YYYY-MM.
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: (i32, u32),
+        /// Group by any of cost_centre, subscription, product, model,
+        /// deployment_type, region, api, agent (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "cost_centre")]
+        by: Vec<String>,
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },

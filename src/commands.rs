@@ -3,6 +3,7 @@
 mod capacity;
 mod ownership;
 mod prices;
+mod report;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,7 +19,7 @@ use tollgate_store::output::{OutputFormat, write_batches};
 
 use crate::cli::{
     BackendsCommand, Command, FixturesCommand, LakeCommand, OwnershipCommand, PricesCommand,
-    PtuCommand,
+    PtuCommand, ReportCommand,
 };
 use crate::config::Config;
 use crate::progress_bar::Bar;
@@ -99,6 +100,9 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             PricesCommand::Import { file } => prices::import(&store, &file).await,
             PricesCommand::List { format } => prices::list(&store, format).await,
         },
+        Command::Report {
+            command: ReportCommand::Chargeback { month, by, format },
+        } => report::chargeback_report(&store, month, &by, format).await,
         Command::Backends { command } => match command {
             BackendsCommand::Import { file } => capacity::import_backends(&store, &file).await,
             BackendsCommand::List { format } => capacity::list_backends(&store, format).await,

@@ -35,6 +35,11 @@ impl PriceBook {
         PriceBook { rows }
     }
 
+    /// The currencies its rows are in.
+    pub fn currencies(&self) -> impl Iterator<Item = &str> {
+        self.rows.iter().map(|r| r.currency.as_str())
+    }
+
     /// The row in force on `day` (`YYYY-MM-DD`) for a model and deployment type in
     /// a region: a row for that region wins over an `any` row.
     pub fn in_force(

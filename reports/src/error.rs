@@ -12,6 +12,11 @@ pub enum ReportsError {
         source: std::io::Error,
     },
 
+    /// A request that cannot be answered as asked (an unknown grouping, a month
+    /// that does not exist).
+    #[error("{0}")]
+    Argument(String),
+
     /// Input refused whole: every problem found, each naming its line and field.
     #[error("{}: refused, nothing was stored ({} problem{}):\n  {}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
     Invalid {

@@ -10,6 +10,7 @@
 //! the cent in every grouping.
 
 pub mod capacity;
+pub mod chargeback;
 pub mod cost;
 mod csv_table;
 mod error;

@@ -58,6 +58,9 @@ impl Store {
         create_dir(&config.data_dir)?;
         let lake_root = config.data_dir.join("lake");
         create_dir(&lake_root)?;
+        // Readers address files by absolute URL: a relative --data-dir must work too.
+        let lake_root =
+            std::path::absolute(&lake_root).map_err(|e| StoreError::io(&lake_root, e))?;
         let db = match &config.database_url {
             Some(url) => StateDb::connect(url).await?,
             None => StateDb::open_sqlite(&config.sqlite_path()).await?,

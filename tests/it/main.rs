@@ -185,6 +185,30 @@ async fn a_crash_before_commit_leaves_nothing_visible(store: TestStore) {
     assert!(stdout(&out).contains(",abandoned,"), "{}", stdout(&out));
 }
 
+/// `--data-dir` relative to the working directory, as people type it.
+#[test]
+fn a_relative_data_dir_answers_sql() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .current_dir(dir.path())
+            .args(["--data-dir", "data"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ingested = run(&["ingest", sample().to_str().unwrap()]);
+    assert!(ingested.status.success(), "{}", stderr(&ingested));
+    let answered = run(&[
+        "sql",
+        "SELECT COUNT(*) AS n FROM requests",
+        "--format",
+        "csv",
+    ]);
+    assert!(answered.status.success(), "{}", stderr(&answered));
+    assert_eq!(stdout(&answered), "n\n14\n");
+}
+
 async fn sql_that_writes_is_refused(store: TestStore) {
     let out = tollgate(&store, &["sql", "DROP TABLE requests"], &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -335,5 +359,86 @@ async fn the_generated_reference_data_loads_and_a_bad_book_is_refused(store: Tes
         stdout(&listed_again),
         stdout(&listed),
         "the book is unchanged"
+    );
+
+    let owners = out.join("reference").join("ownership.toml");
+    let imported = tollgate(
+        &store,
+        &["ownership", "import", owners.to_str().unwrap()],
+        &[],
+    );
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    assert!(
+        stdout(&imported).contains("ownership replaced: 8 cost centres"),
+        "{}",
+        stdout(&imported)
+    );
+    let listed = tollgate(&store, &["ownership", "list", "--format", "csv"], &[]);
+    assert!(
+        stdout(&listed).contains("agent,hr-assistant,cc-hr,Human Resources\n"),
+        "{}",
+        stdout(&listed)
+    );
+
+    for (verb, file, row) in [
+        (
+            "backends",
+            "backends.csv",
+            "aoai-eastus-ptu,ProvisionedManaged,eastus\n",
+        ),
+        (
+            "ptu",
+            "ptu-reservations.csv",
+            "aoai-eastus-ptu,gpt-4o,50,1,hour,USD,4,spread,2026-01-01,\n",
+        ),
+    ] {
+        let path = out.join("reference").join(file);
+        let imported = tollgate(&store, &[verb, "import", path.to_str().unwrap()], &[]);
+        assert!(imported.status.success(), "{}", stderr(&imported));
+        let listed = tollgate(&store, &[verb, "list", "--format", "csv"], &[]);
+        assert!(stdout(&listed).contains(row), "{}", stdout(&listed));
+    }
+
+    // The month's chargeback: its rounded rows add up to its TOTAL row.
+    let mut args = vec!["ingest".to_owned()];
+    for dir in ["gateway-logs", "llm-logs"] {
+        for entry in std::fs::read_dir(out.join(dir)).unwrap() {
+            args.push(entry.unwrap().path().display().to_string());
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ingested = tollgate(&store, &args, &[]);
+    assert!(ingested.status.success(), "{}", stderr(&ingested));
+    let report = tollgate(
+        &store,
+        &[
+            "report",
+            "chargeback",
+            "--month",
+            "2026-10",
+            "--by",
+            "cost_centre",
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    assert!(report.status.success(), "{}", stderr(&report));
+    let text = stdout(&report);
+    let cents = |line: &str| -> i64 {
+        let total = line.split(',').nth(8).unwrap();
+        total.replace('.', "").parse().unwrap()
+    };
+    let rows: Vec<&str> = text.lines().skip(1).collect();
+    let (last, groups) = rows.split_last().unwrap();
+    assert!(last.starts_with("TOTAL,50,"), "{text}");
+    assert_eq!(
+        groups.iter().map(|l| cents(l)).sum::<i64>(),
+        cents(last),
+        "{text}"
+    );
+    assert!(
+        groups.iter().any(|l| l.starts_with("unallocated,")),
+        "{text}"
     );
 }

@@ -630,6 +630,16 @@ async fn auto_format_ingests_gzip_and_refuses_the_unknown(store: TestStore) {
         "kong"
     );
 
+    // An empty export (a quiet hour) has no format to find: an empty batch.
+    let empty = write(store.dir.path(), "quiet-hour.json", b"\n");
+    let report = ingest_file(&store, &empty, &auto, Arc::new(NoProgress))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.outcome, report.counts.read),
+        (Outcome::Committed, 0)
+    );
+
     // Content committed before under an explicit format stays "already ingested".
     let canonical = IngestOptions::default();
     // Auto cannot place this line (canonical would quarantine it); it was

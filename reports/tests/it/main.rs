@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod capacity;
+mod chargeback;
 mod ownership;
 mod price_book;
 
