@@ -10,7 +10,7 @@ use tollgate_store::state::{BackendRow, PtuReservation};
 use crate::Result;
 use crate::csv_table::{self, Fields, overlaps, read_file};
 use crate::price_book::DEPLOYMENT_TYPES;
-use crate::rate::PICO;
+use crate::rate::{PICO, parse_pico};
 
 const BACKEND_COLUMNS: [&str; 3] = ["backend", "deployment_type", "region"];
 
@@ -56,6 +56,10 @@ const PTU_COLUMNS: [&str; 10] = [
 /// Reads and checks a PTU reservations CSV. Each row prices its PTUs per hour or
 /// per month (one of the two columns); ranges of one deployment must not overlap.
 pub fn parse_ptu(path: &Path, text: &str) -> Result<Vec<PtuReservation>> {
+    read_ptu(path, text)?.finish(path)
+}
+
+fn read_ptu(path: &Path, text: &str) -> Result<csv_table::Table<PtuReservation>> {
     let optional = ["cost_per_ptu_hour", "cost_per_ptu_month"];
     let mut table = csv_table::read(path, text, &PTU_COLUMNS, &optional, ptu_row)?;
     let overlapping = overlaps(
@@ -71,14 +75,46 @@ pub fn parse_ptu(path: &Path, text: &str) -> Result<Vec<PtuReservation>> {
         |(backend, deployment)| format!("the PTU reservation of {deployment} on {backend}"),
     );
     table.problems.extend(overlapping);
-    table.finish(path)
+    Ok(table)
+}
+
+/// What a reservation refers to must exist: its backend, as a provisioned one (a
+/// reservation on a pay-as-you-go backend would charge its traffic twice), and
+/// the cost centre its idle capacity goes to.
+fn check_references(
+    table: &mut csv_table::Table<PtuReservation>,
+    backends: &[BackendRow],
+    cost_centres: &[String],
+) {
+    for (line, r) in &table.rows {
+        match backends.iter().find(|b| b.backend == r.backend) {
+            None => table.problems.push(format!(
+                "line {line}, field `backend`: {:?} is not a known backend (import backends first)",
+                r.backend
+            )),
+            Some(b) if !b.deployment_type.ends_with("ProvisionedManaged") => {
+                table.problems.push(format!(
+                    "line {line}, field `backend`: {:?} is a {} backend, not a provisioned one",
+                    r.backend, b.deployment_type
+                ))
+            }
+            Some(_) => {}
+        }
+        if r.idle_charged_to != "spread" && !cost_centres.contains(&r.idle_charged_to) {
+            table.problems.push(format!(
+                "line {line}, field `idle_charged_to`: {:?} is neither `spread` nor a declared cost centre",
+                r.idle_charged_to
+            ));
+        }
+    }
 }
 
 fn ptu_row(f: &mut Fields<'_>, source: &str) -> Option<PtuReservation> {
     let backend = f.required("backend");
     let deployment = f.required("deployment");
+    let digits = f.text("ptus").bytes().all(|b| b.is_ascii_digit());
     let ptus = match f.text("ptus").parse::<i64>() {
-        Ok(n) if n > 0 => n,
+        Ok(n) if n > 0 && digits => n,
         _ => {
             let what = format!("{:?} is not a positive whole number", f.text("ptus"));
             f.problem("ptus", what);
@@ -97,7 +133,9 @@ fn ptu_row(f: &mut Fields<'_>, source: &str) -> Option<PtuReservation> {
     };
     let currency = f.currency("currency");
     let weight = f.pico("output_token_weight");
-    if weight == 0 || weight % (PICO / 1000) != 0 {
+    // A weight that is not a number at all has been reported by `pico` already.
+    let parsed = parse_pico(f.text("output_token_weight")).is_ok();
+    if parsed && (weight == 0 || weight % (PICO / 1000) != 0) {
         let what = format!(
             "{:?} is not a positive weight with at most 3 decimals",
             f.text("output_token_weight")
@@ -132,7 +170,10 @@ pub async fn import_backends(db: &StateDb, path: &Path) -> Result<Vec<BackendRow
 /// Reads, checks and stores a PTU reservations file, replacing the current ones.
 #[tracing::instrument(skip_all, fields(path = %path.display()))]
 pub async fn import_ptu(db: &StateDb, path: &Path) -> Result<Vec<PtuReservation>> {
-    let rows = parse_ptu(path, &read_file(path)?)?;
+    let mut table = read_ptu(path, &read_file(path)?)?;
+    let cost_centres: Vec<String> = db.cost_centres().await?.into_iter().map(|c| c.id).collect();
+    check_references(&mut table, &db.backends().await?, &cost_centres);
+    let rows = table.finish(path)?;
     db.replace_ptu_reservations(&rows).await?;
     Ok(rows)
 }
@@ -201,6 +242,21 @@ mod tests {
                 "line 2, field `output_token_weight`: \"0.0001\" is not a positive weight with at most 3 decimals",
                 // Checks across rows still run on the good ones.
                 "lines 3 and 4: the PTU reservation of gpt-4o on p is in force twice from 2026-06-01 (effective ranges overlap)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_signed_ptu_count_and_a_bad_weight_are_named_once() {
+        let got = problems(parse_ptu(
+            Path::new("ptu.csv"),
+            &format!("{PTU_HEADER}p,gpt-4o,+5,1,USD,heavy,spread,2026-01-01,\n"),
+        ));
+        assert_eq!(
+            got,
+            vec![
+                "line 2, field `ptus`: \"+5\" is not a positive whole number",
+                "line 2, field `output_token_weight`: \"heavy\" is not a non-negative decimal number",
             ]
         );
     }

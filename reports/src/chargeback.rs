@@ -245,6 +245,10 @@ fn allocate_reservation(
     first: NaiveDate,
     next: NaiveDate,
 ) -> Result<(Vec<(usize, (i128, i128))>, i128)> {
+    let micros = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_micros())
+    };
     let start = first.max(parse_day(&r.effective_from)?);
     let end = match &r.effective_to {
         Some(to) => next.min(parse_day(to)?),
@@ -254,9 +258,15 @@ fn allocate_reservation(
         return Ok((Vec::new(), 0));
     }
     let hours_in_month = (next - first).num_hours() as i128;
-    let hourly = match r.cost_period.as_str() {
-        "month" => i128::from(r.ptus) * i128::from(r.cost_pico) / hours_in_month,
-        _ => i128::from(r.ptus) * i128::from(r.cost_pico),
+    let per_period = i128::from(r.ptus) * i128::from(r.cost_pico);
+    // A monthly price is cut into hours whose costs add up to it exactly: hour k
+    // of the month costs floor((k+1)·M/H) − floor(k·M/H).
+    let hour_cost = |hour_us: i64| match r.cost_period.as_str() {
+        "month" => {
+            let k = i128::from((hour_us - micros(first)) / HOUR_US);
+            per_period * (k + 1) / hours_in_month - per_period * k / hours_in_month
+        }
+        _ => per_period,
     };
     let mut consumers: BTreeMap<i64, Vec<(usize, i128)>> = BTreeMap::new();
     for (i, f) in fine.iter().enumerate() {
@@ -268,16 +278,12 @@ fn allocate_reservation(
         }
     }
     let policy = IdlePolicy::parse(&r.idle_charged_to);
-    let micros = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map_or(0, |t| t.and_utc().timestamp_micros())
-    };
     let mut used = Vec::new();
     let mut unassigned = 0;
     let mut hour = micros(start);
     while hour < micros(end) {
         let on_hour = consumers.get(&hour).map_or(&[][..], Vec::as_slice);
-        let split = allocate_ptu_hour(hourly, None, on_hour, &policy);
+        let split = allocate_ptu_hour(hour_cost(hour), None, on_hour, &policy);
         for c in split.charges {
             used.push((c.consumer, (c.used_pico, c.idle_pico)));
         }
@@ -400,6 +406,29 @@ mod tests {
         assert_eq!(total, 100);
         assert_eq!(cents.iter().sum::<i64>(), total);
         assert_eq!(cents, vec![34, 33, 33]);
+    }
+
+    #[test]
+    fn a_monthly_reservation_costs_its_month_to_the_pico() {
+        // $100 over October's 744 hours does not divide evenly.
+        let r = PtuReservation {
+            backend: "b".into(),
+            deployment: "d".into(),
+            ptus: 1,
+            cost_pico: 100 * crate::rate::PICO,
+            cost_period: "month".into(),
+            currency: "USD".into(),
+            output_token_weight_milli: 1000,
+            idle_charged_to: "cc-ops".into(),
+            effective_from: "2026-01-01".into(),
+            effective_to: None,
+            source: String::new(),
+        };
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let (used, idle) =
+            allocate_reservation(&r, &[], day("2026-10-01"), day("2026-11-01")).unwrap();
+        assert!(used.is_empty());
+        assert_eq!(idle, 100 * i128::from(crate::rate::PICO));
     }
 
     proptest::proptest! {

@@ -53,7 +53,9 @@ pub(crate) fn read<T>(
     for (i, name) in header.iter().enumerate() {
         match columns.iter().find(|c| **c == name) {
             Some(column) => {
-                position.insert(column, i);
+                if position.insert(column, i).is_some() {
+                    problems.push(format!("line 1: column `{column}` appears twice"));
+                }
             }
             None => problems.push(format!(
                 "line 1: unknown column {name:?} (expected {})",
@@ -192,7 +194,11 @@ impl Fields<'_> {
         if value.is_empty() {
             return None;
         }
-        let parsed = NaiveDate::parse_from_str(value, "%Y-%m-%d").ok();
+        // Only the canonical spelling: dates are compared as text later, and
+        // `2026-2-1` would sort after `2026-10-01`.
+        let parsed = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+            .ok()
+            .filter(|d| d.format("%Y-%m-%d").to_string() == value);
         if parsed.is_none() {
             self.problem(column, format!("{value:?} is not a date (YYYY-MM-DD)"));
         }

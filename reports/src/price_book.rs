@@ -82,6 +82,14 @@ fn row(f: &mut Fields<'_>, source: &str) -> Option<PriceRow> {
     let input_rate_pico = f.pico("input_rate");
     let cached_input_rate_pico = f.pico("cached_input_rate");
     let output_rate_pico = f.pico("output_rate");
+    let rates = [input_rate_pico, cached_input_rate_pico, output_rate_pico];
+    if deployment_type.ends_with("ProvisionedManaged") && rates.iter().any(|&r| r != 0) {
+        // Otherwise they would be ignored without a word.
+        let what = format!(
+            "{deployment_type} is paid by PTU reservation (ptu-reservations.csv), so its token rates must be 0"
+        );
+        f.problem("input_rate", what);
+    }
     let (effective_from, effective_to) = f.date_range("effective_from", "effective_to");
     Some(PriceRow {
         model,
@@ -194,6 +202,32 @@ mod tests {
             got.iter()
                 .any(|p| p.starts_with("line 3, field `effective_to`: 2026-01-01 is not after"))
         );
+    }
+
+    #[test]
+    fn provisioned_token_rates_and_loose_dates_are_refused() {
+        let got = problems(
+            "gpt-4o,ProvisionedManaged,any,USD,1M,2.50,1.25,10.00,2026-01-01,\n\
+             gpt-4o,GlobalStandard,any,USD,1M,2.50,1.25,10.00,2026-2-1,\n\
+             gpt-4o,ProvisionedManaged,eastus,USD,1M,0,0,0,2026-01-01,\n",
+        );
+        assert_eq!(
+            got,
+            vec![
+                "line 2, field `input_rate`: ProvisionedManaged is paid by PTU reservation (ptu-reservations.csv), so its token rates must be 0",
+                // Text order of `2026-2-1` is not date order: only the canonical form.
+                "line 3, field `effective_from`: \"2026-2-1\" is not a date (YYYY-MM-DD)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_column_given_twice_is_refused() {
+        let got = match parse(Path::new("p.csv"), &HEADER.replace("unit,", "unit,unit,")) {
+            Err(ReportsError::Invalid { problems, .. }) => problems,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(got, vec!["line 1: column `unit` appears twice"]);
     }
 
     #[test]

@@ -37,13 +37,15 @@ pub fn parse_pico(text: &str) -> Result<i64, String> {
 
 /// Formats pico-units as the shortest exact decimal (`2500000000000` -> `2.5`).
 pub fn format_pico(pico: i64) -> String {
-    let whole = pico / PICO;
-    let fraction = (pico % PICO).abs();
+    // Signed parts would lose the minus of `-0.5`: format the magnitude.
+    let sign = if pico < 0 { "-" } else { "" };
+    let magnitude = pico.unsigned_abs();
+    let (whole, fraction) = (magnitude / PICO as u64, magnitude % PICO as u64);
     if fraction == 0 {
-        return whole.to_string();
+        return format!("{sign}{whole}");
     }
     let digits = format!("{fraction:0DECIMALS$}");
-    format!("{whole}.{}", digits.trim_end_matches('0'))
+    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -69,6 +71,13 @@ mod tests {
         ] {
             assert!(parse_pico(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn negative_amounts_keep_their_sign() {
+        assert_eq!(format_pico(-PICO / 2), "-0.5");
+        assert_eq!(format_pico(-3 * PICO), "-3");
+        assert_eq!(format_pico(i64::MIN), "-9223372.036854775808");
     }
 
     proptest::proptest! {

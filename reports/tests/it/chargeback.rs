@@ -34,6 +34,11 @@ async fn load_reference(store: &TestStore) {
     price_book::import(&store.db, &write(store, "prices.csv", prices))
         .await
         .unwrap();
+    let owners = "[cost_centres]\n\"cc-a\" = { name = \"A\" }\n\"cc-b\" = { name = \"B\" }\n\"cc-ops\" = { name = \"Ops\" }\n\
+                  [subscriptions]\n\"sub-a\" = \"cc-a\"\n\"sub-b\" = \"cc-b\"\n";
+    ownership::import(&store.db, &write(store, "owners.toml", owners))
+        .await
+        .unwrap();
     let backends = "backend,deployment_type,region\nb-payg,GlobalStandard,eastus2\nb-ptu,ProvisionedManaged,eastus\n";
     capacity::import_backends(&store.db, &write(store, "backends.csv", backends))
         .await
@@ -42,11 +47,6 @@ async fn load_reference(store: &TestStore) {
     let ptu = "backend,deployment,ptus,cost_per_ptu_hour,currency,output_token_weight,idle_charged_to,effective_from,effective_to\n\
                b-ptu,m-ptu,1,1.00,USD,4,cc-ops,2026-10-01,2026-10-02\n";
     capacity::import_ptu(&store.db, &write(store, "ptu.csv", ptu))
-        .await
-        .unwrap();
-    let owners = "[cost_centres]\n\"cc-a\" = { name = \"A\" }\n\"cc-b\" = { name = \"B\" }\n\"cc-ops\" = { name = \"Ops\" }\n\
-                  [subscriptions]\n\"sub-a\" = \"cc-a\"\n\"sub-b\" = \"cc-b\"\n";
-    ownership::import(&store.db, &write(store, "owners.toml", owners))
         .await
         .unwrap();
 }

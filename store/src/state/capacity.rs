@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{StateDb, on_pool};
+use super::{StateDb, lock_for_replace, on_pool};
 use crate::Result;
 
 /// A backend id as gateways log it, and what it is.
@@ -39,6 +39,7 @@ impl StateDb {
     pub async fn replace_backends(&self, rows: &[BackendRow]) -> Result<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            lock_for_replace!(self, tx, "backends");
             sqlx::query::<Db>("DELETE FROM backends")
                 .execute(&mut *tx)
                 .await?;
@@ -60,13 +61,16 @@ impl StateDb {
     }
 
     pub async fn backends(&self) -> Result<Vec<BackendRow>> {
-        Ok(on_pool!(self, |pool| {
+        let mut rows = on_pool!(self, |pool| {
             sqlx::query_as::<Db, BackendRow>(
-                "SELECT backend, deployment_type, region, source FROM backends ORDER BY backend",
+                "SELECT backend, deployment_type, region, source FROM backends",
             )
             .fetch_all(pool)
             .await?
-        }))
+        });
+        // Ordered here, not in SQL: Postgres' collation may order text differently.
+        rows.sort_by(|a, b| a.backend.cmp(&b.backend));
+        Ok(rows)
     }
 
     #[tracing::instrument(skip_all, fields(rows = rows.len()), err)]
@@ -77,6 +81,7 @@ impl StateDb {
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            lock_for_replace!(self, tx, "ptu_reservations");
             sqlx::query::<Db>("DELETE FROM ptu_reservations")
                 .execute(&mut *tx)
                 .await?;
@@ -102,14 +107,22 @@ impl StateDb {
     }
 
     pub async fn ptu_reservations(&self) -> Result<Vec<PtuReservation>> {
-        Ok(on_pool!(self, |pool| {
+        let mut rows = on_pool!(self, |pool| {
             sqlx::query_as::<Db, PtuReservation>(
                 "SELECT backend, deployment, ptus, cost_pico, cost_period, currency, \
                  output_token_weight_milli, idle_charged_to, effective_from, effective_to, source \
-                 FROM ptu_reservations ORDER BY backend, deployment, effective_from",
+                 FROM ptu_reservations",
             )
             .fetch_all(pool)
             .await?
-        }))
+        });
+        rows.sort_by(|a, b| {
+            (&a.backend, &a.deployment, &a.effective_from).cmp(&(
+                &b.backend,
+                &b.deployment,
+                &b.effective_from,
+            ))
+        });
+        Ok(rows)
     }
 }

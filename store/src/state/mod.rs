@@ -56,6 +56,20 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Inside an `on_pool!` transaction that replaces whole tables: on Postgres, locks
+/// them first, so two imports racing cannot each delete the old rows and leave
+/// both new sets (READ COMMITTED would let them). SQLite's write lock does this.
+macro_rules! lock_for_replace {
+    ($db:expr, $tx:expr, $tables:literal) => {
+        if matches!($db.pool, $crate::state::Pool::Postgres(_)) {
+            sqlx::query::<Db>(concat!("LOCK TABLE ", $tables, " IN EXCLUSIVE MODE"))
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use lock_for_replace;
+
 /// Handle to the state database; cheap to clone (it is a connection pool).
 #[derive(Clone, Debug)]
 pub struct StateDb {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{StateDb, on_pool};
+use super::{StateDb, lock_for_replace, on_pool};
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
@@ -30,6 +30,7 @@ impl StateDb {
     ) -> Result<()> {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            lock_for_replace!(self, tx, "ownership, cost_centres");
             sqlx::query::<Db>("DELETE FROM ownership")
                 .execute(&mut *tx)
                 .await?;
@@ -59,21 +60,24 @@ impl StateDb {
     }
 
     pub async fn cost_centres(&self) -> Result<Vec<CostCentre>> {
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<Db, CostCentre>("SELECT id, name FROM cost_centres ORDER BY id")
+        let mut rows = on_pool!(self, |pool| {
+            sqlx::query_as::<Db, CostCentre>("SELECT id, name FROM cost_centres")
                 .fetch_all(pool)
                 .await?
-        }))
+        });
+        // Ordered here, not in SQL: Postgres' collation may order text differently.
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(rows)
     }
 
     /// The mapping, by kind and key.
     pub async fn ownership(&self) -> Result<Vec<OwnershipRow>> {
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<Db, OwnershipRow>(
-                "SELECT kind, key, cost_centre FROM ownership ORDER BY kind, key",
-            )
-            .fetch_all(pool)
-            .await?
-        }))
+        let mut rows = on_pool!(self, |pool| {
+            sqlx::query_as::<Db, OwnershipRow>("SELECT kind, key, cost_centre FROM ownership")
+                .fetch_all(pool)
+                .await?
+        });
+        rows.sort_by(|a, b| (&a.kind, &a.key).cmp(&(&b.kind, &b.key)));
+        Ok(rows)
     }
 }

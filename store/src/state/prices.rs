@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{StateDb, on_pool};
+use super::{StateDb, lock_for_replace, on_pool};
 use crate::Result;
 
 /// One price row. Rates are pico-units of `currency` per `unit_tokens` tokens.
@@ -37,6 +37,7 @@ impl StateDb {
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            lock_for_replace!(self, tx, "prices");
             sqlx::query::<Db>("DELETE FROM prices")
                 .execute(&mut *tx)
                 .await?;
@@ -65,12 +66,25 @@ impl StateDb {
     pub async fn price_book(&self) -> Result<Vec<PriceRow>> {
         const SELECT: &str = "SELECT model, deployment_type, region, currency, unit_tokens, \
             input_rate_pico, cached_input_rate_pico, output_rate_pico, effective_from, \
-            effective_to, source FROM prices \
-            ORDER BY model, deployment_type, region, currency, effective_from";
-        Ok(on_pool!(self, |pool| {
+            effective_to, source FROM prices";
+        let mut rows = on_pool!(self, |pool| {
             sqlx::query_as::<Db, PriceRow>(SELECT)
                 .fetch_all(pool)
                 .await?
-        }))
+        });
+        // Ordered here, not in SQL: Postgres' collation may order text differently.
+        rows.sort_by(|a, b| {
+            let key = |r: &PriceRow| {
+                (
+                    r.model.clone(),
+                    r.deployment_type.clone(),
+                    r.region.clone(),
+                    r.currency.clone(),
+                    r.effective_from.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(rows)
     }
 }
