@@ -107,6 +107,24 @@ pub enum Command {
         command: ReportCommand,
     },
 
+    /// Close a month (its chargeback then never changes) or re-open one.
+    Month {
+        #[command(subcommand)]
+        command: MonthCommand,
+    },
+
+    /// Export a month's chargeback as files for finance tools: CSV, Parquet, FOCUS 1.0.
+    Export {
+        #[command(subcommand)]
+        command: ExportCommand,
+    },
+
+    /// The hourly rollups reports read (kept up to date by every ingest).
+    Rollups {
+        #[command(subcommand)]
+        command: RollupsCommand,
+    },
+
     /// What each gateway backend is: deployment type and region.
     Backends {
         #[command(subcommand)]
@@ -219,6 +237,78 @@ pub enum ReportCommand {
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonthCommand {
+    /// Freeze a month's chargeback: stores a snapshot (JSON and Parquet under
+    /// <data dir>/snapshots, each with its sha256) and the batches it used. The
+    /// month's report is then served from the snapshot; data arriving later for
+    /// it is charged as an adjustment in the next open month.
+    Close {
+        #[arg(value_name = "YYYY-MM", value_parser = parse_month)]
+        month: (i32, u32),
+    },
+    /// Re-open a closed month. Needs --force; the re-open and its reason are recorded.
+    Reopen {
+        #[arg(value_name = "YYYY-MM", value_parser = parse_month)]
+        month: (i32, u32),
+        /// Yes, change a report finance has already seen.
+        #[arg(long)]
+        force: bool,
+        /// Why, for the record.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Every close and re-open, oldest first.
+    List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// A chargeback view as a file: `csv` (amounts rounded to cents, adding up
+    /// to the TOTAL row, as the report shows them) or `parquet` (exact decimals).
+    Chargeback {
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: (i32, u32),
+        /// Group by any of cost_centre, subscription, product, model,
+        /// deployment_type, region, api, agent (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "cost_centre")]
+        by: Vec<String>,
+        #[arg(long, value_name = "csv|parquet")]
+        format: ExportFormat,
+        /// The file to write (refused if it exists).
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// The month as a FOCUS 1.0 cost and usage file (CSV): token usage as Usage,
+    /// PTU reservations as Purchase, late data for a closed month as Adjustment,
+    /// with cost centre, subscription and model in Tags.
+    Focus {
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: (i32, u32),
+        /// The file to write (refused if it exists).
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RollupsCommand {
+    /// Recompute every hour's rollup from the committed lake (after a restore,
+    /// or to check them), and drop those of hours no file covers any more.
+    Rebuild,
+    /// Roll up batches committed by a process that died before doing so.
+    CatchUp,
 }
 
 #[derive(Debug, Subcommand)]

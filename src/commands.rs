@@ -1,6 +1,7 @@
 //! One function per verb; each opens the store and calls the library crates.
 
 mod capacity;
+mod month;
 mod ownership;
 mod prices;
 mod report;
@@ -18,8 +19,8 @@ use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
 use crate::cli::{
-    BackendsCommand, Command, FixturesCommand, LakeCommand, OwnershipCommand, PricesCommand,
-    PtuCommand, ReportCommand,
+    BackendsCommand, Command, ExportCommand, FixturesCommand, LakeCommand, MonthCommand,
+    OwnershipCommand, PricesCommand, PtuCommand, ReportCommand, RollupsCommand,
 };
 use crate::config::Config;
 use crate::progress_bar::Bar;
@@ -103,6 +104,37 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
         Command::Report {
             command: ReportCommand::Chargeback { month, by, format },
         } => report::chargeback_report(&store, month, &by, format).await,
+        Command::Month { command } => match command {
+            MonthCommand::Close { month } => month::close(&store, month).await,
+            MonthCommand::Reopen {
+                month,
+                force,
+                reason,
+            } => month::reopen(&store, month, force, &reason).await,
+            MonthCommand::List { format } => month::list(&store, format).await,
+        },
+        Command::Export { command } => match command {
+            ExportCommand::Chargeback {
+                month,
+                by,
+                format,
+                output,
+            } => report::export_chargeback(&store, month, &by, format, &output).await,
+            ExportCommand::Focus { month, output } => {
+                report::export_focus(&store, month, &output).await
+            }
+        },
+        Command::Rollups { command } => match command {
+            RollupsCommand::Rebuild => month::rebuild_rollups(&store).await,
+            RollupsCommand::CatchUp => {
+                let report = store.catch_up_rollups().await?;
+                println!(
+                    "rolled up {} owed batches: {} hours, {} rows",
+                    report.batches, report.hours, report.rows
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Backends { command } => match command {
             BackendsCommand::Import { file } => capacity::import_backends(&store, &file).await,
             BackendsCommand::List { format } => capacity::list_backends(&store, format).await,

@@ -131,9 +131,17 @@ pub async fn ingest_file(
         fingerprint,
     };
     let outcome = batch.run().await;
-    if let Err(e) = &outcome {
+    match &outcome {
+        Ok(report) if report.outcome == Outcome::Committed => {
+            // The commit listed the batch as owed a rollup: if this fails, the
+            // next report or `tollgate rollups catch-up` does it.
+            if let Err(e) = store.roll_up_batch(batch_id).await {
+                tracing::warn!(batch_id, error = %e, "batch committed, its rollup is left owed");
+            }
+        }
+        Ok(_) => {}
         // A no-op when a more precise failure (with counts) was recorded already.
-        record_failure(&store.db, batch_id, BatchCounts::default(), e).await;
+        Err(e) => record_failure(&store.db, batch_id, BatchCounts::default(), e).await,
     }
     outcome
 }

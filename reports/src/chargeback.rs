@@ -4,18 +4,21 @@
 //! grouped as asked: every grouping sums the same integer pico-amounts, so every
 //! grouping adds up to the same month total.
 //!
-//! Today the fine rows come straight from the lake's `usage` view; the hourly
-//! rollups will take that place without changing anything below.
+//! The fine rows come from the hourly rollups ([`crate::fine`]), never from raw
+//! rows.
 
 use std::collections::{BTreeMap, HashMap};
 
-use arrow::array::{Array, ArrayRef, AsArray};
-use arrow::datatypes::{DataType, Int64Type};
 use chrono::{DateTime, NaiveDate};
+use serde::{Deserialize, Serialize};
 use tollgate_store::Store;
 use tollgate_store::state::PtuReservation;
 
-use crate::cost::{IdlePolicy, PriceBook, Tokens, allocate_ptu_hour, token_cost_pico};
+use crate::cost::{
+    IdlePolicy, PriceBook, Tokens, allocate_ptu_hour, prompt_cache_savings_pico, token_cost_pico,
+};
+use crate::fine::{Fine, micros, read_fine};
+use crate::month::Month;
 use crate::ownership::{Ownership, UNALLOCATED};
 use crate::{ReportsError, Result};
 
@@ -31,63 +34,66 @@ pub const DIMENSIONS: [&str; 8] = [
     "agent",
 ];
 
-/// A value for rows that have none (a request without a model, an unknown backend).
-pub const NONE: &str = "(none)";
+pub use crate::fine::NONE;
 
 /// One group of the report, amounts in pico-units.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargebackRow {
-    /// Values of the grouping dimensions, in the order asked.
+    /// Values of the grouping dimensions, in the order asked (all of
+    /// [`DIMENSIONS`] for the fine rows a month close stores).
     pub group: Vec<String>,
     pub requests: i64,
     pub prompt_tokens: i64,
     pub cached_tokens: i64,
     pub completion_tokens: i64,
+    /// Requests a semantic cache answered: they cost nothing.
+    pub cache_hits: i64,
+    #[serde(with = "crate::rate::serde_amount")]
     pub payg_pico: i128,
+    #[serde(with = "crate::rate::serde_amount")]
     pub ptu_pico: i128,
     /// Idle PTU capacity charged to this group.
+    #[serde(with = "crate::rate::serde_amount")]
     pub idle_pico: i128,
+    /// Late data for a closed month, charged in the next open month.
+    #[serde(with = "crate::rate::serde_amount")]
+    pub adjustment_pico: i128,
+    /// What caching saved, an estimate not part of the total: cached prompt
+    /// tokens at the uncached rate minus what they cost, plus each semantic
+    /// cache hit at the mean cost of its subscription's model calls that month.
+    #[serde(with = "crate::rate::serde_amount")]
+    pub cache_savings_pico: i128,
     /// Tokens no price row covered: reported, never silently free.
     pub unpriced_tokens: i64,
+    /// The same group's total in the previous month.
+    #[serde(with = "crate::rate::serde_amount")]
+    pub previous_total_pico: i128,
+    /// For an adjustment row in a stored snapshot: the closed month it corrects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjusts: Option<String>,
 }
 
 impl ChargebackRow {
     pub fn total_pico(&self) -> i128 {
-        self.payg_pico + self.ptu_pico + self.idle_pico
+        self.payg_pico + self.ptu_pico + self.idle_pico + self.adjustment_pico
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Chargeback {
+    pub month: Month,
     pub by: Vec<String>,
     pub rows: Vec<ChargebackRow>,
     pub total: ChargebackRow,
+    /// Set when the month is closed: the report comes from this stored snapshot.
+    pub closed: Option<crate::close::Closure>,
 }
 
-/// The first instant of a month and of the next, as RFC 3339.
-fn month_bounds(year: i32, month: u32) -> Result<(NaiveDate, NaiveDate), String> {
-    let first = NaiveDate::from_ymd_opt(year, month, 1).ok_or("no such month")?;
-    let next = first
-        .checked_add_months(chrono::Months::new(1))
-        .ok_or("month out of range")?;
-    Ok((first, next))
-}
-
-/// One fine row: an hour and every dimension, with its tokens.
-#[derive(Debug, Clone)]
-struct Fine {
-    hour_us: i64,
-    dims: [String; 8],
-    backend: Option<String>,
-    deployment: Option<String>,
-    requests: i64,
-    tokens: Tokens,
-}
-
-/// The chargeback of a month, grouped by `by` (names from [`DIMENSIONS`]).
+/// The chargeback of a month, grouped by `by` (names from [`DIMENSIONS`]): from
+/// its snapshot if the month is closed, else from the rollups with adjustments
+/// for closed months before it.
 #[tracing::instrument(skip(store), err)]
-pub async fn chargeback(store: &Store, year: i32, month: u32, by: &[String]) -> Result<Chargeback> {
-    let invalid = |problem: String| ReportsError::Argument(problem);
+pub async fn chargeback(store: &Store, month: Month, by: &[String]) -> Result<Chargeback> {
     let positions: Vec<usize> = by
         .iter()
         .map(|d| {
@@ -95,15 +101,62 @@ pub async fn chargeback(store: &Store, year: i32, month: u32, by: &[String]) -> 
                 .iter()
                 .position(|known| known == d)
                 .ok_or_else(|| {
-                    invalid(format!(
+                    ReportsError::Argument(format!(
                         "cannot group by {d:?}: choose from {}",
                         DIMENSIONS.join(", ")
                     ))
                 })
         })
         .collect::<Result<_>>()?;
-    let (first, next) = month_bounds(year, month).map_err(|e| invalid(e.to_owned()))?;
+    let (current, closed) = crate::close::month_rows(store, month).await?;
+    let (previous, _) = crate::close::month_rows(store, month.previous()?).await?;
+    let mut groups: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
+    let mut total = ChargebackRow::default();
+    for row in &current {
+        let row = regroup(row, &positions);
+        add(&mut total, &row);
+        add(group_of(&mut groups, &row.group), &row);
+    }
+    // Groups of last month only still show, at zero, so totals add up.
+    for row in &previous {
+        let row = regroup(row, &positions);
+        total.previous_total_pico += row.total_pico();
+        group_of(&mut groups, &row.group).previous_total_pico += row.total_pico();
+    }
+    Ok(Chargeback {
+        month,
+        by: by.to_vec(),
+        rows: groups.into_values().collect(),
+        total,
+        closed,
+    })
+}
 
+fn regroup(fine: &ChargebackRow, positions: &[usize]) -> ChargebackRow {
+    ChargebackRow {
+        group: positions.iter().map(|&i| fine.group[i].clone()).collect(),
+        adjusts: None,
+        ..fine.clone()
+    }
+}
+
+fn group_of<'g>(
+    groups: &'g mut BTreeMap<Vec<String>, ChargebackRow>,
+    group: &[String],
+) -> &'g mut ChargebackRow {
+    groups
+        .entry(group.to_vec())
+        .or_insert_with(|| ChargebackRow {
+            group: group.to_vec(),
+            ..ChargebackRow::default()
+        })
+}
+
+/// The month's charges at the finest grain (every dimension), computed now from
+/// the rollups, the price book, backends, ownership and PTU reservations.
+#[tracing::instrument(skip(store), err)]
+pub async fn fine_charges(store: &Store, month: Month) -> Result<Vec<ChargebackRow>> {
+    let (first, next) = (month.first_day(), month.next()?.first_day());
     let prices = PriceBook::new(store.db.price_book().await?);
     let backends: HashMap<String, (String, String)> = store
         .db
@@ -120,7 +173,7 @@ pub async fn chargeback(store: &Store, year: i32, month: u32, by: &[String]) -> 
     currencies.sort_unstable();
     currencies.dedup();
     if currencies.len() > 1 {
-        return Err(invalid(format!(
+        return Err(ReportsError::Argument(format!(
             "the price book and PTU reservations mix currencies ({}); a chargeback needs one",
             currencies.join(", ")
         )));
@@ -130,11 +183,12 @@ pub async fn chargeback(store: &Store, year: i32, month: u32, by: &[String]) -> 
     let mut charged: Vec<ChargebackRow> = fine
         .iter()
         .map(|f| ChargebackRow {
-            group: positions.iter().map(|&i| f.dims[i].clone()).collect(),
+            group: f.dims.to_vec(),
             requests: f.requests,
             prompt_tokens: f.tokens.prompt,
             cached_tokens: f.tokens.cached,
             completion_tokens: f.tokens.completion,
+            cache_hits: f.cache_hits,
             ..ChargebackRow::default()
         })
         .collect();
@@ -147,7 +201,10 @@ pub async fn chargeback(store: &Store, year: i32, month: u32, by: &[String]) -> 
         }
         let day = day_of(f.hour_us);
         match prices.in_force(model, kind, region, &day) {
-            Some(price) => row.payg_pico += token_cost_pico(&f.tokens, price),
+            Some(price) => {
+                row.payg_pico += token_cost_pico(&f.tokens, price);
+                row.cache_savings_pico += prompt_cache_savings_pico(&f.tokens, price);
+            }
             None => row.unpriced_tokens += f.tokens.prompt + f.tokens.completion,
         }
     }
@@ -168,19 +225,21 @@ pub async fn chargeback(store: &Store, year: i32, month: u32, by: &[String]) -> 
                 IdlePolicy::Owner(owner) => owner,
                 IdlePolicy::Spread => UNALLOCATED.to_owned(),
             };
-            let (kind, region) = backends.get(&r.backend).cloned().unwrap_or_default();
-            let dims = [
-                owner,
-                NONE.into(),
-                NONE.into(),
-                r.deployment.clone(),
-                kind,
-                region,
-                NONE.into(),
-                NONE.into(),
-            ];
+            let (kind, region) = backends
+                .get(&r.backend)
+                .cloned()
+                .unwrap_or_else(|| (NONE.to_owned(), NONE.to_owned()));
             extra.push(ChargebackRow {
-                group: positions.iter().map(|&i| dims[i].clone()).collect(),
+                group: vec![
+                    owner,
+                    NONE.into(),
+                    NONE.into(),
+                    r.deployment.clone(),
+                    kind,
+                    region,
+                    NONE.into(),
+                    NONE.into(),
+                ],
                 idle_pico: idle,
                 ..ChargebackRow::default()
             });
@@ -192,36 +251,50 @@ pub async fn chargeback(store: &Store, year: i32, month: u32, by: &[String]) -> 
             row.unpriced_tokens += f.tokens.prompt + f.tokens.completion;
         }
     }
+    semantic_cache_savings(&fine, &mut charged);
     charged.extend(extra);
-
-    let mut groups: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
-    let mut total = ChargebackRow::default();
+    // One row per combination, in a stable order: what a snapshot stores.
+    let mut merged: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
     for row in charged {
-        add(&mut total, &row);
-        let g = groups
-            .entry(row.group.clone())
-            .or_insert_with(|| ChargebackRow {
-                group: row.group.clone(),
-                ..ChargebackRow::default()
-            });
-        add(g, &row);
+        add(group_of(&mut merged, &row.group), &row);
     }
-    Ok(Chargeback {
-        by: by.to_vec(),
-        rows: groups.into_values().collect(),
-        total,
-    })
+    Ok(merged.into_values().collect())
 }
 
-fn add(into: &mut ChargebackRow, row: &ChargebackRow) {
+/// A semantic cache hit never reaches a model, so what it saved is estimated:
+/// the mean cost of a model call of the same subscription in the month.
+fn semantic_cache_savings(fine: &[Fine], charged: &mut [ChargebackRow]) {
+    let mut cost_and_calls: HashMap<&str, (i128, i128)> = HashMap::new();
+    for (f, row) in fine.iter().zip(charged.iter()) {
+        if f.dims[3] != NONE {
+            let entry = cost_and_calls.entry(f.dims[1].as_str()).or_default();
+            entry.0 += row.payg_pico + row.ptu_pico;
+            entry.1 += i128::from(f.requests - f.cache_hits);
+        }
+    }
+    for (f, row) in fine.iter().zip(charged.iter_mut()) {
+        if f.cache_hits > 0
+            && let Some(&(cost, calls)) = cost_and_calls.get(f.dims[1].as_str())
+            && calls > 0
+        {
+            row.cache_savings_pico += i128::from(f.cache_hits) * cost / calls;
+        }
+    }
+}
+
+pub(crate) fn add(into: &mut ChargebackRow, row: &ChargebackRow) {
     into.requests += row.requests;
     into.prompt_tokens += row.prompt_tokens;
     into.cached_tokens += row.cached_tokens;
     into.completion_tokens += row.completion_tokens;
+    into.cache_hits += row.cache_hits;
     into.payg_pico += row.payg_pico;
     into.ptu_pico += row.ptu_pico;
     into.idle_pico += row.idle_pico;
+    into.adjustment_pico += row.adjustment_pico;
+    into.cache_savings_pico += row.cache_savings_pico;
     into.unpriced_tokens += row.unpriced_tokens;
+    into.previous_total_pico += row.previous_total_pico;
 }
 
 fn is_provisioned(deployment_type: &str) -> bool {
@@ -245,10 +318,6 @@ fn allocate_reservation(
     first: NaiveDate,
     next: NaiveDate,
 ) -> Result<(Vec<(usize, (i128, i128))>, i128)> {
-    let micros = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .map_or(0, |t| t.and_utc().timestamp_micros())
-    };
     let start = first.max(parse_day(&r.effective_from)?);
     let end = match &r.effective_to {
         Some(to) => next.min(parse_day(to)?),
@@ -296,84 +365,6 @@ fn allocate_reservation(
 fn parse_day(text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| ReportsError::Argument(format!("stored date {text:?} is not YYYY-MM-DD")))
-}
-
-/// The month's usage per hour and every dimension, with owners and deployment
-/// types resolved.
-async fn read_fine(
-    store: &Store,
-    first: NaiveDate,
-    next: NaiveDate,
-    ownership: &Ownership,
-    backends: &HashMap<String, (String, String)>,
-) -> Result<Vec<Fine>> {
-    let sql = format!(
-        "SELECT CAST(date_trunc('hour', time) AS BIGINT) AS hour_us, subscription, product, \
-         agent, api, backend, deployment, model, COUNT(*) AS requests, \
-         CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt, \
-         CAST(COALESCE(SUM(cached_tokens), 0) AS BIGINT) AS cached, \
-         CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion \
-         FROM usage WHERE time >= '{first}T00:00:00Z' AND time < '{next}T00:00:00Z' \
-         GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
-    );
-    let result = store.sql_read_only(&sql).await?;
-    let mut fine = Vec::new();
-    for batch in &result.batches {
-        let text = |i: usize| -> Result<ArrayRef> {
-            Ok(arrow::compute::cast(batch.column(i), &DataType::Utf8)
-                .map_err(tollgate_store::StoreError::from)?)
-        };
-        let int = |i: usize| -> Result<ArrayRef> {
-            Ok(arrow::compute::cast(batch.column(i), &DataType::Int64)
-                .map_err(tollgate_store::StoreError::from)?)
-        };
-        let hour = int(0)?;
-        let strings: Vec<ArrayRef> = (1..8).map(text).collect::<Result<_>>()?;
-        let counts: Vec<ArrayRef> = (8..12).map(int).collect::<Result<_>>()?;
-        let s = |col: usize, row: usize| {
-            let a = strings[col].as_string::<i32>();
-            (!a.is_null(row)).then(|| a.value(row).to_owned())
-        };
-        let n = |col: usize, row: usize| counts[col].as_primitive::<Int64Type>().value(row);
-        for row in 0..batch.num_rows() {
-            let (subscription, product, agent, api) = (s(0, row), s(1, row), s(2, row), s(3, row));
-            let (backend, deployment, model) = (s(4, row), s(5, row), s(6, row));
-            let (kind, region) = backend
-                .as_ref()
-                .and_then(|b| backends.get(b).cloned())
-                .unwrap_or_else(|| (NONE.to_owned(), NONE.to_owned()));
-            let owner = ownership
-                .cost_centre(
-                    subscription.as_deref(),
-                    agent.as_deref(),
-                    product.as_deref(),
-                )
-                .to_owned();
-            let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| NONE.to_owned());
-            fine.push(Fine {
-                hour_us: hour.as_primitive::<Int64Type>().value(row),
-                dims: [
-                    owner,
-                    or_none(&subscription),
-                    or_none(&product),
-                    or_none(&model),
-                    kind,
-                    region,
-                    or_none(&api),
-                    or_none(&agent),
-                ],
-                backend,
-                deployment,
-                requests: n(0, row),
-                tokens: Tokens {
-                    prompt: n(1, row),
-                    cached: n(2, row),
-                    completion: n(3, row),
-                },
-            });
-        }
-    }
-    Ok(fine)
 }
 
 /// Pico-amounts rounded to cents so that the rounded parts add up to the rounded

@@ -80,6 +80,14 @@ pub fn token_cost_pico(tokens: &Tokens, price: &PriceRow) -> i128 {
     (numerator + unit / 2) / unit
 }
 
+/// What prompt caching saved: the cached tokens at the uncached input rate minus
+/// what they cost at the cached rate.
+pub fn prompt_cache_savings_pico(tokens: &Tokens, price: &PriceRow) -> i128 {
+    let discount = i128::from(price.input_rate_pico - price.cached_input_rate_pico).max(0);
+    let unit = i128::from(price.unit_tokens);
+    (i128::from(tokens.cached) * discount + unit / 2) / unit
+}
+
 /// Who pays for idle PTU capacity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdlePolicy {

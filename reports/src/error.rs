@@ -12,6 +12,16 @@ pub enum ReportsError {
         source: std::io::Error,
     },
 
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error(transparent)]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    /// Stored data that is not what was stored (a snapshot whose checksum differs).
+    #[error("{0}")]
+    Integrity(String),
+
     /// A request that cannot be answered as asked (an unknown grouping, a month
     /// that does not exist).
     #[error("{0}")]

@@ -48,6 +48,62 @@ pub fn format_pico(pico: i64) -> String {
     format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
 }
 
+/// [`format_pico`] for the wide sums of a report.
+pub fn format_pico_wide(pico: i128) -> String {
+    let sign = if pico < 0 { "-" } else { "" };
+    let magnitude = pico.unsigned_abs();
+    let per = PICO as u128;
+    let (whole, fraction) = (magnitude / per, magnitude % per);
+    if fraction == 0 {
+        return format!("{sign}{whole}");
+    }
+    let digits = format!("{fraction:0DECIMALS$}");
+    format!("{sign}{whole}.{}", digits.trim_end_matches('0'))
+}
+
+/// Parses what [`format_pico_wide`] writes (a decimal, possibly negative).
+pub fn parse_pico_wide(text: &str) -> Result<i128, String> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let bad = || format!("{text:?} is not a decimal amount");
+    if whole.is_empty() || fraction.len() > DECIMALS {
+        return Err(bad());
+    }
+    let whole: i128 = whole.parse().map_err(|_| bad())?;
+    let fraction: i128 = if fraction.is_empty() {
+        0
+    } else if fraction.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{fraction:0<DECIMALS$}")
+            .parse()
+            .map_err(|_| bad())?
+    } else {
+        return Err(bad());
+    };
+    let value = whole
+        .checked_mul(i128::from(PICO))
+        .and_then(|w| w.checked_add(fraction))
+        .ok_or_else(bad)?;
+    Ok(if negative { -value } else { value })
+}
+
+/// Serde for pico amounts as exact decimal strings of the currency (`"24.5"`):
+/// JSON numbers lose digits beyond 2^53 in most readers.
+pub mod serde_amount {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(pico: &i128, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_pico_wide(*pico))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i128, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_pico_wide(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +137,12 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn wide_amounts_round_trip(pico in -i128::MAX..=i128::MAX) {
+            let text = format_pico_wide(pico);
+            proptest::prop_assert_eq!(parse_pico_wide(&text), Ok(pico));
+        }
+
         #[test]
         fn format_and_parse_round_trip(pico in 0i64..(1i64 << 62)) {
             proptest::prop_assert_eq!(parse_pico(&format_pico(pico)), Ok(pico));

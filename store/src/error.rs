@@ -37,6 +37,10 @@ pub enum StoreError {
     #[error(transparent)]
     Query(#[from] datafusion::error::DataFusionError),
 
+    /// A month close or re-open that the month's state does not allow.
+    #[error("{0}")]
+    MonthState(String),
+
     #[error("invalid database URL: {0}")]
     InvalidDatabaseUrl(String),
 

@@ -6,14 +6,18 @@
 //! and status in one transaction (its quarantined lines, stored as it runs, count
 //! only once it is committed). Readers never list directories: the
 //! [`Store::query_session`] registers exactly the committed files with DataFusion,
-//! the one SQL engine. The state database is SQLite by default and Postgres when a
+//! the one SQL engine. After each commit [`Store::roll_up_batch`] recomputes the
+//! hourly rollups of the hours the batch touched, which reports read instead of
+//! raw rows ([`rollup`]). The state database is SQLite by default and Postgres when a
 //! `postgres://` URL is given; both run the same queries and their own migrations.
 
 mod error;
 pub mod lake;
 pub mod output;
 pub mod query;
+pub mod rollup;
 pub mod schema;
+pub mod sketch;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -49,6 +53,9 @@ impl StoreConfig {
 pub struct Store {
     pub lake: Lake,
     pub db: StateDb,
+    /// Where month-close snapshots are written (`<data dir>/snapshots`), apart
+    /// from the lake, whose garbage collection removes what the manifest lacks.
+    pub snapshots_dir: PathBuf,
 }
 
 impl Store {
@@ -66,9 +73,13 @@ impl Store {
             None => StateDb::open_sqlite(&config.sqlite_path()).await?,
         };
         db.migrate().await?;
+        let snapshots_dir = lake_root
+            .parent()
+            .map_or_else(|| lake_root.join("snapshots"), |d| d.join("snapshots"));
         Ok(Store {
             lake: Lake::new(lake_root),
             db,
+            snapshots_dir,
         })
     }
 

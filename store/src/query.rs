@@ -18,6 +18,7 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::schema::{LAKE_TABLES, USAGE_VIEW, USAGE_VIEW_SQL, schema_of};
+use crate::state::LakeFile;
 use crate::{Result, Store, StoreError};
 
 /// The result of a query, with its schema even when no row came back.
@@ -37,15 +38,25 @@ impl Store {
     /// A session with every lake table and the `usage` view, as committed now.
     #[tracing::instrument(skip_all, err)]
     pub async fn query_session(&self) -> Result<SessionContext> {
+        // One watermark for all tables: a batch committing meanwhile is wholly
+        // visible or wholly not.
+        let watermark = self.db.manifest_watermark().await?;
+        self.session_at(watermark, &|_| true).await
+    }
+
+    /// A session over the files committed up to `watermark` that `keep` accepts
+    /// (a rollup reads only the files overlapping its hours).
+    pub(crate) async fn session_at(
+        &self,
+        watermark: i64,
+        keep: &(dyn Fn(&LakeFile) -> bool + Sync),
+    ) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
             .with_information_schema(true);
         let ctx = SessionContext::new_with_config(config);
-        // One watermark for all tables: a batch committing meanwhile is wholly
-        // visible or wholly not.
-        let watermark = self.db.manifest_watermark().await?;
         for table in LAKE_TABLES {
-            let provider = self.table_provider(table, watermark).await?;
+            let provider = self.table_provider(table, watermark, keep).await?;
             ctx.register_table(TableReference::bare(table), provider)?;
         }
         ctx.sql(&format!("CREATE VIEW {USAGE_VIEW} AS {USAGE_VIEW_SQL}"))
@@ -55,10 +66,16 @@ impl Store {
         Ok(ctx)
     }
 
-    async fn table_provider(&self, table: &str, watermark: i64) -> Result<Arc<dyn TableProvider>> {
+    async fn table_provider(
+        &self,
+        table: &str,
+        watermark: i64,
+        keep: &(dyn Fn(&LakeFile) -> bool + Sync),
+    ) -> Result<Arc<dyn TableProvider>> {
         let schema = schema_of(table)
             .ok_or_else(|| DataFusionError::Plan(format!("unknown lake table {table}")))?;
-        let files = self.db.lake_files_upto(table, watermark).await?;
+        let mut files = self.db.lake_files_upto(table, watermark).await?;
+        files.retain(|f| keep(f));
         if files.is_empty() {
             return Ok(Arc::new(EmptyTable::new(schema)));
         }

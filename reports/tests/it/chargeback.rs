@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tollgate_ingest::{IngestOptions, NoProgress, ingest_file};
 use tollgate_reports::chargeback::{ChargebackRow, chargeback};
+use tollgate_reports::month::Month;
 use tollgate_reports::{capacity, ownership, price_book};
 use tollgate_store::testing::TestStore;
 
@@ -13,7 +14,7 @@ use crate::write;
 
 tollgate_store::backend_tests!(a_hand_priced_month_adds_up_in_every_grouping);
 
-fn request(
+pub(crate) fn request(
     id: &str,
     time: &str,
     sub: &str,
@@ -27,7 +28,11 @@ fn request(
     )
 }
 
-async fn load_reference(store: &TestStore) {
+pub(crate) fn october() -> Month {
+    Month::new(2026, 10).unwrap()
+}
+
+pub(crate) async fn load_reference(store: &TestStore) {
     let prices = "model,deployment_type,region,currency,unit,input_rate,cached_input_rate,output_rate,effective_from,effective_to\n\
                   m-payg,GlobalStandard,any,USD,1M,2.00,1.00,8.00,2026-01-01,2026-10-16\n\
                   m-payg,GlobalStandard,any,USD,1M,1.00,0.50,4.00,2026-10-16,\n";
@@ -79,7 +84,7 @@ async fn a_hand_priced_month_adds_up_in_every_grouping(store: TestStore) {
     .unwrap();
 
     const PICO: i128 = 1_000_000_000_000;
-    let by_cc = chargeback(&store, 2026, 10, &["cost_centre".to_owned()])
+    let by_cc = chargeback(&store, october(), &["cost_centre".to_owned()])
         .await
         .unwrap();
     let row = |g: &str| -> ChargebackRow {
@@ -120,13 +125,13 @@ async fn a_hand_priced_month_adds_up_in_every_grouping(store: TestStore) {
         vec![],
     ] {
         let by: Vec<String> = by.into_iter().map(str::to_owned).collect();
-        let report = chargeback(&store, 2026, 10, &by).await.unwrap();
+        let report = chargeback(&store, october(), &by).await.unwrap();
         let sum: i128 = report.rows.iter().map(ChargebackRow::total_pico).sum();
         assert_eq!(sum, total, "grouped by {by:?}");
         assert_eq!(report.total.total_pico(), total);
     }
 
-    let err = chargeback(&store, 2026, 10, &["colour".to_owned()])
+    let err = chargeback(&store, october(), &["colour".to_owned()])
         .await
         .unwrap_err();
     assert!(

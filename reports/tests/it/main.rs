@@ -5,8 +5,10 @@
 
 mod capacity;
 mod chargeback;
+mod close;
 mod ownership;
 mod price_book;
+mod rollups;
 
 use std::path::PathBuf;
 

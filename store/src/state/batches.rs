@@ -337,6 +337,14 @@ impl StateDb {
                 });
                 query.build().execute(&mut *tx).await?;
             }
+            if !commit.files.is_empty() {
+                // Its hours' rollups are owed from now on, even if this process
+                // dies before it computes them.
+                sqlx::query::<Db>("INSERT INTO rollup_pending (batch_id) VALUES ($1)")
+                    .bind(commit.batch_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(())
         });

@@ -59,6 +59,22 @@ impl StateDb {
         }))
     }
 
+    /// The files batches committed.
+    pub async fn lake_files_of_batches(&self, batch_ids: &[i64]) -> Result<Vec<LakeFile>> {
+        let sql = "SELECT id, batch_id, table_name, partition_date, path, row_count, byte_size, \
+                   min_time, max_time FROM lake_files WHERE batch_id = $1 ORDER BY id";
+        let mut files = Vec::new();
+        for id in batch_ids {
+            files.extend(on_pool!(self, |pool| {
+                sqlx::query_as::<Db, LakeFile>(sql)
+                    .bind(id)
+                    .fetch_all(pool)
+                    .await?
+            }));
+        }
+        Ok(files)
+    }
+
     /// Every committed path, for garbage collection.
     pub async fn all_lake_paths(&self) -> Result<Vec<String>> {
         Ok(on_pool!(self, |pool| {

@@ -1,13 +1,16 @@
 //! The state database: configuration and state (batches, the lake manifest,
-//! quarantine, the price book, ownership, backends and PTU reservations), never request facts. One interface, two backends chosen by URL;
+//! quarantine, the price book, ownership, backends and PTU reservations, hourly
+//! rollups), never request facts. One interface, two backends chosen by URL;
 //! the SQL text is shared (both drivers take `$N` placeholders), the migrations are
 //! one folder per backend.
 
 mod batches;
 mod capacity;
+mod closes;
 mod manifest;
 mod ownership;
 mod prices;
+mod rollups;
 mod url;
 
 use std::path::Path;
@@ -21,9 +24,11 @@ use sqlx::sqlite::{
 
 pub use self::batches::{Batch, BatchCommit, BatchCounts, BatchStatus, QuarantineRow};
 pub use self::capacity::{BackendRow, PtuReservation};
+pub use self::closes::{MonthClose, NewMonthClose};
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;
+pub use self::rollups::{RollupRow, UsageRollup};
 pub use self::url::{Backend, DatabaseUrl};
 use crate::Result;
 

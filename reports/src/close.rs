@@ -1,0 +1,221 @@
+//! Month close: a month's chargeback frozen as a stored snapshot (JSON and
+//! Parquet, each with its sha256, plus the manifest watermark and the batches
+//! it used). A closed month is reported from its snapshot and never changes;
+//! data arriving later for it shows as adjustment rows in the next open month.
+//! Re-opening needs `--force` and is recorded with its reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tollgate_store::Store;
+use tollgate_store::state::{MonthClose, NewMonthClose};
+
+use crate::chargeback::{ChargebackRow, DIMENSIONS, add, fine_charges};
+use crate::month::Month;
+use crate::rate::format_pico_wide;
+use crate::{ReportsError, Result, snapshot};
+
+/// A closed month's snapshot, as reports show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Closure {
+    pub month: String,
+    pub closed_at: String,
+    pub json_path: String,
+    pub json_sha256: String,
+    pub parquet_path: String,
+    pub parquet_sha256: String,
+    pub batches: usize,
+    pub total: String,
+}
+
+/// The stored snapshot: every fine row (all dimensions), adjustment rows for
+/// earlier closed months included.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub month: String,
+    pub dimensions: Vec<String>,
+    pub watermark: i64,
+    pub batch_ids: Vec<i64>,
+    pub rows: Vec<ChargebackRow>,
+}
+
+/// Closes `month`: refused before the month has ended or if it is closed.
+#[tracing::instrument(skip(store), err)]
+pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
+    let today = chrono::Utc::now().date_naive();
+    if month.next()?.first_day() > today {
+        return Err(ReportsError::Argument(format!(
+            "{month} has not ended yet: a month can be closed from its next month's first day"
+        )));
+    }
+    if closed(store, month).await?.is_some() {
+        return Err(ReportsError::Argument(format!(
+            "{month} is closed already (re-open it with `tollgate month reopen {month} --force`)"
+        )));
+    }
+    store.catch_up_rollups().await?;
+    let watermark = store.db.manifest_watermark().await?;
+    let (rows, _) = month_rows(store, month).await?;
+    let batch_ids = batches_of(store, month, watermark).await?;
+    let snapshot = Snapshot {
+        month: month.to_string(),
+        dimensions: DIMENSIONS.iter().map(|d| (*d).to_owned()).collect(),
+        watermark,
+        batch_ids: batch_ids.clone(),
+        rows,
+    };
+    let mut total = ChargebackRow::default();
+    snapshot.rows.iter().for_each(|r| add(&mut total, r));
+    let written = snapshot::write(&store.snapshots_dir, &snapshot)?;
+    let record = NewMonthClose {
+        month: month.to_string(),
+        watermark,
+        batch_ids,
+        json_path: written.json_path.display().to_string(),
+        json_sha256: written.json_sha256,
+        parquet_path: written.parquet_path.display().to_string(),
+        parquet_sha256: written.parquet_sha256,
+        total: format_pico_wide(total.total_pico()),
+    };
+    store
+        .db
+        .record_month_close(&record)
+        .await
+        .map_err(|e| match e {
+            tollgate_store::StoreError::MonthState(what) => ReportsError::Argument(what),
+            other => other.into(),
+        })?;
+    closed(store, month)
+        .await?
+        .map(|(closure, _)| closure)
+        .ok_or_else(|| ReportsError::Argument(format!("{month} was re-opened meanwhile")))
+}
+
+/// Re-opens a closed month. Its snapshot files stay, and the history keeps both.
+#[tracing::instrument(skip(store), err)]
+pub async fn reopen_month(store: &Store, month: Month, force: bool, reason: &str) -> Result<()> {
+    if !force {
+        return Err(ReportsError::Argument(format!(
+            "re-opening {month} changes a report finance has seen: pass --force (and --reason)"
+        )));
+    }
+    store
+        .db
+        .record_month_reopen(&month.to_string(), reason)
+        .await
+        .map_err(|e| match e {
+            tollgate_store::StoreError::MonthState(what) => ReportsError::Argument(what),
+            other => other.into(),
+        })
+}
+
+/// The close and re-open history.
+pub async fn history(store: &Store) -> Result<Vec<MonthClose>> {
+    Ok(store.db.month_close_history().await?)
+}
+
+/// The month's fine rows: its snapshot if closed, else computed now with
+/// adjustments for the closed months this is the next open month of.
+pub async fn month_rows(
+    store: &Store,
+    month: Month,
+) -> Result<(Vec<ChargebackRow>, Option<Closure>)> {
+    if let Some((closure, snapshot)) = closed(store, month).await? {
+        return Ok((snapshot.rows, Some(closure)));
+    }
+    let mut rows = fine_charges(store, month).await?;
+    rows.extend(adjustments(store, month).await?);
+    Ok((rows, None))
+}
+
+/// The snapshot of `month` if it is closed, checked against its sha256.
+async fn closed(store: &Store, month: Month) -> Result<Option<(Closure, Snapshot)>> {
+    let closes = store.db.closed_months().await?;
+    let Some(close) = closes.into_iter().find(|c| c.month == month.to_string()) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(close.json_path.clone().unwrap_or_default());
+    let snapshot = snapshot::read(&path, close.json_sha256.as_deref().unwrap_or_default())?;
+    let closure = Closure {
+        month: close.month,
+        closed_at: close.at,
+        json_path: path.display().to_string(),
+        json_sha256: close.json_sha256.unwrap_or_default(),
+        parquet_path: close.parquet_path.unwrap_or_default(),
+        parquet_sha256: close.parquet_sha256.unwrap_or_default(),
+        batches: snapshot.batch_ids.len(),
+        total: close.total.unwrap_or_default(),
+    };
+    Ok(Some((closure, snapshot)))
+}
+
+/// For each closed month whose next open month is `month`: what it costs now
+/// minus what its snapshot and the closed months after it already charged.
+async fn adjustments(store: &Store, month: Month) -> Result<Vec<ChargebackRow>> {
+    let closed: Vec<Month> = store
+        .db
+        .closed_months()
+        .await?
+        .iter()
+        .map(|c| c.month.parse())
+        .collect::<Result<_>>()?;
+    let mut rows = Vec::new();
+    // Walk back over the closed months right before this one.
+    let mut corrected = month.previous()?;
+    let mut frozen_after: Vec<Snapshot> = Vec::new();
+    while closed.contains(&corrected) {
+        let Some((_, snapshot)) = self::closed(store, corrected).await? else {
+            break;
+        };
+        let name = corrected.to_string();
+        let mut charged: BTreeMap<Vec<String>, i128> = BTreeMap::new();
+        let frozen = snapshot.rows.iter().filter(|r| r.adjusts.is_none());
+        let adjusted = frozen_after
+            .iter()
+            .flat_map(|s| s.rows.iter())
+            .filter(|r| r.adjusts.as_deref() == Some(name.as_str()));
+        for r in frozen.chain(adjusted) {
+            *charged.entry(r.group.clone()).or_default() -= r.total_pico();
+        }
+        for r in fine_charges(store, corrected).await? {
+            *charged.entry(r.group.clone()).or_default() += r.total_pico();
+        }
+        rows.extend(
+            charged
+                .into_iter()
+                .filter(|(_, pico)| *pico != 0)
+                .map(|(group, pico)| ChargebackRow {
+                    group,
+                    adjustment_pico: pico,
+                    adjusts: Some(name.clone()),
+                    ..ChargebackRow::default()
+                }),
+        );
+        frozen_after.push(snapshot);
+        corrected = corrected.previous()?;
+    }
+    Ok(rows)
+}
+
+/// The committed batches with rows in the month, up to the watermark.
+async fn batches_of(store: &Store, month: Month, watermark: i64) -> Result<Vec<i64>> {
+    let (from, to) = (
+        crate::fine::micros(month.first_day()),
+        crate::fine::micros(month.next()?.first_day()),
+    );
+    let mut ids = std::collections::BTreeSet::new();
+    for table in tollgate_store::schema::LAKE_TABLES {
+        for f in store.db.lake_files_upto(table, watermark).await? {
+            if f.file.min_time.timestamp_micros() < to && f.file.max_time.timestamp_micros() >= from
+            {
+                ids.insert(f.batch_id);
+            }
+        }
+    }
+    Ok(ids.into_iter().collect())
+}
+
+pub(crate) fn month_dir(root: &Path, month: &str) -> PathBuf {
+    root.join(format!("month={month}"))
+}

@@ -1,0 +1,341 @@
+//! The FOCUS 1.0 export (FinOps Open Cost and Usage Specification): a month's
+//! charges as the cost-and-usage rows finance tools load next to their cloud
+//! bills. Pay-as-you-go tokens are `Usage`, provisioned throughput (PTU hours,
+//! used or idle) is `Purchase`, and late data for a closed month is an
+//! `Adjustment` (class `Correction`, charge period the month it corrects).
+//! Quantities are in `1000 Tokens`; Tags carry cost centre, subscription, model.
+//! Billed cost adds up to the chargeback total exactly.
+
+use std::collections::BTreeMap;
+
+use tollgate_store::Store;
+
+use crate::chargeback::{ChargebackRow, NONE};
+use crate::close::month_rows;
+use crate::month::Month;
+use crate::rate::format_pico_wide;
+use crate::{ReportsError, Result};
+
+/// The FOCUS 1.0 columns written, in order.
+pub const COLUMNS: [&str; 43] = [
+    "AvailabilityZone",
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargeFrequency",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "CommitmentDiscountCategory",
+    "CommitmentDiscountId",
+    "CommitmentDiscountName",
+    "CommitmentDiscountStatus",
+    "CommitmentDiscountType",
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedCost",
+    "ContractedUnitPrice",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ListUnitPrice",
+    "PricingCategory",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "RegionId",
+    "RegionName",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "ServiceCategory",
+    "ServiceName",
+    "SkuId",
+    "SkuPriceId",
+    "SubAccountId",
+    "SubAccountName",
+    "Tags",
+];
+
+const PROVIDER: &str = "Microsoft";
+const SERVICE: &str = "Azure OpenAI";
+const UNIT: &str = "1000 Tokens";
+
+/// A written export.
+#[derive(Debug, Clone)]
+pub struct FocusExport {
+    pub month: Month,
+    pub currency: String,
+    pub rows: usize,
+    /// The sum of BilledCost, as a decimal.
+    pub billed_cost: String,
+    pub csv: Vec<u8>,
+}
+
+/// The month's FOCUS rows as CSV (closed months from their snapshot).
+#[tracing::instrument(skip(store), err)]
+pub async fn export(store: &Store, month: Month) -> Result<FocusExport> {
+    let (rows, _) = month_rows(store, month).await?;
+    let currency = currency(store).await?;
+    let (start, end) = (period_start(month), period_start(month.next()?));
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(COLUMNS).map_err(csv_error)?;
+    let mut written = 0;
+    let mut billed: i128 = 0;
+    for row in &rows {
+        for charge in charges(row) {
+            let record = charge.record(row, &currency, (&start, &end));
+            out.write_record(&record).map_err(csv_error)?;
+            billed += charge.cost;
+            written += 1;
+        }
+    }
+    let csv = out
+        .into_inner()
+        .map_err(|e| ReportsError::Argument(format!("writing FOCUS CSV: {e}")))?;
+    Ok(FocusExport {
+        month,
+        currency,
+        rows: written,
+        billed_cost: format_pico_wide(billed),
+        csv,
+    })
+}
+
+fn csv_error(e: csv::Error) -> ReportsError {
+    ReportsError::Argument(format!("writing FOCUS CSV: {e}"))
+}
+
+/// The one currency of the price book and reservations (USD when neither has any).
+async fn currency(store: &Store) -> Result<String> {
+    let mut all: Vec<String> = store
+        .db
+        .price_book()
+        .await?
+        .into_iter()
+        .map(|p| p.currency)
+        .chain(
+            store
+                .db
+                .ptu_reservations()
+                .await?
+                .into_iter()
+                .map(|r| r.currency),
+        )
+        .collect();
+    all.sort();
+    all.dedup();
+    match all.as_slice() {
+        [] => Ok("USD".to_owned()),
+        [one] => Ok(one.clone()),
+        many => Err(ReportsError::Argument(format!(
+            "the price book and PTU reservations mix currencies ({}); FOCUS needs one billing currency",
+            many.join(", ")
+        ))),
+    }
+}
+
+fn period_start(month: Month) -> String {
+    format!("{}T00:00:00Z", month.first_day())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Usage,
+    Purchase,
+    Adjustment,
+}
+
+struct Charge {
+    kind: Kind,
+    cost: i128,
+}
+
+/// The FOCUS charges of one fine row: its pay-as-you-go usage, its PTU part
+/// (used and idle), its adjustment.
+fn charges(row: &ChargebackRow) -> Vec<Charge> {
+    let mut out = Vec::new();
+    if row.payg_pico != 0 || (row.ptu_pico == 0 && row.idle_pico == 0 && tokens(row) > 0) {
+        out.push(Charge {
+            kind: Kind::Usage,
+            cost: row.payg_pico,
+        });
+    }
+    if row.ptu_pico + row.idle_pico != 0 {
+        out.push(Charge {
+            kind: Kind::Purchase,
+            cost: row.ptu_pico + row.idle_pico,
+        });
+    }
+    if row.adjustment_pico != 0 {
+        out.push(Charge {
+            kind: Kind::Adjustment,
+            cost: row.adjustment_pico,
+        });
+    }
+    out
+}
+
+fn tokens(row: &ChargebackRow) -> i64 {
+    row.prompt_tokens + row.completion_tokens
+}
+
+impl Charge {
+    fn record(&self, row: &ChargebackRow, currency: &str, period: (&str, &str)) -> Vec<String> {
+        let dim = |i: usize| {
+            row.group
+                .get(i)
+                .filter(|v| v.as_str() != NONE)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (cost_centre, subscription, product, model) = (dim(0), dim(1), dim(2), dim(3));
+        let (deployment_type, region, api, agent) = (dim(4), dim(5), dim(6), dim(7));
+        let cost = format_pico_wide(self.cost);
+        let quantity = format_pico_wide(i128::from(tokens(row)) * 1_000_000_000); // /1000, in pico
+        let mut tags = BTreeMap::new();
+        for (key, value) in [
+            ("cost_centre", &cost_centre),
+            ("subscription", &subscription),
+            ("product", &product),
+            ("model", &model),
+            ("api", &api),
+            ("agent", &agent),
+        ] {
+            if !value.is_empty() {
+                tags.insert(key, value.clone());
+            }
+        }
+        let (charge_period_start, charge_period_end) = match (&self.kind, &row.adjusts) {
+            (Kind::Adjustment, Some(month)) => match month.parse::<Month>() {
+                Ok(m) => (
+                    period_start(m),
+                    m.next().map(period_start).unwrap_or_default(),
+                ),
+                Err(_) => (period.0.to_owned(), period.1.to_owned()),
+            },
+            _ => (period.0.to_owned(), period.1.to_owned()),
+        };
+        let (category, frequency, class, description) = match self.kind {
+            Kind::Usage => (
+                "Usage",
+                "Usage-Based",
+                "",
+                format!("{model} tokens, pay-as-you-go ({deployment_type})"),
+            ),
+            Kind::Purchase => (
+                "Purchase",
+                "Recurring",
+                "",
+                format!("{model} provisioned throughput (PTU hours, used and idle)"),
+            ),
+            Kind::Adjustment => (
+                "Adjustment",
+                "One-Time",
+                "Correction",
+                format!(
+                    "late usage for closed month {}",
+                    row.adjusts.as_deref().unwrap_or_default()
+                ),
+            ),
+        };
+        let usage = self.kind == Kind::Usage;
+        let resource = if model.is_empty() {
+            String::new()
+        } else {
+            format!("{deployment_type}/{model}")
+        };
+        let values: [(&str, String); 43] = [
+            ("AvailabilityZone", String::new()),
+            ("BilledCost", cost.clone()),
+            ("BillingAccountId", "tollgate".to_owned()),
+            (
+                "BillingAccountName",
+                "Tollgate AI gateway chargeback".to_owned(),
+            ),
+            ("BillingCurrency", currency.to_owned()),
+            ("BillingPeriodEnd", period.1.to_owned()),
+            ("BillingPeriodStart", period.0.to_owned()),
+            ("ChargeCategory", category.to_owned()),
+            ("ChargeClass", class.to_owned()),
+            ("ChargeDescription", description),
+            ("ChargeFrequency", frequency.to_owned()),
+            ("ChargePeriodEnd", charge_period_end),
+            ("ChargePeriodStart", charge_period_start),
+            ("CommitmentDiscountCategory", String::new()),
+            ("CommitmentDiscountId", String::new()),
+            ("CommitmentDiscountName", String::new()),
+            ("CommitmentDiscountStatus", String::new()),
+            ("CommitmentDiscountType", String::new()),
+            (
+                "ConsumedQuantity",
+                if usage {
+                    quantity.clone()
+                } else {
+                    String::new()
+                },
+            ),
+            (
+                "ConsumedUnit",
+                if usage {
+                    UNIT.to_owned()
+                } else {
+                    String::new()
+                },
+            ),
+            ("ContractedCost", cost.clone()),
+            ("ContractedUnitPrice", String::new()),
+            ("EffectiveCost", cost.clone()),
+            ("InvoiceIssuerName", PROVIDER.to_owned()),
+            ("ListCost", cost),
+            ("ListUnitPrice", String::new()),
+            (
+                "PricingCategory",
+                if usage { "Standard" } else { "Committed" }.to_owned(),
+            ),
+            (
+                "PricingQuantity",
+                if usage { quantity } else { "1".to_owned() },
+            ),
+            ("PricingUnit", if usage { UNIT } else { "Month" }.to_owned()),
+            ("ProviderName", PROVIDER.to_owned()),
+            ("PublisherName", PROVIDER.to_owned()),
+            ("RegionId", region.clone()),
+            ("RegionName", region),
+            ("ResourceId", resource.clone()),
+            ("ResourceName", model.clone()),
+            (
+                "ResourceType",
+                if resource.is_empty() {
+                    ""
+                } else {
+                    "Model deployment"
+                }
+                .to_owned(),
+            ),
+            ("ServiceCategory", "AI and Machine Learning".to_owned()),
+            ("ServiceName", SERVICE.to_owned()),
+            ("SkuId", resource.clone()),
+            ("SkuPriceId", String::new()),
+            ("SubAccountId", subscription.clone()),
+            ("SubAccountName", subscription),
+            (
+                "Tags",
+                serde_json::to_string(&tags).unwrap_or_else(|_| "{}".to_owned()),
+            ),
+        ];
+        debug_assert!(
+            values
+                .iter()
+                .zip(COLUMNS)
+                .all(|((name, _), col)| *name == col)
+        );
+        values.into_iter().map(|(_, v)| v).collect()
+    }
+}

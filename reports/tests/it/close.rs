@@ -1,0 +1,200 @@
+//! Month close: a closed month's chargeback never changes, late data for it is
+//! charged as an adjustment in the next open month, re-opening needs force and
+//! is recorded, a changed snapshot is refused; FOCUS adds up to the chargeback.
+
+use std::sync::Arc;
+
+use tollgate_ingest::{IngestOptions, NoProgress, ingest_file};
+use tollgate_reports::ReportsError;
+use tollgate_reports::chargeback::{ChargebackRow, chargeback};
+use tollgate_reports::close::{close_month, history, reopen_month};
+use tollgate_reports::focus;
+use tollgate_reports::month::Month;
+use tollgate_reports::rate::parse_pico_wide;
+use tollgate_reports::snapshot::sha256_hex;
+use tollgate_store::testing::TestStore;
+
+use crate::chargeback::{load_reference, october, request};
+use crate::write;
+
+tollgate_store::backend_tests!(a_closed_month_never_changes_and_late_data_adjusts_the_next);
+
+async fn ingest(store: &TestStore, name: &str, lines: &[String]) {
+    let path = write(store, name, &(lines.join("\n") + "\n"));
+    ingest_file(
+        store,
+        &path,
+        &IngestOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+}
+
+fn by_cost_centre() -> Vec<String> {
+    vec!["cost_centre".to_owned()]
+}
+
+fn row(rows: &[ChargebackRow], group: &str) -> ChargebackRow {
+    rows.iter()
+        .find(|r| r.group == [group])
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// BilledCost of every row, by ChargeCategory.
+fn focus_billed(csv: &[u8]) -> Vec<(String, String, i128)> {
+    let mut reader = csv::Reader::from_reader(csv);
+    let header = reader.headers().unwrap().clone();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (category, class, billed) = (col("ChargeCategory"), col("ChargeClass"), col("BilledCost"));
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            (
+                r[category].to_owned(),
+                r[class].to_owned(),
+                parse_pico_wide(&r[billed]).unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn a_closed_month_never_changes_and_late_data_adjusts_the_next(store: TestStore) {
+    load_reference(&store).await;
+    ingest(
+        &store,
+        "october.jsonl",
+        &[
+            // $0.0035 after the mid-month price change.
+            request(
+                "r2",
+                "2026-10-20T10:00:00Z",
+                "sub-a",
+                "b-payg",
+                "m-payg",
+                (2000, 1000, 500),
+            ),
+            request(
+                "r3",
+                "2026-10-01T05:10:00Z",
+                "sub-a",
+                "b-ptu",
+                "m-ptu",
+                (300, 0, 100),
+            ),
+        ],
+    )
+    .await;
+    let november = Month::new(2026, 11).unwrap();
+    let open = chargeback(&store, october(), &by_cost_centre())
+        .await
+        .unwrap();
+    assert!(open.closed.is_none());
+
+    let err = close_month(&store, Month::new(2099, 1).unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("has not ended"), "{err}");
+    let closure = close_month(&store, october()).await.unwrap();
+    assert_eq!(closure.batches, 1);
+    let json = std::fs::read(&closure.json_path).unwrap();
+    assert_eq!(sha256_hex(&json), closure.json_sha256);
+    let parquet = std::fs::read(&closure.parquet_path).unwrap();
+    assert_eq!(sha256_hex(&parquet), closure.parquet_sha256);
+    let err = close_month(&store, october()).await.unwrap_err();
+    assert!(err.to_string().contains("closed already"), "{err}");
+
+    // Late October data: 1000 prompt tokens at $1/1M = $0.001 for sub-b.
+    ingest(
+        &store,
+        "late.jsonl",
+        &[request(
+            "r9",
+            "2026-10-25T09:00:00Z",
+            "sub-b",
+            "b-payg",
+            "m-payg",
+            (1000, 0, 0),
+        )],
+    )
+    .await;
+    let closed = chargeback(&store, october(), &by_cost_centre())
+        .await
+        .unwrap();
+    assert!(closed.closed.is_some());
+    assert_eq!(closed.rows, open.rows, "a closed month never changes");
+    assert_eq!(closed.total, open.total);
+
+    let next = chargeback(&store, november, &by_cost_centre())
+        .await
+        .unwrap();
+    assert_eq!(row(&next.rows, "cc-b").adjustment_pico, 1_000_000_000);
+    assert_eq!(
+        next.total.total_pico(),
+        1_000_000_000,
+        "only the adjustment"
+    );
+    assert_eq!(next.total.previous_total_pico, open.total.total_pico());
+    let exported = focus::export(&store, november).await.unwrap();
+    assert_eq!(
+        focus_billed(&exported.csv),
+        vec![(
+            "Adjustment".to_owned(),
+            "Correction".to_owned(),
+            1_000_000_000
+        )]
+    );
+
+    // FOCUS of the closed month: Usage and Purchase, adding up to its total.
+    let exported = focus::export(&store, october()).await.unwrap();
+    let billed = focus_billed(&exported.csv);
+    assert!(billed.iter().any(|(c, _, _)| c == "Usage"));
+    assert!(billed.iter().any(|(c, _, _)| c == "Purchase"));
+    assert_eq!(
+        billed.iter().map(|(_, _, b)| b).sum::<i128>(),
+        open.total.total_pico()
+    );
+
+    // Re-opening takes force, is recorded, and makes the month live again.
+    let err = reopen_month(&store, october(), false, "late usage")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--force"), "{err}");
+    reopen_month(&store, october(), true, "late usage")
+        .await
+        .unwrap();
+    let actions: Vec<(String, Option<String>)> = history(&store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.action, h.reason))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("close".to_owned(), None),
+            ("reopen".to_owned(), Some("late usage".to_owned()))
+        ]
+    );
+    let live = chargeback(&store, october(), &by_cost_centre())
+        .await
+        .unwrap();
+    assert_eq!(
+        live.total.total_pico(),
+        open.total.total_pico() + 1_000_000_000
+    );
+    let next = chargeback(&store, november, &by_cost_centre())
+        .await
+        .unwrap();
+    assert_eq!(next.total.adjustment_pico, 0, "nothing to adjust");
+
+    // Closed again, then its snapshot is edited: refused, not served.
+    let closure = close_month(&store, october()).await.unwrap();
+    std::fs::write(&closure.json_path, b"{}").unwrap();
+    let err = chargeback(&store, october(), &by_cost_centre())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReportsError::Integrity(_)), "{err}");
+}

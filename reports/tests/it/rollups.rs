@@ -1,0 +1,134 @@
+//! Rollups are the same whichever order the two APIM categories arrive in, the
+//! same as a rebuild from the lake, and agree with the raw rows they summarise.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tollgate_ingest::{Format, IngestOptions, NoProgress, ingest_file};
+use tollgate_store::Store;
+use tollgate_store::sketch::LatencySketch;
+use tollgate_store::state::RollupRow;
+use tollgate_store::testing::TestStore;
+
+tollgate_store::backend_tests!(rollups_do_not_depend_on_arrival_order);
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+async fn ingest_all(store: &Store, files: &[PathBuf]) {
+    for f in files {
+        let options = IngestOptions {
+            format: Format::Apim,
+            ..IngestOptions::default()
+        };
+        let report = ingest_file(store, f, &options, Arc::new(NoProgress))
+            .await
+            .unwrap();
+        assert_eq!(report.counts.quarantined, 0, "{report}");
+        assert!(report.counts.written > 0, "{report}");
+    }
+}
+
+async fn all_rollups(store: &Store) -> Vec<RollupRow> {
+    let mut rows = store.db.rollups(i64::MIN, i64::MAX).await.unwrap();
+    rows.sort_by(|a, b| format!("{:?}", a.usage).cmp(&format!("{:?}", b.usage)));
+    rows
+}
+
+async fn rollups_do_not_depend_on_arrival_order(store: TestStore) {
+    let out = store.dir.path().join("month");
+    tollgate_fixtures::generate(&tollgate_fixtures::GenerateOptions {
+        year: 2026,
+        month: 10,
+        requests: 3_000,
+        seed: 7,
+        out: out.clone(),
+    })
+    .unwrap();
+    let (gateway, llm) = (
+        files(&out.join("gateway-logs")),
+        files(&out.join("llm-logs")),
+    );
+
+    // LLM rows first: each request's tokens are rolled up when the request comes.
+    ingest_all(&store, &llm).await;
+    assert!(all_rollups(&store).await.is_empty(), "no request yet");
+    ingest_all(&store, &gateway).await;
+    assert!(store.db.pending_rollup_batches().await.unwrap().is_empty());
+    let llm_first = all_rollups(&store).await;
+
+    let other = TestStore::sqlite().await;
+    ingest_all(&other, &gateway).await;
+    ingest_all(&other, &llm).await;
+    assert_eq!(all_rollups(&other).await, llm_first, "requests first");
+
+    let rebuilt = store.rebuild_rollups(&|_, _| {}).await.unwrap();
+    assert!(rebuilt.hours > 24 * 30 && rebuilt.rows > 0, "{rebuilt:?}");
+    assert_eq!(
+        all_rollups(&store).await,
+        llm_first,
+        "rebuilt from the lake"
+    );
+
+    // The rollups add up to the raw rows.
+    let raw = store
+        .sql_read_only(
+            "SELECT COUNT(*), SUM(COALESCE(prompt_tokens, 0)), SUM(COALESCE(completion_tokens, 0)), \
+             SUM(CASE WHEN status_code = 429 AND backend_status_code IS NULL THEN 1 ELSE 0 END), \
+             SUM(CASE WHEN backend_status_code = 429 THEN 1 ELSE 0 END) FROM usage",
+        )
+        .await
+        .unwrap();
+    let value = |i: usize| {
+        let column =
+            arrow::compute::cast(raw.batches[0].column(i), &arrow::datatypes::DataType::Int64)
+                .unwrap();
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(&column).value(0)
+    };
+    let sum = |pick: fn(&RollupRow) -> i64| llm_first.iter().map(pick).sum::<i64>();
+    assert_eq!(sum(|r| r.usage.requests), value(0));
+    assert_eq!(sum(|r| r.usage.requests), 3_000);
+    assert_eq!(sum(|r| r.usage.prompt_tokens), value(1));
+    assert_eq!(sum(|r| r.usage.completion_tokens), value(2));
+    assert_eq!(sum(|r| r.client_429), value(3));
+    assert!(
+        sum(|r| r.client_429) > 0,
+        "the generator's sandbox throttling"
+    );
+    assert_eq!(sum(|r| r.backend_429), value(4));
+    let classes = sum(|r| r.status_2xx + r.status_3xx + r.status_4xx + r.status_5xx);
+    assert_eq!(classes, 3_000);
+
+    // Merged sketches give the month's p95 within 1% of the exact one.
+    let mut sketch = LatencySketch::new();
+    for r in &llm_first {
+        sketch.merge(&LatencySketch::decode(&r.latency_sketch).unwrap());
+    }
+    let exact = store
+        .sql_read_only("SELECT total_latency_ms FROM requests WHERE total_latency_ms IS NOT NULL ORDER BY total_latency_ms")
+        .await
+        .unwrap();
+    let latencies: Vec<f64> = exact
+        .batches
+        .iter()
+        .flat_map(|b| {
+            let column =
+                arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Float64).unwrap();
+            arrow::array::AsArray::as_primitive::<arrow::datatypes::Float64Type>(&column)
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let p95 = latencies[(0.95 * (latencies.len() - 1) as f64).floor() as usize];
+    let estimate = sketch.quantile(0.95).unwrap();
+    assert!(
+        (estimate - p95).abs() <= p95 * 0.01,
+        "p95 {estimate} vs {p95}"
+    );
+}

@@ -1,0 +1,322 @@
+//! Hourly rollups: the lake aggregated per hour and dimension combination
+//! (requests by status class, client and backend 429s, cache hits, tokens by
+//! kind, a latency sketch), which reports read instead of raw rows.
+//!
+//! An hour's rollup is always recomputed whole from the committed lake, never
+//! incremented, so the order the two APIM categories arrive in does not matter:
+//! whichever of a request and its LLM row commits second, the recomputation of
+//! that hour sees both. A commit lists its batch as owed a rollup in the same
+//! transaction ([`crate::StateDb::commit_batch`]); [`Store::roll_up_batch`] then
+//! recomputes the hours its files touch, and [`Store::catch_up_rollups`] does
+//! whatever a crashed process left owed. Each stored hour carries the manifest
+//! watermark it was computed at and is only replaced by a computation that saw as
+//! much, so two refreshes racing cannot leave the older one's result.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::schema::{REQUESTS, TOKEN_USAGE};
+use crate::sketch::LatencySketch;
+use crate::state::{LakeFile, RollupRow, UsageRollup};
+use crate::{Result, Store, StoreError};
+
+pub const HOUR_US: i64 = 3_600_000_000;
+/// How far apart a request and its LLM row may be logged and still be paired in
+/// the rollups (gateways log both within the request's timeout).
+pub const PAIRING_WINDOW_US: i64 = HOUR_US;
+/// Recomputed at most a day at a time, to bound memory.
+const MAX_WINDOW_US: i64 = 24 * HOUR_US;
+
+/// What a rollup run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RollupReport {
+    pub batches: usize,
+    /// Hours recomputed (an hour a newer computation had stored is not counted).
+    pub hours: usize,
+    pub rows: usize,
+}
+
+impl RollupReport {
+    fn add(&mut self, other: RollupReport) {
+        self.batches += other.batches;
+        self.hours += other.hours;
+        self.rows += other.rows;
+    }
+}
+
+impl Store {
+    /// Recomputes the hours one committed batch's files touch.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn roll_up_batch(&self, batch_id: i64) -> Result<RollupReport> {
+        let files = self.db.lake_files_of_batches(&[batch_id]).await?;
+        let mut report = self.refresh_windows(windows(&files), &|_, _| {}).await?;
+        self.db.clear_pending_rollups(&[batch_id]).await?;
+        report.batches = 1;
+        tracing::debug!(?report, "rolled up");
+        Ok(report)
+    }
+
+    /// Rolls up every committed batch still owed one (a process died between
+    /// its commit and its rollup). Reports call this before reading.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn catch_up_rollups(&self) -> Result<RollupReport> {
+        let pending = self.db.pending_rollup_batches().await?;
+        if pending.is_empty() {
+            return Ok(RollupReport::default());
+        }
+        let files = self.db.lake_files_of_batches(&pending).await?;
+        let mut report = self.refresh_windows(windows(&files), &|_, _| {}).await?;
+        self.db.clear_pending_rollups(&pending).await?;
+        report.batches = pending.len();
+        Ok(report)
+    }
+
+    /// Recomputes every hour the committed lake covers and drops the rollups of
+    /// hours it no longer does. `progress(done, total)` is called per window.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn rebuild_rollups(
+        &self,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<RollupReport> {
+        // Listed before the files are: every batch listed is then covered.
+        let pending = self.db.pending_rollup_batches().await?;
+        let mut files = Vec::new();
+        for table in [REQUESTS, TOKEN_USAGE] {
+            files.extend(self.db.lake_files(table).await?);
+        }
+        let windows = windows(&files);
+        let hours: Vec<i64> = windows
+            .iter()
+            .flat_map(|&(from, to)| (from..to).step_by(HOUR_US as usize))
+            .collect();
+        let report = self.refresh_windows(windows, progress).await?;
+        self.db.drop_rollup_hours_except(&hours).await?;
+        self.db.clear_pending_rollups(&pending).await?;
+        Ok(RollupReport {
+            batches: pending.len(),
+            ..report
+        })
+    }
+
+    async fn refresh_windows(
+        &self,
+        windows: Vec<(i64, i64)>,
+        progress: &(dyn Fn(usize, usize) + Sync),
+    ) -> Result<RollupReport> {
+        let mut report = RollupReport::default();
+        for (i, &(from, to)) in windows.iter().enumerate() {
+            report.add(self.refresh_window(from, to).await?);
+            progress(i + 1, windows.len());
+        }
+        Ok(report)
+    }
+
+    /// Recomputes the hours of `[from, to)` from the lake as committed now.
+    #[tracing::instrument(skip(self), err)]
+    async fn refresh_window(&self, from: i64, to: i64) -> Result<RollupReport> {
+        let watermark = self.db.manifest_watermark().await?;
+        let (pair_from, pair_to) = (from - PAIRING_WINDOW_US, to + PAIRING_WINDOW_US);
+        let overlaps = |f: &LakeFile, a: i64, b: i64| {
+            f.file.min_time.timestamp_micros() < b && f.file.max_time.timestamp_micros() >= a
+        };
+        let ctx = self
+            .session_at(watermark, &|f| match f.file.table_name.as_str() {
+                REQUESTS => overlaps(f, from, to),
+                TOKEN_USAGE => overlaps(f, pair_from, pair_to),
+                _ => false,
+            })
+            .await?;
+        let sql = format!(
+            "SELECT CAST(date_trunc('hour', r.time) AS BIGINT), r.subscription, r.product, \
+             r.agent, r.api, r.gateway_id, r.backend, t.deployment, t.model, \
+             r.status_code, r.backend_status_code, r.total_latency_ms, r.cache_status, \
+             t.prompt_tokens, t.cached_tokens, t.completion_tokens, t.reasoning_tokens \
+             FROM requests r LEFT JOIN (SELECT request_id, deployment, model, prompt_tokens, \
+             cached_tokens, completion_tokens, reasoning_tokens FROM token_usage \
+             WHERE time >= '{}' AND time < '{}') t ON r.request_id = t.request_id \
+             WHERE r.time >= '{}' AND r.time < '{}'",
+            timestamp(pair_from),
+            timestamp(pair_to),
+            timestamp(from),
+            timestamp(to),
+        );
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        let mut groups = Groups::default();
+        for batch in &batches {
+            groups.add(batch)?;
+        }
+        let rows = groups.finish();
+        let hours: Vec<i64> = (from..to).step_by(HOUR_US as usize).collect();
+        let replaced = self
+            .db
+            .replace_rollup_hours(&hours, &rows, watermark)
+            .await?;
+        Ok(RollupReport {
+            batches: 0,
+            hours: replaced,
+            rows: rows.len(),
+        })
+    }
+}
+
+fn timestamp(us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(us)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
+fn floor_hour(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros().div_euclid(HOUR_US) * HOUR_US
+}
+
+/// The hours files touch, as merged `[from, to)` windows of at most a day. A
+/// token file also touches the hours its requests may be in.
+pub fn windows(files: &[LakeFile]) -> Vec<(i64, i64)> {
+    let mut spans: Vec<(i64, i64)> = files
+        .iter()
+        .filter_map(|f| {
+            let (from, to) = (
+                floor_hour(f.file.min_time),
+                floor_hour(f.file.max_time) + HOUR_US,
+            );
+            match f.file.table_name.as_str() {
+                REQUESTS => Some((from, to)),
+                TOKEN_USAGE => Some((from - PAIRING_WINDOW_US, to + PAIRING_WINDOW_US)),
+                _ => None,
+            }
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    for (from, to) in spans {
+        match merged.last_mut() {
+            Some(last) if from <= last.1 => last.1 = last.1.max(to),
+            _ => merged.push((from, to)),
+        }
+    }
+    merged
+        .into_iter()
+        .flat_map(|(from, to)| {
+            (from..to)
+                .step_by(MAX_WINDOW_US as usize)
+                .map(move |start| (start, (start + MAX_WINDOW_US).min(to)))
+        })
+        .collect()
+}
+
+/// Requests grouped by hour and dimensions as they stream out of the join.
+#[derive(Default)]
+struct Groups {
+    index: HashMap<Vec<u8>, usize>,
+    rows: Vec<(RollupRow, LatencySketch)>,
+    key: Vec<u8>,
+}
+
+impl Groups {
+    fn add(&mut self, batch: &RecordBatch) -> Result<()> {
+        let cast = |i: usize, to: &DataType| -> Result<ArrayRef> {
+            arrow::compute::cast(batch.column(i), to).map_err(StoreError::from)
+        };
+        let hour = cast(0, &DataType::Int64)?;
+        let hour = hour.as_primitive::<Int64Type>();
+        let dims: Vec<ArrayRef> = (1..9)
+            .map(|i| cast(i, &DataType::Utf8))
+            .collect::<Result<_>>()?;
+        let dims: Vec<_> = dims.iter().map(|a| a.as_string::<i32>()).collect();
+        let ints: Vec<ArrayRef> = [9, 10, 11, 13, 14, 15, 16]
+            .into_iter()
+            .map(|i| cast(i, &DataType::Int64))
+            .collect::<Result<_>>()?;
+        let ints: Vec<_> = ints.iter().map(|a| a.as_primitive::<Int64Type>()).collect();
+        let int = |col: usize, row: usize| (!ints[col].is_null(row)).then(|| ints[col].value(row));
+        let cache = cast(12, &DataType::Utf8)?;
+        let cache = cache.as_string::<i32>();
+
+        for row in 0..batch.num_rows() {
+            self.key.clear();
+            self.key.extend_from_slice(&hour.value(row).to_le_bytes());
+            for d in &dims {
+                if d.is_null(row) {
+                    self.key.push(0);
+                } else {
+                    self.key.push(1);
+                    self.key.extend_from_slice(d.value(row).as_bytes());
+                    self.key.push(0xff); // not in UTF-8: ends the value
+                }
+            }
+            let at = match self.index.get(self.key.as_slice()) {
+                Some(&at) => at,
+                None => {
+                    let text = |i: usize| {
+                        let d = dims[i];
+                        (!d.is_null(row)).then(|| d.value(row).to_owned())
+                    };
+                    let usage = UsageRollup {
+                        hour_us: hour.value(row),
+                        subscription: text(0),
+                        product: text(1),
+                        agent: text(2),
+                        api: text(3),
+                        gateway_id: text(4),
+                        backend: text(5),
+                        deployment: text(6),
+                        model: text(7),
+                        ..UsageRollup::default()
+                    };
+                    let row = RollupRow {
+                        usage,
+                        ..RollupRow::default()
+                    };
+                    self.rows.push((row, LatencySketch::new()));
+                    self.index.insert(self.key.clone(), self.rows.len() - 1);
+                    self.rows.len() - 1
+                }
+            };
+            let (r, sketch) = &mut self.rows[at];
+            let status = int(0, row).unwrap_or(0);
+            let backend_status = int(1, row);
+            r.usage.requests += 1;
+            match status / 100 {
+                2 => r.status_2xx += 1,
+                3 => r.status_3xx += 1,
+                4 => r.status_4xx += 1,
+                5 => r.status_5xx += 1,
+                _ => {}
+            }
+            if backend_status == Some(429) {
+                r.backend_429 += 1;
+            } else if status == 429 {
+                r.client_429 += 1;
+            }
+            if !cache.is_null(row) && cache.value(row) == "hit" {
+                r.usage.cache_hits += 1;
+            }
+            if let Some(ms) = int(2, row) {
+                sketch.add(ms as f64);
+            }
+            r.usage.prompt_tokens += int(3, row).unwrap_or(0);
+            r.usage.cached_tokens += int(4, row).unwrap_or(0);
+            r.usage.completion_tokens += int(5, row).unwrap_or(0);
+            r.usage.reasoning_tokens += int(6, row).unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<RollupRow> {
+        let mut rows: Vec<RollupRow> = self
+            .rows
+            .into_iter()
+            .map(|(mut row, sketch)| {
+                row.latency_sketch = sketch.encode();
+                row
+            })
+            .collect();
+        rows.sort_by_key(|r| r.usage.hour_us);
+        rows
+    }
+}
