@@ -135,8 +135,18 @@ pub async fn ingest_file(
         Ok(report) if report.outcome == Outcome::Committed => {
             // The commit listed the batch as owed a rollup: if this fails, the
             // next report or `tollgate rollups catch-up` does it.
-            if let Err(e) = store.roll_up_batch(batch_id).await {
-                tracing::warn!(batch_id, error = %e, "batch committed, its rollup is left owed");
+            let started = std::time::Instant::now();
+            match store.roll_up_batch(batch_id).await {
+                Ok(r) => tracing::info!(
+                    batch_id,
+                    hours = r.hours,
+                    rows = r.rows,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "rolled up"
+                ),
+                Err(e) => {
+                    tracing::warn!(batch_id, error = %e, "batch committed, its rollup is left owed")
+                }
             }
         }
         Ok(_) => {}

@@ -443,4 +443,77 @@ async fn the_generated_reference_data_loads_and_a_bad_book_is_refused(store: Tes
         groups.iter().any(|l| l.starts_with("unallocated,")),
         "{text}"
     );
+
+    let rebuilt = tollgate(&store, &["rollups", "rebuild"], &[]);
+    assert!(rebuilt.status.success(), "{}", stderr(&rebuilt));
+    assert!(stdout(&rebuilt).starts_with("rebuilt rollups: "));
+
+    // Exports: exact Parquet, the CSV as reported, FOCUS; never over a file.
+    let dir = store.dir.path();
+    let export = |args: &[&str]| {
+        let mut all = vec!["export"];
+        all.extend(args);
+        all.extend(["--month", "2026-10"]);
+        tollgate(&store, &all, &[])
+    };
+    let parquet = dir.join("by-model.parquet");
+    let out = export(&[
+        "chargeback",
+        "--by",
+        "model",
+        "--format",
+        "parquet",
+        "-o",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(&parquet).unwrap().starts_with(b"PAR1"));
+    let again = export(&[
+        "chargeback",
+        "--format",
+        "csv",
+        "-o",
+        parquet.to_str().unwrap(),
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("by-model.parquet"),
+        "{}",
+        stderr(&again)
+    );
+    let focus = dir.join("focus.csv");
+    let out = export(&["focus", "-o", focus.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let focus = std::fs::read_to_string(&focus).unwrap();
+    assert!(focus.starts_with("AvailabilityZone,BilledCost,"), "{focus}");
+    assert!(focus.contains(",Purchase,") && focus.contains(",Usage,"));
+
+    // Close: the report says where it comes from; re-opening takes force.
+    let closed = tollgate(&store, &["month", "close", "2026-10"], &[]);
+    assert!(closed.status.success(), "{}", stderr(&closed));
+    assert!(
+        stdout(&closed).starts_with("closed 2026-10: total "),
+        "{}",
+        stdout(&closed)
+    );
+    let report = tollgate(&store, &["report", "chargeback", "--month", "2026-10"], &[]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    assert!(
+        stderr(&report).contains("2026-10 is closed"),
+        "{}",
+        stderr(&report)
+    );
+    let refused = tollgate(
+        &store,
+        &["month", "reopen", "2026-10", "--reason", "typo"],
+        &[],
+    );
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    let listed = tollgate(&store, &["month", "list", "--format", "csv"], &[]);
+    assert!(
+        stdout(&listed).contains("2026-10,close,"),
+        "{}",
+        stdout(&listed)
+    );
 }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Report benchmark (not a test): generate N requests of the synthetic estate, load
+# its reference data, ingest it with a release build (one file at a time, so each
+# batch's rollup time can be set against its ingest time), then time:
+#   - the rollups: the sum of every batch's "rolled up" time, as a share of the
+#     ingest time without it (target: under 10%);
+#   - the chargeback for the month, warm, from the rollups
+#     (examples/chargeback_timing.rs; target: under 10 ms);
+#   - DuckDB (PyPI) answering the same question, the month's usage per hour and
+#     every dimension with its tokens, from the raw Parquet lake (warm, 2 threads).
+#
+#   bench/report.sh [--requests 1000000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requests=1000000
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --requests) requests=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target}"
+cargo build --release --quiet --bin tollgate --example chargeback_timing
+bin="$CARGO_TARGET_DIR/release/tollgate"
+timing="$CARGO_TARGET_DIR/release/examples/chargeback_timing"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tg() { "$bin" --data-dir "$work/data" "$@"; }
+
+echo "generating $requests requests ..."
+"$bin" fixtures generate --month 2026-10 --requests "$requests" --out "$work/in" > /dev/null
+ref="$work/in/reference"
+tg prices import "$ref/prices.csv" > /dev/null
+tg ownership import "$ref/ownership.toml" > /dev/null
+tg backends import "$ref/backends.csv" > /dev/null
+tg ptu import "$ref/ptu-reservations.csv" > /dev/null
+
+echo "ingesting (1 job, rollups logged per batch) ..."
+start=$(date +%s.%N)
+TOLLGATE_LOG=tollgate_ingest=info NO_COLOR=1 \
+  tg ingest --jobs 1 "$work"/in/gateway-logs/*.json "$work"/in/llm-logs/*.json \
+  > "$work/ingest.log" 2> "$work/ingest.err"
+end=$(date +%s.%N)
+rollup_ms=$(grep -o 'ms=[0-9.]*' "$work/ingest.err" | cut -d= -f2 | awk '{ s += $1 } END { print s + 0 }')
+batches=$(grep -c 'rolled up' "$work/ingest.err" || true)
+awk -v s="$start" -v e="$end" -v r="$rollup_ms" -v b="$batches" 'BEGIN {
+  total = e - s; roll = r / 1000; ingest = total - roll
+  printf "ingest %.2f s + rollups %.2f s over %d batches: rollups cost %.1f%% of ingest time (target: < 10%%)\n",
+    ingest, roll, b, 100 * roll / ingest }'
+
+for by in cost_centre,model cost_centre subscription,model,agent; do
+  "$timing" "$work/data" 2026-10 50 "$by"
+done
+
+bash scripts/install-python-tools.sh > /dev/null
+python3 - "$work/data/lake" <<'PY'
+import sys, time, duckdb
+lake = sys.argv[1]
+con = duckdb.connect()
+con.execute("SET threads = 2")
+query = f"""
+SELECT date_trunc('hour', r.time) AS hour, r.subscription, r.product, r.agent, r.api,
+       r.backend, t.deployment, t.model, count(*) AS requests,
+       sum(coalesce(t.prompt_tokens, 0)), sum(coalesce(t.cached_tokens, 0)),
+       sum(coalesce(t.completion_tokens, 0))
+FROM read_parquet('{lake}/requests/*/*.parquet') r
+LEFT JOIN read_parquet('{lake}/token_usage/*/*.parquet') t USING (request_id)
+WHERE r.time >= TIMESTAMPTZ '2026-10-01 00:00:00+00' AND r.time < TIMESTAMPTZ '2026-11-01 00:00:00+00'
+GROUP BY ALL
+"""
+times = []
+for _ in range(6):
+    start = time.perf_counter()
+    rows = con.execute(query).fetchall()
+    times.append((time.perf_counter() - start) * 1e3)
+warm = sorted(times[1:])
+print(f"duckdb, the month's usage per hour and dimension from raw Parquet: {len(rows)} rows, "
+      f"first run {times[0]:.1f} ms, warm median {warm[len(warm) // 2]:.1f} ms")
+PY
