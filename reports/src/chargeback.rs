@@ -359,6 +359,24 @@ fn allocate_reservation(
         unassigned += split.unassigned_idle_pico;
         hour += HOUR_US;
     }
+    if policy == IdlePolicy::Spread && unassigned > 0 {
+        // Hours nobody used are spread by the month's shares of the reservation.
+        let month_consumers: Vec<(usize, i128)> = {
+            let mut by_row: BTreeMap<usize, i128> = BTreeMap::new();
+            for (i, w) in consumers.values().flatten() {
+                *by_row.entry(*i).or_default() += w;
+            }
+            by_row.into_iter().collect()
+        };
+        let weights: Vec<i128> = month_consumers.iter().map(|(_, w)| *w).collect();
+        if weights.iter().any(|w| *w > 0) {
+            let parts = crate::cost::split(unassigned, &weights);
+            for ((i, _), part) in month_consumers.iter().zip(parts) {
+                used.push((*i, (0, part)));
+            }
+            unassigned = 0;
+        }
+    }
     Ok((used, unassigned))
 }
 
@@ -397,6 +415,54 @@ mod tests {
         assert_eq!(total, 100);
         assert_eq!(cents.iter().sum::<i64>(), total);
         assert_eq!(cents, vec![34, 33, 33]);
+    }
+
+    #[test]
+    fn spread_idle_hours_follow_the_months_shares() {
+        // $1 an hour for one day; one hour used by two consumers 3:1.
+        let r = PtuReservation {
+            backend: "b".into(),
+            deployment: "d".into(),
+            ptus: 1,
+            cost_pico: crate::rate::PICO,
+            cost_period: "hour".into(),
+            currency: "USD".into(),
+            output_token_weight_milli: 1000,
+            idle_charged_to: "spread".into(),
+            effective_from: "2026-10-01".into(),
+            effective_to: Some("2026-10-02".into()),
+            source: String::new(),
+        };
+        let fine = |prompt: i64| Fine {
+            hour_us: crate::fine::micros(NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()),
+            dims: Default::default(),
+            backend: Some("b".into()),
+            deployment: Some("d".into()),
+            requests: 1,
+            cache_hits: 0,
+            tokens: Tokens {
+                prompt,
+                cached: 0,
+                completion: 0,
+            },
+        };
+        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        let (used, idle) = allocate_reservation(
+            &r,
+            &[fine(300), fine(100)],
+            day("2026-10-01"),
+            day("2026-11-01"),
+        )
+        .unwrap();
+        assert_eq!(idle, 0, "nothing left unallocated");
+        let charged = |i: usize| -> i128 {
+            used.iter()
+                .filter(|(at, _)| *at == i)
+                .map(|(_, (u, idle))| u + idle)
+                .sum()
+        };
+        let pico = i128::from(crate::rate::PICO);
+        assert_eq!((charged(0), charged(1)), (18 * pico, 6 * pico));
     }
 
     #[test]

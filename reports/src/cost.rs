@@ -168,7 +168,7 @@ pub fn allocate_ptu_hour<K: Clone>(
 
 /// `total` split in proportion to `weights`, the rounding remainders going to
 /// the largest fractions (ties to the first), so the parts sum to `total`.
-fn split(total: i128, weights: &[i128]) -> Vec<i128> {
+pub(crate) fn split(total: i128, weights: &[i128]) -> Vec<i128> {
     let sum: i128 = weights.iter().sum();
     if sum == 0 {
         return vec![0; weights.len()];
