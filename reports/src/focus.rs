@@ -182,6 +182,18 @@ fn charges(row: &ChargebackRow) -> Vec<Charge> {
     out
 }
 
+/// An exact decimal that always shows a decimal point: readers that infer
+/// column types (pandas, and so the FOCUS validator) take a column of whole
+/// numbers for integers, not decimals.
+fn decimal(pico: i128) -> String {
+    let text = format_pico_wide(pico);
+    if text.contains('.') {
+        text
+    } else {
+        text + ".0"
+    }
+}
+
 fn tokens(row: &ChargebackRow) -> i64 {
     row.prompt_tokens + row.completion_tokens
 }
@@ -197,8 +209,8 @@ impl Charge {
         };
         let (cost_centre, subscription, product, model) = (dim(0), dim(1), dim(2), dim(3));
         let (deployment_type, region, api, agent) = (dim(4), dim(5), dim(6), dim(7));
-        let cost = format_pico_wide(self.cost);
-        let quantity = format_pico_wide(i128::from(tokens(row)) * 1_000_000_000); // /1000, in pico
+        let cost = decimal(self.cost);
+        let quantity = decimal(i128::from(tokens(row)) * 1_000_000_000); // thousands, in pico
         let mut tags = BTreeMap::new();
         for (key, value) in [
             ("cost_centre", &cost_centre),
@@ -246,11 +258,19 @@ impl Charge {
             ),
         };
         let usage = self.kind == Kind::Usage;
+        let purchase = self.kind == Kind::Purchase;
         let resource = if model.is_empty() {
             String::new()
         } else {
             format!("{deployment_type}/{model}")
         };
+        let sku_price = if resource.is_empty() || self.kind == Kind::Adjustment {
+            String::new()
+        } else {
+            format!("{resource}/{region}")
+        };
+        // A PTU reservation is a usage commitment: named where its cost shows.
+        let commitment = |value: String| if purchase { value } else { String::new() };
         let values: [(&str, String); 43] = [
             ("AvailabilityZone", String::new()),
             ("BilledCost", cost.clone()),
@@ -268,11 +288,17 @@ impl Charge {
             ("ChargeFrequency", frequency.to_owned()),
             ("ChargePeriodEnd", charge_period_end),
             ("ChargePeriodStart", charge_period_start),
-            ("CommitmentDiscountCategory", String::new()),
-            ("CommitmentDiscountId", String::new()),
-            ("CommitmentDiscountName", String::new()),
+            ("CommitmentDiscountCategory", commitment("Usage".into())),
+            (
+                "CommitmentDiscountId",
+                commitment(format!("ptu/{region}/{model}")),
+            ),
+            (
+                "CommitmentDiscountName",
+                commitment(format!("{model} PTU reservation")),
+            ),
             ("CommitmentDiscountStatus", String::new()),
-            ("CommitmentDiscountType", String::new()),
+            ("CommitmentDiscountType", commitment("Reservation".into())),
             (
                 "ConsumedQuantity",
                 if usage {
@@ -297,13 +323,18 @@ impl Charge {
             ("ListUnitPrice", String::new()),
             (
                 "PricingCategory",
-                if usage { "Standard" } else { "Committed" }.to_owned(),
+                match self.kind {
+                    Kind::Usage => "Standard",
+                    Kind::Purchase => "Committed",
+                    Kind::Adjustment => "",
+                }
+                .to_owned(),
             ),
             (
                 "PricingQuantity",
-                if usage { quantity } else { "1".to_owned() },
+                if usage { quantity } else { String::new() },
             ),
-            ("PricingUnit", if usage { UNIT } else { "Month" }.to_owned()),
+            ("PricingUnit", if usage { UNIT } else { "" }.to_owned()),
             ("ProviderName", PROVIDER.to_owned()),
             ("PublisherName", PROVIDER.to_owned()),
             ("RegionId", region.clone()),
@@ -322,7 +353,7 @@ impl Charge {
             ("ServiceCategory", "AI and Machine Learning".to_owned()),
             ("ServiceName", SERVICE.to_owned()),
             ("SkuId", resource.clone()),
-            ("SkuPriceId", String::new()),
+            ("SkuPriceId", sku_price),
             ("SubAccountId", subscription.clone()),
             ("SubAccountName", subscription),
             (
@@ -337,5 +368,17 @@ impl Charge {
                 .all(|((name, _), col)| *name == col)
         );
         values.into_iter().map(|(_, v)| v).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_always_show_a_point() {
+        assert_eq!(decimal(24 * 1_000_000_000_000), "24.0");
+        assert_eq!(decimal(-1_500_000_000_000), "-1.5");
+        assert_eq!(decimal(1), "0.000000000001");
     }
 }
