@@ -8,6 +8,7 @@
 //! rows.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -92,8 +93,52 @@ pub struct Chargeback {
 /// The chargeback of a month, grouped by `by` (names from [`DIMENSIONS`]): from
 /// its snapshot if the month is closed, else from the rollups with adjustments
 /// for closed months before it.
-#[tracing::instrument(skip(store), err)]
 pub async fn chargeback(store: &Store, month: Month, by: &[String]) -> Result<Chargeback> {
+    chargeback_cached(store, &ChargebackCache::default(), month, by).await
+}
+
+/// A month's fine rows as last computed, with the inputs version they were
+/// computed at: reused while [`tollgate_store::StateDb::inputs_version`] stays the
+/// same (no batch rolled up, no reference import, no close since), so a
+/// long-running process answers a repeated report without recomputing it.
+#[derive(Debug, Default)]
+pub struct ChargebackCache {
+    months: std::sync::Mutex<HashMap<Month, (i64, Arc<MonthRows>)>>,
+}
+
+type MonthRows = (Vec<ChargebackRow>, Option<crate::close::Closure>);
+
+impl ChargebackCache {
+    async fn month_rows(
+        &self,
+        store: &Store,
+        month: Month,
+        version: i64,
+    ) -> Result<Arc<MonthRows>> {
+        let lock = || {
+            self.months
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        if let Some((at, rows)) = lock().get(&month)
+            && *at == version
+        {
+            return Ok(rows.clone());
+        }
+        let rows = Arc::new(crate::close::month_rows(store, month).await?);
+        lock().insert(month, (version, rows.clone()));
+        Ok(rows)
+    }
+}
+
+/// [`chargeback`], reusing what `cache` holds for inputs that have not changed.
+#[tracing::instrument(skip(store, cache), err)]
+pub async fn chargeback_cached(
+    store: &Store,
+    cache: &ChargebackCache,
+    month: Month,
+    by: &[String],
+) -> Result<Chargeback> {
     let positions: Vec<usize> = by
         .iter()
         .map(|d| {
@@ -108,17 +153,21 @@ pub async fn chargeback(store: &Store, month: Month, by: &[String]) -> Result<Ch
                 })
         })
         .collect::<Result<_>>()?;
-    let (current, closed) = crate::close::month_rows(store, month).await?;
-    let (previous, _) = crate::close::month_rows(store, month.previous()?).await?;
+    // Owed rollups first: they change the version.
+    store.catch_up_rollups().await?;
+    let version = store.db.inputs_version().await?;
+    let current = cache.month_rows(store, month, version).await?;
+    let previous = cache.month_rows(store, month.previous()?, version).await?;
+    let ((current, closed), (previous, _)) = (current.as_ref(), previous.as_ref());
     let mut groups: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
     let mut total = ChargebackRow::default();
-    for row in &current {
+    for row in current {
         let row = regroup(row, &positions);
         add(&mut total, &row);
         add(group_of(&mut groups, &row.group), &row);
     }
     // Groups of last month only still show, at zero, so totals add up.
-    for row in &previous {
+    for row in previous {
         let row = regroup(row, &positions);
         total.previous_total_pico += row.total_pico();
         group_of(&mut groups, &row.group).previous_total_pico += row.total_pico();
@@ -128,7 +177,7 @@ pub async fn chargeback(store: &Store, month: Month, by: &[String]) -> Result<Ch
         by: by.to_vec(),
         rows: groups.into_values().collect(),
         total,
-        closed,
+        closed: closed.clone(),
     })
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use tollgate_ingest::{IngestOptions, NoProgress, ingest_file};
-use tollgate_reports::chargeback::{ChargebackRow, chargeback};
+use tollgate_reports::chargeback::{ChargebackCache, ChargebackRow, chargeback, chargeback_cached};
 use tollgate_reports::month::Month;
 use tollgate_reports::{capacity, ownership, price_book};
 use tollgate_store::testing::TestStore;
@@ -130,6 +130,40 @@ async fn a_hand_priced_month_adds_up_in_every_grouping(store: TestStore) {
         assert_eq!(sum, total, "grouped by {by:?}");
         assert_eq!(report.total.total_pico(), total);
     }
+
+    // A cached report is reused only while nothing it was computed from changes.
+    let cache = ChargebackCache::default();
+    let by = vec!["cost_centre".to_owned()];
+    let cached = chargeback_cached(&store, &cache, october(), &by)
+        .await
+        .unwrap();
+    assert_eq!(cached.total.total_pico(), total);
+    let version = store.db.inputs_version().await.unwrap();
+    let late = write(
+        &store,
+        "late.jsonl",
+        &(request(
+            "r7",
+            "2026-10-06T09:00:00Z",
+            "sub-c",
+            "b-payg",
+            "m-payg",
+            (1000, 0, 0),
+        ) + "\n"),
+    );
+    ingest_file(
+        &store,
+        &late,
+        &IngestOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    assert!(store.db.inputs_version().await.unwrap() > version);
+    let fresh = chargeback_cached(&store, &cache, october(), &by)
+        .await
+        .unwrap();
+    assert_eq!(fresh.total.total_pico(), total + 2_000_000_000);
 
     let err = chargeback(&store, october(), &["colour".to_owned()])
         .await

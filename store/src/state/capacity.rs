@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{StateDb, lock_for_replace, on_pool};
+use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// A backend id as gateways log it, and what it is.
@@ -40,6 +40,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             lock_for_replace!(self, tx, "backends");
+            bump_version!(tx, "capacity");
             sqlx::query::<Db>("DELETE FROM backends")
                 .execute(&mut *tx)
                 .await?;
@@ -82,6 +83,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             lock_for_replace!(self, tx, "ptu_reservations");
+            bump_version!(tx, "capacity");
             sqlx::query::<Db>("DELETE FROM ptu_reservations")
                 .execute(&mut *tx)
                 .await?;

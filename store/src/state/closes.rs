@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{StateDb, lock_for_replace, on_pool};
+use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::{Result, StoreError};
 
 /// One close or re-open of a month.
@@ -75,6 +75,7 @@ impl StateDb {
         Ok(on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             lock_for_replace!(self, tx, "month_closes");
+            bump_version!(tx, "closes");
             let latest = latest_action!(tx, &close.month);
             if latest.as_deref() == Some("close") {
                 return Err(StoreError::MonthState(format!(
@@ -109,6 +110,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             lock_for_replace!(self, tx, "month_closes");
+            bump_version!(tx, "closes");
             let latest = latest_action!(tx, month);
             if latest.as_deref() != Some("close") {
                 return Err(StoreError::MonthState(format!("{month} is not closed")));

@@ -75,6 +75,21 @@ macro_rules! lock_for_replace {
 }
 pub(crate) use lock_for_replace;
 
+/// Inside an `on_pool!` transaction: counts one more change of `$name` (see
+/// [`StateDb::inputs_version`]).
+macro_rules! bump_version {
+    ($tx:expr, $name:literal) => {
+        sqlx::query::<Db>(
+            "INSERT INTO state_versions (name, version) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET version = state_versions.version + 1",
+        )
+        .bind($name)
+        .execute(&mut *$tx)
+        .await?;
+    };
+}
+pub(crate) use bump_version;
+
 /// Handle to the state database; cheap to clone (it is a connection pool).
 #[derive(Clone, Debug)]
 pub struct StateDb {
@@ -141,6 +156,19 @@ impl StateDb {
             Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
         }
         Ok(())
+    }
+
+    /// Grows whenever anything a report is computed from changes (rollups, the
+    /// price book, backends, PTU reservations, ownership, month closes): a report
+    /// cached at one value is still right while it stays the same.
+    pub async fn inputs_version(&self) -> Result<i64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, i64>(
+                "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM state_versions",
+            )
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     pub async fn close(&self) {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{StateDb, lock_for_replace, on_pool};
+use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
@@ -31,6 +31,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             lock_for_replace!(self, tx, "ownership, cost_centres");
+            bump_version!(tx, "ownership");
             sqlx::query::<Db>("DELETE FROM ownership")
                 .execute(&mut *tx)
                 .await?;

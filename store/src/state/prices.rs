@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{StateDb, lock_for_replace, on_pool};
+use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// One price row. Rates are pico-units of `currency` per `unit_tokens` tokens.
@@ -38,6 +38,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             lock_for_replace!(self, tx, "prices");
+            bump_version!(tx, "prices");
             sqlx::query::<Db>("DELETE FROM prices")
                 .execute(&mut *tx)
                 .await?;

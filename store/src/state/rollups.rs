@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
-use super::{StateDb, on_pool};
+use super::{StateDb, bump_version, on_pool};
 use crate::Result;
 
 /// The dimensions and usage of one hourly rollup row: what chargeback reads.
@@ -94,6 +94,9 @@ impl StateDb {
                 }
             }
             replaced = won.len();
+            if replaced > 0 {
+                bump_version!(tx, "rollups");
+            }
             let kept: Vec<&RollupRow> = rows
                 .iter()
                 .filter(|r| won.binary_search(&r.usage.hour_us).is_ok())
@@ -217,6 +220,9 @@ impl StateDb {
                 ] {
                     sqlx::query::<Db>(sql).bind(hour).execute(&mut *tx).await?;
                 }
+            }
+            if !stale.is_empty() {
+                bump_version!(tx, "rollups");
             }
             tx.commit().await?;
         });
