@@ -41,11 +41,16 @@ impl Store {
         // One watermark for all tables: a batch committing meanwhile is wholly
         // visible or wholly not.
         let watermark = self.db.manifest_watermark().await?;
-        self.session_at(watermark, &|_| true).await
+        let ctx = self.session_at(watermark, &|_| true).await?;
+        ctx.sql(&format!("CREATE VIEW {USAGE_VIEW} AS {USAGE_VIEW_SQL}"))
+            .await?
+            .collect()
+            .await?;
+        Ok(ctx)
     }
 
-    /// A session over the files committed up to `watermark` that `keep` accepts
-    /// (a rollup reads only the files overlapping its hours).
+    /// The lake tables (no view) over the files committed up to `watermark` that
+    /// `keep` accepts (a rollup reads only the files overlapping its hours).
     pub(crate) async fn session_at(
         &self,
         watermark: i64,
@@ -59,10 +64,6 @@ impl Store {
             let provider = self.table_provider(table, watermark, keep).await?;
             ctx.register_table(TableReference::bare(table), provider)?;
         }
-        ctx.sql(&format!("CREATE VIEW {USAGE_VIEW} AS {USAGE_VIEW_SQL}"))
-            .await?
-            .collect()
-            .await?;
         Ok(ctx)
     }
 
