@@ -387,9 +387,13 @@ fn allocate_reservation(
         _ => per_period,
     };
     let mut consumers: BTreeMap<i64, Vec<(usize, i128)>> = BTreeMap::new();
+    // Only the reservation's own hours: traffic outside them is not its consumer
+    // (and takes no share of its idle hours).
+    let (from_us, to_us) = (micros(start), micros(end));
     for (i, f) in fine.iter().enumerate() {
         if f.backend.as_deref() == Some(r.backend.as_str())
             && f.deployment.as_deref() == Some(r.deployment.as_str())
+            && (from_us..to_us).contains(&f.hour_us)
         {
             let weight = f.tokens.weighted_milli(r.output_token_weight_milli);
             consumers.entry(f.hour_us).or_default().push((i, weight));
@@ -496,9 +500,12 @@ mod tests {
             },
         };
         let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
+        // A third row after the reservation ended takes no share.
+        let mut outside = fine(1000);
+        outside.hour_us += 48 * HOUR_US;
         let (used, idle) = allocate_reservation(
             &r,
-            &[fine(300), fine(100)],
+            &[fine(300), fine(100), outside],
             day("2026-10-01"),
             day("2026-11-01"),
         )
@@ -511,7 +518,10 @@ mod tests {
                 .sum()
         };
         let pico = i128::from(crate::rate::PICO);
-        assert_eq!((charged(0), charged(1)), (18 * pico, 6 * pico));
+        assert_eq!(
+            (charged(0), charged(1), charged(2)),
+            (18 * pico, 6 * pico, 0)
+        );
     }
 
     #[test]

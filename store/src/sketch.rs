@@ -105,7 +105,10 @@ impl LatencySketch {
         let mut index = 0i64;
         for _ in 0..len {
             let zigzag = take_varint(&mut input)?;
-            index += ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+            let delta = ((zigzag >> 1) as i64) ^ -((zigzag & 1) as i64);
+            index = index
+                .checked_add(delta)
+                .ok_or("bucket index out of range")?;
             let index = i32::try_from(index).map_err(|_| "bucket index out of range")?;
             buckets.insert(index, take_varint(&mut input)?);
         }
@@ -170,6 +173,14 @@ mod tests {
         assert!(LatencySketch::decode(&bytes).is_err());
         bytes.truncate(bytes.len() - 2);
         assert!(LatencySketch::decode(&bytes).is_err());
+        // Corrupt deltas that would overflow are refused, not a panic.
+        let mut huge = vec![1, 0, 2];
+        for _ in 0..2 {
+            huge.extend([
+                0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1,
+            ]);
+        }
+        assert!(LatencySketch::decode(&huge).is_err());
     }
 
     proptest! {

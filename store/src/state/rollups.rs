@@ -101,7 +101,7 @@ impl StateDb {
                 .iter()
                 .filter(|r| won.binary_search(&r.usage.hour_us).is_ok())
                 .collect();
-            // 21 binds a row: well under both drivers' limits per statement.
+            // 22 binds a row: well under both drivers' limits per statement.
             for chunk in kept.chunks(500) {
                 let mut query = QueryBuilder::<Db>::new(concat!(
                     "INSERT INTO rollup_hourly (",
