@@ -120,10 +120,19 @@ impl ChargebackCache {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
         };
-        if let Some((at, rows)) = lock().get(&month)
-            && *at == version
-        {
-            return Ok(rows.clone());
+        let hit = lock()
+            .get(&month)
+            .filter(|(at, _)| *at == version)
+            .map(|(_, rows)| rows.clone());
+        if let Some(rows) = hit {
+            // A closed month is only ever served from its snapshot as closed.
+            if let Some(closed) = &rows.1 {
+                crate::snapshot::verified(
+                    std::path::Path::new(&closed.json_path),
+                    &closed.json_sha256,
+                )?;
+            }
+            return Ok(rows);
         }
         let rows = Arc::new(crate::close::month_rows(store, month).await?);
         lock().insert(month, (version, rows.clone()));

@@ -73,6 +73,14 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Reads a snapshot, refusing it if its bytes are not the ones closed.
 pub(crate) fn read(path: &Path, sha256: &str) -> Result<Snapshot> {
+    let bytes = verified(path, sha256)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ReportsError::Integrity(format!("snapshot {} is unreadable: {e}", path.display()))
+    })
+}
+
+/// The snapshot file's bytes, refused unless they are the ones closed.
+pub(crate) fn verified(path: &Path, sha256: &str) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).map_err(io(path))?;
     let actual = sha256_hex(&bytes);
     if actual != sha256 {
@@ -81,9 +89,7 @@ pub(crate) fn read(path: &Path, sha256: &str) -> Result<Snapshot> {
             path.display()
         )));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ReportsError::Integrity(format!("snapshot {} is unreadable: {e}", path.display()))
-    })
+    Ok(bytes)
 }
 
 /// Chargeback rows as Parquet: the grouping dimensions, the counts, and the

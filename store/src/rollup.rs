@@ -84,9 +84,10 @@ impl Store {
     ) -> Result<RollupReport> {
         // Listed before the files are: every batch listed is then covered.
         let pending = self.db.pending_rollup_batches().await?;
+        let watermark = self.db.manifest_watermark().await?;
         let mut files = Vec::new();
         for table in [REQUESTS, TOKEN_USAGE] {
-            files.extend(self.db.lake_files(table).await?);
+            files.extend(self.db.lake_files_upto(table, watermark).await?);
         }
         let windows = windows(&files);
         let hours: Vec<i64> = windows
@@ -94,7 +95,8 @@ impl Store {
             .flat_map(|&(from, to)| (from..to).step_by(HOUR_US as usize))
             .collect();
         let report = self.refresh_windows(windows, progress).await?;
-        self.db.drop_rollup_hours_except(&hours).await?;
+        // Hours rolled up from newer batches meanwhile are not this rebuild's to drop.
+        self.db.drop_rollup_hours_except(&hours, watermark).await?;
         self.db.clear_pending_rollups(&pending).await?;
         Ok(RollupReport {
             batches: pending.len(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tollgate_ingest::{IngestOptions, NoProgress, ingest_file};
 use tollgate_reports::ReportsError;
-use tollgate_reports::chargeback::{ChargebackRow, chargeback};
+use tollgate_reports::chargeback::{ChargebackCache, ChargebackRow, chargeback, chargeback_cached};
 use tollgate_reports::close::{close_month, history, reopen_month};
 use tollgate_reports::focus;
 use tollgate_reports::month::Month;
@@ -190,10 +190,19 @@ async fn a_closed_month_never_changes_and_late_data_adjusts_the_next(store: Test
         .unwrap();
     assert_eq!(next.total.adjustment_pico, 0, "nothing to adjust");
 
-    // Closed again, then its snapshot is edited: refused, not served.
+    // Closed again, then its snapshot is edited: refused, not served, even by
+    // a process that had it cached.
     let closure = close_month(&store, october()).await.unwrap();
+    let cache = ChargebackCache::default();
+    chargeback_cached(&store, &cache, october(), &by_cost_centre())
+        .await
+        .unwrap();
     std::fs::write(&closure.json_path, b"{}").unwrap();
     let err = chargeback(&store, october(), &by_cost_centre())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ReportsError::Integrity(_)), "{err}");
+    let err = chargeback_cached(&store, &cache, october(), &by_cost_centre())
         .await
         .unwrap_err();
     assert!(matches!(err, ReportsError::Integrity(_)), "{err}");

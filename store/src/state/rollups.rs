@@ -199,33 +199,41 @@ impl StateDb {
         Ok(())
     }
 
-    /// Removes the rollups of hours outside `keep` (sorted hour starts): what a
-    /// rebuild does to hours no committed file covers any more.
-    pub async fn drop_rollup_hours_except(&self, keep: &[i64]) -> Result<u64> {
-        let stored: Vec<i64> = on_pool!(self, |pool| {
-            sqlx::query_scalar::<Db, i64>("SELECT hour_us FROM rollup_hours")
-                .fetch_all(pool)
-                .await?
-        });
-        let stale: Vec<i64> = stored
-            .into_iter()
-            .filter(|h| keep.binary_search(h).is_err())
-            .collect();
+    /// Removes the rollups of hours outside `keep` (sorted hour starts) computed
+    /// at or below `watermark`: what a rebuild that listed the files at
+    /// `watermark` does to hours no committed file covers any more. An hour a
+    /// newer batch rolled up meanwhile is left alone.
+    pub async fn drop_rollup_hours_except(&self, keep: &[i64], watermark: i64) -> Result<u64> {
+        let mut dropped = 0;
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            for hour in &stale {
-                for sql in [
-                    "DELETE FROM rollup_hourly WHERE hour_us = $1",
-                    "DELETE FROM rollup_hours WHERE hour_us = $1",
-                ] {
-                    sqlx::query::<Db>(sql).bind(hour).execute(&mut *tx).await?;
+            let stored: Vec<i64> = sqlx::query_scalar::<Db, i64>(
+                "SELECT hour_us FROM rollup_hours WHERE watermark <= $1",
+            )
+            .bind(watermark)
+            .fetch_all(&mut *tx)
+            .await?;
+            for hour in stored.iter().filter(|h| keep.binary_search(h).is_err()) {
+                let gone = sqlx::query::<Db>(
+                    "DELETE FROM rollup_hours WHERE hour_us = $1 AND watermark <= $2",
+                )
+                .bind(hour)
+                .bind(watermark)
+                .execute(&mut *tx)
+                .await?;
+                if gone.rows_affected() == 1 {
+                    sqlx::query::<Db>("DELETE FROM rollup_hourly WHERE hour_us = $1")
+                        .bind(hour)
+                        .execute(&mut *tx)
+                        .await?;
+                    dropped += 1;
                 }
             }
-            if !stale.is_empty() {
+            if dropped > 0 {
                 bump_version!(tx, "rollups");
             }
             tx.commit().await?;
         });
-        Ok(stale.len() as u64)
+        Ok(dropped)
     }
 }
