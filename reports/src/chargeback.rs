@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
+use tollgate_store::StateDb;
 use tollgate_store::Store;
-use tollgate_store::state::PtuReservation;
+use tollgate_store::state::{BackendRow, OwnershipRow, PriceRow, PtuReservation};
 
 use crate::cost::{
     IdlePolicy, PriceBook, Tokens, allocate_ptu_hour, prompt_cache_savings_pico, token_cost_pico,
@@ -210,21 +211,56 @@ fn group_of<'g>(
         })
 }
 
+/// What a month is priced with: the price book, backends, ownership and PTU
+/// reservations. A month close stores the ones it used, so that correcting a
+/// closed month for late data prices it as it was closed, not by today's tables.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reference {
+    pub prices: Vec<PriceRow>,
+    pub backends: Vec<BackendRow>,
+    pub ownership: Vec<OwnershipRow>,
+    pub reservations: Vec<PtuReservation>,
+}
+
+impl Reference {
+    /// The reference data stored now.
+    pub async fn load(db: &StateDb) -> Result<Reference> {
+        Ok(Reference {
+            prices: db.price_book().await?,
+            backends: db.backends().await?,
+            ownership: db.ownership().await?,
+            reservations: db.ptu_reservations().await?,
+        })
+    }
+}
+
 /// The month's charges at the finest grain (every dimension), computed now from
-/// the rollups, the price book, backends, ownership and PTU reservations.
-#[tracing::instrument(skip(store), err)]
+/// the rollups and the reference data stored now.
 pub async fn fine_charges(store: &Store, month: Month) -> Result<Vec<ChargebackRow>> {
+    fine_charges_with(store, month, &Reference::load(&store.db).await?).await
+}
+
+/// [`fine_charges`] priced with the given reference data.
+#[tracing::instrument(skip(store, reference), err)]
+pub async fn fine_charges_with(
+    store: &Store,
+    month: Month,
+    reference: &Reference,
+) -> Result<Vec<ChargebackRow>> {
     let (first, next) = (month.first_day(), month.next()?.first_day());
-    let prices = PriceBook::new(store.db.price_book().await?);
-    let backends: HashMap<String, (String, String)> = store
-        .db
-        .backends()
-        .await?
-        .into_iter()
-        .map(|b| (b.backend, (b.deployment_type, b.region)))
+    let prices = PriceBook::new(reference.prices.clone());
+    let backends: HashMap<String, (String, String)> = reference
+        .backends
+        .iter()
+        .map(|b| {
+            (
+                b.backend.clone(),
+                (b.deployment_type.clone(), b.region.clone()),
+            )
+        })
         .collect();
-    let ownership = Ownership::load(&store.db).await?;
-    let reservations = store.db.ptu_reservations().await?;
+    let ownership = Ownership::new(&reference.ownership);
+    let reservations = &reference.reservations;
     // Amounts of different currencies cannot be added up.
     let mut currencies: Vec<&str> = reservations.iter().map(|r| r.currency.as_str()).collect();
     currencies.extend(prices.currencies());
@@ -270,7 +306,7 @@ pub async fn fine_charges(store: &Store, month: Month) -> Result<Vec<ChargebackR
     // PTU: every hour of every reservation in force, split by weighted tokens.
     let mut extra = Vec::new();
     let mut covered = vec![false; fine.len()];
-    for r in &reservations {
+    for r in reservations {
         let (used, idle) = allocate_reservation(r, &fine, first, next)?;
         for (i, pico) in used {
             charged[i].ptu_pico += pico.0;

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use tollgate_store::Store;
 use tollgate_store::state::{MonthClose, NewMonthClose};
 
-use crate::chargeback::{ChargebackRow, DIMENSIONS, add, fine_charges};
+use crate::chargeback::{
+    ChargebackRow, DIMENSIONS, Reference, add, fine_charges, fine_charges_with,
+};
 use crate::month::Month;
 use crate::rate::format_pico_wide;
 use crate::{ReportsError, Result, snapshot};
@@ -38,6 +40,10 @@ pub struct Snapshot {
     pub watermark: i64,
     pub batch_ids: Vec<i64>,
     pub rows: Vec<ChargebackRow>,
+    /// What the month was priced with when closed: late data for it is priced
+    /// with this, so an adjustment is only ever late data, never a changed table.
+    #[serde(default)]
+    pub reference: Option<Reference>,
 }
 
 /// Closes `month`: refused before the month has ended or if it is closed.
@@ -56,7 +62,9 @@ pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
     }
     store.catch_up_rollups().await?;
     let watermark = store.db.manifest_watermark().await?;
-    let (rows, _) = month_rows(store, month).await?;
+    let reference = Reference::load(&store.db).await?;
+    let mut rows = fine_charges_with(store, month, &reference).await?;
+    rows.extend(adjustments(store, month).await?);
     let batch_ids = batches_of(store, month, watermark).await?;
     let snapshot = Snapshot {
         month: month.to_string(),
@@ -64,6 +72,7 @@ pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
         watermark,
         batch_ids: batch_ids.clone(),
         rows,
+        reference: Some(reference),
     };
     let mut total = ChargebackRow::default();
     snapshot.rows.iter().for_each(|r| add(&mut total, r));
@@ -178,7 +187,11 @@ async fn adjustments(store: &Store, month: Month) -> Result<Vec<ChargebackRow>> 
         for r in frozen.chain(adjusted) {
             *charged.entry(r.group.clone()).or_default() -= r.total_pico();
         }
-        for r in fine_charges(store, corrected).await? {
+        let priced_with = match &snapshot.reference {
+            Some(frozen) => frozen.clone(),
+            None => Reference::load(&store.db).await?,
+        };
+        for r in fine_charges_with(store, corrected, &priced_with).await? {
             *charged.entry(r.group.clone()).or_default() += r.total_pico();
         }
         rows.extend(

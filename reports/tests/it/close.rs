@@ -8,10 +8,10 @@ use tollgate_ingest::{IngestOptions, NoProgress, ingest_file};
 use tollgate_reports::ReportsError;
 use tollgate_reports::chargeback::{ChargebackCache, ChargebackRow, chargeback, chargeback_cached};
 use tollgate_reports::close::{close_month, history, reopen_month};
-use tollgate_reports::focus;
 use tollgate_reports::month::Month;
 use tollgate_reports::rate::parse_pico_wide;
 use tollgate_reports::snapshot::sha256_hex;
+use tollgate_reports::{capacity, focus, ownership};
 use tollgate_store::testing::TestStore;
 
 use crate::chargeback::{load_reference, october, request};
@@ -156,6 +156,24 @@ async fn a_closed_month_never_changes_and_late_data_adjusts_the_next(store: Test
         billed.iter().map(|(_, _, b)| b).sum::<i128>(),
         open.total.total_pico()
     );
+
+    // Changing the reference tables after close is not late data: the closed
+    // month is corrected with the tables it was closed with.
+    let no_ptu = "backend,deployment,ptus,cost_per_ptu_hour,currency,output_token_weight,idle_charged_to,effective_from,effective_to\n";
+    capacity::import_ptu(&store.db, &write(&store, "no-ptu.csv", no_ptu))
+        .await
+        .unwrap();
+    let moved = "[cost_centres]\n\"cc-a\" = { name = \"A\" }\n\"cc-b\" = { name = \"B\" }\n\"cc-ops\" = { name = \"Ops\" }\n\
+                 [subscriptions]\n\"sub-a\" = \"cc-a\"\n\"sub-b\" = \"cc-a\"\n";
+    ownership::import(&store.db, &write(&store, "moved.toml", moved))
+        .await
+        .unwrap();
+    let next = chargeback(&store, november, &by_cost_centre())
+        .await
+        .unwrap();
+    assert_eq!(row(&next.rows, "cc-b").adjustment_pico, 1_000_000_000);
+    assert_eq!(next.total.adjustment_pico, 1_000_000_000);
+    load_reference(&store).await;
 
     // Re-opening takes force, is recorded, and makes the month live again.
     let err = reopen_month(&store, october(), false, "late usage")

@@ -1,13 +1,13 @@
 //! Gateway backends and PTU reservations as stored; checked before they get here
 //! (`tollgate-reports`) and each replaced whole by an import.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// A backend id as gateways log it, and what it is.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
 pub struct BackendRow {
     pub backend: String,
     pub deployment_type: String,
@@ -17,7 +17,7 @@ pub struct BackendRow {
 
 /// A PTU reservation: `ptus` x `cost_pico` per PTU per `cost_period` (`hour` or
 /// `month`), over `[effective_from, effective_to)`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
 pub struct PtuReservation {
     pub backend: String,
     pub deployment: String,

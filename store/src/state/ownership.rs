@@ -1,19 +1,19 @@
 //! Cost centres and the ownership mapping as stored; checked before they get here
 //! (`tollgate-reports`) and replaced whole by an import.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
 pub struct CostCentre {
     pub id: String,
     pub name: String,
 }
 
 /// A subscription, agent or product (`kind`) and the cost centre that pays for it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
 pub struct OwnershipRow {
     pub kind: String,
     pub key: String,

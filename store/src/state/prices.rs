@@ -2,13 +2,13 @@
 //! (`tollgate-reports`), and an import replaces the whole book at once, so a
 //! reader never sees half of an old book and half of a new one.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// One price row. Rates are pico-units of `currency` per `unit_tokens` tokens.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
 pub struct PriceRow {
     pub model: String,
     pub deployment_type: String,
