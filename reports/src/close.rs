@@ -109,6 +109,23 @@ pub async fn reopen_month(store: &Store, month: Month, force: bool, reason: &str
             "re-opening {month} changes a report finance has seen: pass --force (and --reason)"
         )));
     }
+    // A later closed month may hold adjustments for this one in its snapshot:
+    // re-opened, this month would count that late data a second time.
+    let later: Vec<String> = store
+        .db
+        .closed_months()
+        .await?
+        .into_iter()
+        .map(|c| c.month)
+        .filter(|m| *m > month.to_string())
+        .collect();
+    if !later.is_empty() {
+        return Err(ReportsError::Argument(format!(
+            "{} closed after {month}: re-open {} first (latest first), since a later snapshot may hold adjustments for {month}",
+            later.join(", "),
+            if later.len() == 1 { "it" } else { "them" }
+        )));
+    }
     store
         .db
         .record_month_reopen(&month.to_string(), reason)

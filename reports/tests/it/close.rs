@@ -210,7 +210,27 @@ async fn a_closed_month_never_changes_and_late_data_adjusts_the_next(store: Test
 
     // Closed again, then its snapshot is edited: refused, not served, even by
     // a process that had it cached.
+    let september = october().previous().unwrap();
+    reopen_month(&store, october(), true, "to close September first")
+        .await
+        .unwrap_err();
     let closure = close_month(&store, october()).await.unwrap();
+    // Months re-open latest first: October's snapshot could hold September's
+    // adjustments.
+    reopen_month(&store, october(), true, "to close September first")
+        .await
+        .unwrap();
+    close_month(&store, september).await.unwrap();
+    let closure_again = close_month(&store, october()).await.unwrap();
+    let err = reopen_month(&store, september, true, "typo")
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("2026-10 closed after 2026-09"),
+        "{err}"
+    );
+    assert_ne!(closure.json_path, closure_again.json_path);
+    let closure = closure_again;
     let cache = ChargebackCache::default();
     chargeback_cached(&store, &cache, october(), &by_cost_centre())
         .await
