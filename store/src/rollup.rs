@@ -26,7 +26,9 @@ use crate::{Result, Store, StoreError};
 
 pub const HOUR_US: i64 = 3_600_000_000;
 /// How far apart a request and its LLM row may be logged and still be paired in
-/// the rollups (gateways log both within the request's timeout).
+/// the rollups (gateways log both within the request's timeout). The join says
+/// the same as `INTERVAL '1 hour'`, per request, so an hour's result does not
+/// depend on the window it was computed in.
 pub const PAIRING_WINDOW_US: i64 = HOUR_US;
 /// Recomputed at most a day at a time, to bound memory.
 const MAX_WINDOW_US: i64 = 24 * HOUR_US;
@@ -137,9 +139,10 @@ impl Store {
              r.agent, r.api, r.gateway_id, r.backend, t.deployment, t.model, \
              r.status_code, r.backend_status_code, r.total_latency_ms, r.cache_status, \
              t.prompt_tokens, t.cached_tokens, t.completion_tokens, t.reasoning_tokens \
-             FROM requests r LEFT JOIN (SELECT request_id, deployment, model, prompt_tokens, \
-             cached_tokens, completion_tokens, reasoning_tokens FROM token_usage \
+             FROM requests r LEFT JOIN (SELECT time, request_id, deployment, model, \
+             prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens FROM token_usage \
              WHERE time >= '{}' AND time < '{}') t ON r.request_id = t.request_id \
+             AND t.time >= r.time - INTERVAL '1 hour' AND t.time <= r.time + INTERVAL '1 hour' \
              WHERE r.time >= '{}' AND r.time < '{}'",
             timestamp(pair_from),
             timestamp(pair_to),

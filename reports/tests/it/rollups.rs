@@ -10,7 +10,10 @@ use tollgate_store::sketch::LatencySketch;
 use tollgate_store::state::RollupRow;
 use tollgate_store::testing::TestStore;
 
-tollgate_store::backend_tests!(rollups_do_not_depend_on_arrival_order);
+tollgate_store::backend_tests!(
+    rollups_do_not_depend_on_arrival_order,
+    an_llm_row_pairs_with_its_request_within_an_hour
+);
 
 fn files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -131,4 +134,42 @@ async fn rollups_do_not_depend_on_arrival_order(store: TestStore) {
         (estimate - p95).abs() <= p95 * 0.01,
         "p95 {estimate} vs {p95}"
     );
+}
+
+async fn an_llm_row_pairs_with_its_request_within_an_hour(store: TestStore) {
+    let gateway = |id: &str| {
+        format!(
+            r#"{{"time":"2026-10-02T08:00:00Z","category":"GatewayLogs","correlationId":"{id}","properties":{{"responseCode":200,"apimSubscriptionId":"sub-1","backendId":"b1"}}}}"#
+        )
+    };
+    let llm = |id: &str, time: &str, prompt: u32| {
+        format!(
+            r#"{{"Time":"{time}","Category":"GatewayLlmLogs","Properties":{{"CorrelationId":"{id}","ModelName":"gpt-4o","PromptTokens":{prompt},"CompletionTokens":1,"SequenceNumber":0}}}}"#
+        )
+    };
+    let dir = store.dir.path();
+    std::fs::write(
+        dir.join("g.json"),
+        [gateway("near"), gateway("far")].join("\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("l.json"),
+        [
+            llm("near", "2026-10-02T08:40:00Z", 100),
+            llm("far", "2026-10-02T10:30:00Z", 7000),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    ingest_all(&store, &[dir.join("l.json"), dir.join("g.json")]).await;
+    let after_ingest = all_rollups(&store).await;
+    let prompt: i64 = after_ingest.iter().map(|r| r.usage.prompt_tokens).sum();
+    assert_eq!(
+        prompt, 100,
+        "only the LLM row within an hour of its request"
+    );
+    // The same whatever window computed it.
+    store.rebuild_rollups(&|_, _| {}).await.unwrap();
+    assert_eq!(all_rollups(&store).await, after_ingest);
 }
