@@ -155,6 +155,14 @@ pub async fn month_rows(
     Ok((rows, None))
 }
 
+/// The reference data a closed month was priced with; `None` for an open month
+/// (or one closed before snapshots kept it).
+pub async fn frozen_reference(store: &Store, month: Month) -> Result<Option<Reference>> {
+    Ok(closed(store, month)
+        .await?
+        .and_then(|(_, snapshot)| snapshot.reference))
+}
+
 /// The snapshot of `month` if it is closed, checked against its sha256.
 async fn closed(store: &Store, month: Month) -> Result<Option<(Closure, Snapshot)>> {
     let closes = store.db.closed_months().await?;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use tollgate_store::Store;
 
-use crate::chargeback::{ChargebackRow, NONE};
+use crate::chargeback::{ChargebackRow, NONE, Reference};
 use crate::close::month_rows;
 use crate::month::Month;
 use crate::rate::format_pico_wide;
@@ -82,7 +82,7 @@ pub struct FocusExport {
 #[tracing::instrument(skip(store), err)]
 pub async fn export(store: &Store, month: Month) -> Result<FocusExport> {
     let (rows, _) = month_rows(store, month).await?;
-    let currency = currency(store).await?;
+    let currency = currency(store, month).await?;
     let (start, end) = (period_start(month), period_start(month.next()?));
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(COLUMNS).map_err(csv_error)?;
@@ -112,28 +112,24 @@ fn csv_error(e: csv::Error) -> ReportsError {
     ReportsError::Argument(format!("writing FOCUS CSV: {e}"))
 }
 
-/// The one currency of the price book and reservations (USD when neither has any).
-async fn currency(store: &Store) -> Result<String> {
-    let mut all: Vec<String> = store
-        .db
-        .price_book()
-        .await?
-        .into_iter()
-        .map(|p| p.currency)
-        .chain(
-            store
-                .db
-                .ptu_reservations()
-                .await?
-                .into_iter()
-                .map(|r| r.currency),
-        )
+/// The one currency of the price book and reservations the month is priced
+/// with (a closed month's frozen ones; USD when neither has any).
+async fn currency(store: &Store, month: Month) -> Result<String> {
+    let reference = match crate::close::frozen_reference(store, month).await? {
+        Some(frozen) => frozen,
+        None => Reference::load(&store.db).await?,
+    };
+    let mut all: Vec<&str> = reference
+        .prices
+        .iter()
+        .map(|p| p.currency.as_str())
+        .chain(reference.reservations.iter().map(|r| r.currency.as_str()))
         .collect();
-    all.sort();
+    all.sort_unstable();
     all.dedup();
     match all.as_slice() {
         [] => Ok("USD".to_owned()),
-        [one] => Ok(one.clone()),
+        [one] => Ok((*one).to_owned()),
         many => Err(ReportsError::Argument(format!(
             "the price book and PTU reservations mix currencies ({}); FOCUS needs one billing currency",
             many.join(", ")

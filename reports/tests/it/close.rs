@@ -11,7 +11,7 @@ use tollgate_reports::close::{close_month, history, reopen_month};
 use tollgate_reports::month::Month;
 use tollgate_reports::rate::parse_pico_wide;
 use tollgate_reports::snapshot::sha256_hex;
-use tollgate_reports::{capacity, focus, ownership};
+use tollgate_reports::{capacity, focus, ownership, price_book};
 use tollgate_store::testing::TestStore;
 
 use crate::chargeback::{load_reference, october, request};
@@ -173,6 +173,14 @@ async fn a_closed_month_never_changes_and_late_data_adjusts_the_next(store: Test
         .unwrap();
     assert_eq!(row(&next.rows, "cc-b").adjustment_pico, 1_000_000_000);
     assert_eq!(next.total.adjustment_pico, 1_000_000_000);
+    // Its FOCUS export keeps the currency it was closed in, too.
+    let euro = "model,deployment_type,region,currency,unit,input_rate,cached_input_rate,output_rate,effective_from,effective_to\n\
+                m-payg,GlobalStandard,any,EUR,1M,1.00,0.50,4.00,2026-01-01,\n";
+    price_book::import(&store.db, &write(&store, "euro.csv", euro))
+        .await
+        .unwrap();
+    let exported = focus::export(&store, october()).await.unwrap();
+    assert_eq!(exported.currency, "USD");
     load_reference(&store).await;
 
     // Re-opening takes force, is recorded, and makes the month live again.
