@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tollgate_reports::month::Month;
 use tollgate_store::output::OutputFormat;
 
 #[derive(Debug, Parser)]
@@ -177,7 +178,7 @@ pub enum FixturesCommand {
     Generate {
         /// The month, as YYYY-MM.
         #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
-        month: (i32, u32),
+        month: Month,
         /// How many gateway requests in the month.
         #[arg(long, default_value_t = 100_000)]
         requests: u64,
@@ -190,15 +191,13 @@ pub enum FixturesCommand {
     },
 }
 
-fn parse_month(s: &str) -> Result<(i32, u32), String> {
+fn parse_month(s: &str) -> Result<Month, String> {
     let err = || format!("{s:?}: expected YYYY-MM, e.g. 2026-10");
-    let (year, month) = s.split_once('-').ok_or_else(err)?;
-    let year: i32 = year.parse().map_err(|_| err())?;
-    let month: u32 = month.parse().map_err(|_| err())?;
-    if !(1..=12).contains(&month) || !(1970..=9999).contains(&year) {
+    let month: Month = s.parse().map_err(|_| err())?;
+    if month.year() < 1970 {
         return Err(err());
     }
-    Ok((year, month))
+    Ok(month)
 }
 
 #[derive(Debug, Subcommand)]
@@ -229,7 +228,7 @@ pub enum ReportCommand {
     Chargeback {
         /// The month, as YYYY-MM.
         #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
-        month: (i32, u32),
+        month: Month,
         /// Group by any of cost_centre, subscription, product, model,
         /// deployment_type, region, api, agent (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "cost_centre")]
@@ -247,12 +246,12 @@ pub enum MonthCommand {
     /// it is charged as an adjustment in the next open month.
     Close {
         #[arg(value_name = "YYYY-MM", value_parser = parse_month)]
-        month: (i32, u32),
+        month: Month,
     },
     /// Re-open a closed month. Needs --force; the re-open and its reason are recorded.
     Reopen {
         #[arg(value_name = "YYYY-MM", value_parser = parse_month)]
-        month: (i32, u32),
+        month: Month,
         /// Yes, change a report finance has already seen.
         #[arg(long)]
         force: bool,
@@ -273,7 +272,7 @@ pub enum ExportCommand {
     /// to the TOTAL row, as the report shows them) or `parquet` (exact decimals).
     Chargeback {
         #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
-        month: (i32, u32),
+        month: Month,
         /// Group by any of cost_centre, subscription, product, model,
         /// deployment_type, region, api, agent (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "cost_centre")]
@@ -289,7 +288,7 @@ pub enum ExportCommand {
     /// with cost centre, subscription and model in Tags.
     Focus {
         #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
-        month: (i32, u32),
+        month: Month,
         /// The file to write (refused if it exists).
         #[arg(long, short, value_name = "FILE")]
         output: PathBuf,
@@ -419,7 +418,8 @@ mod tests {
 
     #[test]
     fn months() {
-        assert_eq!(parse_month("2026-10"), Ok((2026, 10)));
+        assert_eq!(parse_month("2026-10"), Ok(Month::new(2026, 10).unwrap()));
+        assert!(parse_month("1969-12").is_err());
         assert!(parse_month("2026-13").is_err());
         assert!(parse_month("10/2026").is_err());
     }

@@ -38,8 +38,8 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
     } = command
     {
         let options = tollgate_fixtures::GenerateOptions {
-            year: month.0,
-            month: month.1,
+            year: month.year(),
+            month: month.number(),
             requests,
             seed,
             out: out.clone(),

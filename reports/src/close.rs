@@ -77,6 +77,7 @@ pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
     let mut total = ChargebackRow::default();
     snapshot.rows.iter().for_each(|r| add(&mut total, r));
     let written = snapshot::write(&store.snapshots_dir, &snapshot)?;
+    let batches = batch_ids.len();
     let record = NewMonthClose {
         month: month.to_string(),
         watermark,
@@ -87,18 +88,33 @@ pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
         parquet_sha256: written.parquet_sha256,
         total: format_pico_wide(total.total_pico()),
     };
-    store
+    let recorded = store
         .db
         .record_month_close(&record)
         .await
-        .map_err(|e| match e {
-            tollgate_store::StoreError::MonthState(what) => ReportsError::Argument(what),
-            other => other.into(),
-        })?;
-    closed(store, month)
-        .await?
-        .map(|(closure, _)| closure)
-        .ok_or_else(|| ReportsError::Argument(format!("{month} was re-opened meanwhile")))
+        .map_err(month_state)?;
+    Ok(closure(recorded, batches))
+}
+
+/// A close or re-open the month's state refuses is the user's error.
+fn month_state(e: tollgate_store::StoreError) -> ReportsError {
+    match e {
+        tollgate_store::StoreError::MonthState(what) => ReportsError::Argument(what),
+        other => other.into(),
+    }
+}
+
+fn closure(close: MonthClose, batches: usize) -> Closure {
+    Closure {
+        month: close.month,
+        closed_at: close.at,
+        json_path: close.json_path.unwrap_or_default(),
+        json_sha256: close.json_sha256.unwrap_or_default(),
+        parquet_path: close.parquet_path.unwrap_or_default(),
+        parquet_sha256: close.parquet_sha256.unwrap_or_default(),
+        batches,
+        total: close.total.unwrap_or_default(),
+    }
 }
 
 /// Re-opens a closed month. Its snapshot files stay, and the history keeps both.
@@ -130,10 +146,7 @@ pub async fn reopen_month(store: &Store, month: Month, force: bool, reason: &str
         .db
         .record_month_reopen(&month.to_string(), reason)
         .await
-        .map_err(|e| match e {
-            tollgate_store::StoreError::MonthState(what) => ReportsError::Argument(what),
-            other => other.into(),
-        })
+        .map_err(month_state)
 }
 
 /// The close and re-open history.
@@ -171,17 +184,8 @@ async fn closed(store: &Store, month: Month) -> Result<Option<(Closure, Snapshot
     };
     let path = PathBuf::from(close.json_path.clone().unwrap_or_default());
     let snapshot = snapshot::read(&path, close.json_sha256.as_deref().unwrap_or_default())?;
-    let closure = Closure {
-        month: close.month,
-        closed_at: close.at,
-        json_path: path.display().to_string(),
-        json_sha256: close.json_sha256.unwrap_or_default(),
-        parquet_path: close.parquet_path.unwrap_or_default(),
-        parquet_sha256: close.parquet_sha256.unwrap_or_default(),
-        batches: snapshot.batch_ids.len(),
-        total: close.total.unwrap_or_default(),
-    };
-    Ok(Some((closure, snapshot)))
+    let batches = snapshot.batch_ids.len();
+    Ok(Some((closure(close, batches), snapshot)))
 }
 
 /// For each closed month whose next open month is `month`: what it costs now

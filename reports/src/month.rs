@@ -19,6 +19,15 @@ impl Month {
             .ok_or_else(|| ReportsError::Argument(format!("{year}-{month:02} is not a month")))
     }
 
+    pub fn year(self) -> i32 {
+        self.first.year()
+    }
+
+    /// 1 to 12.
+    pub fn number(self) -> u32 {
+        self.first.month()
+    }
+
     pub fn first_day(self) -> NaiveDate {
         self.first
     }

@@ -50,7 +50,7 @@ pub(crate) fn write(root: &Path, snapshot: &Snapshot) -> Result<Written> {
     let json_path = dir.join(format!("{stem}.json"));
     let parquet_path = dir.join(format!("{stem}.parquet"));
     for (path, bytes) in [(&json_path, &json), (&parquet_path, &parquet)] {
-        write_durably(path, bytes)?;
+        write_new_file(path, bytes)?;
     }
     Ok(Written {
         json_sha256: sha256_hex(&json),
@@ -60,7 +60,9 @@ pub(crate) fn write(root: &Path, snapshot: &Snapshot) -> Result<Written> {
     })
 }
 
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes a file that must not exist yet, synced to disk: snapshots and exports
+/// never overwrite anything.
+pub fn write_new_file(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -11,8 +11,8 @@ use tollgate_store::output::OutputFormat;
 
 use super::{print, strings, table};
 
-pub async fn close(store: &Store, (year, month): (i32, u32)) -> Result<ExitCode> {
-    let closure = close_month(store, Month::new(year, month)?).await?;
+pub async fn close(store: &Store, month: Month) -> Result<ExitCode> {
+    let closure = close_month(store, month).await?;
     println!(
         "closed {}: total {} from {} batches\n  {} (sha256 {})\n  {} (sha256 {})",
         closure.month,
@@ -26,13 +26,7 @@ pub async fn close(store: &Store, (year, month): (i32, u32)) -> Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn reopen(
-    store: &Store,
-    (year, month): (i32, u32),
-    force: bool,
-    reason: &str,
-) -> Result<ExitCode> {
-    let month = Month::new(year, month)?;
+pub async fn reopen(store: &Store, month: Month, force: bool, reason: &str) -> Result<ExitCode> {
     reopen_month(store, month, force, reason).await?;
     println!("re-opened {month}: its report is computed from the lake again");
     Ok(ExitCode::SUCCESS)

@@ -4,11 +4,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use tollgate_reports::chargeback::{Chargeback, ChargebackRow, chargeback, to_cents};
 use tollgate_reports::month::Month;
+use tollgate_reports::snapshot::write_new_file;
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
@@ -23,11 +24,11 @@ fn amount(cents: i64) -> String {
 
 pub async fn chargeback_report(
     store: &Store,
-    (year, month): (i32, u32),
+    month: Month,
     by: &[String],
     format: OutputFormat,
 ) -> Result<ExitCode> {
-    let report = chargeback(store, Month::new(year, month)?, by).await?;
+    let report = chargeback(store, month, by).await?;
     if let Some(closed) = &report.closed {
         eprintln!(
             "{} is closed ({}): served from its snapshot {} (sha256 {})",
@@ -117,12 +118,12 @@ fn chargeback_table(report: &Chargeback) -> Result<(SchemaRef, RecordBatch)> {
 
 pub async fn export_chargeback(
     store: &Store,
-    (year, month): (i32, u32),
+    month: Month,
     by: &[String],
     format: ExportFormat,
     output: &Path,
 ) -> Result<ExitCode> {
-    let report = chargeback(store, Month::new(year, month)?, by).await?;
+    let report = chargeback(store, month, by).await?;
     let bytes = match format {
         ExportFormat::Csv => {
             let (schema, batch) = chargeback_table(&report)?;
@@ -136,7 +137,7 @@ pub async fn export_chargeback(
             &report.rows,
         )?,
     };
-    write_new(output, &bytes)?;
+    write_new_file(output, &bytes)?;
     println!(
         "wrote {} ({} rows) for {}",
         output.display(),
@@ -146,13 +147,9 @@ pub async fn export_chargeback(
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn export_focus(
-    store: &Store,
-    (year, month): (i32, u32),
-    output: &Path,
-) -> Result<ExitCode> {
-    let export = tollgate_reports::focus::export(store, Month::new(year, month)?).await?;
-    write_new(output, &export.csv)?;
+pub async fn export_focus(store: &Store, month: Month, output: &Path) -> Result<ExitCode> {
+    let export = tollgate_reports::focus::export(store, month).await?;
+    write_new_file(output, &export.csv)?;
     println!(
         "wrote {}: {} FOCUS 1.0 rows for {} (billed cost {} {})",
         output.display(),
@@ -162,17 +159,4 @@ pub async fn export_focus(
         export.currency
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes a file that must not exist yet: an export never overwrites.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))
 }

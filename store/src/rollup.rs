@@ -54,12 +54,7 @@ impl Store {
     /// Recomputes the hours one committed batch's files touch.
     #[tracing::instrument(skip(self), err)]
     pub async fn roll_up_batch(&self, batch_id: i64) -> Result<RollupReport> {
-        let files = self.db.lake_files_of_batches(&[batch_id]).await?;
-        let mut report = self.refresh_windows(windows(&files), &|_, _| {}).await?;
-        self.db.clear_pending_rollups(&[batch_id]).await?;
-        report.batches = 1;
-        tracing::debug!(?report, "rolled up");
-        Ok(report)
+        self.roll_up_batches(&[batch_id]).await
     }
 
     /// Rolls up every committed batch still owed one (a process died between
@@ -70,10 +65,16 @@ impl Store {
         if pending.is_empty() {
             return Ok(RollupReport::default());
         }
-        let files = self.db.lake_files_of_batches(&pending).await?;
+        self.roll_up_batches(&pending).await
+    }
+
+    /// Recomputes the hours these committed batches' files touch, then marks
+    /// them rolled up.
+    async fn roll_up_batches(&self, batch_ids: &[i64]) -> Result<RollupReport> {
+        let files = self.db.lake_files_of_batches(batch_ids).await?;
         let mut report = self.refresh_windows(windows(&files), &|_, _| {}).await?;
-        self.db.clear_pending_rollups(&pending).await?;
-        report.batches = pending.len();
+        self.db.clear_pending_rollups(batch_ids).await?;
+        report.batches = batch_ids.len();
         Ok(report)
     }
 

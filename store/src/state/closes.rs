@@ -62,7 +62,7 @@ impl StateDb {
     /// Records a close, refused if the month is closed already (checked under a
     /// lock, so two closes racing cannot both succeed).
     #[tracing::instrument(skip_all, fields(month = %close.month), err)]
-    pub async fn record_month_close(&self, close: &NewMonthClose) -> Result<i64> {
+    pub async fn record_month_close(&self, close: &NewMonthClose) -> Result<MonthClose> {
         let batch_ids = format!(
             "[{}]",
             close
@@ -83,10 +83,12 @@ impl StateDb {
                     close.month
                 )));
             }
-            let id = sqlx::query_scalar::<Db, i64>(
+            let row = sqlx::query_as::<Db, MonthClose>(
                 "INSERT INTO month_closes (month, action, at, watermark, batch_ids, json_path, \
                  json_sha256, parquet_path, parquet_sha256, total) \
-                 VALUES ($1, 'close', $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                 VALUES ($1, 'close', $2, $3, $4, $5, $6, $7, $8, $9) \
+                 RETURNING id, month, action, at, reason, watermark, batch_ids, json_path, \
+                 json_sha256, parquet_path, parquet_sha256, total",
             )
             .bind(&close.month)
             .bind(Utc::now().to_rfc3339())
@@ -100,7 +102,7 @@ impl StateDb {
             .fetch_one(&mut *tx)
             .await?;
             tx.commit().await?;
-            id
+            row
         }))
     }
 
