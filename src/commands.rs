@@ -258,6 +258,11 @@ fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
     Arc::new(StringArray::from_iter(values))
 }
 
+/// A column of owned strings, none of them null.
+fn texts(values: &[String]) -> ArrayRef {
+    strings(values.iter().map(|v| Some(v.as_str())))
+}
+
 fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
     Arc::new(Int64Array::from_iter_values(values))
 }

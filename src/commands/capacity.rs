@@ -9,7 +9,7 @@ use tollgate_reports::rate::format_pico;
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
 
-use super::{ints, print, strings, table};
+use super::{ints, print, strings, table, texts};
 
 pub async fn import_backends(store: &Store, path: &Path) -> Result<ExitCode> {
     let rows = tollgate_reports::capacity::import_backends(&store.db, path).await?;
@@ -53,7 +53,6 @@ pub async fn list_ptu(store: &Store, format: OutputFormat) -> Result<ExitCode> {
         .iter()
         .map(|r| format_pico(r.output_token_weight_milli * 1_000_000_000))
         .collect();
-    let text = |values: &[String]| strings(values.iter().map(|v| Some(v.as_str())));
     let (schema, batch) = table(vec![
         (
             "backend",
@@ -64,7 +63,7 @@ pub async fn list_ptu(store: &Store, format: OutputFormat) -> Result<ExitCode> {
             strings(rows.iter().map(|r| Some(r.deployment.as_str()))),
         ),
         ("ptus", ints(rows.iter().map(|r| r.ptus))),
-        ("cost_per_ptu", text(&cost)),
+        ("cost_per_ptu", texts(&cost)),
         (
             "per",
             strings(rows.iter().map(|r| Some(r.cost_period.as_str()))),
@@ -73,7 +72,7 @@ pub async fn list_ptu(store: &Store, format: OutputFormat) -> Result<ExitCode> {
             "currency",
             strings(rows.iter().map(|r| Some(r.currency.as_str()))),
         ),
-        ("output_token_weight", text(&weight)),
+        ("output_token_weight", texts(&weight)),
         (
             "idle_charged_to",
             strings(rows.iter().map(|r| Some(r.idle_charged_to.as_str()))),

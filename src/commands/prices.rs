@@ -8,7 +8,7 @@ use tollgate_reports::rate::format_pico;
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
 
-use super::{print, strings, table};
+use super::{print, strings, table, texts};
 
 pub async fn import(store: &Store, path: &Path) -> Result<ExitCode> {
     let rows = tollgate_reports::price_book::import(&store.db, path).await?;
@@ -34,7 +34,6 @@ pub async fn list(store: &Store, format: OutputFormat) -> Result<ExitCode> {
         rate(|r| r.cached_input_rate_pico),
         rate(|r| r.output_rate_pico),
     );
-    let text = |values: &[String]| strings(values.iter().map(|v| Some(v.as_str())));
     let (schema, batch) = table(vec![
         (
             "model",
@@ -53,9 +52,9 @@ pub async fn list(store: &Store, format: OutputFormat) -> Result<ExitCode> {
             strings(rows.iter().map(|r| Some(r.currency.as_str()))),
         ),
         ("unit", strings(unit.iter().map(|u| Some(*u)))),
-        ("input_rate", text(&input)),
-        ("cached_input_rate", text(&cached)),
-        ("output_rate", text(&output)),
+        ("input_rate", texts(&input)),
+        ("cached_input_rate", texts(&cached)),
+        ("output_rate", texts(&output)),
         (
             "effective_from",
             strings(rows.iter().map(|r| Some(r.effective_from.as_str()))),

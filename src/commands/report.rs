@@ -13,7 +13,7 @@ use tollgate_reports::snapshot::write_new_file;
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
-use super::{ints, print, strings, table};
+use super::{ints, print, strings, table, texts};
 use crate::cli::ExportFormat;
 
 /// Cents as a decimal amount (`2401` -> `24.01`).
@@ -82,13 +82,12 @@ fn chargeback_table(report: &Chargeback) -> Result<(SchemaRef, RecordBatch)> {
         .map(|(n, b)| (*b != 0).then(|| format!("{:+.2}", (n - b) as f64 * 100.0 / *b as f64)))
         .collect();
     rows.push(total);
-    let text = |values: &[String]| strings(values.iter().map(|v| Some(v.as_str())));
     let mut columns = Vec::new();
     let group_values: Vec<Vec<String>> = (0..by.len())
         .map(|i| rows.iter().map(|r| r.group[i].clone()).collect())
         .collect();
     for (name, values) in by.iter().zip(&group_values) {
-        columns.push((name.as_str(), text(values)));
+        columns.push((name.as_str(), texts(values)));
     }
     columns.extend([
         ("requests", ints(rows.iter().map(|r| r.requests))),
@@ -99,14 +98,14 @@ fn chargeback_table(report: &Chargeback) -> Result<(SchemaRef, RecordBatch)> {
             ints(rows.iter().map(|r| r.completion_tokens)),
         ),
         ("cache_hits", ints(rows.iter().map(|r| r.cache_hits))),
-        ("payg_cost", text(&payg)),
-        ("ptu_cost", text(&ptu)),
-        ("idle_capacity", text(&idle)),
-        ("adjustment", text(&adjustment)),
-        ("total", text(&totals)),
-        ("share_pct", text(&share)),
-        ("cache_savings", text(&savings)),
-        ("previous_month_total", text(&previous)),
+        ("payg_cost", texts(&payg)),
+        ("ptu_cost", texts(&ptu)),
+        ("idle_capacity", texts(&idle)),
+        ("adjustment", texts(&adjustment)),
+        ("total", texts(&totals)),
+        ("share_pct", texts(&share)),
+        ("cache_savings", texts(&savings)),
+        ("previous_month_total", texts(&previous)),
         ("change_pct", strings(change.iter().map(Option::as_deref))),
         (
             "unpriced_tokens",
