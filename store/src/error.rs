@@ -41,6 +41,14 @@ pub enum StoreError {
     #[error("{0}")]
     MonthState(String),
 
+    /// A row asked for by id or name that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A change refused because it clashes with what is stored (a name taken).
+    #[error("{0}")]
+    Conflict(String),
+
     #[error("invalid database URL: {0}")]
     InvalidDatabaseUrl(String),
 

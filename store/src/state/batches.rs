@@ -48,7 +48,7 @@ pub struct Batch {
 }
 
 /// The reconciliation of one batch: `read = written + duplicate + quarantined`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BatchCounts {
     pub read: i64,
     pub written: i64,

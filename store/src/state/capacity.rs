@@ -7,7 +7,7 @@ use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// A backend id as gateways log it, and what it is.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackendRow {
     pub backend: String,
     pub deployment_type: String,
@@ -17,7 +17,7 @@ pub struct BackendRow {
 
 /// A PTU reservation: `ptus` x `cost_pico` per PTU per `cost_period` (`hour` or
 /// `month`), over `[effective_from, effective_to)`.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PtuReservation {
     pub backend: String,
     pub deployment: String,

@@ -8,7 +8,7 @@ use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::{Result, StoreError};
 
 /// One close or re-open of a month.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
 pub struct MonthClose {
     pub id: i64,
     pub month: String,

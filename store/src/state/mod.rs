@@ -4,9 +4,13 @@
 //! the SQL text is shared (both drivers take `$N` placeholders), the migrations are
 //! one folder per backend.
 
+mod audit;
 mod batches;
+mod budgets;
 mod capacity;
 mod closes;
+mod ingest_requests;
+mod keys;
 mod manifest;
 mod ownership;
 mod prices;
@@ -22,9 +26,16 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub(crate) use self::audit::audit;
+pub use self::audit::{AuditEntry, NewAudit};
 pub use self::batches::{Batch, BatchCommit, BatchCounts, BatchStatus, QuarantineRow};
+pub use self::budgets::{
+    BudgetEvaluation, BudgetEvent, BudgetRow, BudgetState, EvaluationApplied, GatewayView,
+    NewBudget, NewBudgetEvent, NewGatewayView, WebhookDelivery, timestamp,
+};
 pub use self::capacity::{BackendRow, PtuReservation};
 pub use self::closes::{MonthClose, NewMonthClose};
+pub use self::keys::{ApiKeyHash, ApiKeyRow, NewApiKey};
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;
@@ -164,7 +175,9 @@ impl StateDb {
     pub async fn inputs_version(&self) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<Db, i64>(
-                "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM state_versions",
+                // Keys and what gateways are served are no report's input.
+                "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM state_versions \
+                 WHERE name NOT IN ('keys', 'gateway_views')",
             )
             .fetch_one(pool)
             .await?

@@ -6,14 +6,14 @@ use serde::{Deserialize, Serialize};
 use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CostCentre {
     pub id: String,
     pub name: String,
 }
 
 /// A subscription, agent or product (`kind`) and the cost centre that pays for it.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OwnershipRow {
     pub kind: String,
     pub key: String,

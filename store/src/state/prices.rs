@@ -8,7 +8,7 @@ use super::{StateDb, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// One price row. Rates are pico-units of `currency` per `unit_tokens` tokens.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PriceRow {
     pub model: String,
     pub deployment_type: String,

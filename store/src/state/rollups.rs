@@ -175,6 +175,54 @@ impl StateDb {
         }))
     }
 
+    /// The newest hour rolled up with any traffic: the data time budgets are
+    /// evaluated at.
+    pub async fn latest_rollup_hour(&self) -> Result<Option<i64>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, Option<i64>>("SELECT MAX(hour_us) FROM rollup_hourly")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Every value a dimension (`subscription`, `product` or `agent`) has taken in
+    /// the rollups, for checking that a budget names something real.
+    pub async fn seen_dimension_values(&self, dimension: &str) -> Result<Vec<String>> {
+        let sql = match dimension {
+            "subscription" => {
+                "SELECT DISTINCT subscription FROM rollup_hourly WHERE subscription IS NOT NULL"
+            }
+            "product" => "SELECT DISTINCT product FROM rollup_hourly WHERE product IS NOT NULL",
+            "agent" => "SELECT DISTINCT agent FROM rollup_hourly WHERE agent IS NOT NULL",
+            other => {
+                return Err(crate::StoreError::NotFound(format!(
+                    "no rollup dimension {other:?}"
+                )));
+            }
+        };
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, String>(sql)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// The gateways seen in `[from_us, to_us)`, sorted.
+    pub async fn rollup_gateways(&self, from_us: i64, to_us: i64) -> Result<Vec<String>> {
+        let mut ids = on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, String>(
+                "SELECT DISTINCT gateway_id FROM rollup_hourly \
+                 WHERE hour_us >= $1 AND hour_us < $2 AND gateway_id IS NOT NULL",
+            )
+            .bind(from_us)
+            .bind(to_us)
+            .fetch_all(pool)
+            .await?
+        });
+        ids.sort();
+        Ok(ids)
+    }
+
     /// Batches committed but not rolled up yet, oldest first.
     pub async fn pending_rollup_batches(&self) -> Result<Vec<i64>> {
         Ok(on_pool!(self, |pool| {
