@@ -46,7 +46,7 @@ impl Default for IngestOptions {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Committed,
@@ -54,7 +54,7 @@ pub enum Outcome {
     AlreadyIngested,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IngestReport {
     pub source: String,
     pub batch_id: i64,

@@ -19,7 +19,7 @@ use crate::rate::format_pico_wide;
 use crate::{ReportsError, Result, snapshot};
 
 /// A closed month's snapshot, as reports show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Closure {
     pub month: String,
     pub closed_at: String,

@@ -10,8 +10,17 @@
 //! the cent in every grouping. The chargeback ([`chargeback`]) reads the hourly
 //! rollups the store maintains, never raw rows; a month close ([`close`]) freezes
 //! it as a checksummed snapshot ([`snapshot`]), and later data for a closed month
-//! is charged as an adjustment in the next open month.
+//! is charged as an adjustment in the next open month. Budgets ([`budgets`]) are
+//! checked as written and evaluated ([`budget_eval`]) from the same chargeback at
+//! data time; their state changes become events, and each gateway's entries a
+//! versioned view that the server hands out.
 
+// The budget evaluation awaits deep futures (a chargeback inside, then a
+// generic store transaction); the default limit is too small to lay them out.
+#![recursion_limit = "256"]
+
+pub mod budget_eval;
+pub mod budgets;
 pub mod capacity;
 pub mod chargeback;
 pub mod close;
@@ -25,5 +34,6 @@ pub mod ownership;
 pub mod price_book;
 pub mod rate;
 pub mod snapshot;
+pub mod table;
 
 pub use error::{ReportsError, Result};

@@ -1,0 +1,580 @@
+//! Budget evaluation: month-to-date tokens and cost per budget, read from the
+//! chargeback (so from the rollups, priced exactly as FinOps sees it), the state
+//! each budget is in, the transitions since the last evaluation (each an event
+//! with its webhook body), the forecast to month end, and the entries each
+//! gateway is served, whose version grows only when they change.
+//!
+//! Budgets are evaluated at data time: the period is the calendar month (UTC) of
+//! the newest hour rolled up, so a backfilled month moves its budgets as a live
+//! one would, and the next month's first data returns them to `ok`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use tollgate_store::Store;
+use tollgate_store::state::{
+    BudgetEvaluation, BudgetRow, BudgetState, EvaluationApplied, NewBudgetEvent, NewGatewayView,
+};
+
+use crate::budgets::{cost_quota_pico, gateways, warn_at};
+use crate::chargeback::{ChargebackCache, chargeback_cached};
+use crate::month::Month;
+use crate::rate::format_pico_wide;
+use crate::{ReportsError, Result};
+
+const HOUR_US: i64 = 3_600_000_000;
+
+/// A budget as evaluated now.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct BudgetStatus {
+    pub budget: BudgetRow,
+    /// `ok`, `warning` or `exhausted`.
+    pub state: String,
+    /// Warning thresholds crossed (one more than all of them when exhausted).
+    pub level: i64,
+    pub tokens_used: i64,
+    pub tokens_remaining: Option<i64>,
+    pub cost_used: String,
+    /// `cost_used` exactly, for the arithmetic (the string is for people).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub cost_used_pico: i128,
+    pub cost_remaining: Option<String>,
+    /// The larger of the used shares of the token and the cost quota.
+    pub used_fraction: f64,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub forecast: Forecast,
+}
+
+/// Month end at the month's run rate so far.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Forecast {
+    pub projected_tokens: i64,
+    pub projected_cost: Option<String>,
+    pub projected_fraction: f64,
+    /// The day the quota would run out at this rate, if within the period and
+    /// not already exhausted.
+    pub exhausted_on: Option<String>,
+}
+
+/// What a gateway enforces for one counter key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GatewayBudget {
+    /// `<scope>:<scope id>`, the `counter-key` a gateway policy counts under.
+    pub counter_key: String,
+    pub budget_id: i64,
+    pub budget: String,
+    pub scope: String,
+    pub scope_id: String,
+    /// For a cost-centre budget: the subscriptions it pays for (to match requests).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<String>,
+    pub tokens_per_minute: Option<i64>,
+    pub token_quota: Option<i64>,
+    /// APIM's `token-quota-period`: `Monthly` (calendar month, UTC).
+    pub token_quota_period: String,
+    pub tokens_used: i64,
+    pub tokens_remaining: Option<i64>,
+    pub cost_quota: Option<String>,
+    pub cost_used: String,
+    pub cost_remaining: Option<String>,
+    pub currency: Option<String>,
+    pub state: String,
+    pub action: GatewayAction,
+    pub period_start: String,
+    pub period_end: String,
+}
+
+/// What the gateway does now: nothing until the budget is exhausted, then the
+/// budget's action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GatewayAction {
+    None,
+    Throttle { tokens_per_minute: i64 },
+    Downgrade { model: String },
+    Block,
+}
+
+/// One evaluation: the period, every budget's status, and what applying it changed
+/// (`None` when a newer evaluation had been applied already).
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub period: Month,
+    pub statuses: Vec<BudgetStatus>,
+    pub applied: Option<EvaluationApplied>,
+}
+
+/// Evaluates every budget now and applies the result: states, events and the
+/// gateway views.
+#[tracing::instrument(skip_all, err)]
+pub async fn evaluate(store: &Store, cache: &ChargebackCache) -> Result<Evaluation> {
+    let inputs_version = store.db.inputs_version().await?;
+    let (statuses, period) = statuses(store, cache).await?;
+    let evaluations: Vec<BudgetEvaluation> = statuses
+        .iter()
+        .map(|s| BudgetEvaluation {
+            budget_id: s.budget.id,
+            period_start: s.period_start.to_rfc3339(),
+            state: s.state.clone(),
+            level: s.level,
+            tokens_used: s.tokens_used,
+            cost_used: s.cost_used.clone(),
+        })
+        .collect();
+    let views = gateway_views(store, &statuses, period).await?;
+    let by_id: HashMap<i64, &BudgetStatus> = statuses.iter().map(|s| (s.budget.id, s)).collect();
+    let applied = store
+        .db
+        .apply_budget_evaluation(
+            inputs_version,
+            &evaluations,
+            |evaluation, previous| {
+                by_id
+                    .get(&evaluation.budget_id)
+                    .and_then(|status| transition(status, evaluation, previous))
+            },
+            &views,
+        )
+        .await?;
+    if let Some(applied) = &applied {
+        for event in &applied.events {
+            tracing::info!(budget = %event.budget_name, from = %event.from_state, to = %event.to_state, "budget state changed");
+        }
+    }
+    Ok(Evaluation {
+        period,
+        statuses,
+        applied,
+    })
+}
+
+/// Every budget's status at data time, without recording anything.
+pub async fn statuses(
+    store: &Store,
+    cache: &ChargebackCache,
+) -> Result<(Vec<BudgetStatus>, Month)> {
+    let budgets = store.db.budgets().await?;
+    let latest = store.db.latest_rollup_hour().await?;
+    let as_of = match latest {
+        Some(hour) => from_micros(hour + HOUR_US)?,
+        None => Utc::now(),
+    };
+    // The newest hour's own month (its end may be the next month's first instant).
+    let period_at = as_of - Duration::microseconds(1);
+    let period = Month::new(period_at.year(), period_at.month())?;
+    let period_start =
+        Utc.from_utc_datetime(&period.first_day().and_hms_opt(0, 0, 0).unwrap_or_default());
+    let period_end = Utc.from_utc_datetime(
+        &period
+            .next()?
+            .first_day()
+            .and_hms_opt(0, 0, 0)
+            .unwrap_or_default(),
+    );
+    let usage = if budgets.is_empty() {
+        Usage::default()
+    } else {
+        Usage::read(store, cache, period).await?
+    };
+    let elapsed = (as_of.min(period_end) - period_start).num_seconds().max(1) as f64;
+    let length = (period_end - period_start).num_seconds() as f64;
+    let statuses = budgets
+        .into_iter()
+        .map(|budget| {
+            let (tokens, cost) = usage.of(&budget.budget.scope, &budget.budget.scope_id);
+            status(
+                budget,
+                tokens,
+                cost,
+                period_start,
+                period_end,
+                elapsed,
+                length,
+            )
+        })
+        .collect();
+    Ok((statuses, period))
+}
+
+/// Month-to-date tokens and cost per scope id, from one chargeback grouped by
+/// every scope a budget can have.
+#[derive(Debug, Default)]
+struct Usage {
+    by_scope: HashMap<(&'static str, String), (i64, i128)>,
+}
+
+impl Usage {
+    async fn read(store: &Store, cache: &ChargebackCache, month: Month) -> Result<Usage> {
+        const SCOPES: [&str; 4] = ["cost_centre", "subscription", "product", "agent"];
+        let by: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        let report = chargeback_cached(store, cache, month, &by).await?;
+        let mut usage = Usage::default();
+        for row in &report.rows {
+            let tokens = row.prompt_tokens + row.completion_tokens;
+            for (scope, id) in SCOPES.iter().zip(&row.group) {
+                let entry = usage.by_scope.entry((scope, id.clone())).or_default();
+                entry.0 += tokens;
+                entry.1 += row.total_pico();
+            }
+        }
+        Ok(usage)
+    }
+
+    fn of(&self, scope: &str, id: &str) -> (i64, i128) {
+        let key: &'static str = match scope {
+            "cost_centre" => "cost_centre",
+            "subscription" => "subscription",
+            "product" => "product",
+            _ => "agent",
+        };
+        self.by_scope
+            .get(&(key, id.to_owned()))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+fn status(
+    budget: BudgetRow,
+    tokens: i64,
+    cost: i128,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    elapsed: f64,
+    length: f64,
+) -> BudgetStatus {
+    let token_quota = budget.budget.token_quota;
+    let cost_quota = cost_quota_pico(&budget.budget);
+    let used_fraction = shares(&budget.budget, tokens, cost).larger();
+    // Exact comparisons for exhaustion; fractions only for the warnings.
+    let exhausted =
+        token_quota.is_some_and(|q| tokens >= q) || cost_quota.is_some_and(|q| cost >= q);
+    let thresholds = warn_at(&budget.budget);
+    let level = if exhausted {
+        thresholds.len() as i64 + 1
+    } else {
+        thresholds.iter().filter(|w| used_fraction >= **w).count() as i64
+    };
+    let state = match (exhausted, level) {
+        (true, _) => "exhausted",
+        (false, 0) => "ok",
+        _ => "warning",
+    };
+    let scale = length / elapsed;
+    let projected_tokens = (tokens as f64 * scale).round() as i64;
+    let projected_cost = (cost as f64 * scale) as i128;
+    // At the run rate so far, the quota runs out `elapsed / used_fraction`
+    // seconds into the period: a day to show only if that is within it (a tiny
+    // share used would put it far beyond any date).
+    let runs_out_after = elapsed / used_fraction;
+    let exhausted_on = (!exhausted && used_fraction > 0.0 && runs_out_after < length)
+        .then(|| period_start + Duration::seconds(runs_out_after as i64))
+        .map(|at| at.date_naive().to_string());
+    BudgetStatus {
+        tokens_remaining: token_quota.map(|q| (q - tokens).max(0)),
+        cost_remaining: cost_quota.map(|q| format_pico_wide((q - cost).max(0))),
+        cost_used: format_pico_wide(cost),
+        cost_used_pico: cost,
+        forecast: Forecast {
+            projected_tokens,
+            projected_cost: Some(format_pico_wide(projected_cost)),
+            projected_fraction: used_fraction * scale,
+            exhausted_on,
+        },
+        budget,
+        state: state.to_owned(),
+        level,
+        tokens_used: tokens,
+        used_fraction,
+        period_start,
+        period_end,
+    }
+}
+
+/// The used shares of a budget's token and cost quotas (each when it has one).
+#[derive(Debug, Clone, Copy)]
+struct Shares {
+    tokens: Option<f64>,
+    cost: Option<f64>,
+}
+
+impl Shares {
+    fn larger(self) -> f64 {
+        self.tokens.unwrap_or(0.0).max(self.cost.unwrap_or(0.0))
+    }
+}
+
+fn shares(budget: &tollgate_store::state::NewBudget, tokens: i64, cost_pico: i128) -> Shares {
+    Shares {
+        tokens: budget.token_quota.map(|q| tokens as f64 / q as f64),
+        cost: cost_quota_pico(budget).map(|q| cost_pico as f64 / q as f64),
+    }
+}
+
+/// The used share of a budget's quota from its stored state (the larger of the
+/// token and the cost share).
+pub fn used_fraction(budget: &tollgate_store::state::NewBudget, state: &BudgetState) -> f64 {
+    let cost = crate::rate::parse_pico_wide(&state.cost_used).unwrap_or(0);
+    shares(budget, state.tokens_used, cost).larger()
+}
+
+/// The event a change of state raises, if it is one: a threshold crossed, the
+/// budget exhausted, or a new period returning it to `ok`.
+fn transition(
+    status: &BudgetStatus,
+    evaluation: &BudgetEvaluation,
+    previous: Option<&BudgetState>,
+) -> Option<NewBudgetEvent> {
+    let from = match previous {
+        None => "ok",
+        Some(p) if p.period_start != evaluation.period_start => {
+            if p.state == "ok" && evaluation.level == 0 {
+                return None;
+            }
+            p.state.as_str()
+        }
+        Some(p) if p.level == evaluation.level => return None,
+        Some(p) => p.state.as_str(),
+    };
+    if previous.is_none() && evaluation.level == 0 {
+        return None;
+    }
+    Some(NewBudgetEvent {
+        budget_id: evaluation.budget_id,
+        budget_name: status.budget.budget.name.clone(),
+        period_start: evaluation.period_start.clone(),
+        from_state: from.to_owned(),
+        to_state: evaluation.state.clone(),
+        payload: payload(status, from).to_string(),
+    })
+}
+
+/// The webhook body, in LiteLLM's budget-alert shape (`event`, `event_group`,
+/// `spend`, `max_budget`, `projected_spend`) plus `budget_percentage_used` and
+/// Tollgate's own fields. Spend is in the unit of the quota nearest exhaustion.
+pub fn payload(status: &BudgetStatus, from: &str) -> serde_json::Value {
+    let b = &status.budget.budget;
+    let used = shares(b, status.tokens_used, status.cost_used_pico);
+    let cost_used = status.cost_used_pico;
+    let pico = crate::rate::PICO as f64;
+    let scale = status.forecast.projected_fraction / status.used_fraction.max(f64::MIN_POSITIVE);
+    let (unit, spend, max_budget) = match (used.tokens, used.cost, cost_quota_pico(b)) {
+        (t, Some(c), Some(q)) if t.is_none_or(|t| c > t) => (
+            b.currency.clone().unwrap_or_default(),
+            cost_used as f64 / pico,
+            q as f64 / pico,
+        ),
+        _ => (
+            "tokens".to_owned(),
+            status.tokens_used as f64,
+            b.token_quota.unwrap_or(0) as f64,
+        ),
+    };
+    let event = match status.state.as_str() {
+        "exhausted" => "budget_crossed",
+        "warning" => "threshold_crossed",
+        _ => "budget_reset",
+    };
+    serde_json::json!({
+        "event": event,
+        "event_group": b.scope,
+        "event_message": format!(
+            "{}: {} -> {}, {:.1}% of the {} budget used",
+            b.name, from, status.state, status.used_fraction * 100.0, unit
+        ),
+        "spend": spend,
+        "max_budget": max_budget,
+        "projected_spend": spend * scale,
+        "projected_exceeded_date": status.forecast.exhausted_on,
+        "budget_percentage_used": status.used_fraction * 100.0,
+        "budget_unit": unit,
+        "budget_id": status.budget.id,
+        "budget_name": b.name,
+        "scope": b.scope,
+        "scope_id": b.scope_id,
+        "previous_state": from,
+        "state": status.state,
+        "period_start": status.period_start.to_rfc3339(),
+        "period_end": status.period_end.to_rfc3339(),
+        "tokens_used": status.tokens_used,
+        "token_quota": b.token_quota,
+        "cost_used": status.cost_used,
+        "cost_quota": b.cost_quota,
+        "currency": b.currency,
+    })
+}
+
+/// The entries a gateway enforces for one budget.
+pub fn gateway_budget(status: &BudgetStatus, subscriptions: Vec<String>) -> GatewayBudget {
+    let b = &status.budget.budget;
+    let action = match (status.state.as_str(), b.action.as_str()) {
+        ("exhausted", "throttle") => GatewayAction::Throttle {
+            tokens_per_minute: b.throttle_tokens_per_minute.unwrap_or(1),
+        },
+        ("exhausted", "downgrade") => GatewayAction::Downgrade {
+            model: b.downgrade_to.clone().unwrap_or_default(),
+        },
+        ("exhausted", "block") => GatewayAction::Block,
+        _ => GatewayAction::None,
+    };
+    GatewayBudget {
+        counter_key: format!("{}:{}", b.scope, b.scope_id),
+        budget_id: status.budget.id,
+        budget: b.name.clone(),
+        scope: b.scope.clone(),
+        scope_id: b.scope_id.clone(),
+        subscriptions,
+        tokens_per_minute: match &action {
+            GatewayAction::Throttle { tokens_per_minute } => Some(*tokens_per_minute),
+            _ => b.tokens_per_minute,
+        },
+        token_quota: b.token_quota,
+        token_quota_period: "Monthly".to_owned(),
+        tokens_used: status.tokens_used,
+        tokens_remaining: status.tokens_remaining,
+        cost_quota: b.cost_quota.clone(),
+        cost_used: status.cost_used.clone(),
+        cost_remaining: status.cost_remaining.clone(),
+        currency: b.currency.clone(),
+        state: status.state.clone(),
+        action,
+        period_start: status.period_start.to_rfc3339(),
+        period_end: status.period_end.to_rfc3339(),
+    }
+}
+
+/// Every gateway's entries: gateways named by budgets, by gateway keys, seen in
+/// the period's traffic, or served before (so one losing its budgets is told).
+async fn gateway_views(
+    store: &Store,
+    statuses: &[BudgetStatus],
+    period: Month,
+) -> Result<Vec<NewGatewayView>> {
+    let first = crate::fine::micros(period.first_day());
+    let next = crate::fine::micros(period.next()?.first_day());
+    let mut ids: BTreeSet<String> = store
+        .db
+        .rollup_gateways(first, next)
+        .await?
+        .into_iter()
+        .collect();
+    for key in store.db.api_keys().await? {
+        if key.role == "gateway" && key.revoked_at.is_none() {
+            ids.extend(key.gateway_ids());
+        }
+    }
+    for view in store.db.gateway_views().await? {
+        ids.insert(view.gateway_id);
+    }
+    for status in statuses {
+        ids.extend(
+            gateways(&status.budget.budget)
+                .into_iter()
+                .map(str::to_owned),
+        );
+    }
+    let mut by_centre: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for row in store.db.ownership().await? {
+        if row.kind == "subscription" {
+            by_centre.entry(row.cost_centre).or_default().push(row.key);
+        }
+    }
+    let entries: Vec<(Vec<&str>, GatewayBudget)> = statuses
+        .iter()
+        .map(|s| {
+            let b = &s.budget.budget;
+            let subscriptions = if b.scope == "cost_centre" {
+                by_centre.get(&b.scope_id).cloned().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (gateways(b), gateway_budget(s, subscriptions))
+        })
+        .collect();
+    ids.into_iter()
+        .map(|gateway| {
+            let mut mine: Vec<&GatewayBudget> = entries
+                .iter()
+                .filter(|(named, _)| named.is_empty() || named.contains(&gateway.as_str()))
+                .map(|(_, e)| e)
+                .collect();
+            mine.sort_by(|a, b| {
+                a.counter_key
+                    .cmp(&b.counter_key)
+                    .then(a.budget_id.cmp(&b.budget_id))
+            });
+            let body =
+                serde_json::to_string(&mine).map_err(|e| ReportsError::Argument(e.to_string()))?;
+            let sha = crate::snapshot::sha256_hex(body.as_bytes());
+            Ok(NewGatewayView {
+                gateway_id: gateway,
+                body,
+                body_sha256: sha,
+            })
+        })
+        .collect()
+}
+
+fn from_micros(us: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| ReportsError::Argument(format!("{us} is not a time")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_store::state::NewBudget;
+
+    fn budget(quota: i64) -> BudgetRow {
+        BudgetRow {
+            id: 1,
+            budget: NewBudget {
+                name: "b".into(),
+                scope: "subscription".into(),
+                scope_id: "s".into(),
+                period: "month".into(),
+                token_quota: Some(quota),
+                warn_at: "0.8,0.95".into(),
+                action: "notify".into(),
+                ..NewBudget::default()
+            },
+            created_at: String::new(),
+            updated_at: String::new(),
+        }
+    }
+
+    fn october() -> (DateTime<Utc>, DateTime<Utc>, f64) {
+        let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
+        let end = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        (start, end, (end - start).num_seconds() as f64)
+    }
+
+    #[test]
+    fn thresholds_and_exhaustion_set_the_state() {
+        let (start, end, length) = october();
+        let at = |used| status(budget(1000), used, 0, start, end, length, length);
+        assert_eq!((at(799).state.as_str(), at(799).level), ("ok", 0));
+        assert_eq!((at(800).state.as_str(), at(800).level), ("warning", 1));
+        assert_eq!((at(950).state.as_str(), at(950).level), ("warning", 2));
+        assert_eq!((at(1000).state.as_str(), at(1000).level), ("exhausted", 3));
+        assert_eq!(at(1200).tokens_remaining, Some(0));
+    }
+
+    #[test]
+    fn the_forecast_runs_out_within_the_month_or_not_at_all() {
+        let (start, end, length) = october();
+        // Half the quota used in the first tenth of the month: out on day 7.
+        let fast = status(budget(1000), 500, 0, start, end, length / 10.0, length);
+        assert_eq!(fast.forecast.exhausted_on.as_deref(), Some("2026-10-07"));
+        assert_eq!(fast.forecast.projected_tokens, 5000);
+        // A token of a trillion after a second: far beyond any date, so none
+        // (this overflowed the date arithmetic once).
+        let slow = status(budget(1_000_000_000_000), 1, 0, start, end, 1.0, length);
+        assert_eq!(slow.forecast.exhausted_on, None);
+        let none = status(budget(1000), 0, 0, start, end, 1.0, length);
+        assert_eq!(none.forecast.exhausted_on, None);
+    }
+}
