@@ -1,0 +1,152 @@
+//! The one mapping from what went wrong to an HTTP answer: JSON `{error, message}`
+//! with the right status; a server error is logged with its cause and answered
+//! generically.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tollgate_reports::ReportsError;
+use tollgate_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// No key, or one that is unknown, revoked or expired: all answered alike.
+    #[error("a valid API key is required")]
+    Unauthorized,
+    #[error("this key's role may not {0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// Input checked and refused, every problem named.
+    #[error("{} problem(s) found", .0.len())]
+    Invalid(Vec<String>),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Too much work in flight: retry after this many seconds.
+    #[error("busy: retry in {0} s")]
+    Busy(u64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Reports(#[from] ReportsError),
+    #[error(transparent)]
+    Ingest(#[from] tollgate_ingest::IngestError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Every error answer: a stable `error` code, a message for people, and for
+/// refused input every problem found, each naming its field.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    error: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<String>,
+}
+
+impl AppError {
+    fn status(&self) -> (StatusCode, &'static str) {
+        match self {
+            AppError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            AppError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            AppError::Store(e) => store_status(e),
+            AppError::Reports(ReportsError::Store(e)) => store_status(e),
+            AppError::Reports(ReportsError::Argument(_)) => {
+                (StatusCode::BAD_REQUEST, "bad_request")
+            }
+            AppError::Reports(ReportsError::Invalid { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
+            }
+            AppError::Reports(_) | AppError::Ingest(_) | AppError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        }
+    }
+}
+
+fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
+    match e {
+        StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+        StoreError::Conflict(_) | StoreError::MonthState(_) => (StatusCode::CONFLICT, "conflict"),
+        // A query the user wrote that DataFusion cannot plan is their mistake.
+        StoreError::Query(_) | StoreError::NotReadOnly(_) => {
+            (StatusCode::BAD_REQUEST, "bad_request")
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, error) = self.status();
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, cause = ?self, "request failed");
+            "internal error; the server log has the cause".to_owned()
+        } else {
+            self.to_string()
+        };
+        let retry_after = match self {
+            AppError::Busy(seconds) => Some(seconds),
+            _ => None,
+        };
+        let problems = match self {
+            AppError::Invalid(problems) => problems,
+            AppError::Reports(ReportsError::Invalid { problems, .. }) => problems,
+            _ => Vec::new(),
+        };
+        let mut response = (
+            status,
+            axum::Json(ErrorBody {
+                error,
+                message,
+                problems,
+            }),
+        )
+            .into_response();
+        if let Some(value) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"tollgate\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<axum::extract::rejection::JsonRejection> for AppError {
+    fn from(e: axum::extract::rejection::JsonRejection) -> Self {
+        match e.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType(e.body_text()),
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(e.body_text()),
+            StatusCode::UNPROCESSABLE_ENTITY => AppError::Invalid(vec![e.body_text()]),
+            _ => AppError::BadRequest(e.body_text()),
+        }
+    }
+}
+
+impl From<axum::extract::rejection::PathRejection> for AppError {
+    fn from(e: axum::extract::rejection::PathRejection) -> Self {
+        AppError::BadRequest(e.body_text())
+    }
+}

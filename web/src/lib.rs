@@ -1,0 +1,67 @@
+//! The HTTP face of Tollgate: people, programs and gateways talk to it.
+//!
+//! [`serve`] runs the axum router on a listener until shutdown. Requests carry an
+//! API key ([`auth`]) whose role each endpoint checks. Gateways pull their budget
+//! entries, which the budget evaluation (`tollgate_reports::budget_eval`) stores
+//! as a versioned view per gateway after every committed batch; the server holds
+//! them ready in memory ([`views`]) and answers `If-None-Match` with 304. Log
+//! shippers push batches to `/api/v1/ingest`, answered once the batch is
+//! committed; a push wakes the budget evaluator, whose state changes go out as
+//! webhooks from an outbox ([`notify`]), so a slow receiver never holds up
+//! ingest. Every change made through the API is in the audit log.
+
+// Handlers await the budget evaluation, whose future (a DataFusion query
+// inside) is too deep for the default limit when proven `Send`.
+#![recursion_limit = "256"]
+
+pub mod apim;
+pub mod auth;
+mod background;
+pub mod error;
+mod metrics;
+pub mod notify;
+mod routes;
+pub mod state;
+pub mod views;
+
+use std::future::Future;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tollgate_store::Store;
+
+pub use auth::{GeneratedKey, Role, generate_key, hash_key};
+pub use error::{AppError, Result};
+pub use routes::keys::{CreatedKey, KeyRequest, create_key};
+pub use state::{AppState, ServerConfig};
+
+/// The whole router over a state (for tests that drive it without a socket).
+pub fn router(state: AppState) -> Router {
+    routes::router(state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish; a
+/// push ingest in flight completes its commit first (its handler runs to the end).
+pub async fn serve(
+    store: Store,
+    config: ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let state = AppState::new(store, config);
+    state.keys.refresh(&state.store.db, true).await?;
+    state.views.refresh(&state.store.db, true).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = background::spawn(state.clone(), stop_rx);
+    let app = router(state);
+    tracing::info!(addr = ?listener.local_addr().ok(), "serving");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|e| AppError::Internal(format!("server: {e}")))?;
+    let _ = stop_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}

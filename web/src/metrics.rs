@@ -1,0 +1,199 @@
+//! `/metrics` in the Prometheus text format: requests by route, method and
+//! status with a latency histogram, rows pushed by outcome, and each budget's
+//! state and used share (read from the state database at scrape time, so they
+//! are right whichever process evaluated last).
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetLabels {
+    budget: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BudgetName {
+    budget: String,
+}
+
+/// The server's metrics and the registry that writes them out.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram>,
+    ingest_rows: Family<OutcomeLabels, Counter>,
+    budget_state: Family<BudgetLabels, Gauge>,
+    budget_used: Family<BudgetName, Gauge<f64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("tollgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, matched route and status",
+            requests.clone(),
+        );
+        // 0.25 ms to about 4 s.
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_25, 2.0, 15))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and matched route",
+            latency.clone(),
+        );
+        let ingest_rows = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "ingest_rows",
+            "Pushed rows by outcome (written, duplicate, quarantined)",
+            ingest_rows.clone(),
+        );
+        let budget_state = Family::<BudgetLabels, Gauge>::default();
+        registry.register(
+            "budget_state",
+            "1 for each budget's current state (ok, warning, exhausted)",
+            budget_state.clone(),
+        );
+        let budget_used = Family::<BudgetName, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "budget_used_ratio",
+            "Share of each budget's quota used this period",
+            budget_used.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            ingest_rows,
+            budget_state,
+            budget_used,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn count_ingest(&self, counts: &tollgate_store::state::BatchCounts) {
+        for (outcome, n) in [
+            ("written", counts.written),
+            ("duplicate", counts.duplicate),
+            ("quarantined", counts.quarantined),
+        ] {
+            self.ingest_rows
+                .get_or_create(&OutcomeLabels {
+                    outcome: outcome.into(),
+                })
+                .inc_by(u64::try_from(n).unwrap_or(0));
+        }
+    }
+}
+
+/// Counts and times every request under its matched route (never the raw path,
+/// which would make a series per id).
+pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            method: method.clone(),
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    response
+}
+
+/// `GET /metrics`, unauthenticated as Prometheus scrapes are; it says nothing a
+/// key would protect beyond budget names and states.
+#[utoipa::path(get, path = "/metrics", tag = "health", security(()),
+    responses((status = 200, content_type = "text/plain", body = String, description = "Prometheus text format"),
+        (status = 500, body = crate::error::ErrorBody)))]
+pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
+    let db = &state.store.db;
+    let budgets = db.budgets().await?;
+    let states = db.budget_states().await?;
+    let metrics = &state.metrics;
+    metrics.budget_state.clear();
+    metrics.budget_used.clear();
+    for budget in &budgets {
+        let Some(current) = states.iter().find(|s| s.budget_id == budget.id) else {
+            continue;
+        };
+        for name in ["ok", "warning", "exhausted"] {
+            metrics
+                .budget_state
+                .get_or_create(&BudgetLabels {
+                    budget: budget.budget.name.clone(),
+                    state: name.into(),
+                })
+                .set(i64::from(current.state == name));
+        }
+        let used = tollgate_reports::budget_eval::used_fraction(&budget.budget, current);
+        metrics
+            .budget_used
+            .get_or_create(&BudgetName {
+                budget: budget.budget.name.clone(),
+            })
+            .set(used);
+    }
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
+        .map_err(|e| AppError::Internal(format!("encoding metrics: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

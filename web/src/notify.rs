@@ -1,0 +1,131 @@
+//! Budget events out to a webhook receiver, from the outbox the evaluation
+//! writes (`budget_events`): each attempt is recorded; 5xx, 408, 429 and
+//! timeouts are retried with doubling backoff, any other 4xx is given up at
+//! once. Events carry their id (`X-Tollgate-Event-Id`) so a receiver can drop a
+//! duplicate. Sending runs beside the server, never inside an ingest.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tollgate_store::state::{BudgetEvent, WebhookDelivery, timestamp};
+
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+
+pub(crate) async fn deliverer(state: AppState, mut stop: watch::Receiver<bool>) {
+    let Some(url) = state.config.webhook_url.clone() else {
+        let _ = stop.changed().await;
+        return;
+    };
+    let client = match reqwest::Client::builder()
+        .timeout(state.config.webhook_timeout)
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "no HTTP client for webhooks");
+            return;
+        }
+    };
+    loop {
+        if let Err(e) = deliver_due(&state, &client, &url).await {
+            tracing::warn!(error = %e, "delivering budget events failed");
+        }
+        tokio::select! {
+            _ = state.deliver_now.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Sends every event whose attempt is due; returns how many were delivered.
+#[tracing::instrument(skip_all, err)]
+pub async fn deliver_due(state: &AppState, client: &reqwest::Client, url: &str) -> Result<usize> {
+    let db = &state.store.db;
+    let mut delivered = 0;
+    for event in db.due_budget_events(Utc::now(), 100).await? {
+        let attempt = db.webhook_deliveries(event.id).await?.len() as i64 + 1;
+        let (status, error, retryable) = send(client, url, &event).await;
+        let outcome = match (status, retryable) {
+            (Some(s), _) if (200..300).contains(&s) => "delivered",
+            (_, true) if attempt < i64::from(state.config.webhook_attempts) => "retry",
+            _ => "failed",
+        };
+        let retry_at = (outcome == "retry").then(|| {
+            let factor = 1u32 << (attempt - 1).clamp(0, 16);
+            Utc::now()
+                + chrono::Duration::from_std(state.config.webhook_backoff * factor)
+                    .unwrap_or_default()
+        });
+        if outcome == "delivered" {
+            delivered += 1;
+        } else {
+            tracing::warn!(
+                event = event.id,
+                attempt,
+                ?status,
+                ?error,
+                outcome,
+                "webhook not delivered"
+            );
+        }
+        db.record_delivery(
+            &WebhookDelivery {
+                id: 0,
+                event_id: event.id,
+                at: timestamp(Utc::now()),
+                attempt,
+                status,
+                error,
+                outcome: outcome.to_owned(),
+            },
+            retry_at,
+        )
+        .await?;
+    }
+    Ok(delivered)
+}
+
+/// One POST: the status if there was one, the error if not, and whether
+/// trying again could help.
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    event: &BudgetEvent,
+) -> (Option<i64>, Option<String>, bool) {
+    let result = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-tollgate-event-id", event.id.to_string())
+        .body(event.payload.clone())
+        .send()
+        .await;
+    match result {
+        Ok(response) => {
+            let code = response.status().as_u16();
+            let retryable = code >= 500 || code == 408 || code == 429;
+            let error = (!response.status().is_success()).then(|| format!("HTTP {code}"));
+            (Some(i64::from(code)), error, retryable)
+        }
+        Err(e) => (None, Some(error_chain(&e)), true),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+impl From<reqwest::Error> for AppError {
+    fn from(e: reqwest::Error) -> Self {
+        AppError::Internal(error_chain(&e))
+    }
+}

@@ -1,0 +1,97 @@
+//! One module per resource, each with its `router()` of handlers annotated for
+//! the OpenAPI document, merged here with the request span (keyed by the matched
+//! route) and served with the document at `/api/v1/openapi.json`.
+
+mod audit;
+mod budgets;
+mod gateways;
+mod health;
+mod ingest;
+pub(crate) mod keys;
+mod reports;
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate",
+        description = "Governance, lineage and chargeback for an AI gateway estate. \
+                       Every /api/v1 request carries an API key as a Bearer token; \
+                       each operation names the roles that may call it."
+    ),
+    modifiers(&BearerKey),
+    security(("api_key" = [])),
+)]
+struct ApiDoc;
+
+struct BearerKey;
+
+impl utoipa::Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Every route with its documentation, before state and layers.
+fn documented(state: &AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .routes(utoipa_axum::routes!(crate::metrics::scrape))
+        .merge(budgets::router())
+        .merge(gateways::router())
+        .merge(audit::router())
+        .merge(keys::router())
+        .merge(reports::router())
+        .merge(ingest::router(&state.config))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, api) = documented(&state).split_for_parts();
+    let api = Arc::new(api);
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let api = api.clone();
+                async move { Json(api.as_ref().clone()) }
+            }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        // A handler that panics answers 500 like any other server error (and is
+        // logged), instead of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                crate::error::AppError::Internal("a request handler panicked".into())
+                    .into_response()
+            },
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                tracing::info_span!("request", method = %request.method(), route)
+            }),
+        )
+        .with_state(state)
+}

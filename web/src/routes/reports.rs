@@ -1,0 +1,274 @@
+//! FinOps over HTTP: the chargeback as the CLI prints it (JSON or CSV, one
+//! table builder for both), month close and re-open (audited), the FOCUS
+//! export, and the reference data the reports are priced with.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use tollgate_reports::chargeback::chargeback_cached;
+use tollgate_reports::close::{Closure, close_month, history, reopen_month};
+use tollgate_reports::month::Month;
+use tollgate_reports::table::chargeback_table;
+use tollgate_store::output::{OutputFormat, write_batches};
+use tollgate_store::state::{
+    BackendRow, CostCentre, MonthClose, NewAudit, OwnershipRow, PriceRow, PtuReservation,
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Auth, Role};
+use crate::error::{AppError, ErrorBody, Result};
+use crate::state::AppState;
+
+pub const READ: &[Role] = &[Role::Admin, Role::Finops];
+pub const CLOSE: &[Role] = &[Role::Admin, Role::Finops];
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(chargeback))
+        .routes(routes!(months))
+        .routes(routes!(close))
+        .routes(routes!(reopen))
+        .routes(routes!(focus))
+        .routes(routes!(reference))
+        .routes(routes!(replace_reference))
+}
+
+fn month(text: &str) -> Result<Month> {
+    text.parse::<Month>()
+        .map_err(|e| AppError::BadRequest(format!("month: {e}")))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ChargebackQuery {
+    /// `YYYY-MM`
+    month: String,
+    /// Comma-separated groupings (cost_centre, subscription, product, model,
+    /// deployment_type, region, api, agent); default cost_centre.
+    by: Option<String>,
+    /// `json` (default), `csv` or `parquet`
+    format: Option<String>,
+}
+
+/// The month's chargeback, one row per group and a TOTAL row, money in cents
+/// that add up (as `tollgate report chargeback` prints it).
+#[utoipa::path(get, path = "/api/v1/reports/chargeback", tag = "reports", params(ChargebackQuery),
+    responses((status = 200, description = "an array of rows (JSON), CSV, or Parquet with exact decimals"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn chargeback(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(query): Query<ChargebackQuery>,
+) -> Result<Response> {
+    who.require(READ, "read chargeback reports")?;
+    let month = month(&query.month)?;
+    let by: Vec<String> = query
+        .by
+        .as_deref()
+        .unwrap_or("cost_centre")
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let (format, content_type) = match query.format.as_deref() {
+        None | Some("json") => (Some(OutputFormat::Json), "application/json"),
+        Some("csv") => (Some(OutputFormat::Csv), "text/csv"),
+        // Exact decimals, as `tollgate export chargeback --format parquet`.
+        Some("parquet") => (None, "application/vnd.apache.parquet"),
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "format: {other:?} is not json, csv or parquet"
+            )));
+        }
+    };
+    let report = chargeback_cached(&state.store, &state.chargeback, month, &by).await?;
+    let Some(format) = format else {
+        let bytes = tollgate_reports::snapshot::parquet_bytes(
+            &report.month.to_string(),
+            &report.by,
+            &report.rows,
+        )?;
+        return Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response());
+    };
+    let (schema, batch) = chargeback_table(&report)?;
+    let mut bytes = Vec::new();
+    write_batches(format, &schema, &[batch], &mut bytes)?;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// Every close and re-open, oldest first.
+#[utoipa::path(get, path = "/api/v1/months", tag = "reports",
+    responses((status = 200, body = Vec<MonthClose>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn months(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<MonthClose>>> {
+    who.require(READ, "read month closes")?;
+    Ok(Json(history(&state.store).await?))
+}
+
+/// Closes a month: its chargeback frozen in a checksummed snapshot.
+#[utoipa::path(post, path = "/api/v1/months/{month}/close", tag = "reports", params(("month" = String, Path)),
+    responses((status = 200, body = Closure), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn close(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Closure>> {
+    who.require(CLOSE, "close months")?;
+    let Path(text) = path?;
+    let month = month(&text)?;
+    let closure = close_month(&state.store, month).await?;
+    let entry =
+        NewAudit::new(&who.actor(), "month.close", format!("month:{month}")).after(&closure);
+    state.store.db.record_audit(&entry).await?;
+    Ok(Json(closure))
+}
+
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Reopen {
+    /// Must be true: re-opening changes a report finance may have used.
+    force: bool,
+    reason: String,
+}
+
+/// Re-opens a closed month (the latest closed first), with why.
+#[utoipa::path(post, path = "/api/v1/months/{month}/reopen", tag = "reports", params(("month" = String, Path)),
+    request_body = Reopen,
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn reopen(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<Reopen>, JsonRejection>,
+) -> Result<axum::http::StatusCode> {
+    who.require(CLOSE, "re-open months")?;
+    let Path(text) = path?;
+    let month = month(&text)?;
+    let Json(request) = body?;
+    reopen_month(&state.store, month, request.force, &request.reason).await?;
+    let entry =
+        NewAudit::new(&who.actor(), "month.reopen", format!("month:{month}")).after(&request);
+    state.store.db.record_audit(&entry).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct MonthQuery {
+    /// `YYYY-MM`
+    month: String,
+}
+
+/// The month as a FOCUS 1.0 CSV.
+#[utoipa::path(get, path = "/api/v1/exports/focus", tag = "reports", params(MonthQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn focus(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(query): Query<MonthQuery>,
+) -> Result<Response> {
+    who.require(READ, "export reports")?;
+    let export = tollgate_reports::focus::export(&state.store, month(&query.month)?).await?;
+    Ok(([(header::CONTENT_TYPE, "text/csv")], export.csv).into_response())
+}
+
+/// The reference data reports are priced with.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Reference {
+    prices: Vec<PriceRow>,
+    cost_centres: Vec<CostCentre>,
+    ownership: Vec<OwnershipRow>,
+    backends: Vec<BackendRow>,
+    ptu_reservations: Vec<PtuReservation>,
+}
+
+/// Prices, cost centres and the ownership mapping, backends and PTU reservations.
+#[utoipa::path(get, path = "/api/v1/reference", tag = "reports",
+    responses((status = 200, body = Reference), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn reference(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Reference>> {
+    who.require(
+        &[Role::Admin, Role::Finops, Role::Operator],
+        "read reference data",
+    )?;
+    let db = &state.store.db;
+    Ok(Json(Reference {
+        prices: db.price_book().await?,
+        cost_centres: db.cost_centres().await?,
+        ownership: db.ownership().await?,
+        backends: db.backends().await?,
+        ptu_reservations: db.ptu_reservations().await?,
+    }))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct Replaced {
+    kind: String,
+    rows: usize,
+}
+
+/// Replaces one kind of reference data with the file in the body, checked
+/// whole exactly as the CLI's import checks it (`prices` and `backends` and
+/// `ptu` as CSV, `ownership` as TOML; docs/reference-data.md). A bad file is
+/// refused with every problem named (422) and nothing changes.
+#[utoipa::path(put, path = "/api/v1/reference/{kind}", tag = "reports",
+    params(("kind" = String, Path, description = "prices, ownership, backends or ptu")),
+    request_body(content = String, content_type = "text/csv", description = "the file, as the CLI imports it"),
+    responses((status = 200, body = Replaced), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn replace_reference(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    body: String,
+) -> Result<Json<Replaced>> {
+    who.require(CLOSE, "replace reference data")?;
+    let Path(kind) = path?;
+    let (extension, target) = match kind.as_str() {
+        "prices" => ("csv", "prices"),
+        "ownership" => ("toml", "ownership"),
+        "backends" => ("csv", "backends"),
+        "ptu" => ("csv", "ptu_reservations"),
+        other => {
+            return Err(AppError::NotFound(format!(
+                "no reference data {other:?}; one of prices, ownership, backends, ptu"
+            )));
+        }
+    };
+    // The imports read a file (as the CLI's do): spool the body to one, named
+    // for what it is, so the problems it reports read "prices.csv: line 3 ...".
+    let dir = state.spool_dir()?;
+    let file = dir.join(format!("{kind}.{extension}"));
+    tokio::fs::write(&file, &body)
+        .await
+        .map_err(|e| AppError::Internal(format!("{}: {e}", file.display())))?;
+    let db = &state.store.db;
+    let imported = match kind.as_str() {
+        "prices" => tollgate_reports::price_book::import(db, &file)
+            .await
+            .map(|r| r.len()),
+        "ownership" => tollgate_reports::ownership::import(db, &file)
+            .await
+            .map(|(_, rows)| rows.len()),
+        "backends" => tollgate_reports::capacity::import_backends(db, &file)
+            .await
+            .map(|r| r.len()),
+        _ => tollgate_reports::capacity::import_ptu(db, &file)
+            .await
+            .map(|r| r.len()),
+    };
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let rows = imported.map_err(|e| match e {
+        tollgate_reports::ReportsError::Invalid { problems, .. } => AppError::Invalid(problems),
+        other => AppError::Reports(other),
+    })?;
+    let after = Replaced { kind, rows };
+    let entry = NewAudit::new(&who.actor(), &format!("{target}.import"), target).after(&after);
+    db.record_audit(&entry).await?;
+    Ok(Json(after))
+}

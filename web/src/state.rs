@@ -1,0 +1,137 @@
+//! The state every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Mutex, Notify, Semaphore};
+use tollgate_ingest::IngestOptions;
+use tollgate_reports::chargeback::ChargebackCache;
+use tollgate_store::Store;
+
+use crate::auth::KeyCache;
+use crate::views::ViewCache;
+
+/// How the server behaves; `Default` is what `tollgate serve` uses unless told.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `Cache-Control: max-age` on budget pulls.
+    pub budget_max_age: Duration,
+    /// Largest push-ingest body, compressed as sent.
+    pub max_ingest_bytes: usize,
+    /// Push ingests committing at once; more are answered 503.
+    pub ingest_slots: usize,
+    /// How often budgets are re-evaluated and caches checked without a push.
+    pub evaluate_every: Duration,
+    pub refresh_every: Duration,
+    /// Where budget events are POSTed (none: recorded only).
+    pub webhook_url: Option<String>,
+    pub webhook_timeout: Duration,
+    /// Attempts before an event is given up on.
+    pub webhook_attempts: u32,
+    /// The first retry's delay; doubled on each further attempt.
+    pub webhook_backoff: Duration,
+    pub ingest: IngestOptions,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            budget_max_age: Duration::from_secs(30),
+            max_ingest_bytes: 64 << 20,
+            ingest_slots: 2,
+            evaluate_every: Duration::from_secs(60),
+            refresh_every: Duration::from_secs(1),
+            webhook_url: None,
+            webhook_timeout: Duration::from_secs(5),
+            webhook_attempts: 8,
+            webhook_backoff: Duration::from_secs(2),
+            ingest: IngestOptions {
+                format: tollgate_ingest::Format::Auto,
+                ..IngestOptions::default()
+            },
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Inner {
+    pub store: Store,
+    pub config: ServerConfig,
+    /// `Cache-Control` of budget pulls, built once.
+    pub budget_cache_control: axum::http::HeaderValue,
+    pub keys: KeyCache,
+    pub views: ViewCache,
+    pub chargeback: ChargebackCache,
+    pub metrics: crate::metrics::Metrics,
+    pub ingest_slots: Semaphore,
+    /// One budget evaluation at a time in this process.
+    pub evaluating: Mutex<()>,
+    /// Wakes the evaluator after a push commits.
+    pub evaluate_now: Notify,
+    /// Wakes the webhook sender after events are recorded.
+    pub deliver_now: Notify,
+}
+
+/// Cheap to clone: one `Arc`.
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ServerConfig) -> AppState {
+        AppState(Arc::new(Inner {
+            ingest_slots: Semaphore::new(config.ingest_slots.max(1)),
+            budget_cache_control: axum::http::HeaderValue::from_str(&format!(
+                "private, max-age={}",
+                config.budget_max_age.as_secs()
+            ))
+            .unwrap_or(axum::http::HeaderValue::from_static("no-cache")),
+            store,
+            config,
+            keys: KeyCache::default(),
+            views: ViewCache::default(),
+            chargeback: ChargebackCache::default(),
+            metrics: crate::metrics::Metrics::default(),
+            evaluating: Mutex::new(()),
+            evaluate_now: Notify::new(),
+            deliver_now: Notify::new(),
+        }))
+    }
+
+    /// A fresh directory under the data directory for one request's body
+    /// (a push, an uploaded reference file), removed by the caller.
+    pub fn spool_dir(&self) -> crate::error::Result<std::path::PathBuf> {
+        let root = self.store.lake.root();
+        let dir = root
+            .parent()
+            .unwrap_or(root)
+            .join("push")
+            .join(uuid::Uuid::now_v7().to_string());
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| crate::error::AppError::Internal(format!("{}: {e}", dir.display())))?;
+        Ok(dir)
+    }
+
+    /// Evaluates budgets now, then reloads the served views if they changed.
+    pub async fn evaluate_budgets(&self) -> crate::error::Result<()> {
+        let _one = self.evaluating.lock().await;
+        let evaluation =
+            tollgate_reports::budget_eval::evaluate(&self.store, &self.chargeback).await?;
+        if evaluation
+            .applied
+            .as_ref()
+            .is_some_and(|a| !a.events.is_empty())
+        {
+            self.deliver_now.notify_one();
+        }
+        self.views.refresh(&self.store.db, false).await?;
+        Ok(())
+    }
+}

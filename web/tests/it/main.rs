@@ -1,0 +1,37 @@
+//! The server over HTTP, in-process on port 0, each story on SQLite and Postgres.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used)]
+#![recursion_limit = "256"]
+
+mod auth;
+mod budgets;
+mod helpers;
+mod ingest;
+mod month;
+
+tollgate_store::backend_tests!(
+    every_role_against_every_endpoint_family,
+    bad_keys_are_all_the_same_401,
+    gateway_keys_see_only_their_gateways,
+    the_audit_log_records_api_and_cli_changes,
+    the_openapi_document_describes_every_endpoint,
+    months_close_through_the_api_and_reports_read_alike,
+    reference_data_is_replaced_through_the_api_as_the_cli_does,
+    budgets_are_checked_with_every_problem_named,
+    budgets_move_as_batches_arrive_and_gateways_see_it,
+    the_apim_fragment_blocks_an_exhausted_key,
+    metrics_count_requests_by_route_and_show_budget_states,
+    webhooks_are_retried_on_5xx_until_delivered,
+    webhooks_refused_with_4xx_are_not_retried,
+    pushes_are_idempotent_and_refuse_what_they_cannot_take,
+    a_saturated_ingest_answers_503_with_retry_after,
+    a_body_in_no_known_format_is_a_clear_4xx,
+    shutdown_lets_a_push_in_flight_commit,
+    a_gateway_watches_its_budgets_move_as_a_generated_month_arrives,
+);
+
+use auth::*;
+use budgets::*;
+use ingest::*;
+use month::*;
