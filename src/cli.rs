@@ -120,6 +120,35 @@ pub enum Command {
         command: ExportCommand,
     },
 
+    /// Serve the JSON API, the budget pull API for gateways and push ingest.
+    ///
+    /// Requests need an API key (`tollgate keys create`). Budgets are evaluated
+    /// after every pushed batch and on a timer; their state changes are POSTed
+    /// to the webhook when one is configured. Stops cleanly on Ctrl-C / SIGTERM:
+    /// requests in flight (a push being committed) finish first.
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080, or [server] listen]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        /// Where budget events are POSTed (LiteLLM budget-alert JSON)
+        /// [default: [server] webhook_url]
+        #[arg(long, value_name = "URL")]
+        webhook_url: Option<String>,
+    },
+
+    /// API keys: who may call the server, in which role.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+
+    /// Budgets: quotas per subscription, product, cost centre or agent, whose
+    /// state gateways pull.
+    Budgets {
+        #[command(subcommand)]
+        command: BudgetsCommand,
+    },
+
     /// The hourly rollups reports read (kept up to date by every ingest).
     Rollups {
         #[command(subcommand)]
@@ -299,6 +328,57 @@ pub enum ExportCommand {
 pub enum ExportFormat {
     Csv,
     Parquet,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; it is printed once and stored only as a hash.
+    Create {
+        /// admin, finops, security, operator, gateway or ingest
+        #[arg(long)]
+        role: String,
+        /// For a gateway key: a gateway id it may read (repeat for more)
+        #[arg(long = "gateway", value_name = "ID")]
+        gateways: Vec<String>,
+        /// A name to tell the key apart in lists and the audit log
+        #[arg(long)]
+        name: Option<String>,
+        /// Expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z); none: never
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
+    },
+    /// Every key (never the secret), revoked ones too.
+    List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+    /// Revoke a key for good.
+    Revoke {
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BudgetsCommand {
+    /// Create or update budgets from a TOML file (docs/reference-data.md,
+    /// budgets.toml), matched by name; a bad file is refused whole.
+    Import {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Every budget with its state, month-to-date use and forecast.
+    List {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+    /// Delete a budget.
+    Delete {
+        #[arg(value_name = "ID")]
+        id: i64,
+    },
+    /// Evaluate every budget now (as ingest and the server do after each batch).
+    Evaluate,
 }
 
 #[derive(Debug, Subcommand)]

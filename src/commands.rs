@@ -5,22 +5,23 @@ mod month;
 mod ownership;
 mod prices;
 mod report;
+mod server;
 
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::array::RecordBatch;
 use futures::StreamExt;
 use tollgate_ingest::{Format, IngestOptions, Outcome, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
 use crate::cli::{
-    BackendsCommand, Command, ExportCommand, FixturesCommand, LakeCommand, MonthCommand,
-    OwnershipCommand, PricesCommand, PtuCommand, ReportCommand, RollupsCommand,
+    BackendsCommand, BudgetsCommand, Command, ExportCommand, FixturesCommand, KeysCommand,
+    LakeCommand, MonthCommand, OwnershipCommand, PricesCommand, PtuCommand, ReportCommand,
+    RollupsCommand,
 };
 use crate::config::Config;
 use crate::progress_bar::Bar;
@@ -147,6 +148,31 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             OwnershipCommand::Import { file } => ownership::import(&store, &file).await,
             OwnershipCommand::List { format } => ownership::list(&store, format).await,
         },
+        Command::Serve {
+            listen,
+            webhook_url,
+        } => server::serve(store, config, listen, webhook_url).await,
+        Command::Keys { command } => match command {
+            KeysCommand::Create {
+                role,
+                gateways,
+                name,
+                expires_at,
+            } => server::create_key(&store, role, gateways, name, expires_at).await,
+            KeysCommand::List { format } => server::list_keys(&store, format).await,
+            KeysCommand::Revoke { id } => server::revoke_key(&store, id).await,
+        },
+        Command::Budgets { command } => match command {
+            BudgetsCommand::Import { file } => server::import_budgets(&store, &file).await,
+            BudgetsCommand::List { format } => server::list_budgets(&store, format).await,
+            BudgetsCommand::Delete { id } => {
+                let row = store.db.delete_budget(id, &server::cli_actor()).await?;
+                println!("deleted budget {} ({})", row.id, row.budget.name);
+                server::evaluate_budgets(&store, &Default::default(), None).await;
+                Ok(ExitCode::SUCCESS)
+            }
+            BudgetsCommand::Evaluate => server::evaluate_now(&store).await,
+        },
         Command::Batches { limit, format } => batches(&store, limit, format).await,
         Command::Quarantine { batch_id, format } => quarantine(&store, batch_id, format).await,
         Command::Fixtures { .. } => unreachable!("handled before the store opens"),
@@ -175,6 +201,14 @@ async fn ingest(
         .map(|m| m.len())
         .sum();
     let bar = Arc::new(Bar::new(total_bytes));
+    // Budgets move after every committed batch, as they do for a pushed one. The
+    // evaluation runs in a task of its own: awaited here, it would pause the
+    // other files' ingests mid-transaction while it waits for their lock.
+    let evaluator = if store.db.budgets().await?.is_empty() {
+        None
+    } else {
+        Some(server::BudgetEvaluator::spawn(store.clone(), bar.clone()))
+    };
     let progress: Arc<dyn Progress> = bar.clone();
     let options = &options;
     // Up to `jobs` files at a time; reports print in the order the files were
@@ -202,6 +236,11 @@ async fn ingest(
                         bar.skip(std::fs::metadata(path).map_or(0, |m| m.len()));
                     }
                     bar.println(&report.to_string());
+                    if let Some(evaluator) = &evaluator
+                        && report.outcome == Outcome::Committed
+                    {
+                        evaluator.batch_committed();
+                    }
                 }
                 Err(e) => {
                     bar.eprintln(&format!("error: {e}"));
@@ -209,6 +248,9 @@ async fn ingest(
                 }
             }
         }
+    }
+    if let Some(evaluator) = evaluator {
+        evaluator.finish().await;
     }
     bar.done();
     if failed > 0 {
@@ -219,6 +261,24 @@ async fn ingest(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Records a reference-data import made from the command line in the audit log.
+async fn audit_import(
+    store: &Store,
+    action: &str,
+    target: &str,
+    path: &std::path::Path,
+    rows: usize,
+) -> Result<()> {
+    let after = std::collections::BTreeMap::from([
+        ("file", path.display().to_string()),
+        ("rows", rows.to_string()),
+    ]);
+    let entry =
+        tollgate_store::state::NewAudit::new(&server::cli_actor(), action, target).after(&after);
+    store.db.record_audit(&entry).await?;
+    Ok(())
 }
 
 fn print(
@@ -233,39 +293,7 @@ fn print(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds a one-batch table from string and integer columns for printing.
-fn table(columns: Vec<(&str, ArrayRef)>) -> Result<(arrow::datatypes::SchemaRef, RecordBatch)> {
-    let schema = Arc::new(Schema::new(
-        columns
-            .iter()
-            .map(|(name, array)| {
-                Field::new(
-                    *name,
-                    array.data_type().clone(),
-                    array.data_type() != &DataType::Int64,
-                )
-            })
-            .collect::<Vec<_>>(),
-    ));
-    let batch = RecordBatch::try_new(
-        schema.clone(),
-        columns.into_iter().map(|(_, a)| a).collect(),
-    )?;
-    Ok((schema, batch))
-}
-
-fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    Arc::new(StringArray::from_iter(values))
-}
-
-/// A column of owned strings, none of them null.
-fn texts(values: &[String]) -> ArrayRef {
-    strings(values.iter().map(|v| Some(v.as_str())))
-}
-
-fn ints(values: impl Iterator<Item = i64>) -> ArrayRef {
-    Arc::new(Int64Array::from_iter_values(values))
-}
+use tollgate_reports::table::{ints, strings, table, texts};
 
 async fn lake_ls(store: &Store, format: OutputFormat) -> Result<ExitCode> {
     let rows = store.db.lake_summary().await?;

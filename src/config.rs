@@ -21,6 +21,24 @@ struct FileConfig {
     database_url: Option<String>,
     #[serde(default)]
     ingest: IngestFileConfig,
+    #[serde(default)]
+    server: ServerSection,
+}
+
+/// `[server]` of tollgate.toml: how `tollgate serve` behaves.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Address to listen on (default 127.0.0.1:8080).
+    pub listen: Option<std::net::SocketAddr>,
+    /// Where budget events are POSTed.
+    pub webhook_url: Option<String>,
+    /// `Cache-Control: max-age` on budget pulls, in seconds (default 30).
+    pub budget_max_age_seconds: Option<u64>,
+    /// Largest push-ingest body in MiB (default 64).
+    pub max_ingest_mib: Option<usize>,
+    /// Seconds between budget evaluations without a push (default 60).
+    pub evaluate_every_seconds: Option<u64>,
 }
 
 /// `[ingest]` of tollgate.toml.
@@ -36,6 +54,7 @@ struct IngestFileConfig {
 pub struct Config {
     pub store: StoreConfig,
     pub dimensions: Dimensions,
+    pub server: ServerSection,
 }
 
 impl Config {
@@ -71,6 +90,7 @@ impl Config {
                 database_url,
             },
             dimensions,
+            server: file.server,
         })
     }
 }
@@ -119,6 +139,7 @@ mod tests {
             data_dir: Some("/from/file".into()),
             database_url: Some("postgres://u:filepw@h/db".into()),
             ingest: IngestFileConfig::default(),
+            server: ServerSection::default(),
         };
         let config = Config::layer(&args(Some("/from/flag"), None), file).unwrap();
         assert_eq!(config.store.data_dir, PathBuf::from("/from/flag"));

@@ -1,6 +1,10 @@
 //! `tollgate`: parses the command line, loads the configuration, and hands the work
 //! to the library crates.
 
+// The budget evaluator task awaits a DataFusion-deep future, too deep for the
+// default limit when proven `Send`.
+#![recursion_limit = "256"]
+
 mod cli;
 mod commands;
 mod config;

@@ -13,6 +13,7 @@ use super::{ints, print, strings, table, texts};
 
 pub async fn import_backends(store: &Store, path: &Path) -> Result<ExitCode> {
     let rows = tollgate_reports::capacity::import_backends(&store.db, path).await?;
+    super::audit_import(store, "backends.import", "backends", path, rows.len()).await?;
     println!("{}: backends replaced: {} rows", path.display(), rows.len());
     Ok(ExitCode::SUCCESS)
 }
@@ -38,6 +39,7 @@ pub async fn list_backends(store: &Store, format: OutputFormat) -> Result<ExitCo
 
 pub async fn import_ptu(store: &Store, path: &Path) -> Result<ExitCode> {
     let rows = tollgate_reports::capacity::import_ptu(&store.db, path).await?;
+    super::audit_import(store, "ptu.import", "ptu_reservations", path, rows.len()).await?;
     println!(
         "{}: PTU reservations replaced: {} rows",
         path.display(),

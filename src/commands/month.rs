@@ -9,10 +9,18 @@ use tollgate_reports::month::Month;
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
 
+use super::server::cli_actor;
 use super::{print, strings, table};
+use tollgate_store::state::NewAudit;
 
 pub async fn close(store: &Store, month: Month) -> Result<ExitCode> {
     let closure = close_month(store, month).await?;
+    store
+        .db
+        .record_audit(
+            &NewAudit::new(&cli_actor(), "month.close", format!("month:{month}")).after(&closure),
+        )
+        .await?;
     println!(
         "closed {}: total {} from {} batches\n  {} (sha256 {})\n  {} (sha256 {})",
         closure.month,
@@ -28,6 +36,13 @@ pub async fn close(store: &Store, month: Month) -> Result<ExitCode> {
 
 pub async fn reopen(store: &Store, month: Month, force: bool, reason: &str) -> Result<ExitCode> {
     reopen_month(store, month, force, reason).await?;
+    store
+        .db
+        .record_audit(
+            &NewAudit::new(&cli_actor(), "month.reopen", format!("month:{month}"))
+                .after(&[("reason", reason)]),
+        )
+        .await?;
     println!("re-opened {month}: its report is computed from the lake again");
     Ok(ExitCode::SUCCESS)
 }

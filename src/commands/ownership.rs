@@ -11,6 +11,7 @@ use super::{print, strings, table};
 
 pub async fn import(store: &Store, path: &Path) -> Result<ExitCode> {
     let (centres, rows) = tollgate_reports::ownership::import(&store.db, path).await?;
+    super::audit_import(store, "ownership.import", "ownership", path, rows.len()).await?;
     println!(
         "{}: ownership replaced: {} cost centres, {} mappings",
         path.display(),

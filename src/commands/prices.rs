@@ -12,6 +12,7 @@ use super::{print, strings, table, texts};
 
 pub async fn import(store: &Store, path: &Path) -> Result<ExitCode> {
     let rows = tollgate_reports::price_book::import(&store.db, path).await?;
+    super::audit_import(store, "prices.import", "prices", path, rows.len()).await?;
     println!(
         "{}: price book replaced: {} rows",
         path.display(),

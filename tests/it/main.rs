@@ -87,6 +87,8 @@ tollgate_store::backend_tests!(
     sql_that_writes_is_refused,
     a_generated_month_ingests_whole_in_either_order,
     the_generated_reference_data_loads_and_a_bad_book_is_refused,
+    budgets_move_as_the_cli_ingests_side_by_side,
+    keys_and_imports_from_the_cli_are_audited,
 );
 
 async fn readme_flow_ingests_and_queries(store: TestStore) {
@@ -515,5 +517,131 @@ async fn the_generated_reference_data_loads_and_a_bad_book_is_refused(store: Tes
         stdout(&listed).contains("2026-10,close,"),
         "{}",
         stdout(&listed)
+    );
+}
+
+/// Budgets are evaluated after every committed batch of a `--jobs 2` ingest,
+/// beside the ingest (evaluating in its way once stalled it on the other
+/// file's open transaction until SQLite gave up).
+async fn budgets_move_as_the_cli_ingests_side_by_side(store: TestStore) {
+    let out = generate_estate(&store, 3000);
+    let reference = out.join("reference");
+    for (what, file) in [
+        ("ownership", "ownership.toml"),
+        ("prices", "prices.csv"),
+        ("backends", "backends.csv"),
+    ] {
+        let path = reference.join(file);
+        let imported = tollgate(&store, &[what, "import", path.to_str().unwrap()], &[]);
+        assert!(imported.status.success(), "{}", stderr(&imported));
+    }
+    let mut days: Vec<PathBuf> = std::fs::read_dir(out.join("gateway-logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    days.sort();
+    let files = |days: &[PathBuf]| -> Vec<String> {
+        days.iter()
+            .flat_map(|d| {
+                let name = d.file_name().unwrap();
+                [d.clone(), out.join("llm-logs").join(name)]
+            })
+            .map(|p| p.to_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = files(&days[..1]);
+    let mut args = vec!["ingest", "--format", "apim"];
+    args.extend(first.iter().map(String::as_str));
+    assert!(tollgate(&store, &args, &[]).status.success());
+    let budgets = reference.join("budgets.toml");
+    let imported = tollgate(
+        &store,
+        &["budgets", "import", budgets.to_str().unwrap()],
+        &[],
+    );
+    assert!(imported.status.success(), "{}", stderr(&imported));
+
+    let rest = files(&days[1..]);
+    let mut args = vec!["ingest", "--format", "apim", "--jobs", "2"];
+    args.extend(rest.iter().map(String::as_str));
+    let ingested = tollgate(&store, &args, &[]);
+    let (said, warned) = (stdout(&ingested), stderr(&ingested));
+    assert!(ingested.status.success(), "{warned}");
+    assert!(
+        !said.contains("not evaluated") && !warned.contains("not evaluated"),
+        "{said}{warned}"
+    );
+    for change in ["ok -> warning", "warning -> exhausted"] {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("budget ") && l.ends_with(change)),
+            "{change} in\n{said}"
+        );
+    }
+    let listed = tollgate(&store, &["budgets", "list", "--format", "csv"], &[]);
+    assert_eq!(
+        stdout(&listed).matches(",exhausted,").count(),
+        2,
+        "{}",
+        stdout(&listed)
+    );
+}
+
+async fn keys_and_imports_from_the_cli_are_audited(store: TestStore) {
+    let created = tollgate(
+        &store,
+        &["keys", "create", "--role", "finops", "--name", "fin"],
+        &[("USER", "ana")],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let secret = stdout(&created);
+    assert!(
+        secret.starts_with("tg_") && secret.trim().len() == 67,
+        "{secret}"
+    );
+    let listed = stdout(&tollgate(&store, &["keys", "list", "--format", "csv"], &[]));
+    assert!(listed.contains(",fin,finops,,tg_"), "{listed}");
+    assert!(
+        !listed.contains(secret.trim()),
+        "the secret is never listed"
+    );
+    let refused = tollgate(&store, &["keys", "create", "--role", "gateway"], &[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("gateways: a gateway key needs at least one gateway id"),
+        "{}",
+        stderr(&refused)
+    );
+    let revoked = tollgate(&store, &["keys", "revoke", "1"], &[("USER", "ana")]);
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let again = tollgate(&store, &["keys", "revoke", "1"], &[]);
+    assert!(
+        stderr(&again).contains("no live key with id 1"),
+        "{}",
+        stderr(&again)
+    );
+    let out = generate_estate(&store, 50);
+    let book = out.join("reference").join("prices.csv");
+    assert!(
+        tollgate(
+            &store,
+            &["prices", "import", book.to_str().unwrap()],
+            &[("USER", "ana")]
+        )
+        .status
+        .success()
+    );
+    let entries = store.db.audit_log(None, 10).await.unwrap();
+    let actions: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("cli:ana", "prices.import"),
+            ("cli:ana", "key.revoke"),
+            ("cli:ana", "key.create")
+        ]
     );
 }
