@@ -250,6 +250,7 @@ fn log_analytics_gateway(row: &Value) -> Result<Record, String> {
         request: Some(request),
         tokens: None,
         metric: None,
+        hit: None,
     })
 }
 
@@ -276,6 +277,7 @@ fn log_analytics_llm(row: &Value) -> Result<Record, String> {
         request: None,
         tokens: Some(tokens),
         metric: None,
+        hit: None,
     })
 }
 
@@ -327,6 +329,7 @@ fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
         request: Some(request),
         tokens: None,
         metric: None,
+        hit: None,
     })
 }
 
@@ -359,6 +362,7 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
         request: None,
         tokens: Some(tokens),
         metric: None,
+        hit: None,
     })
 }
 

@@ -84,6 +84,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
             dims,
             dimensions_json,
         }),
+        hit: None,
     })
 }
 

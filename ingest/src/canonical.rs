@@ -149,6 +149,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
         request: Some(request),
         tokens,
         metric: None,
+        hit: None,
     })
 }
 

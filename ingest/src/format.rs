@@ -4,7 +4,7 @@ use crate::record::Record;
 use serde_json::Value;
 
 use crate::dimensions::Dimensions;
-use crate::{IngestError, apim, appinsights, canonical, kong, litellm};
+use crate::{IngestError, apim, appinsights, canonical, dlp, kong, litellm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -18,18 +18,21 @@ pub enum Format {
     LiteLlm,
     /// Application Insights `customMetrics` token metrics (pre-aggregated).
     AppInsights,
+    /// DLP events modelled on Purview DLP alerts (`docs/dlp-events.md`).
+    PurviewDlp,
     /// Recognise the format from the content ([`Format::detect`]); resolved before
     /// a batch begins, so a batch always records a concrete format.
     Auto,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Canonical,
         Format::Apim,
         Format::Kong,
         Format::LiteLlm,
         Format::AppInsights,
+        Format::PurviewDlp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Format {
             Format::Kong => "kong",
             Format::LiteLlm => "litellm",
             Format::AppInsights => "appinsights",
+            Format::PurviewDlp => "purview-dlp",
             Format::Auto => "auto",
         }
     }
@@ -62,6 +66,11 @@ impl Format {
                 Some(Format::LiteLlm)
             } else if has("started_at") && has("request") && (has("latencies") || has("ai")) {
                 Some(Format::Kong)
+            } else if (has("PolicyName") || has("policy"))
+                && (has("SensitiveInfoTypes") || has("Severity") || has("severity"))
+                && (has("Action") || has("Actions") || has("action") || has("actions"))
+            {
+                Some(Format::PurviewDlp)
             } else if has("request_id") && has("time") && has("status_code") {
                 Some(Format::Canonical)
             } else {
@@ -153,6 +162,7 @@ impl Format {
             Format::Kong => kong::parse_value(value),
             Format::LiteLlm => litellm::parse_value(value),
             Format::AppInsights => appinsights::parse_value(value),
+            Format::PurviewDlp => dlp::parse_value(value),
             Format::Canonical => Err("canonical input is JSON lines only".to_owned()),
             Format::Auto => Err("the format was not resolved".to_owned()),
         }
@@ -178,6 +188,17 @@ impl std::str::FromStr for Format {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dlp_events_are_recognised_by_their_policy_severity_and_action() {
+        let purview = br#"{"CreationTime":"2026-10-05T14:03:27Z","PolicyName":"P","Severity":"High","Action":"Block"}"#;
+        let lower = br#"{"time":"2026-10-05T14:03:27Z","policy":"P","severity":"high","actions":["audit"],"request_id":"r"}"#;
+        assert_eq!(Format::detect(purview), Some(Format::PurviewDlp));
+        assert_eq!(Format::detect(lower), Some(Format::PurviewDlp));
+        // A canonical request that merely mentions a policy is still a request.
+        let request = br#"{"request_id":"r","time":"2026-10-05T14:03:27Z","status_code":403,"error_source":"policy"}"#;
+        assert_eq!(Format::detect(request), Some(Format::Canonical));
+    }
 
     #[test]
     fn a_batch_array_is_one_record_per_entry() {

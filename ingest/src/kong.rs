@@ -107,6 +107,7 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
         request: Some(request),
         tokens,
         metric: None,
+        hit: None,
     })
 }
 

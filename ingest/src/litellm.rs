@@ -29,13 +29,19 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
             .map(|us| (us.max(0) + 500) / 1000),
     };
     // LiteLLM records success or failure, not the HTTP status; a failure may carry
-    // the provider's code in its metadata.
+    // the provider's code in its metadata, and the exception's class, which is
+    // what tells a guardrail or content-filter block (`ContentPolicyViolationError`,
+    // `BlockedPiiEntityError`) from a rate limit.
     let status = text(get("status"), "status")?;
-    let status_code = match status.as_deref() {
-        None | Some("success") => 200,
-        Some(_) => lookup_value(row, "metadata")
-            .and_then(metadata_object)
-            .and_then(|m| m.pointer("/error_information/error_code").cloned())
+    let failed = !matches!(status.as_deref(), None | Some("success"));
+    let error_information = failed
+        .then(|| lookup_value(row, "metadata").and_then(metadata_object))
+        .flatten()
+        .and_then(|m| m.get("error_information").cloned());
+    let error_info = |key: &str| error_information.as_ref().and_then(|e| e.get(key));
+    let status_code = match failed {
+        false => 200,
+        true => error_info("error_code")
             .and_then(|code| match code {
                 Value::Number(n) => n.as_i64(),
                 Value::String(s) => s.parse().ok(),
@@ -44,6 +50,10 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
             .filter(|c| (100..=599).contains(c))
             .unwrap_or(500) as i32,
     };
+    let error_class = error_info("error_class")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
     let cache_hit = flag(get("cache_hit"), "cache_hit")?;
     let request = RequestRecord {
         time_us: start,
@@ -66,7 +76,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         cache_status: cache_hit.map(|hit| if hit { "hit" } else { "miss" }.to_owned()),
         priority: None,
         error_source: status.filter(|s| s != "success"),
-        error_reason: None,
+        error_reason: error_class,
     };
 
     let model = text(get("model"), "model")?;
@@ -102,6 +112,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         request: Some(request),
         tokens,
         metric: None,
+        hit: None,
     })
 }
 
@@ -154,6 +165,14 @@ mod tests {
         assert_eq!(
             (r.status_code, r.error_source.as_deref()),
             (429, Some("failure"))
+        );
+        assert_eq!(r.error_reason, None);
+        // A guardrail's block: its exception class is the reason.
+        let line = r#"{"request_id":"f-2","startTime":"2026-10-01T09:00:00Z","status":"failure","metadata":{"error_information":{"error_code":"400","error_class":"BlockedPiiEntityError"}}}"#;
+        let r = parse_line(line.as_bytes()).unwrap().request.unwrap();
+        assert_eq!(
+            (r.status_code, r.error_reason.as_deref()),
+            (400, Some("BlockedPiiEntityError"))
         );
     }
 

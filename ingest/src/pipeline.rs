@@ -10,7 +10,7 @@ use std::sync::Arc;
 use chrono::DateTime;
 use serde::Serialize;
 use tokio::runtime::Handle;
-use tollgate_store::schema::{REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column};
+use tollgate_store::schema::{DLP_HITS, REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column};
 use tollgate_store::state::{BatchCounts, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
@@ -503,9 +503,9 @@ impl Pass {
         item: Result<crate::record::Record, String>,
     ) -> Result<()> {
         state.counts.read += 1;
-        let item = item.and_then(|r| match (&r.request, &r.tokens, &r.metric) {
-            (None, None, None) => {
-                Err("record has neither a request, token usage nor a metric".to_owned())
+        let item = item.and_then(|r| match (&r.request, &r.tokens, &r.metric, &r.hit) {
+            (None, None, None, None) => {
+                Err("record has neither a request, token usage, a metric nor a hit".to_owned())
             }
             _ => Ok(r),
         });
@@ -556,6 +556,12 @@ impl Pass {
                     && self.is_new(state, TOKEN_METRICS, metric.day(), &metric.metric_id)?
                 {
                     state.buffers.push_metric(metric);
+                    new = true;
+                }
+                if let Some(hit) = &record.hit
+                    && self.is_new(state, DLP_HITS, hit.day(), &hit.hit_id)?
+                {
+                    state.buffers.push_hit(hit);
                     new = true;
                 }
                 if new {
@@ -696,6 +702,7 @@ struct PassState {
 fn is_countless_token_row(record: &Record) -> bool {
     record.request.is_none()
         && record.metric.is_none()
+        && record.hit.is_none()
         && record.tokens.as_ref().is_some_and(|t| {
             t.prompt_tokens == 0
                 && t.cached_tokens == 0

@@ -1,5 +1,5 @@
 //! One normalised request, as every adapter produces it, and the Arrow buffers that
-//! collect them into lake batches.
+//! collect them into lake batches (hits have their columns in `hit.rs`).
 
 use std::sync::Arc;
 
@@ -10,8 +10,12 @@ use arrow::array::{
 use std::collections::BTreeMap;
 
 use tollgate_store::schema::{
-    REQUESTS, REQUESTS_SCHEMA, TOKEN_METRICS, TOKEN_METRICS_SCHEMA, TOKEN_USAGE, TOKEN_USAGE_SCHEMA,
+    DLP_HITS, REQUESTS, REQUESTS_SCHEMA, TOKEN_METRICS, TOKEN_METRICS_SCHEMA, TOKEN_USAGE,
+    TOKEN_USAGE_SCHEMA,
 };
+
+use crate::hit::HitColumns;
+pub use crate::hit::HitRecord;
 
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -92,14 +96,15 @@ impl MetricRecord {
     }
 }
 
-/// What one input record contributes: a request, its token usage, both, or a
-/// pre-aggregated metric.
+/// What one input record contributes: a request, its token usage, both, a
+/// pre-aggregated metric, or a DLP hit.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
     pub request: Option<RequestRecord>,
     /// Absent when the request never reached a model (e.g. a gateway-side 429).
     pub tokens: Option<TokenRecord>,
     pub metric: Option<MetricRecord>,
+    pub hit: Option<HitRecord>,
 }
 
 /// Rows waiting to be written, per table and partition day.
@@ -108,6 +113,7 @@ pub struct LakeBuffers {
     requests: BTreeMap<i64, RequestColumns>,
     tokens: BTreeMap<i64, TokenColumns>,
     metrics: BTreeMap<i64, MetricColumns>,
+    hits: BTreeMap<i64, HitColumns>,
     len: usize,
 }
 
@@ -127,6 +133,11 @@ impl LakeBuffers {
 
     pub fn push_metric(&mut self, metric: &MetricRecord) {
         self.metrics.entry(metric.day()).or_default().push(metric);
+        self.len += 1;
+    }
+
+    pub fn push_hit(&mut self, hit: &HitRecord) {
+        self.hits.entry(hit.day()).or_default().push(hit);
         self.len += 1;
     }
 
@@ -153,6 +164,9 @@ impl LakeBuffers {
         }
         for (day, mut columns) in std::mem::take(&mut self.metrics) {
             out.push((TOKEN_METRICS, day, columns.finish(batch_id)?));
+        }
+        for (day, mut columns) in std::mem::take(&mut self.hits) {
+            out.push((DLP_HITS, day, columns.finish(batch_id)?));
         }
         self.len = 0;
         Ok(out)

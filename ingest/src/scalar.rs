@@ -248,7 +248,12 @@ pub fn lookup_value<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// The value at a dotted path, as a [`Scalar`] for the typed accessors.
 pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<Scalar<'a>> {
-    lookup_value(value, path).map(|v| match v {
+    lookup_value(value, path).map(of)
+}
+
+/// A value already found, as a [`Scalar`].
+pub fn of(value: &Value) -> Scalar<'_> {
+    match value {
         Value::Null => Scalar::Null,
         Value::Bool(b) => Scalar::Bool(*b),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
@@ -259,7 +264,7 @@ pub fn lookup<'a>(value: &'a Value, path: &str) -> Option<Scalar<'a>> {
         },
         Value::String(s) => Scalar::Str(s.as_str().into()),
         Value::Array(_) | Value::Object(_) => Scalar::Compound,
-    })
+    }
 }
 
 pub fn first_text(value: &Value, paths: &[&str]) -> Result<Option<String>, String> {

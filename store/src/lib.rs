@@ -17,6 +17,7 @@ pub mod output;
 pub mod query;
 pub mod rollup;
 pub mod schema;
+pub mod security_hits;
 pub mod sketch;
 pub mod state;
 #[cfg(feature = "testing")]

@@ -18,6 +18,7 @@ use datafusion::error::DataFusionError;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::schema::{LAKE_TABLES, USAGE_VIEW, USAGE_VIEW_SQL, schema_of};
+use crate::security_hits::{SECURITY_HITS_VIEW, view_sql as security_hits_sql};
 use crate::state::LakeFile;
 use crate::{Result, Store, StoreError};
 
@@ -35,17 +36,23 @@ impl QueryResult {
 }
 
 impl Store {
-    /// A session with every lake table and the `usage` view, as committed now.
+    /// A session with every lake table and the `usage` and `security_hits`
+    /// views, as committed now.
     #[tracing::instrument(skip_all, err)]
     pub async fn query_session(&self) -> Result<SessionContext> {
         // One watermark for all tables: a batch committing meanwhile is wholly
         // visible or wholly not.
         let watermark = self.db.manifest_watermark().await?;
         let ctx = self.session_at(watermark, &|_| true).await?;
-        ctx.sql(&format!("CREATE VIEW {USAGE_VIEW} AS {USAGE_VIEW_SQL}"))
-            .await?
-            .collect()
-            .await?;
+        for (view, sql) in [
+            (USAGE_VIEW, USAGE_VIEW_SQL.to_owned()),
+            (SECURITY_HITS_VIEW, security_hits_sql()),
+        ] {
+            ctx.sql(&format!("CREATE VIEW {view} AS {sql}"))
+                .await?
+                .collect()
+                .await?;
+        }
         Ok(ctx)
     }
 

@@ -11,17 +11,19 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 pub const REQUESTS: &str = "requests";
 pub const TOKEN_USAGE: &str = "token_usage";
 pub const TOKEN_METRICS: &str = "token_metrics";
+pub const DLP_HITS: &str = "dlp_hits";
 /// The view joining each request to its token usage.
 pub const USAGE_VIEW: &str = "usage";
 
 /// The lake tables, in the order they are written.
-pub const LAKE_TABLES: [&str; 3] = [REQUESTS, TOKEN_USAGE, TOKEN_METRICS];
+pub const LAKE_TABLES: [&str; 4] = [REQUESTS, TOKEN_USAGE, TOKEN_METRICS, DLP_HITS];
 
 /// The column whose value identifies a row within its table and date: what ingest
 /// deduplicates on.
 pub fn dedupe_column(table: &str) -> &'static str {
     match table {
         TOKEN_METRICS => "metric_id",
+        DLP_HITS => "hit_id",
         _ => "request_id",
     }
 }
@@ -109,11 +111,45 @@ pub static TOKEN_METRICS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// DLP and content-safety hits reported by a data-protection service (Purview
+/// DLP alerts, `docs/dlp-events.md`): which policy and rule matched what, in
+/// whose interaction, and which data source the content came from. `hit_id` is
+/// the event's own id, or a digest of everything it says, so a re-export adds
+/// nothing. Gateway-side blocks stay in `requests`; the `security_hits` view
+/// shows both in this shape.
+pub static DLP_HITS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("time", time_type(), false),
+        utf8("hit_id", false),
+        // Who reported the hit: `purview` for ingested events.
+        utf8("source", false),
+        utf8("policy", false),
+        utf8("rule", true),
+        // low, medium or high
+        utf8("severity", true),
+        // audit, block_with_override or block
+        utf8("action", false),
+        // The matched sensitive information types, as a JSON array of names.
+        utf8("sensitive_info_types", true),
+        // The sensitivity label as the service wrote it (sublabels included).
+        utf8("label", true),
+        utf8("agent", true),
+        utf8("app", true),
+        utf8("user_id", true),
+        utf8("request_id", true),
+        // The lineage node key of the resource the content came from.
+        utf8("resource_namespace", true),
+        utf8("resource_name", true),
+        Field::new("batch_id", DataType::Int64, false),
+    ]))
+});
+
 pub fn schema_of(table: &str) -> Option<SchemaRef> {
     match table {
         REQUESTS => Some(REQUESTS_SCHEMA.clone()),
         TOKEN_USAGE => Some(TOKEN_USAGE_SCHEMA.clone()),
         TOKEN_METRICS => Some(TOKEN_METRICS_SCHEMA.clone()),
+        DLP_HITS => Some(DLP_HITS_SCHEMA.clone()),
         _ => None,
     }
 }

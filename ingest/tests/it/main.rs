@@ -5,6 +5,7 @@
 
 mod apim;
 mod appinsights;
+mod dlp;
 mod helpers;
 mod kong;
 mod litellm;
