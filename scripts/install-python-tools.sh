@@ -6,7 +6,8 @@ if ! python3 - <<'PY' 2>/dev/null
 import sys, duckdb, importlib.metadata as m
 sys.exit(duckdb.__version__ != "2.0.0" or m.version("focus-validator") != "1.0.0"
          or m.version("multimethod") != "1.10"
-         or m.version("schemathesis") != "4.32.5")
+         or m.version("schemathesis") != "4.32.5"
+         or m.version("openlineage-python") != "1.54.0")
 PY
 then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r "$here/python-tools.txt"

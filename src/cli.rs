@@ -181,6 +181,18 @@ pub enum Command {
         format: OutputFormat,
     },
 
+    /// The lineage graph: data sources, MCP tools, agents, model deployments
+    /// and gateways, with sensitivity labels propagated along the data flow.
+    ///
+    /// Labels flow the way data does (source -> tool -> agent -> deployment ->
+    /// gateway); a node's effective label is the highest that reaches it, and
+    /// `why` shows the path that gave it. Nodes are named by `--node NAME`, with
+    /// `--namespace` when the name alone is ambiguous.
+    Lineage {
+        #[command(subcommand)]
+        command: LineageCommand,
+    },
+
     /// The synthetic estate, for demos, tests and benchmarks.
     Fixtures {
         #[command(subcommand)]
@@ -193,6 +205,105 @@ pub enum Command {
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LineageCommand {
+    /// Import lineage. `catalog`: the declarative YAML catalog
+    /// (docs/reference-data.md), which replaces the catalog's edges whole and is
+    /// refused whole, every problem named, when anything in it is wrong.
+    Import {
+        #[arg(value_enum)]
+        source: LineageSource,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Blast radius: every node data from this one reaches, nearest first.
+    Downstream(TraversalArgs),
+    /// Provenance: every node this one's data comes from, nearest first.
+    Upstream(TraversalArgs),
+    /// A shortest data-flow path from one node to another.
+    Path {
+        #[arg(long, value_name = "NAME")]
+        from: String,
+        #[arg(long, value_name = "NAME")]
+        to: String,
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// Longest path looked for, in edges.
+        #[arg(long, default_value_t = 10)]
+        depth: u32,
+        #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
+    /// Why a node carries its label: the path from the node it came from.
+    Why {
+        #[command(flatten)]
+        node: NodeArg,
+        #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
+    /// Every node at or above a label, each with the path that proves it
+    /// (e.g. `--label "Highly Confidential" --kind agent`).
+    Reach {
+        #[arg(long, value_name = "LABEL")]
+        label: String,
+        /// Only nodes of this kind (repeatable): data_source, api, mcp_server,
+        /// mcp_tool, agent, model_deployment, model, gateway, subscription,
+        /// project, connection, process.
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
+    /// Policy findings: data above a deployment's allowed label or outside its
+    /// boundary, agents above their clearance, hand-set labels below what flows in.
+    Findings {
+        #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
+    /// External-facing nodes (by boundary) and the labelled data upstream of them.
+    Exposure {
+        /// Lowest label reported [default: the most sensitive]
+        #[arg(long, value_name = "LABEL")]
+        label: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        depth: u32,
+        #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LineageSource {
+    Catalog,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArg {
+    /// The node's name.
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+    /// Its namespace, when the name alone is ambiguous.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TraversalArgs {
+    #[command(flatten)]
+    pub node: NodeArg,
+    /// How many edges away to look.
+    #[arg(long, default_value_t = 5)]
+    pub depth: u32,
+    /// Only report nodes of this kind (repeatable); all kinds are traversed.
+    #[arg(long = "kind", value_name = "KIND")]
+    pub kinds: Vec<String>,
+    /// Most nodes reported; the answer says when it was cut.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    #[arg(long, default_value = "table", value_name = "FORMAT")]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, Subcommand)]

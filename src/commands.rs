@@ -1,6 +1,7 @@
 //! One function per verb; each opens the store and calls the library crates.
 
 mod capacity;
+mod lineage;
 mod month;
 mod ownership;
 mod prices;
@@ -173,6 +174,7 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             }
             BudgetsCommand::Evaluate => server::evaluate_now(&store).await,
         },
+        Command::Lineage { command } => lineage::run(&store, config, command).await,
         Command::Batches { limit, format } => batches(&store, limit, format).await,
         Command::Quarantine { batch_id, format } => quarantine(&store, batch_id, format).await,
         Command::Fixtures { .. } => unreachable!("handled before the store opens"),

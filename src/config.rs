@@ -23,6 +23,18 @@ struct FileConfig {
     ingest: IngestFileConfig,
     #[serde(default)]
     server: ServerSection,
+    #[serde(default)]
+    lineage: LineageSection,
+}
+
+/// `[lineage]` of tollgate.toml: the label taxonomy and what counts as outside.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineageSection {
+    /// Sensitivity labels, least sensitive first (default: Purview's taxonomy).
+    labels: Option<Vec<String>>,
+    /// Node boundaries that face the outside world (default: external, public, global).
+    external_boundaries: Option<Vec<String>>,
 }
 
 /// `[server]` of tollgate.toml: how `tollgate serve` behaves.
@@ -55,6 +67,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub dimensions: Dimensions,
     pub server: ServerSection,
+    pub taxonomy: tollgate_lineage::Taxonomy,
+    pub lineage_policy: tollgate_lineage::Policy,
 }
 
 impl Config {
@@ -84,6 +98,15 @@ impl Config {
             .transpose()?;
         let dimensions = Dimensions::from_sources(&file.ingest.dimensions)
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let taxonomy = match file.lineage.labels {
+            Some(labels) => tollgate_lineage::Taxonomy::new(labels)
+                .map_err(|e| anyhow::anyhow!("configuration [lineage] labels: {e}"))?,
+            None => tollgate_lineage::Taxonomy::default(),
+        };
+        let mut lineage_policy = tollgate_lineage::Policy::default();
+        if let Some(boundaries) = file.lineage.external_boundaries {
+            lineage_policy.external_boundaries = boundaries;
+        }
         Ok(Config {
             store: StoreConfig {
                 data_dir,
@@ -91,6 +114,8 @@ impl Config {
             },
             dimensions,
             server: file.server,
+            taxonomy,
+            lineage_policy,
         })
     }
 }
@@ -134,12 +159,32 @@ mod tests {
     }
 
     #[test]
+    fn a_lineage_section_sets_the_taxonomy_and_a_bad_one_is_named() {
+        let file: FileConfig = toml::from_str(
+            "[lineage]\nlabels = [\"Open\", \"Secret\"]\nexternal_boundaries = [\"internet\"]\n",
+        )
+        .unwrap();
+        let config = Config::layer(&args(None, None), file).unwrap();
+        assert_eq!(config.taxonomy.rank("secret").unwrap().0, 1);
+        assert_eq!(config.lineage_policy.external_boundaries, ["internet"]);
+        let file: FileConfig = toml::from_str("[lineage]\nlabels = [\"A\", \"a\"]\n").unwrap();
+        let err = Config::layer(&args(None, None), file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[lineage] labels") && err.contains("twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn flags_and_env_win_over_the_file() {
         let file = FileConfig {
             data_dir: Some("/from/file".into()),
             database_url: Some("postgres://u:filepw@h/db".into()),
             ingest: IngestFileConfig::default(),
             server: ServerSection::default(),
+            lineage: LineageSection::default(),
         };
         let config = Config::layer(&args(Some("/from/flag"), None), file).unwrap();
         assert_eq!(config.store.data_dir, PathBuf::from("/from/flag"));

@@ -46,6 +46,8 @@ pub async fn serve(
             dimensions: config.dimensions.clone(),
             ..defaults.ingest.clone()
         },
+        taxonomy: config.taxonomy.clone(),
+        lineage_policy: config.lineage_policy.clone(),
         ..defaults
     };
     let listen = listen

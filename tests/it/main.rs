@@ -9,6 +9,8 @@ use std::process::{Command, Output};
 
 use tollgate_store::testing::TestStore;
 
+mod lineage;
+
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/samples/canonical-small.jsonl")
 }

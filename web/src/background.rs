@@ -1,6 +1,6 @@
 //! The server's own work between requests: re-evaluating budgets (after a push,
 //! and on a timer for batches other processes committed), reloading the key and
-//! view caches when another process changed them, and delivering webhooks.
+//! view caches and the lineage graph when another process changed them, and delivering webhooks.
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,6 +40,9 @@ async fn refresher(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if let Err(e) = state.views.refresh(db, false).await {
             tracing::warn!(error = %e, "reloading gateway views failed");
+        }
+        if let Err(e) = state.lineage.refresh(db, false).await {
+            tracing::warn!(error = %e, "reloading the lineage graph failed");
         }
     }
 }

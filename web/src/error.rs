@@ -37,6 +37,8 @@ pub enum AppError {
     Reports(#[from] ReportsError),
     #[error(transparent)]
     Ingest(#[from] tollgate_ingest::IngestError),
+    #[error(transparent)]
+    Lineage(#[from] tollgate_lineage::Error),
     #[error("{0}")]
     Internal(String),
 }
@@ -75,10 +77,26 @@ impl AppError {
             AppError::Reports(ReportsError::Invalid { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
             }
+            AppError::Lineage(e) => lineage_status(e),
             AppError::Reports(_) | AppError::Ingest(_) | AppError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         }
+    }
+}
+
+fn lineage_status(e: &tollgate_lineage::Error) -> (StatusCode, &'static str) {
+    use tollgate_lineage::Error as E;
+    match e {
+        E::UnknownNode(_) => (StatusCode::NOT_FOUND, "not_found"),
+        E::AmbiguousNode { .. }
+        | E::UnknownLabel { .. }
+        | E::UnknownKind(_)
+        | E::UnknownOrigin(_)
+        | E::Taxonomy(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+        E::Refused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        E::Store(e) => store_status(e),
+        E::Stored(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }
 
@@ -110,6 +128,7 @@ impl IntoResponse for AppError {
         let problems = match self {
             AppError::Invalid(problems) => problems,
             AppError::Reports(ReportsError::Invalid { problems, .. }) => problems,
+            AppError::Lineage(tollgate_lineage::Error::Refused { problems, .. }) => problems,
             _ => Vec::new(),
         };
         let mut response = (

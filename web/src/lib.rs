@@ -8,7 +8,9 @@
 //! shippers push batches to `/api/v1/ingest`, answered once the batch is
 //! committed; a push wakes the budget evaluator, whose state changes go out as
 //! webhooks from an outbox ([`notify`]), so a slow receiver never holds up
-//! ingest. Every change made through the API is in the audit log.
+//! ingest. Security analysts query the lineage graph, held in memory
+//! ([`lineage`]) and reloaded when an import changes it. Every change made
+//! through the API is in the audit log.
 
 // Handlers await the budget evaluation, whose future (a DataFusion query
 // inside) is too deep for the default limit when proven `Send`.
@@ -18,6 +20,7 @@ pub mod apim;
 pub mod auth;
 mod background;
 pub mod error;
+pub mod lineage;
 mod metrics;
 pub mod notify;
 mod routes;
@@ -51,6 +54,7 @@ pub async fn serve(
     let state = AppState::new(store, config);
     state.keys.refresh(&state.store.db, true).await?;
     state.views.refresh(&state.store.db, true).await?;
+    state.lineage.refresh(&state.store.db, true).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tasks = background::spawn(state.clone(), stop_rx);
     let app = router(state);

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     /// The first retry's delay; doubled on each further attempt.
     pub webhook_backoff: Duration,
     pub ingest: IngestOptions,
+    /// Sensitivity labels, least sensitive first.
+    pub taxonomy: tollgate_lineage::Taxonomy,
+    /// What counts as external-facing for lineage findings.
+    pub lineage_policy: tollgate_lineage::Policy,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +54,8 @@ impl Default for ServerConfig {
                 format: tollgate_ingest::Format::Auto,
                 ..IngestOptions::default()
             },
+            taxonomy: tollgate_lineage::Taxonomy::default(),
+            lineage_policy: tollgate_lineage::Policy::default(),
         }
     }
 }
@@ -63,6 +69,7 @@ pub struct Inner {
     pub keys: KeyCache,
     pub views: ViewCache,
     pub chargeback: ChargebackCache,
+    pub lineage: crate::lineage::LineageCache,
     pub metrics: crate::metrics::Metrics,
     pub ingest_slots: Semaphore,
     /// One budget evaluation at a time in this process.
@@ -93,6 +100,7 @@ impl AppState {
                 config.budget_max_age.as_secs()
             ))
             .unwrap_or(axum::http::HeaderValue::from_static("no-cache")),
+            lineage: crate::lineage::LineageCache::new(config.taxonomy.clone()),
             store,
             config,
             keys: KeyCache::default(),

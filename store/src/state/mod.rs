@@ -11,6 +11,7 @@ mod capacity;
 mod closes;
 mod ingest_requests;
 mod keys;
+mod lineage;
 mod manifest;
 mod ownership;
 mod prices;
@@ -36,6 +37,7 @@ pub use self::budgets::{
 pub use self::capacity::{BackendRow, PtuReservation};
 pub use self::closes::{MonthClose, NewMonthClose};
 pub use self::keys::{ApiKeyHash, ApiKeyRow, NewApiKey};
+pub use self::lineage::{LineageApplied, LineageEdgeRow, LineageMode, LineageNodeRow};
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;
@@ -175,9 +177,9 @@ impl StateDb {
     pub async fn inputs_version(&self) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<Db, i64>(
-                // Keys and what gateways are served are no report's input.
+                // Keys, what gateways are served and lineage are no report's input.
                 "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM state_versions \
-                 WHERE name NOT IN ('keys', 'gateway_views')",
+                 WHERE name NOT IN ('keys', 'gateway_views', 'lineage')",
             )
             .fetch_one(pool)
             .await?

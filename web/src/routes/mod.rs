@@ -8,6 +8,7 @@ mod gateways;
 mod health;
 mod ingest;
 pub(crate) mod keys;
+mod lineage;
 mod reports;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(keys::router())
         .merge(reports::router())
+        .merge(lineage::router())
         .merge(ingest::router(&state.config))
 }
 

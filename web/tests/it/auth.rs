@@ -61,6 +61,62 @@ fn families() -> Vec<(Method, String, Option<Value>, Vec<Role>)> {
             vec![Admin, Finops],
         ),
         (
+            // An event missing its fields: 422 for those who may push.
+            Method::POST,
+            "/api/v1/lineage".into(),
+            Some(json!({"job": {"namespace": "n"}})),
+            vec![Ingest, Admin],
+        ),
+        (
+            Method::POST,
+            "/api/v1/lineage/batch".into(),
+            Some(json!([{"job": {"namespace": "n"}}])),
+            vec![Ingest, Admin],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/findings".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/exposure".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/reach?label=General".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/upstream?name=nope".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/why?name=nope".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/path?from=a&to=b".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            // An unknown node: 404 for those who may, 403 for the others.
+            Method::GET,
+            "/api/v1/lineage/downstream?name=nope".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
             Method::GET,
             "/api/v1/months".into(),
             None,

@@ -8,6 +8,7 @@ mod auth;
 mod budgets;
 mod helpers;
 mod ingest;
+mod lineage;
 mod month;
 
 tollgate_store::backend_tests!(
@@ -29,9 +30,12 @@ tollgate_store::backend_tests!(
     a_body_in_no_known_format_is_a_clear_4xx,
     shutdown_lets_a_push_in_flight_commit,
     a_gateway_watches_its_budgets_move_as_a_generated_month_arrives,
+    analysts_query_the_graph_and_see_imports_arrive,
+    openlineage_events_are_pushed_plain_gzipped_and_in_batches,
 );
 
 use auth::*;
 use budgets::*;
 use ingest::*;
+use lineage::*;
 use month::*;

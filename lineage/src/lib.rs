@@ -1,0 +1,47 @@
+//! Tollgate's security side of the data flow. Importers (the YAML catalog,
+//! OpenLineage events, Foundry connections, Atlas entities, observed gateway
+//! traffic) turn what they read into nodes and data-flow edges; the state
+//! database keeps them; [`LineageGraph`] loads them into a petgraph graph in
+//! memory, propagates sensitivity labels along the edges (recording for each
+//! node the path that gave it its label), and answers the analysts' questions:
+//! blast radius, provenance, paths, exposure and policy findings. Everything
+//! here is derived from the stored nodes and edges and can be rebuilt from them.
+
+mod catalog;
+mod error;
+mod findings;
+mod graph;
+pub mod label;
+pub mod model;
+mod openlineage;
+mod propagate;
+mod query;
+#[cfg(feature = "store")]
+mod store;
+mod view;
+
+pub use catalog::parse_catalog;
+pub use error::{Error, Result};
+pub use findings::{Exposure, Finding, FindingKind, Policy};
+pub use graph::LineageGraph;
+pub use label::{Rank, Taxonomy};
+pub use model::{Edge, Flow, Label, Node, NodeKey, NodeKind, Origin};
+pub use openlineage::parse_events;
+pub use petgraph::stable_graph::{EdgeIndex, NodeIndex};
+pub use query::{Bounds, Direction, Reached};
+#[cfg(feature = "store")]
+pub use store::{load_graph, save_import};
+#[cfg(feature = "store")]
+pub use tollgate_store::state::LineageMode;
+pub use view::{
+    EdgeSummary, Explained, NodeSummary, PathStep, ReachAnswer, ReachedNode, path_text,
+};
+
+/// What one importer read: nodes to add or update and edges between them (by
+/// key), all from one origin.
+#[derive(Clone, Debug)]
+pub struct Import {
+    pub origin: Origin,
+    pub nodes: Vec<Node>,
+    pub edges: Vec<(NodeKey, NodeKey, Edge)>,
+}

@@ -1,0 +1,318 @@
+//! `tollgate lineage`: import lineage and ask the security questions.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use tollgate_lineage::{
+    Bounds, Direction, Explained, LineageGraph, NodeIndex, NodeKind, ReachAnswer, load_graph,
+    parse_catalog, path_text, save_import,
+};
+use tollgate_store::Store;
+use tollgate_store::output::OutputFormat;
+
+use super::{ints, print, strings, table};
+use crate::cli::{LineageCommand, LineageSource, NodeArg, TraversalArgs};
+use crate::config::Config;
+
+pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Result<ExitCode> {
+    if let LineageCommand::Import { source, file } = command {
+        return import(store, config, source, &file).await;
+    }
+    let graph = load_graph(&store.db, config.taxonomy.clone()).await?;
+    match command {
+        LineageCommand::Import { .. } => unreachable!("handled above"),
+        LineageCommand::Downstream(args) => traverse(&graph, Direction::Downstream, &args),
+        LineageCommand::Upstream(args) => traverse(&graph, Direction::Upstream, &args),
+        LineageCommand::Path {
+            from,
+            to,
+            namespace,
+            depth,
+            format,
+        } => {
+            let (a, b) = (
+                graph.resolve(namespace.as_deref(), &from)?,
+                graph.resolve(namespace.as_deref(), &to)?,
+            );
+            let Some(path) = graph.path_between(a, b, depth) else {
+                anyhow::bail!("no data-flow path from {from} to {to} within {depth} edges");
+            };
+            let explained = Explained {
+                node: graph.summary(b),
+                path: graph.path_view(&path),
+            };
+            print_path(format, &explained)
+        }
+        LineageCommand::Why { node, format } => {
+            let ix = resolve(&graph, &node)?;
+            print_path(format, &graph.explain(ix))
+        }
+        LineageCommand::Reach {
+            label,
+            kinds,
+            format,
+        } => {
+            let min = graph.taxonomy().rank(&label)?;
+            let found: Vec<Explained> = graph
+                .at_or_above(min, &parse_kinds(&kinds)?)
+                .into_iter()
+                .map(|ix| graph.explain(ix))
+                .collect();
+            if format == OutputFormat::Json {
+                return json(&found);
+            }
+            let (schema, batch) = table(vec![
+                (
+                    "namespace",
+                    strings(found.iter().map(|e| Some(e.node.namespace.as_str()))),
+                ),
+                (
+                    "name",
+                    strings(found.iter().map(|e| Some(e.node.name.as_str()))),
+                ),
+                (
+                    "kind",
+                    strings(found.iter().map(|e| Some(e.node.kind.as_str()))),
+                ),
+                (
+                    "label",
+                    strings(found.iter().map(|e| e.node.effective_label.as_deref())),
+                ),
+                ("proof", owned(found.iter().map(|e| path_text(&e.path)))),
+            ])?;
+            print(format, &schema, &[batch])
+        }
+        LineageCommand::Findings { format } => {
+            let findings = graph.findings(&config.lineage_policy);
+            if format == OutputFormat::Json {
+                return json(&findings);
+            }
+            let kinds: Vec<String> = findings.iter().map(|f| json_name(&f.kind)).collect();
+            let (schema, batch) = table(vec![
+                ("finding", strings(kinds.iter().map(|k| Some(k.as_str())))),
+                (
+                    "namespace",
+                    strings(findings.iter().map(|f| Some(f.node.namespace.as_str()))),
+                ),
+                (
+                    "name",
+                    strings(findings.iter().map(|f| Some(f.node.name.as_str()))),
+                ),
+                (
+                    "detail",
+                    strings(findings.iter().map(|f| Some(f.detail.as_str()))),
+                ),
+                ("proof", owned(findings.iter().map(|f| path_text(&f.path)))),
+            ])?;
+            print(format, &schema, &[batch])
+        }
+        LineageCommand::Exposure {
+            label,
+            depth,
+            format,
+        } => {
+            let min = match label {
+                Some(l) => graph.taxonomy().rank(&l)?,
+                None => graph.taxonomy().top(),
+            };
+            let bounds = Bounds {
+                depth,
+                kinds: vec![],
+                limit: usize::MAX,
+            };
+            let exposures = graph.exposure(min, &config.lineage_policy, &bounds);
+            if format == OutputFormat::Json {
+                return json(&exposures);
+            }
+            let rows: Vec<_> = exposures
+                .iter()
+                .flat_map(|e| e.sources.iter().map(move |s| (e, &s.node, s.distance)))
+                .collect();
+            let (schema, batch) =
+                table(vec![
+                    (
+                        "external",
+                        owned(rows.iter().map(|(e, _, _)| {
+                            format!("{}::{}", e.external.namespace, e.external.name)
+                        })),
+                    ),
+                    (
+                        "boundary",
+                        strings(rows.iter().map(|(e, _, _)| Some(e.boundary.as_str()))),
+                    ),
+                    (
+                        "source",
+                        owned(
+                            rows.iter()
+                                .map(|(_, s, _)| format!("{}::{}", s.namespace, s.name)),
+                        ),
+                    ),
+                    (
+                        "source_kind",
+                        strings(rows.iter().map(|(_, s, _)| Some(s.kind.as_str()))),
+                    ),
+                    (
+                        "source_label",
+                        strings(rows.iter().map(|(_, s, _)| s.effective_label.as_deref())),
+                    ),
+                    ("distance", ints(rows.iter().map(|(_, _, d)| i64::from(*d)))),
+                ])?;
+            print(format, &schema, &[batch])
+        }
+    }
+}
+
+async fn import(
+    store: &Store,
+    config: &Config,
+    source: LineageSource,
+    file: &std::path::Path,
+) -> Result<ExitCode> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = file.display().to_string();
+    let import = match source {
+        LineageSource::Catalog => parse_catalog(&text, &name, &config.taxonomy)?,
+    };
+    let applied = save_import(
+        &store.db,
+        &import,
+        &config.taxonomy,
+        &super::server::cli_actor(),
+        tollgate_lineage::LineageMode::Replace,
+    )
+    .await?;
+    let graph = load_graph(&store.db, config.taxonomy.clone()).await?;
+    println!(
+        "{name}: {} nodes and {} edges imported ({} edges the file no longer lists removed); \
+         the graph now has {} nodes and {} edges",
+        applied.nodes,
+        applied.edges,
+        applied.edges_removed,
+        graph.node_count(),
+        graph.edge_count()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn resolve(graph: &LineageGraph, node: &NodeArg) -> Result<NodeIndex> {
+    Ok(graph.resolve(node.namespace.as_deref(), &node.node)?)
+}
+
+fn parse_kinds(kinds: &[String]) -> Result<Vec<NodeKind>> {
+    Ok(kinds
+        .iter()
+        .map(|k| k.parse())
+        .collect::<Result<Vec<NodeKind>, _>>()?)
+}
+
+fn traverse(graph: &LineageGraph, direction: Direction, args: &TraversalArgs) -> Result<ExitCode> {
+    let start = resolve(graph, &args.node)?;
+    let bounds = Bounds {
+        depth: args.depth,
+        kinds: parse_kinds(&args.kinds)?,
+        limit: args.limit,
+    };
+    let answer: ReachAnswer = graph.reach_answer(start, direction, &bounds);
+    if args.format == OutputFormat::Json {
+        return json(&answer);
+    }
+    let n = &answer.nodes;
+    let (schema, batch) = table(vec![
+        ("distance", ints(n.iter().map(|r| i64::from(r.distance)))),
+        (
+            "namespace",
+            strings(n.iter().map(|r| Some(r.node.namespace.as_str()))),
+        ),
+        (
+            "name",
+            strings(n.iter().map(|r| Some(r.node.name.as_str()))),
+        ),
+        (
+            "kind",
+            strings(n.iter().map(|r| Some(r.node.kind.as_str()))),
+        ),
+        (
+            "label",
+            strings(n.iter().map(|r| r.node.effective_label.as_deref())),
+        ),
+    ])?;
+    let code = print(args.format, &schema, &[batch])?;
+    if answer.truncated {
+        eprintln!(
+            "truncated: more nodes lie beyond --depth {} or --limit {}",
+            args.depth, args.limit
+        );
+    }
+    Ok(code)
+}
+
+fn print_path(format: OutputFormat, explained: &Explained) -> Result<ExitCode> {
+    if format == OutputFormat::Json {
+        return json(explained);
+    }
+    let p = &explained.path;
+    let vias: Vec<String> = p
+        .iter()
+        .map(|s| {
+            s.via.as_ref().map_or_else(String::new, |v| {
+                let mut t = format!("{} ({})", v.kind, v.origin.as_str());
+                if let Some(cap) = &v.cap {
+                    t.push_str(&format!(", cap {cap}"));
+                }
+                t
+            })
+        })
+        .collect();
+    let (schema, batch) = table(vec![
+        (
+            "step",
+            ints((0..p.len()).map(|i| i64::try_from(i).unwrap_or(i64::MAX))),
+        ),
+        (
+            "namespace",
+            strings(p.iter().map(|s| Some(s.node.namespace.as_str()))),
+        ),
+        (
+            "name",
+            strings(p.iter().map(|s| Some(s.node.name.as_str()))),
+        ),
+        (
+            "kind",
+            strings(p.iter().map(|s| Some(s.node.kind.as_str()))),
+        ),
+        (
+            "own_label",
+            strings(p.iter().map(|s| s.node.label.as_deref())),
+        ),
+        (
+            "effective_label",
+            strings(p.iter().map(|s| s.node.effective_label.as_deref())),
+        ),
+        (
+            "via",
+            strings(
+                vias.iter()
+                    .map(|v| Some(v.as_str()).filter(|v| !v.is_empty())),
+            ),
+        ),
+    ])?;
+    print(format, &schema, &[batch])
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn json_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn owned(values: impl Iterator<Item = String>) -> arrow::array::ArrayRef {
+    super::texts(&values.collect::<Vec<_>>())
+}

@@ -1,0 +1,141 @@
+//! `tollgate lineage` on the generator's catalog: the analyst's questions, and a
+//! bad catalog refused whole.
+
+use serde_json::Value;
+use tollgate_store::testing::TestStore;
+
+use super::{generate_estate, stderr, stdout, tollgate};
+
+tollgate_store::backend_tests!(an_analyst_finds_every_agent_reaching_highly_confidential_data);
+
+fn json(store: &TestStore, args: &[&str]) -> Value {
+    let out = tollgate(store, args, &[]);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: TestStore) {
+    let estate = generate_estate(&store, 200);
+    let catalog = estate.join("reference/catalog.yaml");
+    let out = tollgate(
+        &store,
+        &["lineage", "import", "catalog", catalog.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("edges imported"), "{}", stdout(&out));
+
+    let agents = json(
+        &store,
+        &[
+            "lineage",
+            "reach",
+            "--label",
+            "Highly Confidential",
+            "--kind",
+            "agent",
+            "--format",
+            "json",
+        ],
+    );
+    let agents = agents.as_array().unwrap();
+    assert!(!agents.is_empty());
+    for agent in agents {
+        assert_eq!(agent["node"]["kind"], "agent");
+        let path = agent["path"].as_array().unwrap();
+        assert_eq!(path[0]["node"]["kind"], "data_source");
+        assert_eq!(path[0]["node"]["label"], "Highly Confidential");
+        assert_eq!(path.last().unwrap()["node"], agent["node"]);
+    }
+    let table = tollgate(
+        &store,
+        &[
+            "lineage",
+            "reach",
+            "--label",
+            "Highly Confidential",
+            "--kind",
+            "agent",
+        ],
+        &[],
+    );
+    assert!(
+        stdout(&table).contains(" -[calls]-> contoso::"),
+        "{}",
+        stdout(&table)
+    );
+
+    let findings = json(&store, &["lineage", "findings", "--format", "json"]);
+    assert!(
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "above_clearance" && f["node"]["name"] == "marketing-writer"),
+        "{findings:#}"
+    );
+    let down = json(
+        &store,
+        &[
+            "lineage",
+            "downstream",
+            "--node",
+            "hr-employee-db",
+            "--depth",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(down["truncated"], true);
+    assert!(
+        down["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["distance"] == 1)
+    );
+
+    // A catalog with mistakes is refused whole, each named, and nothing changes.
+    let bad = store.dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(&catalog)
+        .unwrap()
+        .replacen("label: \"Highly Confidential\"", "label: \"Top Secret\"", 1)
+        .replacen("kind: calls", "kind: calls, cap: \"Nope\"", 1);
+    std::fs::write(&bad, text).unwrap();
+    let out = tollgate(
+        &store,
+        &["lineage", "import", "catalog", bad.to_str().unwrap()],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.yaml")
+            && err.contains("\"Top Secret\"")
+            && err.contains("cap: unknown label \"Nope\""),
+        "{err}"
+    );
+    let again = json(
+        &store,
+        &[
+            "lineage",
+            "reach",
+            "--label",
+            "Highly Confidential",
+            "--kind",
+            "agent",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(again.as_array().unwrap().len(), agents.len());
+
+    let out = tollgate(&store, &["lineage", "why", "--node", "no-such-node"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no node no-such-node"),
+        "{}",
+        stderr(&out)
+    );
+}
