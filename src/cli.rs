@@ -65,8 +65,9 @@ pub enum Command {
         /// `apim` (Azure API Management diagnostic export: GatewayLogs and
         /// GatewayLlmLogs, JSON lines or {"records": [...]} envelopes), `kong`
         /// (Kong AI Gateway file-log / http-log entries), `litellm` (LiteLLM spend
-        /// logs: JSON lines, a JSON array or CSV) or `appinsights` (token metrics
-        /// from Application Insights customMetrics).
+        /// logs: JSON lines, a JSON array or CSV), `appinsights` (token metrics
+        /// from Application Insights customMetrics) or `purview-dlp` (DLP hits
+        /// modelled on Purview DLP alerts, docs/dlp-events.md).
         /// The default, `auto`, recognises each file's format from its content.
         #[arg(long, default_value = "auto", value_name = "FORMAT")]
         format: String,
@@ -81,8 +82,10 @@ pub enum Command {
 
     /// Run one read-only SQL query over the committed lake.
     ///
-    /// Tables: requests, token_usage, token_metrics, and the view usage (requests
-    /// joined to their token usage). Statements that write or define anything are refused.
+    /// Tables: requests, token_usage, token_metrics, dlp_hits, and the views usage
+    /// (requests joined to their token usage) and security_hits (DLP hits beside
+    /// the requests gateways blocked for content safety). Statements that write or
+    /// define anything are refused.
     Sql {
         /// The query, e.g. "SELECT model, sum(prompt_tokens) FROM usage GROUP BY model".
         query: String,
@@ -260,6 +263,29 @@ pub enum LineageCommand {
     /// boundary, agents above their clearance, hand-set labels below what flows in.
     Findings {
         #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
+    /// DLP and content-safety hits (the security_hits view) per day and agent,
+    /// policy, label, severity or action.
+    Hits {
+        /// agent, policy, label, severity or action.
+        #[arg(long, default_value = "agent")]
+        by: String,
+        /// From this time on (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
+    /// One hit and the labelled lineage upstream of its agent: which sensitive
+    /// sources the agent can reach, each with the path.
+    Hit {
+        #[arg(value_name = "HIT_ID")]
+        hit_id: String,
+        #[arg(long, default_value = "json", value_name = "FORMAT")]
         format: OutputFormat,
     },
     /// External-facing nodes (by boundary) and the labelled data upstream of them.

@@ -50,9 +50,10 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             .await?
             .with_context(|| format!("writing fixtures to {}", out.display()))?;
         println!(
-            "wrote {} requests and {} LLM log rows in {} files under {}",
+            "wrote {} requests, {} LLM log rows and {} DLP events in {} files under {}",
             report.requests,
             report.llm_rows,
+            report.dlp_events,
             report.files.len(),
             out.display()
         );

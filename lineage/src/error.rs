@@ -14,6 +14,10 @@ pub enum Error {
     UnknownOrigin(String),
     #[error("no node {0} in the lineage graph")]
     UnknownNode(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Argument(String),
     #[error("{name:?} names nodes in several namespaces ({namespaces}); give the namespace")]
     AmbiguousNode { name: String, namespaces: String },
     #[error("{source_name}: refused, nothing imported:\n  {}", problems.join("\n  "))]

@@ -8,6 +8,8 @@
 //! here is derived from the stored nodes and edges and can be rebuilt from them.
 
 mod catalog;
+#[cfg(feature = "store")]
+mod dlp;
 mod error;
 mod findings;
 mod graph;
@@ -21,6 +23,8 @@ mod store;
 mod view;
 
 pub use catalog::parse_catalog;
+#[cfg(feature = "store")]
+pub use dlp::{HitContext, HitCount, HitGrouping, hit_context, hit_counts};
 pub use error::{Error, Result};
 pub use findings::{Exposure, Finding, FindingKind, Policy};
 pub use graph::LineageGraph;

@@ -107,6 +107,51 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
             ])?;
             print(format, &schema, &[batch])
         }
+        LineageCommand::Hits {
+            by,
+            from,
+            to,
+            format,
+        } => {
+            let counts =
+                tollgate_lineage::hit_counts(store, by.parse()?, from.as_deref(), to.as_deref())
+                    .await?;
+            if format == OutputFormat::Json {
+                return json(&counts);
+            }
+            let (schema, batch) = table(vec![
+                ("day", strings(counts.iter().map(|c| Some(c.day.as_str())))),
+                (
+                    by.as_str(),
+                    strings(counts.iter().map(|c| c.key.as_deref())),
+                ),
+                ("hits", ints(counts.iter().map(|c| c.hits))),
+                ("blocked", ints(counts.iter().map(|c| c.blocked))),
+            ])?;
+            print(format, &schema, &[batch])
+        }
+        LineageCommand::Hit { hit_id, format } => {
+            let context = tollgate_lineage::hit_context(store, &graph, &hit_id).await?;
+            if format == OutputFormat::Json {
+                return json(&context);
+            }
+            let s = &context.sources;
+            let (schema, batch) = table(vec![
+                (
+                    "source",
+                    owned(
+                        s.iter()
+                            .map(|e| format!("{}::{}", e.node.namespace, e.node.name)),
+                    ),
+                ),
+                (
+                    "label",
+                    strings(s.iter().map(|e| e.node.effective_label.as_deref())),
+                ),
+                ("path_to_agent", owned(s.iter().map(|e| path_text(&e.path)))),
+            ])?;
+            print(format, &schema, &[batch])
+        }
         LineageCommand::Exposure {
             label,
             depth,

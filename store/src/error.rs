@@ -68,6 +68,10 @@ pub enum StoreError {
     #[error("read-only SQL: {0}")]
     NotReadOnly(String),
 
+    /// A query stopped for exceeding its memory or time bound.
+    #[error("{0}")]
+    QueryLimit(String),
+
     #[error("lake manifest names {} but it is missing: the lake is damaged", path.display())]
     MissingLakeFile { path: PathBuf },
 }

@@ -11,6 +11,7 @@
 //! raw rows ([`rollup`]). The state database is SQLite by default and Postgres when a
 //! `postgres://` URL is given; both run the same queries and their own migrations.
 
+pub mod bounded_sql;
 mod error;
 pub mod lake;
 pub mod output;

@@ -74,3 +74,15 @@ pub fn write_batches(
     }
     Ok(())
 }
+
+/// `batches` as JSON objects, one per row, with explicit nulls (what
+/// `--format json` prints), for answers that embed rows in a larger document.
+pub fn json_rows(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>> {
+    let mut text = Vec::new();
+    write_batches(OutputFormat::Json, schema, batches, &mut text)?;
+    match serde_json::from_slice(&text) {
+        Ok(serde_json::Value::Array(rows)) => Ok(rows),
+        Ok(_) => Ok(Vec::new()),
+        Err(e) => Err(arrow::error::ArrowError::JsonError(e.to_string()).into()),
+    }
+}

@@ -15,6 +15,7 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::schema::{LAKE_TABLES, USAGE_VIEW, USAGE_VIEW_SQL, schema_of};
@@ -40,10 +41,18 @@ impl Store {
     /// views, as committed now.
     #[tracing::instrument(skip_all, err)]
     pub async fn query_session(&self) -> Result<SessionContext> {
+        self.query_session_in(None).await
+    }
+
+    /// [`Store::query_session`] on a runtime of the caller's (a memory limit).
+    pub(crate) async fn query_session_in(
+        &self,
+        runtime: Option<Arc<RuntimeEnv>>,
+    ) -> Result<SessionContext> {
         // One watermark for all tables: a batch committing meanwhile is wholly
         // visible or wholly not.
         let watermark = self.db.manifest_watermark().await?;
-        let ctx = self.session_at(watermark, &|_| true).await?;
+        let ctx = self.session_with(watermark, &|_| true, runtime).await?;
         for (view, sql) in [
             (USAGE_VIEW, USAGE_VIEW_SQL.to_owned()),
             (SECURITY_HITS_VIEW, security_hits_sql()),
@@ -63,10 +72,22 @@ impl Store {
         watermark: i64,
         keep: &(dyn Fn(&LakeFile) -> bool + Sync),
     ) -> Result<SessionContext> {
+        self.session_with(watermark, keep, None).await
+    }
+
+    async fn session_with(
+        &self,
+        watermark: i64,
+        keep: &(dyn Fn(&LakeFile) -> bool + Sync),
+        runtime: Option<Arc<RuntimeEnv>>,
+    ) -> Result<SessionContext> {
         let config = SessionConfig::new()
             .with_target_partitions(std::thread::available_parallelism().map_or(2, |n| n.get()))
             .with_information_schema(true);
-        let ctx = SessionContext::new_with_config(config);
+        let ctx = match runtime {
+            Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
+            None => SessionContext::new_with_config(config),
+        };
         for table in LAKE_TABLES {
             let provider = self.table_provider(table, watermark, keep).await?;
             ctx.register_table(TableReference::bare(table), provider)?;
@@ -117,23 +138,29 @@ impl Store {
 
 /// Runs `sql` on `ctx` refusing anything but queries.
 pub async fn run_read_only(ctx: &SessionContext, sql: &str) -> Result<QueryResult> {
+    let frame = plan_read_only(ctx, sql).await?;
+    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+    let batches = frame.collect().await?;
+    Ok(QueryResult { schema, batches })
+}
+
+/// Plans `sql`, refusing DDL, DML, `COPY`, `SET` and external tables.
+pub(crate) async fn plan_read_only(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::dataframe::DataFrame> {
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    let frame = match ctx.sql_with_options(sql, options).await {
-        Ok(frame) => frame,
-        Err(e) if is_refused(&e) => {
-            return Err(StoreError::NotReadOnly(format!(
-                "only queries are allowed ({})",
-                e.strip_backtrace()
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-    let batches = frame.collect().await?;
-    Ok(QueryResult { schema, batches })
+    match ctx.sql_with_options(sql, options).await {
+        Ok(frame) => Ok(frame),
+        Err(e) if is_refused(&e) => Err(StoreError::NotReadOnly(format!(
+            "only queries are allowed ({})",
+            e.strip_backtrace()
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn is_refused(e: &DataFusionError) -> bool {

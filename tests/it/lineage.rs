@@ -131,6 +131,62 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     );
     assert_eq!(again.as_array().unwrap().len(), agents.len());
 
+    // DLP hits beside the lineage of the agent that caused them.
+    let dlp = estate.join("dlp/dlp-events.jsonl");
+    let out = tollgate(&store, &["ingest", dlp.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let counts = json(
+        &store,
+        &["lineage", "hits", "--by", "label", "--format", "json"],
+    );
+    let counts = counts.as_array().unwrap();
+    assert!(
+        counts.iter().any(|c| c["key"] == "Highly Confidential"),
+        "{counts:?}"
+    );
+    assert!(
+        counts
+            .iter()
+            .all(|c| c["hits"].as_i64().unwrap() >= c["blocked"].as_i64().unwrap())
+    );
+    let ids = tollgate(
+        &store,
+        &[
+            "sql",
+            "SELECT hit_id FROM dlp_hits WHERE agent IS NOT NULL AND resource_name IS NOT NULL ORDER BY hit_id LIMIT 1",
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    let hit_id = stdout(&ids).lines().nth(1).unwrap().to_owned();
+    let hit = json(&store, &["lineage", "hit", &hit_id]);
+    let agent = hit["agent"]["name"].as_str().unwrap();
+    assert_eq!(hit["hit"]["agent"], agent);
+    let sources = hit["sources"].as_array().unwrap();
+    assert!(!sources.is_empty(), "{hit:#}");
+    for source in sources {
+        let path = source["path"].as_array().unwrap();
+        assert_eq!(path[0]["node"], source["node"]);
+        assert_eq!(path.last().unwrap()["node"]["name"], agent);
+    }
+    // The resource the hit names is one of the agent's labelled sources.
+    assert!(
+        sources
+            .iter()
+            .any(|s| s["node"]["name"] == hit["hit"]["resource_name"]),
+        "{hit:#}"
+    );
+    assert_eq!(hit["resource"]["node"]["name"], hit["hit"]["resource_name"]);
+    let out = tollgate(&store, &["lineage", "hits", "--by", "colour"], &[]);
+    assert!(
+        stderr(&out).contains("by: \"colour\" is not agent"),
+        "{}",
+        stderr(&out)
+    );
+    let out = tollgate(&store, &["lineage", "hit", "nope"], &[]);
+    assert!(stderr(&out).contains("no hit \"nope\""), "{}", stderr(&out));
+
     let out = tollgate(&store, &["lineage", "why", "--node", "no-such-node"], &[]);
     assert!(!out.status.success());
     assert!(

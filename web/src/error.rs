@@ -88,11 +88,12 @@ impl AppError {
 fn lineage_status(e: &tollgate_lineage::Error) -> (StatusCode, &'static str) {
     use tollgate_lineage::Error as E;
     match e {
-        E::UnknownNode(_) => (StatusCode::NOT_FOUND, "not_found"),
+        E::UnknownNode(_) | E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         E::AmbiguousNode { .. }
         | E::UnknownLabel { .. }
         | E::UnknownKind(_)
         | E::UnknownOrigin(_)
+        | E::Argument(_)
         | E::Taxonomy(_) => (StatusCode::BAD_REQUEST, "bad_request"),
         E::Refused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         E::Store(e) => store_status(e),
@@ -108,6 +109,7 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
         StoreError::Query(_) | StoreError::NotReadOnly(_) => {
             (StatusCode::BAD_REQUEST, "bad_request")
         }
+        StoreError::QueryLimit(_) => (StatusCode::BAD_REQUEST, "query_limit"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

@@ -36,6 +36,8 @@ pub struct ServerConfig {
     pub taxonomy: tollgate_lineage::Taxonomy,
     /// What counts as external-facing for lineage findings.
     pub lineage_policy: tollgate_lineage::Policy,
+    /// Memory, time and rows of one `POST /api/v1/sql` query.
+    pub sql_limits: tollgate_store::bounded_sql::SqlLimits,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             },
             taxonomy: tollgate_lineage::Taxonomy::default(),
             lineage_policy: tollgate_lineage::Policy::default(),
+            sql_limits: tollgate_store::bounded_sql::SqlLimits::default(),
         }
     }
 }

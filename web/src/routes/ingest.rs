@@ -30,7 +30,7 @@ pub fn router(config: &ServerConfig) -> OpenApiRouter<AppState> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct Params {
-    /// auto (default), canonical, apim, kong, litellm or appinsights
+    /// auto (default), canonical, apim, kong, litellm, appinsights or purview-dlp
     format: Option<String>,
 }
 

@@ -38,8 +38,56 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reach))
         .routes(routes!(findings))
         .routes(routes!(exposure))
+        .routes(routes!(hit_counts))
+        .routes(routes!(hit))
         .routes(routes!(push_event))
         .routes(routes!(push_batch))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HitsQuery {
+    /// agent (default), policy, label, severity or action.
+    by: Option<String>,
+    /// RFC 3339, inclusive.
+    from: Option<String>,
+    /// RFC 3339, exclusive.
+    to: Option<String>,
+}
+
+/// DLP and content-safety hits per day and agent, policy, label, severity or
+/// action (security).
+#[utoipa::path(get, path = "/api/v1/lineage/hits", tag = "lineage", params(HitsQuery),
+    responses((status = 200, body = Vec<tollgate_lineage::HitCount>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn hit_counts(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(q): Query<HitsQuery>,
+) -> Result<Json<Vec<tollgate_lineage::HitCount>>> {
+    who.require(READ, "query lineage")?;
+    let by = q.by.as_deref().unwrap_or("agent").parse()?;
+    Ok(Json(
+        tollgate_lineage::hit_counts(&state.store, by, q.from.as_deref(), q.to.as_deref()).await?,
+    ))
+}
+
+/// One hit with the labelled lineage upstream of its agent (security).
+#[utoipa::path(get, path = "/api/v1/lineage/hits/{hit_id}", tag = "lineage",
+    params(("hit_id" = String, Path, description = "The hit's id (a request id for gateway blocks)")),
+    responses((status = 200, body = tollgate_lineage::HitContext), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)))]
+async fn hit(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    axum::extract::Path(hit_id): axum::extract::Path<String>,
+) -> Result<Json<tollgate_lineage::HitContext>> {
+    who.require(READ, "query lineage")?;
+    let graph = state.lineage.current();
+    Ok(Json(
+        tollgate_lineage::hit_context(&state.store, &graph, &hit_id).await?,
+    ))
 }
 
 /// What an accepted push added.

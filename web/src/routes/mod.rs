@@ -10,6 +10,7 @@ mod ingest;
 pub(crate) mod keys;
 mod lineage;
 mod reports;
+mod sql;
 
 use std::sync::Arc;
 
@@ -60,6 +61,7 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(reports::router())
         .merge(lineage::router())
+        .merge(sql::router())
         .merge(ingest::router(&state.config))
 }
 

@@ -80,6 +80,25 @@ fn families() -> Vec<(Method, String, Option<Value>, Vec<Role>)> {
             vec![Admin, Security],
         ),
         (
+            Method::POST,
+            "/api/v1/sql".into(),
+            Some(json!({"sql": "SELECT 1"})),
+            vec![Admin, Security],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/hits?by=severity".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            // No such hit: 404 for those who may.
+            Method::GET,
+            "/api/v1/lineage/hits/nope".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
             Method::GET,
             "/api/v1/lineage/exposure".into(),
             None,
@@ -434,7 +453,8 @@ pub async fn the_openapi_document_describes_every_endpoint(store: TestStore) {
                 .unwrap()
                 .replace(GATEWAY, "{gateway}")
                 .replace("bad-month", "{month}")
-                .replace("reference/prices", "reference/{kind}");
+                .replace("reference/prices", "reference/{kind}")
+                .replace("hits/nope", "hits/{hit_id}");
             format!("{method} {path}")
         })
         .chain(

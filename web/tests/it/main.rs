@@ -10,6 +10,7 @@ mod helpers;
 mod ingest;
 mod lineage;
 mod month;
+mod sql;
 
 tollgate_store::backend_tests!(
     every_role_against_every_endpoint_family,
@@ -32,6 +33,7 @@ tollgate_store::backend_tests!(
     a_gateway_watches_its_budgets_move_as_a_generated_month_arrives,
     analysts_query_the_graph_and_see_imports_arrive,
     openlineage_events_are_pushed_plain_gzipped_and_in_batches,
+    analysts_run_bounded_read_only_sql,
 );
 
 use auth::*;
@@ -39,3 +41,4 @@ use budgets::*;
 use ingest::*;
 use lineage::*;
 use month::*;
+use sql::*;

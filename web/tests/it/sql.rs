@@ -1,0 +1,118 @@
+//! `POST /api/v1/sql`: read-only, bounded in rows, memory and time.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tollgate_store::bounded_sql::SqlLimits;
+use tollgate_store::testing::TestStore;
+use tollgate_web::Role::{Finops, Security};
+use tollgate_web::ServerConfig;
+
+use crate::helpers::{TestApp, requests, test_config};
+
+async fn sql(app: &TestApp, body: Value) -> (u16, Value) {
+    let response = app
+        .send_json(Method::POST, "/api/v1/sql", Security, &body)
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn analysts_run_bounded_read_only_sql(store: TestStore) {
+    let config = ServerConfig {
+        sql_limits: SqlLimits {
+            max_rows: 3,
+            ..SqlLimits::default()
+        },
+        ..test_config()
+    };
+    let app = TestApp::spawn_with(store, config).await;
+    app.push_ok(&requests("q", "2026-10-01T00:00:00Z", "sub-a", 5, 10, 10))
+        .await;
+
+    let (status, answer) = sql(&app, json!({"sql": "SELECT count(*) AS n FROM requests"})).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rows"], json!([{"n": 5}]));
+    assert_eq!(answer["columns"][0]["name"], "n");
+    assert_eq!(answer["truncated"], false);
+
+    // Five rows, three allowed: cut and said so; fewer asked, fewer given.
+    let (_, answer) = sql(&app, json!({"sql": "SELECT request_id FROM requests"})).await;
+    assert_eq!(answer["rows"].as_array().unwrap().len(), 3);
+    assert_eq!(answer["truncated"], true);
+    let (_, answer) = sql(
+        &app,
+        json!({"sql": "SELECT request_id FROM requests", "max_rows": 1}),
+    )
+    .await;
+    assert_eq!(answer["rows"].as_array().unwrap().len(), 1);
+    let (status, _) = sql(&app, json!({"sql": "SELECT 1", "max_rows": 4})).await;
+    assert_eq!(status, 400);
+    let (_, exact) = sql(
+        &app,
+        json!({"sql": "SELECT request_id FROM requests LIMIT 3"}),
+    )
+    .await;
+    assert_eq!(exact["truncated"], false, "{exact}");
+
+    for refused in [
+        "CREATE TABLE t AS SELECT 1",
+        "INSERT INTO requests SELECT * FROM requests",
+        "COPY (SELECT 1) TO '/tmp/x.csv'",
+        "SET datafusion.execution.batch_size = 1",
+        "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+        "DROP VIEW usage",
+    ] {
+        let (status, body) = sql(&app, json!({ "sql": refused })).await;
+        assert_eq!(status, 400, "{refused}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("only queries"),
+            "{refused}: {body}"
+        );
+    }
+    let (status, body) = sql(&app, json!({"sql": "SELECT nope FROM requests"})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = sql(&app, json!({"query": "SELECT 1"})).await;
+    assert_eq!(status, 422);
+    let forbidden = app
+        .send_json(
+            Method::POST,
+            "/api/v1/sql",
+            Finops,
+            &json!({"sql": "SELECT 1"}),
+        )
+        .await;
+    assert_eq!(forbidden.status(), 403);
+    let mut store = app.stop().await;
+
+    // A server with almost no query memory and no time refuses what needs them.
+    for (limits, query) in [
+        (
+            SqlLimits {
+                memory_bytes: 1024,
+                ..SqlLimits::default()
+            },
+            // A hash join's build side cannot spill to disk.
+            "SELECT count(*) FROM range(100000) a JOIN range(100000) b ON a.value = b.value",
+        ),
+        (
+            SqlLimits {
+                timeout: Duration::from_millis(50),
+                ..SqlLimits::default()
+            },
+            // Nine million rows: seconds in any build.
+            "SELECT count(DISTINCT a.value * 3000 + b.value) FROM range(3000) a CROSS JOIN range(3000) b",
+        ),
+    ] {
+        let config = ServerConfig {
+            sql_limits: limits,
+            ..test_config()
+        };
+        let app = TestApp::spawn_with(store, config).await;
+        let (status, body) = sql(&app, json!({ "sql": query })).await;
+        assert_eq!(status, 400, "{limits:?}: {body}");
+        assert_eq!(body["error"], "query_limit", "{body}");
+        store = app.stop().await;
+    }
+}
