@@ -11,34 +11,48 @@
 use std::collections::VecDeque;
 
 use petgraph::Direction::{Incoming, Outgoing};
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::TarjanScc;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex};
-use petgraph::visit::{EdgeRef, NodeIndexable};
+use petgraph::visit::{EdgeRef, IntoEdgeReferences, NodeIndexable};
 
 use crate::graph::{Derived, LineageGraph};
 use crate::label::Rank;
+use crate::model::Flow;
 
 impl LineageGraph {
     /// Recomputes every effective label from the declared ones.
     pub fn propagate(&mut self) {
         let _span = tracing::debug_span!("propagate", nodes = self.graph.node_count()).entered();
-        self.derived = vec![Derived::default(); self.graph.node_bound()];
+        let bound = self.graph.node_bound();
+        self.derived = vec![Derived::default(); bound];
         for ix in self.graph.node_indices() {
             self.derived[ix.index()].effective = self.graph[ix].label.as_ref().map(|l| l.rank);
         }
-        // `tarjan_scc` lists components upstream-last.
-        let components = tarjan_scc(&self.graph);
-        let mut component_of = vec![usize::MAX; self.graph.node_bound()];
-        for (c, members) in components.iter().enumerate() {
-            for ix in members {
+        let inflow = Inflow::of(self);
+        // Components arrive upstream-last; kept flat to spare an allocation each.
+        let (mut order, mut ends) = (Vec::with_capacity(bound), Vec::new());
+        TarjanScc::new().run(&self.graph, |members| {
+            order.extend_from_slice(members);
+            ends.push(order.len());
+        });
+        let mut component_of = vec![usize::MAX; bound];
+        let mut start = 0;
+        for (c, &end) in ends.iter().enumerate() {
+            for ix in &order[start..end] {
                 component_of[ix.index()] = c;
             }
+            start = end;
         }
         let mut queue = VecDeque::new();
-        for (c, members) in components.iter().enumerate().rev() {
+        for c in (0..ends.len()).rev() {
+            let members = &order[if c == 0 { 0 } else { ends[c - 1] }..ends[c]];
+            if let [single] = members {
+                inflow.relax(&mut self.derived, *single);
+                continue;
+            }
             queue.extend(members.iter().copied());
             while let Some(ix) = queue.pop_front() {
-                if self.relax(ix) && members.len() > 1 {
+                if inflow.relax(&mut self.derived, ix) {
                     queue.extend(
                         self.graph
                             .neighbors_directed(ix, Outgoing)
@@ -118,5 +132,57 @@ impl LineageGraph {
         }
         path.reverse();
         path
+    }
+}
+
+/// Every node's in-edges in one contiguous array (source, flow, edge): a full
+/// pass reads a node's inflow without chasing petgraph's per-node edge lists,
+/// which is most of its time on a large graph.
+struct Inflow {
+    offsets: Vec<usize>,
+    edges: Vec<(usize, Flow, EdgeIndex)>,
+}
+
+impl Inflow {
+    fn of(graph: &LineageGraph) -> Self {
+        let g = &graph.graph;
+        let mut offsets = vec![0usize; g.node_bound() + 1];
+        for e in g.edge_references() {
+            offsets[e.target().index() + 1] += 1;
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut fill = offsets.clone();
+        let mut edges = vec![(0, Flow::Open, EdgeIndex::end()); g.edge_count()];
+        for e in g.edge_references() {
+            let slot = &mut fill[e.target().index()];
+            edges[*slot] = (e.source().index(), e.weight().flow, e.id());
+            *slot += 1;
+        }
+        Self { offsets, edges }
+    }
+
+    /// As [`LineageGraph::relax`], over the snapshot.
+    fn relax(&self, derived: &mut [Derived], ix: NodeIndex) -> bool {
+        let i = ix.index();
+        let mut best: Option<(Rank, EdgeIndex)> = None;
+        for &(source, flow, edge) in &self.edges[self.offsets[i]..self.offsets[i + 1]] {
+            if let Some(rank) = flow.carry(derived[source].effective)
+                && best.is_none_or(|(b, _)| rank > b)
+            {
+                best = Some((rank, edge));
+            }
+        }
+        match best {
+            Some((rank, via)) if Some(rank) > derived[i].effective => {
+                derived[i] = Derived {
+                    effective: Some(rank),
+                    via: Some(via),
+                };
+                true
+            }
+            _ => false,
+        }
     }
 }
