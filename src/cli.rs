@@ -221,6 +221,10 @@ pub enum LineageCommand {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Recompute the edges observed in the committed traffic (tool -> agent ->
+    /// deployment -> gateway -> subscription, with call counts); ingest does
+    /// this after committing, this does it again from the lake.
+    Observe,
     /// Blast radius: every node data from this one reaches, nearest first.
     Downstream(TraversalArgs),
     /// Provenance: every node this one's data comes from, nearest first.

@@ -207,6 +207,7 @@ async fn ingest(
     // Budgets move after every committed batch, as they do for a pushed one. The
     // evaluation runs in a task of its own: awaited here, it would pause the
     // other files' ingests mid-transaction while it waits for their lock.
+    let mut committed = false;
     let evaluator = if store.db.budgets().await?.is_empty() {
         None
     } else {
@@ -239,6 +240,7 @@ async fn ingest(
                         bar.skip(std::fs::metadata(path).map_or(0, |m| m.len()));
                     }
                     bar.println(&report.to_string());
+                    committed |= report.outcome == Outcome::Committed;
                     if let Some(evaluator) = &evaluator
                         && report.outcome == Outcome::Committed
                     {
@@ -256,6 +258,10 @@ async fn ingest(
         evaluator.finish().await;
     }
     bar.done();
+    if committed {
+        // The traffic just committed is lineage too (observed edges).
+        lineage::observe_now(store, config).await?;
+    }
     if failed > 0 {
         eprintln!(
             "{failed} of {} files failed; the others were committed",

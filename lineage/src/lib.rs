@@ -15,6 +15,8 @@ mod findings;
 mod graph;
 pub mod label;
 pub mod model;
+#[cfg(feature = "store")]
+mod observe;
 mod openlineage;
 mod propagate;
 mod query;
@@ -30,6 +32,8 @@ pub use findings::{Exposure, Finding, FindingKind, Policy};
 pub use graph::LineageGraph;
 pub use label::{Rank, Taxonomy};
 pub use model::{Edge, Flow, Label, Node, NodeKey, NodeKind, Origin};
+#[cfg(feature = "store")]
+pub use observe::{OBSERVED_NAMESPACE, observe};
 pub use openlineage::parse_events;
 pub use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 pub use query::{Bounds, Direction, Reached};

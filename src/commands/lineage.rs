@@ -19,9 +19,13 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
     if let LineageCommand::Import { source, file } = command {
         return import(store, config, source, &file).await;
     }
+    if let LineageCommand::Observe = command {
+        observe_now(store, config).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let graph = load_graph(&store.db, config.taxonomy.clone()).await?;
     match command {
-        LineageCommand::Import { .. } => unreachable!("handled above"),
+        LineageCommand::Import { .. } | LineageCommand::Observe => unreachable!("handled above"),
         LineageCommand::Downstream(args) => traverse(&graph, Direction::Downstream, &args),
         LineageCommand::Upstream(args) => traverse(&graph, Direction::Upstream, &args),
         LineageCommand::Path {
@@ -206,6 +210,21 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
             print(format, &schema, &[batch])
         }
     }
+}
+
+/// Recomputes the observed edges from the lake and says what changed.
+pub async fn observe_now(store: &Store, config: &Config) -> Result<()> {
+    let graph = load_graph(&store.db, config.taxonomy.clone()).await?;
+    match tollgate_lineage::observe(store, &graph, &config.taxonomy, &super::server::cli_actor())
+        .await?
+    {
+        Some(applied) => eprintln!(
+            "lineage: {} observed edges between {} nodes, from the traffic committed",
+            applied.edges, applied.nodes
+        ),
+        None => eprintln!("lineage: observed edges unchanged"),
+    }
+    Ok(())
 }
 
 async fn import(

@@ -131,6 +131,43 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     );
     assert_eq!(again.as_array().unwrap().len(), agents.len());
 
+    // The traffic joins the catalog: observed edges from the committed logs
+    // lead from agents through their deployments and the gateway to the
+    // subscriptions it serves, with call counts.
+    let logs: Vec<String> = ["gateway-logs", "llm-logs"]
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(estate.join(dir)).unwrap())
+        .map(|entry| entry.unwrap().path().display().to_string())
+        .collect();
+    let mut args = vec!["ingest"];
+    args.extend(logs.iter().map(String::as_str));
+    let out = tollgate(&store, &args, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("observed edges"), "{}", stderr(&out));
+    let serves_someone = agents.iter().any(|agent| {
+        let name = agent["node"]["name"].as_str().unwrap();
+        let reached = json(
+            &store,
+            &[
+                "lineage",
+                "downstream",
+                "--node",
+                name,
+                "--kind",
+                "subscription",
+                "--format",
+                "json",
+            ],
+        );
+        !reached["nodes"].as_array().unwrap().is_empty()
+    });
+    assert!(
+        serves_someone,
+        "no agent's data reaches a subscription through observed edges"
+    );
+    let out = tollgate(&store, &["lineage", "observe"], &[]);
+    assert!(stderr(&out).contains("unchanged"), "{}", stderr(&out));
+
     // DLP hits beside the lineage of the agent that caused them.
     let dlp = estate.join("dlp/dlp-events.jsonl");
     let out = tollgate(&store, &["ingest", dlp.to_str().unwrap()], &[]);

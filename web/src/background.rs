@@ -11,6 +11,7 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>
     vec![
         tokio::spawn(evaluator(state.clone(), stop.clone())),
         tokio::spawn(refresher(state.clone(), stop.clone())),
+        tokio::spawn(observer(state.clone(), stop.clone())),
         tokio::spawn(crate::notify::deliverer(state, stop)),
     ]
 }
@@ -22,6 +23,21 @@ async fn evaluator(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = state.evaluate_now.notified() => {}
+            _ = tokio::time::sleep(state.config.evaluate_every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Keeps the observed lineage edges in step with the committed traffic: after
+/// each push, and on the evaluation timer for batches other processes commit.
+async fn observer(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = state.observe_lineage().await {
+            tracing::error!(error = %e, "refreshing observed lineage failed");
+        }
+        tokio::select! {
+            _ = state.observe_now.notified() => {}
             _ = tokio::time::sleep(state.config.evaluate_every) => {}
             _ = stop.changed() => return,
         }

@@ -81,6 +81,8 @@ pub struct Inner {
     pub evaluate_now: Notify,
     /// Wakes the webhook sender after events are recorded.
     pub deliver_now: Notify,
+    /// Wakes the observed-lineage refresh after a push commits.
+    pub observe_now: Notify,
 }
 
 /// Cheap to clone: one `Arc`.
@@ -113,6 +115,7 @@ impl AppState {
             evaluating: Mutex::new(()),
             evaluate_now: Notify::new(),
             deliver_now: Notify::new(),
+            observe_now: Notify::new(),
         }))
     }
 
@@ -128,6 +131,18 @@ impl AppState {
         std::fs::create_dir_all(&dir)
             .map_err(|e| crate::error::AppError::Internal(format!("{}: {e}", dir.display())))?;
         Ok(dir)
+    }
+
+    /// Recomputes the lineage edges observed in the committed traffic, and
+    /// reloads the served graph if they changed.
+    pub async fn observe_lineage(&self) -> crate::error::Result<()> {
+        let graph = self.lineage.current();
+        let changed =
+            tollgate_lineage::observe(&self.store, &graph, &self.config.taxonomy, "server").await?;
+        if changed.is_some() {
+            self.lineage.refresh(&self.store.db, true).await?;
+        }
+        Ok(())
     }
 
     /// Evaluates budgets now, then reloads the served views if they changed.

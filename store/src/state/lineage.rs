@@ -55,9 +55,13 @@ pub enum LineageMode {
     /// take its attributes as they are, and the origin's edges it no longer
     /// lists are removed.
     Replace,
-    /// The import adds what it saw (events, observed traffic): a node it names
-    /// keeps its kind and every attribute the import does not set.
+    /// The import adds what it saw (events): a node it names keeps its kind
+    /// and every attribute the import does not set.
     Merge,
+    /// The whole of what its origin sees now (observed traffic, derived from
+    /// the lake): nodes merged as [`LineageMode::Merge`], the origin's edges
+    /// replaced as [`LineageMode::Replace`].
+    Refresh,
 }
 
 /// A node upsert: both modes bind the same eleven columns.
@@ -116,7 +120,7 @@ impl StateDb {
         };
         let node_sql = match mode {
             LineageMode::Replace => NODE_REPLACE,
-            LineageMode::Merge => NODE_MERGE,
+            LineageMode::Merge | LineageMode::Refresh => NODE_MERGE,
         };
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -137,7 +141,7 @@ impl StateDb {
                     .execute(&mut *tx)
                     .await?;
             }
-            if mode == LineageMode::Replace {
+            if mode != LineageMode::Merge {
                 let removed = sqlx::query::<Db>("DELETE FROM lineage_edges WHERE origin = $1")
                     .bind(origin)
                     .execute(&mut *tx)

@@ -41,7 +41,7 @@ pub use self::lineage::{LineageApplied, LineageEdgeRow, LineageMode, LineageNode
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;
-pub use self::rollups::{RollupRow, UsageRollup};
+pub use self::rollups::{ObservedUsage, RollupRow, UsageRollup};
 pub use self::url::{Backend, DatabaseUrl};
 use crate::Result;
 

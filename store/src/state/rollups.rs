@@ -285,3 +285,34 @@ impl StateDb {
         Ok(dropped)
     }
 }
+
+/// Traffic between an agent, a subscription, a gateway and a deployment over all
+/// rolled-up hours: what the lineage graph's observed edges are made of.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ObservedUsage {
+    pub agent: Option<String>,
+    pub subscription: Option<String>,
+    pub gateway_id: Option<String>,
+    pub backend: Option<String>,
+    pub deployment: Option<String>,
+    pub requests: i64,
+    pub first_hour_us: i64,
+    pub last_hour_us: i64,
+}
+
+impl StateDb {
+    /// Requests per agent, subscription, gateway, backend and deployment, with
+    /// the first and last hour they were seen.
+    pub async fn observed_usage(&self) -> Result<Vec<ObservedUsage>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<Db, ObservedUsage>(
+                "SELECT agent, subscription, gateway_id, backend, deployment, \
+                 CAST(SUM(requests) AS BIGINT) AS requests, MIN(hour_us) AS first_hour_us, \
+                 MAX(hour_us) AS last_hour_us FROM rollup_hourly \
+                 GROUP BY agent, subscription, gateway_id, backend, deployment",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+}

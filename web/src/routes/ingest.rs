@@ -101,6 +101,7 @@ async fn push(
             .await?;
     }
     super::budgets::evaluate(&state).await;
+    state.observe_now.notify_one();
     Ok(json_answer(StatusCode::OK, answer, false))
 }
 

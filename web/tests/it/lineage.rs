@@ -149,6 +149,35 @@ pub async fn analysts_query_the_graph_and_see_imports_arrive(store: TestStore) {
             && why["path"][1]["via"]["origin"] == "openlineage"
     })
     .await;
+
+    // Pushed traffic becomes observed edges: deployment -> gateway -> subscription.
+    app.push_ok(&crate::helpers::requests(
+        "obs",
+        "2026-10-02T00:00:00Z",
+        "sub-a",
+        3,
+        10,
+        10,
+    ))
+    .await;
+    eventually("the pushed traffic in the served graph", || async {
+        let (_, down) = get(
+            &app,
+            "/api/v1/lineage/downstream?name=payg-eastus/gpt-4o&kinds=subscription",
+        )
+        .await;
+        down["nodes"]
+            .as_array()
+            .is_some_and(|n| n.iter().any(|n| n["name"] == "sub-a"))
+    })
+    .await;
+    let (_, path) = get(
+        &app,
+        "/api/v1/lineage/path?from=payg-eastus/gpt-4o&to=sub-a",
+    )
+    .await;
+    assert_eq!(path["path"][2]["via"]["origin"], "observed", "{path}");
+    assert_eq!(path["path"][2]["via"]["calls"], 3, "{path}");
     app.stop().await;
 }
 

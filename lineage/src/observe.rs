@@ -1,0 +1,175 @@
+//! Observed traffic as lineage. What gateways logged says which agents call
+//! which tools and deployments, and which gateway serves which subscription;
+//! these edges are derived from the lake (the hourly rollups for deployments,
+//! the requests for tools), recomputed whole after ingest, and stored under the
+//! `observed` origin with their call counts and first and last sightings.
+//!
+//! Edges point the way data flows, as every edge here does: tool -> agent
+//! (`calls`), agent -> model deployment (`invokes`), deployment -> gateway
+//! (`served_by`), gateway -> subscription (`serves`). A name the graph already
+//! knows as a node of that kind (in any namespace, once) is that node, so
+//! traffic joins the catalog; anything else becomes a node in the `observed`
+//! namespace.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use tollgate_store::Store;
+use tollgate_store::state::LineageApplied;
+
+use crate::model::{Edge, Node, NodeKey, NodeKind, Origin};
+use crate::{Error, Import, LineageGraph, LineageMode, Result, Taxonomy, save_import};
+
+/// The namespace of nodes that only traffic knows.
+pub const OBSERVED_NAMESPACE: &str = "observed";
+
+/// Recomputes the observed edges and stores them if they changed; `None`
+/// when they did not (nothing written, no version bumped).
+#[tracing::instrument(skip_all, err)]
+pub async fn observe(
+    store: &Store,
+    graph: &LineageGraph,
+    taxonomy: &Taxonomy,
+    actor: &str,
+) -> Result<Option<LineageApplied>> {
+    let import = observed_import(store, graph).await?;
+    if same_as_stored(graph, &import) {
+        return Ok(None);
+    }
+    Ok(Some(
+        save_import(&store.db, &import, taxonomy, actor, LineageMode::Refresh).await?,
+    ))
+}
+
+type Key = (NodeKey, NodeKey, &'static str);
+
+/// calls, first seen, last seen (µs).
+type Seen = (u64, i64, i64);
+
+async fn observed_import(store: &Store, graph: &LineageGraph) -> Result<Import> {
+    let mut nodes: BTreeMap<NodeKey, NodeKind> = BTreeMap::new();
+    let mut edges: BTreeMap<Key, Seen> = BTreeMap::new();
+    let mut node = |name: &str, kind: NodeKind| -> NodeKey {
+        let key = graph
+            .resolve(None, name)
+            .ok()
+            .filter(|ix| graph.node(*ix).kind == kind)
+            .map(|ix| graph.node(ix).key.clone())
+            .unwrap_or_else(|| NodeKey::new(OBSERVED_NAMESPACE, name));
+        nodes.entry(key.clone()).or_insert(kind);
+        key
+    };
+    let mut add = |from: NodeKey, to: NodeKey, kind: &'static str, seen: Seen| {
+        let entry = edges
+            .entry((from, to, kind))
+            .or_insert((0, i64::MAX, i64::MIN));
+        entry.0 += seen.0;
+        entry.1 = entry.1.min(seen.1);
+        entry.2 = entry.2.max(seen.2);
+    };
+    for usage in store.db.observed_usage().await? {
+        let seen = (
+            u64::try_from(usage.requests).unwrap_or(0),
+            usage.first_hour_us,
+            usage.last_hour_us,
+        );
+        let deployment = match (&usage.backend, &usage.deployment) {
+            (Some(b), Some(d)) => Some(node(&format!("{b}/{d}"), NodeKind::ModelDeployment)),
+            _ => None,
+        };
+        let gateway = usage
+            .gateway_id
+            .as_deref()
+            .map(|g| node(g, NodeKind::Gateway));
+        if let (Some(agent), Some(deployment)) = (&usage.agent, &deployment) {
+            let agent = node(agent, NodeKind::Agent);
+            add(agent, deployment.clone(), "invokes", seen);
+        }
+        if let (Some(deployment), Some(gateway)) = (&deployment, &gateway) {
+            add(deployment.clone(), gateway.clone(), "served_by", seen);
+        }
+        if let (Some(gateway), Some(subscription)) = (&gateway, &usage.subscription) {
+            let subscription = node(subscription, NodeKind::Subscription);
+            add(gateway.clone(), subscription, "serves", seen);
+        }
+    }
+    let tools = store
+        .sql_read_only(
+            "SELECT tool, agent, COUNT(*) AS calls, CAST(MIN(time) AS BIGINT) AS first_us, \
+             CAST(MAX(time) AS BIGINT) AS last_us FROM requests \
+             WHERE tool IS NOT NULL AND agent IS NOT NULL GROUP BY tool, agent",
+        )
+        .await?;
+    for batch in &tools.batches {
+        let text = |i: usize| {
+            datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
+                .map_err(|e| Error::Store(datafusion::error::DataFusionError::from(e).into()))
+        };
+        let (tool, agent) = (text(0)?, text(1)?);
+        let (tool, agent) = (tool.as_string::<i32>(), agent.as_string::<i32>());
+        let calls = batch.column(2).as_primitive::<Int64Type>();
+        let (first, last) = (
+            batch.column(3).as_primitive::<Int64Type>(),
+            batch.column(4).as_primitive::<Int64Type>(),
+        );
+        for row in 0..batch.num_rows() {
+            if tool.is_null(row) || agent.is_null(row) {
+                continue;
+            }
+            let from = node(tool.value(row), NodeKind::McpTool);
+            let to = node(agent.value(row), NodeKind::Agent);
+            let seen = (
+                u64::try_from(calls.value(row)).unwrap_or(0),
+                first.value(row),
+                last.value(row),
+            );
+            add(from, to, "calls", seen);
+        }
+    }
+    let time = |us: i64| {
+        chrono::DateTime::from_timestamp_micros(us)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+    };
+    Ok(Import {
+        origin: Origin::Observed,
+        nodes: nodes
+            .into_iter()
+            .map(|(key, kind)| Node::new(key, kind))
+            .collect(),
+        edges: edges
+            .into_iter()
+            .map(|((from, to, kind), (calls, first, last))| {
+                let mut edge = Edge::new(kind, Origin::Observed);
+                edge.calls = calls;
+                edge.first_seen = time(first);
+                edge.last_seen = time(last);
+                (from, to, edge)
+            })
+            .collect(),
+    })
+}
+
+/// Whether the graph already holds exactly these observed edges and counts.
+fn same_as_stored(graph: &LineageGraph, import: &Import) -> bool {
+    let stored: BTreeSet<(NodeKey, NodeKey, String, u64)> = graph
+        .edges()
+        .filter(|e| graph.edge(*e).origin == Origin::Observed)
+        .map(|e| {
+            let (a, b) = graph.endpoints(e);
+            let edge = graph.edge(e);
+            (
+                graph.node(a).key.clone(),
+                graph.node(b).key.clone(),
+                edge.kind.clone(),
+                edge.calls,
+            )
+        })
+        .collect();
+    let new: BTreeSet<(NodeKey, NodeKey, String, u64)> = import
+        .edges
+        .iter()
+        .map(|(a, b, e)| (a.clone(), b.clone(), e.kind.clone(), e.calls))
+        .collect();
+    stored == new
+}
