@@ -215,6 +215,7 @@ pub enum LineageCommand {
     /// Import lineage. `catalog`: the declarative YAML catalog
     /// (docs/reference-data.md), which replaces the catalog's edges whole and is
     /// refused whole, every problem named, when anything in it is wrong.
+    /// `foundry`: Foundry gateway connections, replacing Foundry's edges.
     Import {
         #[arg(value_enum)]
         source: LineageSource,
@@ -306,7 +307,16 @@ pub enum LineageCommand {
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum LineageSource {
+    /// The declarative YAML catalog: replaces what the catalog declared.
     Catalog,
+    /// Microsoft Foundry connections to an AI gateway (JSON: one object, an
+    /// array or an ARM list): project -> connection -> gateway -> models, with
+    /// the known misconfigurations reported; credentials are never stored.
+    Foundry,
+    /// Apache Atlas / Purview entities (entity/bulk JSON): Process inputs and
+    /// outputs become edges; classifications become labels when they name one
+    /// or `[lineage] atlas_classifications` maps them.
+    Atlas,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,10 @@ struct LineageSection {
     labels: Option<Vec<String>>,
     /// Node boundaries that face the outside world (default: external, public, global).
     external_boundaries: Option<Vec<String>>,
+    /// Atlas / Purview classification -> label, for classifications that are
+    /// not label names themselves.
+    #[serde(default)]
+    atlas_classifications: std::collections::HashMap<String, String>,
 }
 
 /// `[server]` of tollgate.toml: how `tollgate serve` behaves.
@@ -69,6 +73,7 @@ pub struct Config {
     pub server: ServerSection,
     pub taxonomy: tollgate_lineage::Taxonomy,
     pub lineage_policy: tollgate_lineage::Policy,
+    pub atlas_classifications: std::collections::HashMap<String, String>,
 }
 
 impl Config {
@@ -103,6 +108,11 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("configuration [lineage] labels: {e}"))?,
             None => tollgate_lineage::Taxonomy::default(),
         };
+        for (class, label) in &file.lineage.atlas_classifications {
+            taxonomy.rank(label).map_err(|e| {
+                anyhow::anyhow!("configuration [lineage] atlas_classifications.{class}: {e}")
+            })?;
+        }
         let mut lineage_policy = tollgate_lineage::Policy::default();
         if let Some(boundaries) = file.lineage.external_boundaries {
             lineage_policy.external_boundaries = boundaries;
@@ -116,6 +126,7 @@ impl Config {
             server: file.server,
             taxonomy,
             lineage_policy,
+            atlas_classifications: file.lineage.atlas_classifications,
         })
     }
 }
@@ -167,6 +178,15 @@ mod tests {
         let config = Config::layer(&args(None, None), file).unwrap();
         assert_eq!(config.taxonomy.rank("secret").unwrap().0, 1);
         assert_eq!(config.lineage_policy.external_boundaries, ["internet"]);
+        let file: FileConfig =
+            toml::from_str("[lineage.atlas_classifications]\n\"PII\" = \"Top\"\n").unwrap();
+        let err = Config::layer(&args(None, None), file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("atlas_classifications.PII") && err.contains("\"Top\""),
+            "{err}"
+        );
         let file: FileConfig = toml::from_str("[lineage]\nlabels = [\"A\", \"a\"]\n").unwrap();
         let err = Config::layer(&args(None, None), file)
             .unwrap_err()

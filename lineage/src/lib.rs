@@ -7,11 +7,13 @@
 //! blast radius, provenance, paths, exposure and policy findings. Everything
 //! here is derived from the stored nodes and edges and can be rebuilt from them.
 
+mod atlas;
 mod catalog;
 #[cfg(feature = "store")]
 mod dlp;
 mod error;
 mod findings;
+mod foundry;
 mod graph;
 pub mod label;
 pub mod model;
@@ -24,11 +26,13 @@ mod query;
 mod store;
 mod view;
 
+pub use atlas::{ATLAS_NAMESPACE, AtlasImport, parse_atlas};
 pub use catalog::parse_catalog;
 #[cfg(feature = "store")]
 pub use dlp::{HitContext, HitCount, HitGrouping, hit_context, hit_counts};
 pub use error::{Error, Result};
 pub use findings::{Exposure, Finding, FindingKind, Policy};
+pub use foundry::{ConnectionFinding, FOUNDRY_NAMESPACE, parse_foundry};
 pub use graph::LineageGraph;
 pub use label::{Rank, Taxonomy};
 pub use model::{Edge, Flow, Label, Node, NodeKey, NodeKind, Origin};

@@ -236,15 +236,43 @@ async fn import(
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let name = file.display().to_string();
-    let import = match source {
-        LineageSource::Catalog => parse_catalog(&text, &name, &config.taxonomy)?,
+    let (import, mode) = match source {
+        LineageSource::Catalog => (
+            parse_catalog(&text, &name, &config.taxonomy)?,
+            tollgate_lineage::LineageMode::Replace,
+        ),
+        LineageSource::Foundry => {
+            let (import, findings) = tollgate_lineage::parse_foundry(&text, &name)?;
+            for f in &findings {
+                eprintln!(
+                    "{name}: connection {}: {}: {}",
+                    f.connection, f.field, f.problem
+                );
+            }
+            (import, tollgate_lineage::LineageMode::Refresh)
+        }
+        LineageSource::Atlas => {
+            let parsed = tollgate_lineage::parse_atlas(
+                &text,
+                &name,
+                &config.taxonomy,
+                &config.atlas_classifications,
+            )?;
+            for (class, count) in &parsed.unmapped {
+                eprintln!(
+                    "{name}: classification {class} ({count} entities) maps to no label; \
+                     map it in [lineage] atlas_classifications"
+                );
+            }
+            (parsed.import, tollgate_lineage::LineageMode::Refresh)
+        }
     };
     let applied = save_import(
         &store.db,
         &import,
         &config.taxonomy,
         &super::server::cli_actor(),
-        tollgate_lineage::LineageMode::Replace,
+        mode,
     )
     .await?;
     let graph = load_graph(&store.db, config.taxonomy.clone()).await?;

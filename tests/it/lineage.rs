@@ -224,6 +224,103 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     let out = tollgate(&store, &["lineage", "hit", "nope"], &[]);
     assert!(stderr(&out).contains("no hit \"nope\""), "{}", stderr(&out));
 
+    // Foundry connections: linked, misconfigurations reported, no credential kept.
+    let foundry = store.dir.path().join("connections.json");
+    std::fs::write(
+        &foundry,
+        serde_json::json!({"value": [{
+            "id": "/subscriptions/X/resourceGroups/X/providers/Microsoft.CognitiveServices/accounts/X/projects/claims/connections/apim",
+            "name": "apim",
+            "properties": {
+                "authType": "ApiKey", "category": "ApiManagement",
+                "credentials": {"key": "s3cr3t-foundry-key"},
+                "target": "https://contoso.azure-api.net/openai-v1",
+                "metadata": {"DeploymentInPath": "false", "models": [{"name": "gpt-4o"}]}
+            }
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = tollgate(
+        &store,
+        &["lineage", "import", "foundry", foundry.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("case sensitive") && err.contains("jsonencode"),
+        "{err}"
+    );
+    let down = json(
+        &store,
+        &[
+            "lineage",
+            "downstream",
+            "--node",
+            "claims",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        down["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == "gpt-4o" && n["kind"] == "model"),
+        "{down:#}"
+    );
+    let audit = store.db.audit_log(None, 100).await.unwrap();
+    assert!(!format!("{audit:?}").contains("s3cr3t"));
+    let nodes = store.db.lineage_nodes().await.unwrap();
+    assert!(!format!("{nodes:?}").contains("s3cr3t"));
+
+    // Atlas / Purview entities: a Process links its datasets; a classification
+    // that names a label labels its entity, others are reported unmapped.
+    let atlas = store.dir.path().join("bulk.json");
+    std::fs::write(
+        &atlas,
+        serde_json::json!({"entities": [
+            {"typeName": "azure_sql_table", "guid": "g1",
+             "attributes": {"qualifiedName": "mssql://hr/employees"},
+             "classifications": [{"typeName": "Highly Confidential"}, {"typeName": "MICROSOFT.PERSONAL.NAME"}]},
+            {"typeName": "Process", "guid": "g2",
+             "attributes": {"qualifiedName": "adf://copy-employees",
+                "inputs": [{"guid": "g1"}],
+                "outputs": [{"uniqueAttributes": {"qualifiedName": "https://lake/employees"}}]}}
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = tollgate(
+        &store,
+        &["lineage", "import", "atlas", atlas.to_str().unwrap()],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("MICROSOFT.PERSONAL.NAME (1 entities) maps to no label"),
+        "{}",
+        stderr(&out)
+    );
+    let why = json(
+        &store,
+        &[
+            "lineage",
+            "why",
+            "--node",
+            "https://lake/employees",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        why["node"]["effective_label"], "Highly Confidential",
+        "{why:#}"
+    );
+    assert_eq!(why["path"].as_array().unwrap().len(), 3, "{why:#}");
+
     let out = tollgate(&store, &["lineage", "why", "--node", "no-such-node"], &[]);
     assert!(!out.status.success());
     assert!(
