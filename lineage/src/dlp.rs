@@ -125,6 +125,9 @@ pub async fn hit_counts(
     Ok(out)
 }
 
+/// Labelled sources listed for one hit at most, nearest first.
+const MAX_SOURCES: usize = 200;
+
 /// One hit with the lineage around it.
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HitContext {
@@ -181,14 +184,19 @@ pub async fn hit_context(store: &Store, graph: &LineageGraph, hit_id: &str) -> R
             },
         );
         truncated = reached.truncated;
-        for (node, _) in reached.nodes {
-            if graph.node(node).label.is_some() {
-                let path = graph.path_between(node, agent, 10).unwrap_or_default();
-                sources.push(Explained {
-                    node: graph.summary(node),
-                    path: graph.path_view(&path),
-                });
-            }
+        let labelled: Vec<_> = reached
+            .nodes
+            .into_iter()
+            .filter(|(n, _)| graph.node(*n).label.is_some())
+            .collect();
+        // Nearest first; a path search each, so bounded.
+        truncated |= labelled.len() > MAX_SOURCES;
+        for (node, _) in labelled.into_iter().take(MAX_SOURCES) {
+            let path = graph.path_between(node, agent, 10).unwrap_or_default();
+            sources.push(Explained {
+                node: graph.summary(node),
+                path: graph.path_view(&path),
+            });
         }
     }
     let resource = match (text("resource_namespace"), text("resource_name")) {

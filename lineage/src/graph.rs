@@ -172,52 +172,75 @@ impl LineageGraph {
 
     /// Adds what an import saw, as the store's merge does: a known node keeps its
     /// kind and every attribute the import does not set; an edge between keys
-    /// the graph lacks is skipped. Labels stay current, incrementally.
+    /// the graph lacks is skipped; a repeated edge adds its calls and widens its
+    /// first and last sightings. Labels are brought up to date once, after the
+    /// whole import: by one full pass if anything was lowered or narrowed (so a
+    /// batch cannot force a pass per change), else by spreading the rises.
     pub fn merge(&mut self, import: &crate::Import) {
+        let (mut recompute, mut raised, mut touched) = (false, Vec::new(), Vec::new());
         for node in &import.nodes {
-            match self.find(&node.key) {
-                None => {
-                    self.insert_node(node.clone());
-                }
-                Some(ix) => {
-                    let mut merged = self.graph[ix].clone();
-                    let keep = |new: &Option<String>, old: &mut Option<String>| {
-                        if new.is_some() {
-                            old.clone_from(new);
-                        }
-                    };
-                    keep(&node.owner, &mut merged.owner);
-                    keep(&node.region, &mut merged.region);
-                    keep(&node.boundary, &mut merged.boundary);
-                    for (new, old) in [
-                        (&node.label, &mut merged.label),
-                        (&node.clearance, &mut merged.clearance),
-                        (&node.allowed_label, &mut merged.allowed_label),
-                    ] {
-                        if new.is_some() {
-                            old.clone_from(new);
-                        }
-                    }
-                    self.upsert_node(merged);
+            let Some(ix) = self.find(&node.key) else {
+                self.insert_node(node.clone());
+                continue;
+            };
+            let mut merged = self.graph[ix].clone();
+            for (new, old) in [
+                (&node.owner, &mut merged.owner),
+                (&node.region, &mut merged.region),
+                (&node.boundary, &mut merged.boundary),
+            ] {
+                if new.is_some() {
+                    old.clone_from(new);
                 }
             }
+            for (new, old) in [
+                (&node.label, &mut merged.label),
+                (&node.clearance, &mut merged.clearance),
+                (&node.allowed_label, &mut merged.allowed_label),
+            ] {
+                if new.is_some() {
+                    old.clone_from(new);
+                }
+            }
+            let rank = |n: &Node| n.label.as_ref().map(|l| l.rank);
+            recompute |= rank(&merged) < rank(&self.graph[ix]);
+            self.graph[ix] = merged;
+            raised.push(ix);
         }
         for (from, to, edge) in &import.edges {
             let (Some(a), Some(b)) = (self.find(from), self.find(to)) else {
                 continue;
             };
             let mut edge = edge.clone();
-            if let Some(old) = self
+            let existing = self
                 .graph
                 .edges_connecting(a, b)
                 .find(|e| e.weight().kind == edge.kind && e.weight().origin == edge.origin)
-                .map(|e| e.weight())
-            {
-                edge.calls += old.calls;
-                edge.first_seen = earliest(&old.first_seen, &edge.first_seen, true);
-                edge.last_seen = earliest(&old.last_seen, &edge.last_seen, false);
+                .map(|e| e.id());
+            match existing {
+                Some(ix) => {
+                    let old = &self.graph[ix];
+                    edge.calls += old.calls;
+                    edge.first_seen = earliest(&old.first_seen, &edge.first_seen, true);
+                    edge.last_seen = earliest(&old.last_seen, &edge.last_seen, false);
+                    recompute |= !flows_at_least(edge.flow, old.flow);
+                    self.graph[ix] = edge;
+                }
+                None => {
+                    self.graph.add_edge(a, b, edge);
+                }
             }
-            self.upsert_edge(a, b, edge);
+            touched.push(b);
+        }
+        if recompute {
+            self.propagate();
+            return;
+        }
+        for ix in raised {
+            self.raise_own(ix);
+        }
+        for ix in touched {
+            self.raise_from(ix);
         }
     }
 

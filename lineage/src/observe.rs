@@ -50,13 +50,17 @@ type Seen = (u64, i64, i64);
 async fn observed_import(store: &Store, graph: &LineageGraph) -> Result<Import> {
     let mut nodes: BTreeMap<NodeKey, NodeKind> = BTreeMap::new();
     let mut edges: BTreeMap<Key, Seen> = BTreeMap::new();
+    // Looked up once per traffic row: indexed by name here, not scanned.
+    let mut by_name: std::collections::HashMap<&str, Vec<&Node>> = Default::default();
+    for ix in graph.nodes() {
+        let n = graph.node(ix);
+        by_name.entry(n.key.name.as_str()).or_default().push(n);
+    }
     let mut node = |name: &str, kind: NodeKind| -> NodeKey {
-        let key = graph
-            .resolve(None, name)
-            .ok()
-            .filter(|ix| graph.node(*ix).kind == kind)
-            .map(|ix| graph.node(ix).key.clone())
-            .unwrap_or_else(|| NodeKey::new(OBSERVED_NAMESPACE, name));
+        let key = match by_name.get(name).map(Vec::as_slice) {
+            Some([only]) if only.kind == kind => only.key.clone(),
+            _ => NodeKey::new(OBSERVED_NAMESPACE, name),
+        };
         nodes.entry(key.clone()).or_insert(kind);
         key
     };

@@ -68,14 +68,21 @@ impl LineageGraph {
         self.spread(VecDeque::from([start]));
     }
 
-    /// Applies a node's own (raised) label and spreads it downstream.
+    /// Applies a node's own (raised) label and spreads it downstream. A label
+    /// set by hand explains the node's label whenever it reaches it, as a full
+    /// pass would say: the recorded path then starts at the node.
     pub(crate) fn raise_own(&mut self, ix: NodeIndex) {
         let own = self.graph[ix].label.as_ref().map(|l| l.rank);
-        if own > self.derived[ix.index()].effective {
-            self.derived[ix.index()] = Derived {
-                effective: own,
-                via: None,
-            };
+        let derived = &mut self.derived[ix.index()];
+        if own.is_none() || own < derived.effective {
+            return;
+        }
+        let rose = own > derived.effective;
+        *derived = Derived {
+            effective: own,
+            via: None,
+        };
+        if rose {
             self.spread(self.graph.neighbors_directed(ix, Outgoing).collect());
         }
     }
@@ -98,7 +105,7 @@ impl LineageGraph {
                 .flow
                 .carry(self.derived[e.source().index()].effective);
             if let Some(rank) = arriving
-                && best.is_none_or(|(b, _)| rank > b)
+                && better(rank, e.id(), best)
             {
                 best = Some((rank, e.id()));
             }
@@ -135,6 +142,12 @@ impl LineageGraph {
     }
 }
 
+/// Among in-edges carrying the same label, the lowest edge index explains it,
+/// so a node's recorded path does not depend on the order edges were visited.
+fn better(rank: Rank, edge: EdgeIndex, best: Option<(Rank, EdgeIndex)>) -> bool {
+    best.is_none_or(|(b, e)| rank > b || (rank == b && edge < e))
+}
+
 /// Every node's in-edges in one contiguous array (source, flow, edge): a full
 /// pass reads a node's inflow without chasing petgraph's per-node edge lists,
 /// which is most of its time on a large graph.
@@ -169,7 +182,7 @@ impl Inflow {
         let mut best: Option<(Rank, EdgeIndex)> = None;
         for &(source, flow, edge) in &self.edges[self.offsets[i]..self.offsets[i + 1]] {
             if let Some(rank) = flow.carry(derived[source].effective)
-                && best.is_none_or(|(b, _)| rank > b)
+                && better(rank, edge, best)
             {
                 best = Some((rank, edge));
             }

@@ -54,8 +54,17 @@ impl Store {
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
             let mut stream = frame.execute_stream().await?;
             let (mut batches, mut rows, mut truncated) = (Vec::new(), 0usize, false);
+            // The rows kept count against the same memory as the operators did.
+            let mut kept = 0usize;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
+                kept += batch.get_array_memory_size();
+                if kept > limits.memory_bytes {
+                    return Err(StoreError::QueryLimit(format!(
+                        "the query's rows need more than {} MiB of memory; ask for fewer",
+                        limits.memory_bytes >> 20
+                    )));
+                }
                 let room = limits.max_rows - rows;
                 if batch.num_rows() > room {
                     batches.push(batch.slice(0, room));

@@ -49,19 +49,33 @@ impl LineageCache {
         self.refresh(db, true).await
     }
 
-    /// Reloads the graph if the stored version moved (or `force`).
+    /// Reloads the graph if the stored version moved (or `force`). Nodes and
+    /// edges are read in two queries: a load an import overlapped (the version
+    /// moved meanwhile, or an edge names a node read before it existed) is
+    /// thrown away and read again, so the graph is always tagged with the
+    /// version it holds and never holds half an import.
     pub async fn refresh(&self, db: &StateDb, force: bool) -> tollgate_lineage::Result<()> {
-        let version = db.state_version("lineage").await?;
         let loaded = self.graph.read().map(|g| g.0).unwrap_or(-1);
+        let mut version = db.state_version("lineage").await?;
         if version == loaded && !force {
             return Ok(());
         }
-        let graph = Arc::new(load_graph(db, self.taxonomy.clone()).await?);
-        if let Ok(mut slot) = self.graph.write()
-            && slot.0 <= version
-        {
-            *slot = (version, graph);
+        let mut attempts = 0;
+        loop {
+            let graph = load_graph(db, self.taxonomy.clone()).await;
+            let after = db.state_version("lineage").await?;
+            attempts += 1;
+            if after != version && attempts < 5 {
+                version = after;
+                continue;
+            }
+            let graph = Arc::new(graph?);
+            if let Ok(mut slot) = self.graph.write()
+                && slot.0 <= version
+            {
+                *slot = (version, graph);
+            }
+            return Ok(());
         }
-        Ok(())
     }
 }

@@ -75,6 +75,8 @@ pub struct Inner {
     pub lineage: crate::lineage::LineageCache,
     pub metrics: crate::metrics::Metrics,
     pub ingest_slots: Semaphore,
+    /// `POST /api/v1/sql` queries running at once; more are answered 503.
+    pub sql_slots: Semaphore,
     /// One budget evaluation at a time in this process.
     pub evaluating: Mutex<()>,
     /// Wakes the evaluator after a push commits.
@@ -100,6 +102,7 @@ impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> AppState {
         AppState(Arc::new(Inner {
             ingest_slots: Semaphore::new(config.ingest_slots.max(1)),
+            sql_slots: Semaphore::new(2),
             budget_cache_control: axum::http::HeaderValue::from_str(&format!(
                 "private, max-age={}",
                 config.budget_max_age.as_secs()

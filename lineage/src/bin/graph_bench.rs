@@ -42,10 +42,14 @@ fn key(i: usize) -> NodeKey {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    // `--catalog FILE`: write the graph as a catalog instead of timing it (the
+    // HTTP benchmark imports it into a server).
+    let catalog = raw
+        .iter()
+        .position(|a| a == "--catalog")
+        .and_then(|i| raw.get(i + 1).cloned());
+    let args: Vec<usize> = raw.iter().filter_map(|a| a.parse().ok()).collect();
     let nodes = args.first().copied().unwrap_or(100_000);
     let edges = args.get(1).copied().unwrap_or(400_000);
     let taxonomy = Taxonomy::default();
@@ -99,6 +103,15 @@ fn main() {
         edge_list.push((key(from), key(to), edge));
     }
 
+    if let Some(path) = catalog {
+        write_catalog(&path, &node_list, &edge_list, &taxonomy).expect("writing the catalog");
+        println!(
+            "wrote {path}: {} nodes, {} edges",
+            node_list.len(),
+            edge_list.len()
+        );
+        return;
+    }
     let started = Instant::now();
     let mut graph = LineageGraph::build(taxonomy, node_list, edge_list).expect("graph");
     let build = started.elapsed();
@@ -176,4 +189,43 @@ fn pct(v: &mut [Duration], p: usize) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The graph as a catalog file (docs/reference-data.md).
+fn write_catalog(
+    path: &str,
+    nodes: &[Node],
+    edges: &[(NodeKey, NodeKey, Edge)],
+    taxonomy: &Taxonomy,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(out, "version: 1\nnodes:")?;
+    for node in nodes {
+        write!(
+            out,
+            "  - {{kind: {}, namespace: {:?}, name: {:?}",
+            node.kind, node.key.namespace, node.key.name
+        )?;
+        if let Some(label) = &node.label {
+            write!(out, ", label: {:?}", label.name)?;
+        }
+        writeln!(out, "}}")?;
+    }
+    writeln!(out, "edges:")?;
+    for (n, (from, to, edge)) in edges.iter().enumerate() {
+        // Kinds differ per edge: the catalog keeps one edge per pair and kind.
+        write!(
+            out,
+            "  - {{kind: e{n}, from: {{namespace: {:?}, name: {:?}}}, to: {{namespace: {:?}, name: {:?}}}",
+            from.namespace, from.name, to.namespace, to.name
+        )?;
+        match edge.flow {
+            Flow::Blocked => write!(out, ", blocked: true")?,
+            Flow::Cap(rank) => write!(out, ", cap: {:?}", taxonomy.name(rank))?,
+            Flow::Open => {}
+        }
+        writeln!(out, "}}")?;
+    }
+    out.flush()
 }

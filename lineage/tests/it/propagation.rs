@@ -194,6 +194,58 @@ proptest! {
     }
 }
 
+proptest! {
+    /// An import merged into a live graph (labels raised, lowered or restated,
+    /// edges added) leaves the labels a rebuild gives, and paths that prove them.
+    #[test]
+    fn a_merged_import_matches_a_rebuild(
+        spec in spec(20),
+        relabel in proptest::collection::vec((0usize..20, 0u8..5), 0..6),
+        extra in proptest::collection::vec((0usize..20, 0usize..20), 0..6),
+    ) {
+        let n = spec.labels.len();
+        let mut g = build(&spec);
+        let mut grown = spec.clone();
+        let mut import = tollgate_lineage::Import { origin: Origin::Openlineage, nodes: vec![], edges: vec![] };
+        for (i, rank) in relabel {
+            let i = i % n;
+            import.nodes.push(node(i, Some(rank)));
+            grown.labels[i] = Some(rank);
+        }
+        for (k, (a, b)) in extra.into_iter().enumerate() {
+            let (a, b) = (a % n, b % n);
+            import.edges.push((key(a), key(b), Edge::new(format!("m{k}"), Origin::Openlineage)));
+            grown.edges.push((a, b, Flow::Open));
+        }
+        g.merge(&import);
+        prop_assert_eq!(effective(&g, n), naive(&grown));
+        for i in 0..n {
+            let ix = g.find(&key(i)).unwrap();
+            let path = g.label_path(ix);
+            let mut carried = g.node(path[0].0).label.as_ref().map(|l| l.rank);
+            for pair in path.windows(2) {
+                carried = g.edge(pair[1].1.unwrap()).flow.carry(carried);
+            }
+            prop_assert_eq!(carried, g.effective(ix));
+        }
+    }
+}
+
+#[test]
+fn a_hand_set_label_equal_to_its_inflow_explains_the_node() {
+    // A (Highly Confidential) -> M; then M is labelled Highly Confidential by
+    // hand: its label is its own now, as a full pass would say.
+    let spec = Spec {
+        labels: vec![Some(4), None],
+        edges: vec![(0, 1, Flow::Open)],
+    };
+    let mut g = build(&spec);
+    let m = g.find(&key(1)).unwrap();
+    assert_eq!(g.label_path(m).len(), 2);
+    g.upsert_node(node(1, Some(4)));
+    assert_eq!(g.label_path(m), vec![(m, None)]);
+}
+
 #[test]
 fn a_cap_lowers_what_passes_and_a_block_stops_it() {
     let spec = Spec {

@@ -236,6 +236,26 @@ struct LabelQuery {
     kinds: Option<String>,
     /// For exposure: edges upstream to look (1 to 20, default 10).
     depth: Option<u32>,
+    /// Most nodes (reach) or external nodes (exposure) answered (1 to 10000,
+    /// default 1000); each comes with its path.
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LimitQuery {
+    /// Most findings answered (1 to 10000, default 1000).
+    limit: Option<usize>,
+}
+
+fn limit(value: Option<usize>) -> Result<usize> {
+    let limit = value.unwrap_or(1000);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(AppError::BadRequest(format!(
+            "limit: between 1 and {MAX_LIMIT}"
+        )));
+    }
+    Ok(limit)
 }
 
 fn node(graph: &LineageGraph, name: &str, namespace: Option<&str>) -> Result<NodeIndex> {
@@ -262,12 +282,7 @@ fn depth(value: Option<u32>, default: u32) -> Result<u32> {
 }
 
 fn traverse(state: &AppState, q: &TraversalQuery, direction: Direction) -> Result<ReachAnswer> {
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(AppError::BadRequest(format!(
-            "limit: between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = limit(q.limit)?;
     let bounds = Bounds {
         depth: depth(q.depth, 5)?,
         kinds: kinds(q.kinds.as_deref())?,
@@ -365,24 +380,32 @@ async fn reach(
         None => graph.taxonomy().top(),
     };
     let kinds = kinds(q.kinds.as_deref())?;
+    let limit = limit(q.limit)?;
     Ok(Json(
         graph
             .at_or_above(min, &kinds)
             .into_iter()
-            .take(MAX_LIMIT)
+            .take(limit)
             .map(|ix| graph.explain(ix))
             .collect(),
     ))
 }
 
 /// Policy findings, each with the path that proves it (security).
-#[utoipa::path(get, path = "/api/v1/lineage/findings", tag = "lineage",
-    responses((status = 200, body = Vec<Finding>),
+#[utoipa::path(get, path = "/api/v1/lineage/findings", tag = "lineage", params(LimitQuery),
+    responses((status = 200, body = Vec<Finding>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
-async fn findings(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<Finding>>> {
+async fn findings(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(q): Query<LimitQuery>,
+) -> Result<Json<Vec<Finding>>> {
     who.require(READ, "query lineage")?;
+    let limit = limit(q.limit)?;
     let graph = state.lineage.current();
-    Ok(Json(graph.findings(&state.config.lineage_policy)))
+    let mut findings = graph.findings(&state.config.lineage_policy);
+    findings.truncate(limit);
+    Ok(Json(findings))
 }
 
 /// External-facing nodes and the labelled data upstream of them (security).
@@ -403,11 +426,9 @@ async fn exposure(
     let bounds = Bounds {
         depth: depth(q.depth, 10)?,
         kinds: kinds(q.kinds.as_deref())?,
-        limit: MAX_LIMIT,
+        limit: 1000,
     };
-    Ok(Json(graph.exposure(
-        min,
-        &state.config.lineage_policy,
-        &bounds,
-    )))
+    let mut exposure = graph.exposure(min, &state.config.lineage_policy, &bounds);
+    exposure.truncate(limit(q.limit)?);
+    Ok(Json(exposure))
 }

@@ -50,7 +50,8 @@ pub struct SqlAnswer {
 #[utoipa::path(post, path = "/api/v1/sql", tag = "sql", request_body = SqlRequest,
     responses((status = 200, body = SqlAnswer), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 415, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+        (status = 415, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
 async fn query(
     Auth(who): Auth,
     State(state): State<AppState>,
@@ -68,6 +69,10 @@ async fn query(
         }
         limits.max_rows = max;
     }
+    // Queries hold memory up to their bound each: only so many at once.
+    let Ok(_slot) = state.sql_slots.try_acquire() else {
+        return Err(AppError::Busy(1));
+    };
     let answer = state.store.sql_bounded(&request.sql, limits).await?;
     let columns = answer
         .result
@@ -79,7 +84,9 @@ async fn query(
             data_type: f.data_type().to_string(),
         })
         .collect();
-    let rows = tollgate_store::output::json_rows(&answer.result.schema, &answer.result.batches)?;
+    // A type JSON cannot carry (a map with non-string keys) is the query's doing.
+    let rows = tollgate_store::output::json_rows(&answer.result.schema, &answer.result.batches)
+        .map_err(|e| AppError::BadRequest(format!("the result cannot be written as JSON: {e}")))?;
     Ok(Json(SqlAnswer {
         columns,
         rows,

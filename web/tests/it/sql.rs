@@ -73,6 +73,8 @@ pub async fn analysts_run_bounded_read_only_sql(store: TestStore) {
     }
     let (status, body) = sql(&app, json!({"sql": "SELECT nope FROM requests"})).await;
     assert_eq!(status, 400, "{body}");
+    let (status, body) = sql(&app, json!({"sql": "SELECT map([1], ['a']) AS m"})).await;
+    assert_eq!(status, 400, "{body}");
     let (status, _) = sql(&app, json!({"query": "SELECT 1"})).await;
     assert_eq!(status, 422);
     let forbidden = app
@@ -95,6 +97,14 @@ pub async fn analysts_run_bounded_read_only_sql(store: TestStore) {
             },
             // A hash join's build side cannot spill to disk.
             "SELECT count(*) FROM range(100000) a JOIN range(100000) b ON a.value = b.value",
+        ),
+        (
+            SqlLimits {
+                memory_bytes: 1 << 20,
+                ..SqlLimits::default()
+            },
+            // No operator holds memory here: the ten megabytes of rows do.
+            "SELECT repeat('x', 100000) AS big FROM range(100)",
         ),
         (
             SqlLimits {
