@@ -25,6 +25,8 @@ pub struct LineageGraph {
     pub(crate) taxonomy: Taxonomy,
     pub(crate) graph: StableDiGraph<Node, Edge>,
     index: HashMap<NodeKey, NodeIndex>,
+    /// Nodes by name alone: a query names a node without its namespace.
+    by_name: HashMap<String, Vec<NodeIndex>>,
     pub(crate) derived: Vec<Derived>,
 }
 
@@ -34,6 +36,7 @@ impl LineageGraph {
             taxonomy,
             graph: StableDiGraph::new(),
             index: HashMap::new(),
+            by_name: HashMap::new(),
             derived: Vec::new(),
         }
     }
@@ -106,16 +109,13 @@ impl LineageGraph {
         if let Some(ns) = namespace {
             return self.require(&NodeKey::new(ns, name));
         }
-        let mut found = self.index.iter().filter(|(k, _)| k.name == name);
-        match (found.next(), found.next()) {
-            (Some((_, ix)), None) => Ok(*ix),
-            (None, _) => Err(Error::UnknownNode(name.to_string())),
-            (Some(_), Some(_)) => {
-                let mut namespaces: Vec<&str> = self
-                    .index
-                    .keys()
-                    .filter(|k| k.name == name)
-                    .map(|k| k.namespace.as_str())
+        match self.by_name.get(name).map(Vec::as_slice) {
+            Some([ix]) => Ok(*ix),
+            None | Some([]) => Err(Error::UnknownNode(name.to_string())),
+            Some(several) => {
+                let mut namespaces: Vec<&str> = several
+                    .iter()
+                    .map(|ix| self.graph[*ix].key.namespace.as_str())
                     .collect();
                 namespaces.sort_unstable();
                 Err(Error::AmbiguousNode {
@@ -140,6 +140,7 @@ impl LineageGraph {
         let own = node.label.as_ref().map(|l| l.rank);
         let key = node.key.clone();
         let ix = self.graph.add_node(node);
+        self.by_name.entry(key.name.clone()).or_default().push(ix);
         self.index.insert(key, ix);
         if self.derived.len() <= ix.index() {
             self.derived.resize(ix.index() + 1, Derived::default());

@@ -106,3 +106,14 @@ fn blast_radius_and_provenance_are_bounded_and_ordered_by_distance() {
     assert_eq!(path.last().unwrap().0, gateway);
     assert!(g.path_between(gateway, source, 10).is_none());
 }
+
+#[test]
+fn a_name_in_two_namespaces_asks_for_the_namespace() {
+    use tollgate_lineage::{Node, NodeKey};
+    let node = |ns: &str| Node::new(NodeKey::new(ns, "orders"), NodeKind::DataSource);
+    let g = LineageGraph::build(Taxonomy::default(), [node("erp"), node("crm")], []).unwrap();
+    let err = g.resolve(None, "orders").unwrap_err().to_string();
+    assert!(err.contains("crm, erp"), "{err}");
+    assert!(g.resolve(Some("crm"), "orders").is_ok());
+    assert!(g.resolve(None, "nothing").is_err());
+}
