@@ -29,17 +29,17 @@ async fn evaluator(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Keeps the observed lineage edges in step with the committed traffic: after
-/// each push, and on the evaluation timer for batches other processes commit.
+/// Keeps the observed lineage edges in step with batches other processes
+/// commit, on the evaluation timer (a push refreshes them itself).
 async fn observer(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
-        if let Err(e) = state.observe_lineage().await {
-            tracing::error!(error = %e, "refreshing observed lineage failed");
-        }
+        // `serve` refreshed them before taking requests: wait first.
         tokio::select! {
-            _ = state.observe_now.notified() => {}
             _ = tokio::time::sleep(state.config.evaluate_every) => {}
             _ = stop.changed() => return,
+        }
+        if let Err(e) = state.observe_lineage().await {
+            tracing::error!(error = %e, "refreshing observed lineage failed");
         }
     }
 }

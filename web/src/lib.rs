@@ -55,6 +55,10 @@ pub async fn serve(
     state.keys.refresh(&state.store.db, true).await?;
     state.views.refresh(&state.store.db, true).await?;
     state.lineage.refresh(&state.store.db, true).await?;
+    // Before taking requests: its write would race theirs on SQLite.
+    if let Err(e) = state.observe_lineage().await {
+        tracing::error!(error = %e, "refreshing observed lineage at start failed");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tasks = background::spawn(state.clone(), stop_rx);
     let app = router(state);

@@ -83,8 +83,6 @@ pub struct Inner {
     pub evaluate_now: Notify,
     /// Wakes the webhook sender after events are recorded.
     pub deliver_now: Notify,
-    /// Wakes the observed-lineage refresh after a push commits.
-    pub observe_now: Notify,
 }
 
 /// Cheap to clone: one `Arc`.
@@ -118,7 +116,6 @@ impl AppState {
             evaluating: Mutex::new(()),
             evaluate_now: Notify::new(),
             deliver_now: Notify::new(),
-            observe_now: Notify::new(),
         }))
     }
 

@@ -101,7 +101,11 @@ async fn push(
             .await?;
     }
     super::budgets::evaluate(&state).await;
-    state.observe_now.notify_one();
+    // Inline, as the budget evaluation: a background write racing the pusher's
+    // next request made SQLite refuse that request's transaction.
+    if let Err(e) = state.observe_lineage().await {
+        tracing::error!(error = %e, "refreshing observed lineage after a push failed");
+    }
     Ok(json_answer(StatusCode::OK, answer, false))
 }
 
