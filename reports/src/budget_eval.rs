@@ -72,6 +72,9 @@ pub struct GatewayBudget {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subscriptions: Vec<String>,
     pub tokens_per_minute: Option<i64>,
+    /// The alert rules whose load shedding cuts `tokens_per_minute` now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shed_by: Vec<String>,
     pub token_quota: Option<i64>,
     /// APIM's `token-quota-period`: `Monthly` (calendar month, UTC).
     pub token_quota_period: String,
@@ -431,6 +434,7 @@ pub fn gateway_budget(status: &BudgetStatus, subscriptions: Vec<String>) -> Gate
             GatewayAction::Throttle { tokens_per_minute } => Some(*tokens_per_minute),
             _ => b.tokens_per_minute,
         },
+        shed_by: Vec::new(),
         token_quota: b.token_quota,
         token_quota_period: "Monthly".to_owned(),
         tokens_used: status.tokens_used,
@@ -443,6 +447,27 @@ pub fn gateway_budget(status: &BudgetStatus, subscriptions: Vec<String>) -> Gate
         action,
         period_start: status.period_start.to_rfc3339(),
         period_end: status.period_end.to_rfc3339(),
+    }
+}
+
+/// Applies the load shedding firing alert rules ask for: the per-minute limit
+/// times each cut's factor (never below one token), unless the budget is
+/// exhausted and its own action already throttles harder.
+fn shed(entry: &mut GatewayBudget, sheds: &[tollgate_store::state::AlertShed]) {
+    let mine: Vec<_> = sheds
+        .iter()
+        .filter(|s| s.budget_id == entry.budget_id)
+        .collect();
+    if mine.is_empty() || matches!(entry.action, GatewayAction::Throttle { .. }) {
+        return;
+    }
+    if let Some(limit) = entry.tokens_per_minute {
+        let factor: f64 = mine.iter().map(|s| s.factor).product();
+        entry.tokens_per_minute = Some(((limit as f64 * factor).floor() as i64).max(1));
+        let mut rules: Vec<String> = mine.iter().map(|s| s.rule.clone()).collect();
+        rules.sort();
+        rules.dedup();
+        entry.shed_by = rules;
     }
 }
 
@@ -482,6 +507,7 @@ async fn gateway_views(
             by_centre.entry(row.cost_centre).or_default().push(row.key);
         }
     }
+    let sheds = store.db.alert_sheds(true).await?;
     let entries: Vec<(Vec<&str>, GatewayBudget)> = statuses
         .iter()
         .map(|s| {
@@ -491,7 +517,9 @@ async fn gateway_views(
             } else {
                 Vec::new()
             };
-            (gateways(b), gateway_budget(s, subscriptions))
+            let mut entry = gateway_budget(s, subscriptions);
+            shed(&mut entry, &sheds);
+            (gateways(b), entry)
         })
         .collect();
     ids.into_iter()

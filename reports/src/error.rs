@@ -27,6 +27,10 @@ pub enum ReportsError {
     #[error("{0}")]
     Argument(String),
 
+    /// An alert rule refused: every problem, each naming its field.
+    #[error("alert rule {name:?} refused ({} problem{}):\n  {}", problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
+    InvalidRule { name: String, problems: Vec<String> },
+
     /// Input refused whole: every problem found, each naming its line and field.
     #[error("{}: refused, nothing was stored ({} problem{}):\n  {}", path.display(), problems.len(), if problems.len() == 1 { "" } else { "s" }, problems.join("\n  "))]
     Invalid {

@@ -13,12 +13,15 @@
 //! is charged as an adjustment in the next open month. Budgets ([`budgets`]) are
 //! checked as written and evaluated ([`budget_eval`]) from the same chargeback at
 //! data time; their state changes become events, and each gateway's entries a
-//! versioned view that the server hands out.
+//! versioned view that the server hands out. Alert rules ([`alerts`]) judge
+//! the same rollups hour by hour for operators, and the SLA report ([`sla`])
+//! gives each month's availability and error budget.
 
 // The budget evaluation awaits deep futures (a chargeback inside, then a
 // generic store transaction); the default limit is too small to lay them out.
 #![recursion_limit = "256"]
 
+pub mod alerts;
 pub mod budget_eval;
 pub mod budgets;
 pub mod capacity;
@@ -33,6 +36,7 @@ pub mod month;
 pub mod ownership;
 pub mod price_book;
 pub mod rate;
+pub mod sla;
 pub mod snapshot;
 pub mod table;
 

@@ -1,6 +1,7 @@
 //! Hourly rollups: the lake aggregated per hour and dimension combination
-//! (requests by status class, client and backend 429s, cache hits, tokens by
-//! kind, a latency sketch), which reports read instead of raw rows.
+//! (requests by status class, client and backend 429s, quota 403s, circuit
+//! breaker trips, cache hits, tokens by kind, total and backend latency
+//! sketches), which reports and alert rules read instead of raw rows.
 //!
 //! An hour's rollup is always recomputed whole from the committed lake, never
 //! incremented, so the order the two APIM categories arrive in does not matter:
@@ -139,7 +140,8 @@ impl Store {
             "SELECT CAST(date_trunc('hour', r.time) AS BIGINT), r.subscription, r.product, \
              r.agent, r.api, r.gateway_id, r.backend, t.deployment, t.model, \
              r.status_code, r.backend_status_code, r.total_latency_ms, r.cache_status, \
-             t.prompt_tokens, t.cached_tokens, t.completion_tokens, t.reasoning_tokens \
+             t.prompt_tokens, t.cached_tokens, t.completion_tokens, t.reasoning_tokens, \
+             r.region, r.backend_latency_ms, r.error_source, r.error_reason \
              FROM requests r LEFT JOIN (SELECT time, request_id, deployment, model, \
              prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens FROM token_usage \
              WHERE time >= '{}' AND time < '{}') t ON r.request_id = t.request_id \
@@ -219,7 +221,7 @@ pub fn windows(files: &[LakeFile]) -> Vec<(i64, i64)> {
 #[derive(Default)]
 struct Groups {
     index: HashMap<Vec<u8>, usize>,
-    rows: Vec<(RollupRow, LatencySketch)>,
+    rows: Vec<(RollupRow, LatencySketch, LatencySketch)>,
     key: Vec<u8>,
 }
 
@@ -230,11 +232,13 @@ impl Groups {
         };
         let hour = cast(0, &DataType::Int64)?;
         let hour = hour.as_primitive::<Int64Type>();
+        // The eight grouping dimensions, then the region (column 17).
         let dims: Vec<ArrayRef> = (1..9)
+            .chain([17])
             .map(|i| cast(i, &DataType::Utf8))
             .collect::<Result<_>>()?;
         let dims: Vec<_> = dims.iter().map(|a| a.as_string::<i32>()).collect();
-        let ints: Vec<ArrayRef> = [9, 10, 11, 13, 14, 15, 16]
+        let ints: Vec<ArrayRef> = [9, 10, 11, 13, 14, 15, 16, 18]
             .into_iter()
             .map(|i| cast(i, &DataType::Int64))
             .collect::<Result<_>>()?;
@@ -242,6 +246,13 @@ impl Groups {
         let int = |col: usize, row: usize| (!ints[col].is_null(row)).then(|| ints[col].value(row));
         let cache = cast(12, &DataType::Utf8)?;
         let cache = cache.as_string::<i32>();
+        let error_source = cast(19, &DataType::Utf8)?;
+        let error_source = error_source.as_string::<i32>();
+        let error_reason = cast(20, &DataType::Utf8)?;
+        let error_reason = error_reason.as_string::<i32>();
+        let mentions_breaker = |column: &arrow::array::StringArray, row: usize| {
+            !column.is_null(row) && column.value(row).to_ascii_lowercase().contains("circuit")
+        };
 
         for row in 0..batch.num_rows() {
             self.key.clear();
@@ -276,14 +287,16 @@ impl Groups {
                     };
                     let row = RollupRow {
                         usage,
+                        region: text(8),
                         ..RollupRow::default()
                     };
-                    self.rows.push((row, LatencySketch::new()));
+                    self.rows
+                        .push((row, LatencySketch::new(), LatencySketch::new()));
                     self.index.insert(self.key.clone(), self.rows.len() - 1);
                     self.rows.len() - 1
                 }
             };
-            let (r, sketch) = &mut self.rows[at];
+            let (r, sketch, backend_sketch) = &mut self.rows[at];
             let status = int(0, row).unwrap_or(0);
             let backend_status = int(1, row);
             r.usage.requests += 1;
@@ -298,6 +311,14 @@ impl Groups {
                 r.backend_429 += 1;
             } else if status == 429 {
                 r.client_429 += 1;
+            } else if status == 403 && backend_status.is_none() {
+                r.quota_403 += 1;
+            }
+            if mentions_breaker(error_source, row) || mentions_breaker(error_reason, row) {
+                r.breaker_trips += 1;
+            }
+            if let Some(ms) = int(7, row) {
+                backend_sketch.add(ms as f64);
             }
             if !cache.is_null(row) && cache.value(row) == "hit" {
                 r.usage.cache_hits += 1;
@@ -317,8 +338,9 @@ impl Groups {
         let mut rows: Vec<RollupRow> = self
             .rows
             .into_iter()
-            .map(|(mut row, sketch)| {
+            .map(|(mut row, sketch, backend_sketch)| {
                 row.latency_sketch = sketch.encode();
+                row.backend_latency_sketch = backend_sketch.encode();
                 row
             })
             .collect();

@@ -74,6 +74,17 @@ impl LatencySketch {
         None
     }
 
+    /// How many values were above `threshold`, within the sketch's 1% (a
+    /// bucket counts whole, by its representative value).
+    pub fn count_above(&self, threshold: f64) -> u64 {
+        let g = gamma();
+        self.buckets
+            .iter()
+            .filter(|&(&index, _)| 2.0 * g.powi(index) / (g + 1.0) > threshold)
+            .map(|(_, &count)| count)
+            .sum()
+    }
+
     /// A compact, stable encoding: a version byte, the zero count, the number of
     /// buckets, then each bucket as (index delta, count), all LEB128 varints
     /// (indices zig-zag encoded).

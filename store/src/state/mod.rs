@@ -4,6 +4,7 @@
 //! the SQL text is shared (both drivers take `$N` placeholders), the migrations are
 //! one folder per backend.
 
+mod alerts;
 mod audit;
 mod batches;
 mod budgets;
@@ -27,6 +28,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use self::alerts::{
+    AlertApplied, AlertCursor, AlertEpisode, AlertEvaluation, AlertNotification, AlertRuleRow,
+    AlertShed,
+};
 pub(crate) use self::audit::audit;
 pub use self::audit::{AuditEntry, NewAudit};
 pub use self::batches::{Batch, BatchCommit, BatchCounts, BatchStatus, QuarantineRow};
@@ -177,9 +182,9 @@ impl StateDb {
     pub async fn inputs_version(&self) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<Db, i64>(
-                // Keys, what gateways are served and lineage are no report's input.
+                // Keys, what gateways are served, lineage and alert state are no report's input.
                 "SELECT CAST(COALESCE(SUM(version), 0) AS BIGINT) FROM state_versions \
-                 WHERE name NOT IN ('keys', 'gateway_views', 'lineage')",
+                 WHERE name NOT IN ('keys', 'gateway_views', 'lineage', 'alerts', 'alert_rules')",
             )
             .fetch_one(pool)
             .await?

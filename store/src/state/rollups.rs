@@ -41,9 +41,25 @@ pub struct RollupRow {
     pub status_5xx: i64,
     pub client_429: i64,
     pub backend_429: i64,
+    /// Refused by a quota policy: status 403 from the gateway, no backend call.
+    pub quota_403: i64,
+    /// Answered by an open circuit breaker (its error source or reason says so).
+    pub breaker_trips: i64,
+    pub region: Option<String>,
     /// [`crate::sketch::LatencySketch::encode`]d total latency.
     #[serde(skip)]
     pub latency_sketch: Vec<u8>,
+    /// The backend's share of the latency, encoded the same way.
+    #[serde(skip)]
+    pub backend_latency_sketch: Vec<u8>,
+}
+
+/// The columns of [`RollupRow`] beyond the usage ones.
+macro_rules! measure_columns {
+    () => {
+        "status_2xx, status_3xx, status_4xx, status_5xx, client_429, backend_429, quota_403, \
+         breaker_trips, region, latency_sketch, backend_latency_sketch"
+    };
 }
 
 /// The columns of [`UsageRollup`], as a literal so queries stay `&'static str`.
@@ -101,13 +117,14 @@ impl StateDb {
                 .iter()
                 .filter(|r| won.binary_search(&r.usage.hour_us).is_ok())
                 .collect();
-            // 22 binds a row: well under both drivers' limits per statement.
+            // 26 binds a row: well under both drivers' limits per statement.
             for chunk in kept.chunks(500) {
                 let mut query = QueryBuilder::<Db>::new(concat!(
                     "INSERT INTO rollup_hourly (",
                     usage_columns!(),
-                    ", status_2xx, status_3xx, status_4xx, status_5xx, client_429, backend_429, \
-                     latency_sketch) "
+                    ", ",
+                    measure_columns!(),
+                    ") "
                 ));
                 query.push_values(chunk, |mut b, r| {
                     let u = &r.usage;
@@ -132,7 +149,11 @@ impl StateDb {
                         .push_bind(r.status_5xx)
                         .push_bind(r.client_429)
                         .push_bind(r.backend_429)
-                        .push_bind(r.latency_sketch.clone());
+                        .push_bind(r.quota_403)
+                        .push_bind(r.breaker_trips)
+                        .push_bind(r.region.clone())
+                        .push_bind(r.latency_sketch.clone())
+                        .push_bind(r.backend_latency_sketch.clone());
                 });
                 query.build().execute(&mut *tx).await?;
             }
@@ -162,9 +183,9 @@ impl StateDb {
         const SQL: &str = concat!(
             "SELECT ",
             usage_columns!(),
-            ", status_2xx, status_3xx, status_4xx, status_5xx, client_429, backend_429, \
-             latency_sketch FROM rollup_hourly WHERE hour_us >= $1 AND hour_us < $2 \
-             ORDER BY hour_us"
+            ", ",
+            measure_columns!(),
+            " FROM rollup_hourly WHERE hour_us >= $1 AND hour_us < $2 ORDER BY hour_us"
         );
         Ok(on_pool!(self, |pool| {
             sqlx::query_as::<Db, RollupRow>(SQL)

@@ -1,0 +1,95 @@
+-- Alerting: what the rollups need for 429, quota, circuit-breaker and backend
+-- latency metrics, alert rules, the alert episodes derived from the rollups,
+-- their notification outbox, and the budget cuts (load shedding) rules make
+-- while they fire.
+
+-- New rollup measures. Hours rolled up before them are recomputed: every
+-- committed batch is listed as owed a rollup, which the next ingest, report or
+-- server start catches up.
+ALTER TABLE rollup_hourly ADD COLUMN region TEXT;
+-- Refused by a quota policy (status 403 answered by the gateway itself).
+ALTER TABLE rollup_hourly ADD COLUMN quota_403 BIGINT NOT NULL DEFAULT 0;
+-- Answered by an open backend circuit breaker (the error names a circuit breaker).
+ALTER TABLE rollup_hourly ADD COLUMN breaker_trips BIGINT NOT NULL DEFAULT 0;
+-- Backend latency as a sketch, as `latency_sketch` is the total latency.
+ALTER TABLE rollup_hourly ADD COLUMN backend_latency_sketch BYTEA NOT NULL DEFAULT '\x'::bytea;
+DELETE FROM rollup_hourly;
+DELETE FROM rollup_hours;
+INSERT INTO rollup_pending (batch_id)
+    SELECT id FROM ingest_batches WHERE status = 'committed'
+    ON CONFLICT (batch_id) DO NOTHING;
+
+-- Rules as checked (the spec as JSON); `origin` says who owns a rule: the
+-- shipped defaults, the config file, or the API.
+CREATE TABLE alert_rules (
+    id         BIGSERIAL PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    spec       TEXT    NOT NULL,
+    origin     TEXT    NOT NULL CHECK (origin IN ('default', 'config', 'api')),
+    updated_at TEXT    NOT NULL
+);
+
+-- One row per episode of an alert instance (a rule and a label set): when its
+-- condition first held, when it fired, when it resolved, at data time
+-- (microseconds). Derived from the rollups, replaced whenever the hours it
+-- covers are evaluated again.
+CREATE TABLE alert_episodes (
+    id          BIGSERIAL PRIMARY KEY,
+    rule        TEXT    NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    labels      TEXT    NOT NULL,
+    annotations TEXT    NOT NULL,
+    state       TEXT    NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
+    active_at   BIGINT NOT NULL,
+    fired_at    BIGINT,
+    resolved_at BIGINT,
+    value       DOUBLE PRECISION    NOT NULL,
+    peak        DOUBLE PRECISION    NOT NULL,
+    updated_at  TEXT    NOT NULL,
+    UNIQUE (rule, fingerprint, active_at)
+);
+CREATE INDEX alert_episodes_open ON alert_episodes (state, rule);
+
+-- The notification outbox: one row per episode, status and receiver, so an
+-- evaluation repeated cannot send a transition twice.
+CREATE TABLE alert_notifications (
+    id           BIGSERIAL PRIMARY KEY,
+    rule         TEXT    NOT NULL,
+    fingerprint  TEXT    NOT NULL,
+    active_at    BIGINT NOT NULL,
+    status       TEXT    NOT NULL CHECK (status IN ('firing', 'resolved')),
+    receiver     TEXT    NOT NULL,
+    payload      TEXT    NOT NULL,
+    created_at   TEXT    NOT NULL,
+    attempts     BIGINT NOT NULL DEFAULT 0,
+    next_at      TEXT,
+    last_status  BIGINT,
+    last_error   TEXT,
+    delivered_at TEXT,
+    failed_at    TEXT,
+    UNIQUE (rule, fingerprint, active_at, status, receiver)
+);
+CREATE INDEX alert_notifications_due ON alert_notifications (delivered_at, failed_at, id);
+
+-- Budget cuts made by a firing rule's shedding action; `ended_at` is set when
+-- the episode resolves and the budget is restored.
+CREATE TABLE alert_sheds (
+    id          BIGSERIAL PRIMARY KEY,
+    rule        TEXT    NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    active_at   BIGINT NOT NULL,
+    budget_id   BIGINT NOT NULL,
+    factor      DOUBLE PRECISION    NOT NULL,
+    started_at  TEXT    NOT NULL,
+    ended_at    TEXT,
+    UNIQUE (rule, fingerprint, active_at, budget_id)
+);
+
+-- How far the live evaluation has gone: the data time evaluated to and the
+-- rollup watermark it saw (hours rolled up at a newer one are evaluated again).
+CREATE TABLE alert_cursor (
+    id           INTEGER PRIMARY KEY CHECK (id = 1),
+    evaluated_to BIGINT NOT NULL,
+    watermark    BIGINT NOT NULL,
+    evaluated_at TEXT    NOT NULL
+);

@@ -1,0 +1,408 @@
+//! Evaluating the rules at data time: each hour of a period judged from the
+//! rollups as they are now, episodes replaced for the period, transitions queued
+//! for the receivers, and the load shedding firing rules ask for handed to the
+//! budget views. The live evaluation starts again from the earliest hour rolled
+//! up since it last ran, so a late batch for an old hour is judged at that hour.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tollgate_store::Store;
+use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed, RollupRow};
+
+use super::anomaly::{robust_z, spread_floor};
+use super::burn::{self, WINDOWS};
+use super::engine::{self, Episode, Observation};
+use super::payload;
+use super::rule::{Condition, Rule, RuleSpec};
+use super::series::{Labels, Measures, Projection, STEP_US, Series};
+use crate::Result;
+
+const WEEK_US: i64 = 7 * 24 * STEP_US;
+/// How far before a re-evaluated period the state machine starts, so an
+/// episode open then is found again and continued rather than restarted.
+const WARM_UP_US: i64 = 24 * STEP_US;
+
+/// Where transitions go and how they link back.
+#[derive(Debug, Clone, Default)]
+pub struct AlertOptions {
+    /// Receiver names to queue notifications for (`webhook`, `alertmanager`).
+    pub receivers: Vec<String>,
+    /// The server's public URL, for `externalURL` and `generatorURL`.
+    pub external_url: String,
+}
+
+/// What an evaluation did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AlertRun {
+    pub from_us: i64,
+    pub to_us: i64,
+    pub rules: usize,
+    pub episodes: Vec<AlertEpisode>,
+    pub notifications: usize,
+    pub sheds_started: usize,
+    pub sheds_ended: usize,
+}
+
+impl AlertRun {
+    /// Whether the budget views must be rebuilt (a cut started or ended).
+    pub fn sheds_changed(&self) -> bool {
+        self.sheds_started + self.sheds_ended > 0
+    }
+}
+
+/// The stored rules, checked; a stored rule that no longer checks is logged
+/// and left out rather than stopping the others.
+pub async fn load_rules(store: &Store) -> Result<Vec<Rule>> {
+    let mut rules = Vec::new();
+    for row in store.db.alert_rules().await? {
+        let checked = serde_json::from_str::<RuleSpec>(&row.spec)
+            .map_err(|e| crate::ReportsError::Argument(e.to_string()))
+            .and_then(|spec| spec.check());
+        match checked {
+            Ok(rule) => rules.push(rule),
+            Err(e) => tracing::error!(rule = %row.name, error = %e, "stored alert rule skipped"),
+        }
+    }
+    Ok(rules)
+}
+
+/// Evaluates the hours rolled up since the last live evaluation (or all of
+/// them, the first time) and applies the result, cuts included. `None` when
+/// nothing changed since.
+#[tracing::instrument(skip_all, err)]
+pub async fn evaluate_live(
+    store: &Store,
+    options: &AlertOptions,
+    force: bool,
+) -> Result<Option<AlertRun>> {
+    let Some(latest) = store.db.latest_rollup_hour().await? else {
+        return Ok(None);
+    };
+    let watermark = store.db.rollup_watermark().await?;
+    let to = latest + STEP_US;
+    let cursor = store.db.alert_cursor().await?;
+    let first = store.db.first_rollup_hour().await?.unwrap_or(latest);
+    let from = match cursor {
+        None => first,
+        Some(c) if !force && c.watermark >= watermark && c.evaluated_to >= to => return Ok(None),
+        Some(c) => {
+            // The newest hour judged last time may have been incomplete.
+            let resume = c.evaluated_to - STEP_US;
+            let late = store.db.first_rollup_hour_after(c.watermark).await?;
+            late.map_or(resume, |l| l.min(resume)).max(first)
+        }
+    };
+    let cursor = AlertCursor {
+        evaluated_to: to,
+        watermark,
+    };
+    let run = evaluate(store, options, from, to, true, Some(cursor)).await?;
+    Ok(Some(run))
+}
+
+/// Evaluates `[from_us, to_us)` over the rollups as they are now and stores
+/// the episodes found, replacing those the period had. A replay (`live` false)
+/// leaves the cuts in force alone and queues notifications only when asked.
+#[tracing::instrument(skip(store, options), err)]
+pub async fn evaluate(
+    store: &Store,
+    options: &AlertOptions,
+    from_us: i64,
+    to_us: i64,
+    live: bool,
+    cursor: Option<AlertCursor>,
+) -> Result<AlertRun> {
+    let from_us = from_us.div_euclid(STEP_US) * STEP_US;
+    let rules = load_rules(store).await?;
+    let lookback = rules.iter().map(lookback_us).max().unwrap_or(0);
+    let engine_from = from_us - WARM_UP_US;
+    let rows = store.db.rollups(engine_from - lookback, to_us).await?;
+    let budgets = store.db.budgets().await?;
+    let mut episodes = Vec::new();
+    let mut sheds = Vec::new();
+    for rule in &rules {
+        let found = run_rule(rule, &rows, &budgets, engine_from, to_us);
+        for episode in found {
+            let ends = episode.resolved_at.unwrap_or(i64::MAX);
+            if ends < from_us {
+                continue; // judged before, outside the period
+            }
+            let row = payload::episode_row(rule, &episode);
+            if live && row.state == "firing" {
+                sheds.extend(shed_for(rule, &row, &budgets));
+            }
+            episodes.push(row);
+        }
+    }
+    let evaluation = AlertEvaluation {
+        from_us,
+        to_us,
+        rules: rules.iter().map(|r| r.spec.name.clone()).collect(),
+        episodes,
+        receivers: options.receivers.clone(),
+        sheds: live.then_some(sheds),
+        cursor,
+    };
+    let applied = store
+        .db
+        .apply_alert_evaluation(&evaluation, |episode, status, receiver| {
+            payload::notification(episode, status, receiver, &options.external_url)
+        })
+        .await?;
+    for shed in &applied.sheds_started {
+        tracing::info!(rule = %shed.rule, budget = shed.budget_id, factor = shed.factor, "load shedding started");
+    }
+    for shed in &applied.sheds_ended {
+        tracing::info!(rule = %shed.rule, budget = shed.budget_id, "load shedding ended");
+    }
+    Ok(AlertRun {
+        from_us,
+        to_us,
+        rules: rules.len(),
+        episodes: evaluation.episodes,
+        notifications: applied.notifications,
+        sheds_started: applied.sheds_started.len(),
+        sheds_ended: applied.sheds_ended.len(),
+    })
+}
+
+/// How much history before an evaluated hour a rule reads.
+fn lookback_us(rule: &Rule) -> i64 {
+    match &rule.condition {
+        Condition::BurnRate(_) => burn::LOOKBACK_US,
+        Condition::Anomaly { spec, .. } => i64::from(spec.weeks) * WEEK_US + rule.window_us,
+        // Month to date: at most 31 days.
+        Condition::BudgetUsedAbove { .. } => 31 * 24 * STEP_US,
+        Condition::Above { .. } => rule.window_us,
+    }
+}
+
+/// Runs one rule over every hour of `[from_us, to_us)`.
+fn run_rule(
+    rule: &Rule,
+    rows: &[RollupRow],
+    budgets: &[tollgate_store::state::BudgetRow],
+    from_us: i64,
+    to_us: i64,
+) -> Vec<Episode> {
+    let hours = (from_us..to_us).step_by(STEP_US as usize);
+    if let Condition::BudgetUsedAbove { threshold } = rule.condition {
+        let tokens = budget_tokens(rows, budgets);
+        let evaluations = hours.map(|h| (h, budget_observations(&tokens, budgets, h, threshold)));
+        return engine::run(rule.for_us, rule.keep_firing_for_us, evaluations);
+    }
+    let metric = match &rule.condition {
+        Condition::Above { metric, .. } | Condition::Anomaly { metric, .. } => metric.as_str(),
+        _ => "",
+    };
+    let slo = match &rule.condition {
+        Condition::BurnRate(slo) => Some(slo),
+        _ => None,
+    };
+    let series = Series::project(
+        rows,
+        &Projection {
+            scope: &rule.spec.scope,
+            group_by: &rule.spec.group_by,
+            sketches: metric.contains("latency_p"),
+            slow_above_ms: slo.and_then(|s| s.latency_ms),
+        },
+    );
+    let windows = Windows::new(&series, rule.window_us);
+    let evaluations = hours.map(|hour| {
+        let observations = match &rule.condition {
+            Condition::Above { metric, threshold } => windows
+                .at(hour)
+                .iter()
+                .filter_map(|(labels, m)| {
+                    let value = m.value(metric)?;
+                    Some(Observation {
+                        labels: labels.clone(),
+                        value,
+                        holds: m.requests >= rule.min_requests && value > *threshold,
+                    })
+                })
+                .collect(),
+            Condition::Anomaly { metric, spec } => windows
+                .at(hour)
+                .iter()
+                .filter_map(|(labels, m)| {
+                    let value = m.value(metric)?;
+                    let baseline: Vec<f64> = (1..=i64::from(spec.weeks))
+                        .flat_map(|w| [-1, 0, 1].map(|d| hour - w * WEEK_US + d * STEP_US))
+                        .filter_map(|h| windows.at(h).get(labels).and_then(|m| m.value(metric)))
+                        .collect();
+                    let z = robust_z(value, &baseline, spec.min_samples, spread_floor(metric))?;
+                    let far = if spec.both_directions { z.abs() } else { z };
+                    Some(Observation {
+                        labels: labels.clone(),
+                        value,
+                        holds: m.requests >= rule.min_requests && far > spec.z,
+                    })
+                })
+                .collect(),
+            Condition::BurnRate(slo) => burn_observations(&series, hour, rule, slo),
+            Condition::BudgetUsedAbove { .. } => Vec::new(),
+        };
+        (hour, observations)
+    });
+    engine::run(rule.for_us, rule.keep_firing_for_us, evaluations)
+}
+
+/// Window sums per hour, computed once per hour asked for.
+struct Windows<'a> {
+    series: &'a Series,
+    window_us: i64,
+    cache: std::cell::RefCell<HashMap<i64, std::rc::Rc<HashMap<Labels, Measures>>>>,
+}
+
+impl<'a> Windows<'a> {
+    fn new(series: &'a Series, window_us: i64) -> Self {
+        Windows {
+            series,
+            window_us,
+            cache: Default::default(),
+        }
+    }
+
+    /// The window ending with hour `hour`.
+    fn at(&self, hour: i64) -> std::rc::Rc<HashMap<Labels, Measures>> {
+        self.cache
+            .borrow_mut()
+            .entry(hour)
+            .or_insert_with(|| {
+                let end = hour + STEP_US;
+                std::rc::Rc::new(self.series.window(end - self.window_us, end))
+            })
+            .clone()
+    }
+}
+
+/// The four burn-rate alerts of every label set, each its own instance.
+fn burn_observations(
+    series: &Series,
+    hour: i64,
+    rule: &Rule,
+    slo: &super::rule::SloSpec,
+) -> Vec<Observation> {
+    let end = hour + STEP_US;
+    let mut out = Vec::new();
+    for window in &WINDOWS {
+        let long = series.window(end - window.long_us, end);
+        let short = series.window(end - window.short_measured_us(), end);
+        for (labels, m) in &long {
+            let rate =
+                |m: &Measures| burn::burn_rate(m.bad(&slo.count_429), m.requests, slo.objective);
+            let short_m = short.get(labels);
+            let (holds, value) = burn::holds(window, rate(m), short_m.and_then(rate));
+            let enough = short_m.is_some_and(|s| s.requests >= rule.min_requests);
+            let mut labels = labels.clone();
+            labels.insert("severity".into(), window.severity.into());
+            labels.insert("burn_window".into(), window.name.into());
+            out.push(Observation {
+                labels,
+                value,
+                holds: holds && enough,
+            });
+        }
+    }
+    out
+}
+
+/// Tokens per hour and budget, for budgets with a token quota on a
+/// subscription, product or agent (the dimensions the rollups carry).
+fn budget_tokens(
+    rows: &[RollupRow],
+    budgets: &[tollgate_store::state::BudgetRow],
+) -> BTreeMap<i64, HashMap<i64, i64>> {
+    let mut tokens: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
+    for row in rows {
+        let u = &row.usage;
+        for b in budgets.iter().filter(|b| b.budget.token_quota.is_some()) {
+            let id = match b.budget.scope.as_str() {
+                "subscription" => u.subscription.as_deref(),
+                "product" => u.product.as_deref(),
+                "agent" => u.agent.as_deref(),
+                _ => None,
+            };
+            if id == Some(b.budget.scope_id.as_str()) {
+                *tokens
+                    .entry(u.hour_us)
+                    .or_default()
+                    .entry(b.id)
+                    .or_default() += u.prompt_tokens + u.completion_tokens;
+            }
+        }
+    }
+    tokens
+}
+
+/// Each token budget's month-to-date share of its quota at the end of `hour`.
+fn budget_observations(
+    tokens: &BTreeMap<i64, HashMap<i64, i64>>,
+    budgets: &[tollgate_store::state::BudgetRow],
+    hour: i64,
+    threshold: f64,
+) -> Vec<Observation> {
+    let mut used: HashMap<i64, i64> = HashMap::new();
+    for by_budget in tokens
+        .range(month_start_us(hour)..hour + STEP_US)
+        .map(|(_, t)| t)
+    {
+        for (id, n) in by_budget {
+            *used.entry(*id).or_default() += n;
+        }
+    }
+    budgets
+        .iter()
+        .filter_map(|b| {
+            let quota = b.budget.token_quota.filter(|q| *q > 0)?;
+            let value = *used.get(&b.id).unwrap_or(&0) as f64 / quota as f64;
+            let labels = Labels::from([
+                ("budget".to_owned(), b.budget.name.clone()),
+                ("scope".to_owned(), b.budget.scope.clone()),
+                ("scope_id".to_owned(), b.budget.scope_id.clone()),
+            ]);
+            Some(Observation {
+                labels,
+                value,
+                holds: value > threshold,
+            })
+        })
+        .collect()
+}
+
+fn month_start_us(hour_us: i64) -> i64 {
+    use chrono::{Datelike, TimeZone, Utc};
+    let at = Utc.timestamp_micros(hour_us).single().unwrap_or_default();
+    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
+        .single()
+        .map_or(hour_us, |m| m.timestamp_micros())
+}
+
+/// The budget cuts a firing episode of a rule with a shedding action asks for.
+fn shed_for(
+    rule: &Rule,
+    episode: &AlertEpisode,
+    budgets: &[tollgate_store::state::BudgetRow],
+) -> Vec<AlertShed> {
+    let Some(action) = &rule.spec.action else {
+        return Vec::new();
+    };
+    budgets
+        .iter()
+        .filter(|b| {
+            b.budget.scope == action.scope
+                && (action.ids.is_empty() || action.ids.contains(&b.budget.scope_id))
+        })
+        .map(|b| AlertShed {
+            rule: rule.spec.name.clone(),
+            fingerprint: episode.fingerprint.clone(),
+            active_at: episode.active_at,
+            budget_id: b.id,
+            factor: action.factor,
+            started_at: String::new(),
+            ended_at: None,
+        })
+        .collect()
+}

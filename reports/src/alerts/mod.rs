@@ -1,0 +1,17 @@
+//! Alerting for operators: rules ([`rule`]) over operational measures read
+//! from the hourly rollups ([`series`]), judged hour by hour at data time by a
+//! Prometheus-style state machine ([`engine`]) with burn-rate SLOs ([`burn`])
+//! and a seasonal anomaly detector ([`anomaly`]); the episodes found are stored
+//! with their notifications in Alertmanager's formats ([`payload`]), and a
+//! firing rule's load shedding cuts budgets' per-minute limits ([`evaluate`]).
+
+pub mod anomaly;
+pub mod burn;
+pub mod engine;
+pub mod evaluate;
+pub mod payload;
+pub mod rule;
+pub mod series;
+
+pub use evaluate::{AlertOptions, AlertRun, evaluate, evaluate_live, load_rules};
+pub use rule::{Rule, RuleSpec, RulesFile, defaults};

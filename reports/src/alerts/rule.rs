@@ -1,0 +1,401 @@
+//! Alert rules as written (config TOML or API JSON) and as checked: every
+//! problem named by field, durations parsed, the metric checked against the
+//! kind, and the defaults the seeds ask for.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::series::{COUNTS, DIMENSIONS, LATENCIES, RATES};
+use crate::{ReportsError, Result};
+
+/// A rule as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    /// `ratio_above`, `percentile_above`, `count_above`, `burn_rate`, `anomaly`
+    /// or `budget_used_above`.
+    pub kind: String,
+    /// What is measured: a rate (`throttled_rate`, `client_429_rate`,
+    /// `backend_429_rate`, `quota_403_rate`, `error_rate`), a latency percentile
+    /// (`latency_p95`, `backend_latency_p99`, ...) or a count (`requests`,
+    /// `throttled`, `breaker_trips`, `prompt_tokens`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// Fires above this value (a share for rates, milliseconds for latencies, a
+    /// used share of the quota for budgets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// The span each evaluation looks back over (default `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    /// How long the condition must hold before the alert fires (default `0s`).
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    /// How long a firing alert stays firing after its condition stops holding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_firing_for: Option<String>,
+    /// Below this many requests in the window the condition does not hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_requests: Option<i64>,
+    /// Only traffic whose dimensions take one of these values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scope: BTreeMap<String, Vec<String>>,
+    /// One alert instance per combination of these dimensions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_by: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `summary`, `description`, `runbook_url`, ...; `{{ value }}` and
+    /// `{{ labels.NAME }}` are filled in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<SloSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<AnomalySpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<ShedSpec>,
+}
+
+/// An SLO over 30 days: a request is good unless it failed (5xx, and 429s as
+/// `count_429` says) or, with `latency_ms`, took longer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SloSpec {
+    /// The share of good requests promised, e.g. `0.995`.
+    pub objective: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+    /// Which 429s are failures: `none`, `backend` (default: capacity the
+    /// platform owes) or `all`.
+    #[serde(default = "default_count_429")]
+    pub count_429: String,
+}
+
+fn default_count_429() -> String {
+    "backend".into()
+}
+
+/// The seasonal baseline: the same hour of the week over the last `weeks`
+/// weeks (and the hours either side), judged by a robust z-score.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalySpec {
+    #[serde(default = "default_z")]
+    pub z: f64,
+    #[serde(default = "default_weeks")]
+    pub weeks: u32,
+    /// Fewer baseline values than this: no judgement.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: usize,
+    /// Evaluations in a row the value must be anomalous before firing.
+    #[serde(default = "default_consecutive")]
+    pub consecutive: u32,
+    /// Only values above the baseline count (default), or below too.
+    #[serde(default)]
+    pub both_directions: bool,
+}
+
+fn default_z() -> f64 {
+    6.0
+}
+fn default_weeks() -> u32 {
+    4
+}
+fn default_min_samples() -> usize {
+    4
+}
+fn default_consecutive() -> u32 {
+    2
+}
+
+/// Load shedding: while the rule fires, the tokens-per-minute limits of the
+/// budgets it names are multiplied by `factor`; restored when it resolves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShedSpec {
+    /// `shed` (the one action there is).
+    pub kind: String,
+    /// The budgets' scope: `subscription`, `product`, `cost_centre` or `agent`.
+    pub scope: String,
+    /// Their scope ids; empty for every budget of the scope.
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// In `(0, 1)`: the share of the limit left.
+    pub factor: f64,
+}
+
+/// What a checked rule measures and when it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    /// `metric` above `threshold`: a rate, a latency percentile or a count.
+    Above {
+        metric: String,
+        threshold: f64,
+    },
+    BurnRate(SloSpec),
+    Anomaly {
+        metric: String,
+        spec: AnomalySpec,
+    },
+    BudgetUsedAbove {
+        threshold: f64,
+    },
+}
+
+/// A rule checked, its durations in microseconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub spec: RuleSpec,
+    pub condition: Condition,
+    pub window_us: i64,
+    pub for_us: i64,
+    pub keep_firing_for_us: i64,
+    pub min_requests: i64,
+}
+
+const KINDS: [&str; 6] = [
+    "ratio_above",
+    "percentile_above",
+    "count_above",
+    "burn_rate",
+    "anomaly",
+    "budget_used_above",
+];
+
+impl RuleSpec {
+    /// Checks the rule whole: every problem, each naming its field.
+    pub fn check(&self) -> Result<Rule> {
+        let mut problems = Vec::new();
+        if self.name.trim().is_empty() || self.name.len() > 100 {
+            problems.push("name: 1 to 100 characters".to_owned());
+        }
+        let mut duration = |field: &str, text: &Option<String>, default: Duration| match text
+            .as_deref()
+            .map(humantime::parse_duration)
+        {
+            None => default.as_micros() as i64,
+            Some(Ok(d)) => d.as_micros() as i64,
+            Some(Err(e)) => {
+                problems.push(format!("{field}: {e} (write e.g. 30s, 5m, 1h, 3d)"));
+                0
+            }
+        };
+        let window_us = duration("window", &self.window, Duration::from_secs(3600));
+        let for_us = duration("for", &self.for_, Duration::ZERO);
+        let keep_firing_for_us = duration("keep_firing_for", &self.keep_firing_for, Duration::ZERO);
+        if self.window.is_some() && window_us < super::series::STEP_US {
+            problems.push("window: at least 1h (the rollups' resolution)".to_owned());
+        }
+        for dimension in self.scope.keys().chain(&self.group_by) {
+            if !DIMENSIONS.contains(&dimension.as_str()) {
+                problems.push(format!(
+                    "scope/group_by: no dimension {dimension:?} (one of {})",
+                    DIMENSIONS.join(", ")
+                ));
+            }
+        }
+        let metric = self.metric.clone().unwrap_or_default();
+        let threshold = self.threshold.filter(|t| t.is_finite());
+        let mut need_threshold = || {
+            threshold.unwrap_or_else(|| {
+                problems.push(format!(
+                    "threshold: a number is required by kind {}",
+                    self.kind
+                ));
+                0.0
+            })
+        };
+        let metric_of = |class: &[&str], what: &str, problems: &mut Vec<String>| {
+            if !class.contains(&metric.as_str()) {
+                problems.push(format!(
+                    "metric: {metric:?} is not {what} (one of {})",
+                    class.join(", ")
+                ));
+            }
+            metric.clone()
+        };
+        let condition = match self.kind.as_str() {
+            "ratio_above" => {
+                let threshold = need_threshold();
+                let metric = metric_of(&RATES, "a rate", &mut problems);
+                if !(0.0..=1.0).contains(&threshold) {
+                    problems.push("threshold: a share between 0 and 1".to_owned());
+                }
+                Condition::Above { metric, threshold }
+            }
+            "percentile_above" => {
+                let threshold = need_threshold();
+                let metric = metric_of(&LATENCIES, "a latency percentile", &mut problems);
+                Condition::Above { metric, threshold }
+            }
+            "count_above" => {
+                let threshold = need_threshold();
+                let metric = metric_of(&COUNTS, "a count", &mut problems);
+                Condition::Above { metric, threshold }
+            }
+            "burn_rate" => match &self.slo {
+                Some(slo) => {
+                    if !(slo.objective > 0.0 && slo.objective < 1.0) {
+                        problems.push("slo.objective: a share strictly between 0 and 1".into());
+                    }
+                    if !["none", "backend", "all"].contains(&slo.count_429.as_str()) {
+                        problems.push("slo.count_429: one of none, backend, all".into());
+                    }
+                    Condition::BurnRate(slo.clone())
+                }
+                None => {
+                    problems.push("slo: required by kind burn_rate".into());
+                    Condition::BudgetUsedAbove { threshold: 0.0 }
+                }
+            },
+            "anomaly" => {
+                let all: Vec<&str> = COUNTS
+                    .iter()
+                    .chain(&RATES)
+                    .chain(&LATENCIES)
+                    .copied()
+                    .collect();
+                let metric = metric_of(&all, "a metric", &mut problems);
+                let spec = self.anomaly.clone().unwrap_or(AnomalySpec {
+                    z: default_z(),
+                    weeks: default_weeks(),
+                    min_samples: default_min_samples(),
+                    consecutive: default_consecutive(),
+                    both_directions: false,
+                });
+                if spec.z <= 0.0 || spec.weeks == 0 || spec.consecutive == 0 {
+                    problems.push("anomaly: z, weeks and consecutive must be positive".into());
+                }
+                Condition::Anomaly { metric, spec }
+            }
+            "budget_used_above" => Condition::BudgetUsedAbove {
+                threshold: need_threshold(),
+            },
+            other => {
+                problems.push(format!(
+                    "kind: {other:?} is not one of {}",
+                    KINDS.join(", ")
+                ));
+                Condition::BudgetUsedAbove { threshold: 0.0 }
+            }
+        };
+        if let Some(action) = &self.action {
+            if action.kind != "shed" {
+                problems.push(format!("action.kind: {:?} is not shed", action.kind));
+            }
+            if !["subscription", "product", "cost_centre", "agent"].contains(&action.scope.as_str())
+            {
+                problems
+                    .push("action.scope: one of subscription, product, cost_centre, agent".into());
+            }
+            if !(action.factor > 0.0 && action.factor < 1.0) {
+                problems.push("action.factor: strictly between 0 and 1".into());
+            }
+        }
+        if let Some(min) = self.min_requests
+            && min < 0
+        {
+            problems.push("min_requests: not negative".into());
+        }
+        if !problems.is_empty() {
+            return Err(ReportsError::InvalidRule {
+                name: self.name.clone(),
+                problems,
+            });
+        }
+        let mut for_us = for_us;
+        if let Condition::Anomaly { spec, .. } = &condition {
+            // N evaluations in a row: the condition held N steps.
+            for_us = for_us.max(i64::from(spec.consecutive) * super::series::STEP_US);
+        }
+        Ok(Rule {
+            spec: self.clone(),
+            condition,
+            window_us,
+            for_us,
+            keep_firing_for_us,
+            min_requests: self.min_requests.unwrap_or(0),
+        })
+    }
+}
+
+/// Rules as the config file writes them: `[[alerts.rule]]` tables.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulesFile {
+    #[serde(default)]
+    pub rule: Vec<RuleSpec>,
+}
+
+/// The rules shipped by default, from the seeds' monitoring table: 429 rate
+/// above 5%, p95 latency above 5 s, any circuit-breaker trip, token use above
+/// 80% of quota, prompt and completion token anomalies; and an availability SLO
+/// whose burn-rate alerts page.
+pub fn defaults() -> Vec<RuleSpec> {
+    const DEFAULTS: &str = include_str!("default_rules.toml");
+    match toml::from_str::<RulesFile>(DEFAULTS) {
+        Ok(file) => file.rule,
+        Err(e) => {
+            tracing::error!(error = %e, "the shipped default rules do not parse");
+            Vec::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_check() {
+        let rules = defaults();
+        assert!(rules.len() >= 6, "{rules:?}");
+        for rule in rules {
+            rule.check().unwrap();
+        }
+    }
+
+    #[test]
+    fn every_problem_is_named_by_field() {
+        let spec = RuleSpec {
+            name: "bad".into(),
+            kind: "ratio_above".into(),
+            metric: Some("latency_p95".into()),
+            threshold: Some(5.0),
+            window: Some("ten minutes".into()),
+            for_: None,
+            keep_firing_for: None,
+            min_requests: Some(-1),
+            scope: BTreeMap::from([("colour".into(), vec!["red".into()])]),
+            group_by: vec![],
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            slo: None,
+            anomaly: None,
+            action: Some(ShedSpec {
+                kind: "shed".into(),
+                scope: "product".into(),
+                ids: vec![],
+                factor: 2.0,
+            }),
+        };
+        let ReportsError::InvalidRule { problems, .. } = spec.check().unwrap_err() else {
+            panic!("not a rule error");
+        };
+        let text = problems.join("\n");
+        for field in [
+            "window:",
+            "colour",
+            "metric:",
+            "threshold:",
+            "action.factor",
+            "min_requests",
+        ] {
+            assert!(text.contains(field), "{field} missing from {text}");
+        }
+    }
+}

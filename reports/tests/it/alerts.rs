@@ -1,0 +1,260 @@
+//! The shipped rules on the generator's month: the PTU saturation (day 14,
+//! 10:00-12:00), the latency incident (day 21, 14:00-15:30) and the sandbox
+//! token-limit 429s (peak hours) each raise the right alert at the right hours;
+//! the anomaly detectors stay quiet elsewhere; notifications are queued once;
+//! a replay finds the same episodes; the SLA report prices the incidents.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use tollgate_ingest::{Format, IngestOptions, NoProgress, ingest_file};
+use tollgate_reports::alerts::{self, AlertOptions};
+use tollgate_reports::month::Month;
+use tollgate_store::Store;
+use tollgate_store::state::AlertEpisode;
+use tollgate_store::testing::TestStore;
+
+tollgate_store::backend_tests!(the_generators_incidents_raise_the_right_alerts);
+
+const H: i64 = 3_600_000_000;
+
+fn at(day: u32, hour: u32) -> i64 {
+    Utc.with_ymd_and_hms(2026, 10, day, hour, 0, 0)
+        .unwrap()
+        .timestamp_micros()
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Generates October 2026 (seed 42 is `tollgate fixtures generate`'s) and ingests it with its reference data.
+pub async fn generated_month(store: &TestStore, requests: u64, seed: u64) -> PathBuf {
+    let out = store.dir.path().join("month");
+    tollgate_fixtures::generate(&tollgate_fixtures::GenerateOptions {
+        year: 2026,
+        month: 10,
+        requests,
+        seed,
+        out: out.clone(),
+    })
+    .unwrap();
+    let reference = out.join("reference");
+    tollgate_reports::ownership::import(&store.db, &reference.join("ownership.toml"))
+        .await
+        .unwrap();
+    for category in ["gateway-logs", "llm-logs"] {
+        for f in files(&out.join(category)) {
+            ingest(store, &f).await;
+        }
+    }
+    // Budgets name products and subscriptions the traffic shows.
+    tollgate_reports::budgets::import(&store.db, &reference.join("budgets.toml"), "test")
+        .await
+        .unwrap();
+    out
+}
+
+async fn ingest(store: &Store, path: &Path) {
+    let options = IngestOptions {
+        format: Format::Apim,
+        ..IngestOptions::default()
+    };
+    ingest_file(store, path, &options, Arc::new(NoProgress))
+        .await
+        .unwrap();
+}
+
+pub async fn install_default_rules(store: &Store) {
+    for spec in alerts::defaults() {
+        let json = serde_json::to_string(&spec).unwrap();
+        store
+            .db
+            .put_alert_rule(&spec.name, &json, "default", "test")
+            .await
+            .unwrap();
+    }
+}
+
+fn of<'a>(episodes: &'a [AlertEpisode], rule: &str) -> Vec<&'a AlertEpisode> {
+    let mut found: Vec<_> = episodes
+        .iter()
+        .filter(|e| e.rule == rule && e.fired_at.is_some())
+        .collect();
+    found.sort_by_key(|e| e.active_at);
+    found
+}
+
+fn label(e: &AlertEpisode, name: &str) -> String {
+    let labels: serde_json::Value = serde_json::from_str(&e.labels).unwrap();
+    labels[name].as_str().unwrap_or_default().to_owned()
+}
+
+async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
+    generated_month(&store, 100_000, 42).await;
+    install_default_rules(&store).await;
+    let options = AlertOptions {
+        receivers: vec!["webhook".into()],
+        external_url: "http://tollgate.test".into(),
+    };
+    let run = alerts::evaluate_live(&store, &options, false)
+        .await
+        .unwrap()
+        .unwrap();
+    let all = store
+        .db
+        .alert_episodes(None, None, i64::MIN, i64::MAX, 10_000)
+        .await
+        .unwrap();
+    let summary: Vec<String> = all
+        .iter()
+        .filter(|e| e.fired_at.is_some())
+        .map(|e| {
+            format!(
+                "{} {} {} .. {:?} peak {:.3}",
+                e.rule,
+                e.labels,
+                alerts::payload::rfc3339(e.active_at),
+                e.resolved_at.map(alerts::payload::rfc3339),
+                e.peak
+            )
+        })
+        .collect();
+    let summary = summary.join("\n");
+
+    // PTU saturation: the PTU backend's 429s from 10:00 to 12:00 on day 14,
+    // kept firing an hour after.
+    let backend = of(&all, "backend-429-rate");
+    assert_eq!(backend.len(), 1, "{summary}");
+    assert_eq!(label(backend[0], "backend"), "aoai-eastus-ptu", "{summary}");
+    assert_eq!(backend[0].active_at, at(14, 10), "{summary}");
+    assert_eq!(backend[0].resolved_at, Some(at(14, 13)), "{summary}");
+
+    // The latency incident: p95 above 5 s from 14:00, through the half hour
+    // after 15:00.
+    let latency = of(&all, "latency-p95");
+    assert!(!latency.is_empty(), "{summary}");
+    for e in &latency {
+        assert!(
+            e.active_at >= at(21, 14) && e.active_at < at(21, 16),
+            "{summary}"
+        );
+        assert!(e.resolved_at.unwrap() <= at(21, 16), "{summary}");
+    }
+
+    // Token-limit 429s: the sandbox product, at peak hours (13:00-17:00),
+    // on most days of the month.
+    let client = of(&all, "client-429-rate");
+    assert!(client.len() >= 20, "{summary}");
+    for e in &client {
+        let (from, to) = (e.active_at / H, e.resolved_at.unwrap() / H);
+        assert!((13..17).contains(&from.rem_euclid(24)), "{summary}");
+        assert!(to - from <= 4, "{summary}");
+        assert_eq!(label(e, "product"), "sandbox", "{summary}");
+    }
+
+    // The SLO pages for both incidents, and for nothing else.
+    let slo = of(&all, "availability-slo");
+    let pages: Vec<_> = slo
+        .iter()
+        .filter(|e| label(e, "severity") == "page")
+        .collect();
+    assert!(
+        pages
+            .iter()
+            .any(|e| e.active_at >= at(14, 10) && e.active_at < at(14, 12)),
+        "{summary}"
+    );
+    assert!(
+        pages
+            .iter()
+            .any(|e| e.active_at >= at(21, 14) && e.active_at < at(21, 16)),
+        "{summary}"
+    );
+    for e in &pages {
+        let day14 = e.active_at >= at(14, 10) && e.active_at < at(14, 13);
+        let day21 = e.active_at >= at(21, 14) && e.active_at < at(21, 17);
+        assert!(day14 || day21, "{summary}");
+    }
+
+    // Token anomalies: no injected token incident, and little else flagged.
+    for rule in ["prompt-token-anomaly", "completion-token-anomaly"] {
+        assert!(of(&all, rule).len() <= 2, "{summary}");
+    }
+    assert!(of(&all, "circuit-breaker-trip").is_empty(), "{summary}");
+
+    // Every fired and resolved episode queued a firing and a resolved webhook.
+    let fired = all.iter().filter(|e| e.fired_at.is_some()).count();
+    let resolved = all
+        .iter()
+        .filter(|e| e.fired_at.is_some() && e.state == "resolved")
+        .count();
+    assert_eq!(run.notifications, fired + resolved);
+    let queued = store.db.alert_notifications(None).await.unwrap();
+    assert_eq!(queued.len(), fired + resolved);
+    let body: serde_json::Value = serde_json::from_str(&queued[0].payload).unwrap();
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], queued[0].rule);
+
+    // Evaluating again finds the same, and sends nothing twice.
+    let again = alerts::evaluate_live(&store, &options, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.notifications, 0);
+    let after = store
+        .db
+        .alert_episodes(None, None, i64::MIN, i64::MAX, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(after.len(), all.len());
+
+    // A replay of day 14 finds the saturation at the same hours.
+    alerts::evaluate(
+        &store,
+        &AlertOptions::default(),
+        at(14, 0),
+        at(15, 0),
+        false,
+        None,
+    )
+    .await
+    .unwrap();
+    let replayed = store
+        .db
+        .alert_episodes(None, Some("backend-429-rate"), i64::MIN, i64::MAX, 100)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].active_at, at(14, 10));
+    assert_eq!(replayed[0].resolved_at, Some(at(14, 13)));
+
+    // The SLA report by backend shows what the incidents cost.
+    let rules = alerts::load_rules(&store).await.unwrap();
+    let slo = tollgate_reports::sla::slo_of(&rules);
+    let month: Month = "2026-10".parse().unwrap();
+    let report = tollgate_reports::sla::sla(&store, month, &["backend".to_owned()], &slo)
+        .await
+        .unwrap();
+    let ptu = report
+        .rows
+        .iter()
+        .find(|r| r.group == ["aoai-eastus-ptu"])
+        .unwrap();
+    assert!(
+        ptu.backend_429 > 0 && ptu.error_budget_used > 0.0,
+        "{ptu:?}"
+    );
+    let incident = report
+        .incidents
+        .iter()
+        .find(|i| i.rule == "latency-p95")
+        .unwrap();
+    assert!(incident.error_budget_cost > 0.05, "{incident:?}");
+}
