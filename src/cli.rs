@@ -145,6 +145,14 @@ pub enum Command {
         command: KeysCommand,
     },
 
+    /// Alerting: rules judged hour by hour over the rollups at data time
+    /// (429s by source, latency, burn-rate SLOs, anomalies, token budgets), their
+    /// episodes, and replays of past periods.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
+
     /// Budgets: quotas per subscription, product, cost centre or agent, whose
     /// state gateways pull.
     Budgets {
@@ -416,6 +424,67 @@ pub enum ReportCommand {
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },
+    /// A month's SLA per group against the SLO of the first burn-rate rule:
+    /// availability, latency percentiles, 429s by source, the error budget used
+    /// and left, and what each alert episode of the month cost.
+    Sla {
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: Month,
+        /// Group by any of backend, deployment, model, api, gateway, region,
+        /// subscription, product, agent (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "backend")]
+        by: Vec<String>,
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// The rules: the shipped defaults, `[[alerts.rule]]` of tollgate.toml, and
+    /// those set through the API.
+    Rules {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+    /// Evaluate the rules over everything rolled up since they last ran (the
+    /// server does this after each push and on a timer).
+    Evaluate,
+    /// Alert episodes, newest first, with when they became active, fired and
+    /// resolved (data time).
+    List {
+        /// Only `pending`, `firing` or `resolved` ones.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+    /// Judge the rules again over a past period, from the rollups as they are
+    /// now, replacing the period's episodes: a backfilled month shows its
+    /// incidents. Sends nothing and changes no budget.
+    Replay {
+        /// RFC 3339 or YYYY-MM-DD (UTC midnight).
+        #[arg(long, value_parser = parse_instant)]
+        from: i64,
+        #[arg(long, value_parser = parse_instant)]
+        to: i64,
+    },
+}
+
+/// An instant as RFC 3339 or a UTC date, in microseconds.
+fn parse_instant(s: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_micros());
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+        .ok_or_else(|| format!("{s:?}: expected RFC 3339 or YYYY-MM-DD"))
 }
 
 #[derive(Debug, Subcommand)]

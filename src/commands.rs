@@ -1,5 +1,6 @@
 //! One function per verb; each opens the store and calls the library crates.
 
+mod alerts;
 mod capacity;
 mod lineage;
 mod month;
@@ -107,6 +108,10 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
         Command::Report {
             command: ReportCommand::Chargeback { month, by, format },
         } => report::chargeback_report(&store, month, &by, format).await,
+        Command::Report {
+            command: ReportCommand::Sla { month, by, format },
+        } => alerts::sla(&store, config, month, &by, format).await,
+        Command::Alerts { command } => alerts::run(&store, config, command).await,
         Command::Month { command } => match command {
             MonthCommand::Close { month } => month::close(&store, month).await,
             MonthCommand::Reopen {
@@ -259,8 +264,12 @@ async fn ingest(
     }
     bar.done();
     if committed {
-        // The traffic just committed is lineage too (observed edges).
+        // The traffic just committed is lineage too (observed edges), and is
+        // judged by the alert rules once its files are all in.
         lineage::observe_now(store, config).await?;
+        if let Err(e) = server::evaluate_alerts(store, config, false).await {
+            eprintln!("warning: alerts not evaluated: {e:#}");
+        }
     }
     if failed > 0 {
         eprintln!(

@@ -25,6 +25,23 @@ struct FileConfig {
     server: ServerSection,
     #[serde(default)]
     lineage: LineageSection,
+    #[serde(default)]
+    alerts: AlertsSection,
+}
+
+/// `[alerts]` of tollgate.toml: receivers, and rules (`[[alerts.rule]]`) added
+/// to the shipped defaults (a rule of the same name replaces one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// Where notifications go as Alertmanager v4 webhook payloads.
+    pub webhook_url: Option<String>,
+    /// An Alertmanager (`http://host:9093`) to push alerts to.
+    pub alertmanager_url: Option<String>,
+    /// This server's URL as people reach it, for links in notifications.
+    pub external_url: Option<String>,
+    #[serde(default)]
+    pub rule: Vec<tollgate_reports::alerts::RuleSpec>,
 }
 
 /// `[lineage]` of tollgate.toml: the label taxonomy and what counts as outside.
@@ -74,6 +91,7 @@ pub struct Config {
     pub taxonomy: tollgate_lineage::Taxonomy,
     pub lineage_policy: tollgate_lineage::Policy,
     pub atlas_classifications: std::collections::HashMap<String, String>,
+    pub alerts: AlertsSection,
 }
 
 impl Config {
@@ -127,6 +145,7 @@ impl Config {
             taxonomy,
             lineage_policy,
             atlas_classifications: file.lineage.atlas_classifications,
+            alerts: file.alerts,
         })
     }
 }
@@ -205,6 +224,7 @@ mod tests {
             ingest: IngestFileConfig::default(),
             server: ServerSection::default(),
             lineage: LineageSection::default(),
+            alerts: AlertsSection::default(),
         };
         let config = Config::layer(&args(Some("/from/flag"), None), file).unwrap();
         assert_eq!(config.store.data_dir, PathBuf::from("/from/flag"));

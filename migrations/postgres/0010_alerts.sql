@@ -13,6 +13,10 @@ ALTER TABLE rollup_hourly ADD COLUMN quota_403 BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE rollup_hourly ADD COLUMN breaker_trips BIGINT NOT NULL DEFAULT 0;
 -- Backend latency as a sketch, as `latency_sketch` is the total latency.
 ALTER TABLE rollup_hourly ADD COLUMN backend_latency_sketch BYTEA NOT NULL DEFAULT '\x'::bytea;
+-- The order hours were (re)computed in: the `rollups` state version of the
+-- transaction that stored them. Alert evaluation re-judges every hour stored at
+-- a higher one than it has seen, whichever batch or process computed it.
+ALTER TABLE rollup_hours ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
 DELETE FROM rollup_hourly;
 DELETE FROM rollup_hours;
 INSERT INTO rollup_pending (batch_id)
@@ -86,7 +90,7 @@ CREATE TABLE alert_sheds (
 );
 
 -- How far the live evaluation has gone: the data time evaluated to and the
--- rollup watermark it saw (hours rolled up at a newer one are evaluated again).
+-- highest rollup `seq` it saw (hours stored at a higher one are evaluated again).
 CREATE TABLE alert_cursor (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     evaluated_to BIGINT NOT NULL,

@@ -41,6 +41,8 @@ pub struct SlaRow {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SlaIncident {
     pub rule: String,
+    /// A burn-rate alert's windows (`1h/5m`, ...).
+    pub window: Option<String>,
     pub group: Vec<String>,
     pub from: String,
     pub to: String,
@@ -170,6 +172,7 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
             .map_or(0.0, |m| allowed * m.requests as f64);
         incidents.push(SlaIncident {
             rule: e.rule.clone(),
+            window: labels.get("burn_window").cloned(),
             group: group(&key),
             from: crate::alerts::payload::rfc3339(start),
             to: crate::alerts::payload::rfc3339(end),

@@ -48,6 +48,14 @@ pub async fn serve(
         },
         taxonomy: config.taxonomy.clone(),
         lineage_policy: config.lineage_policy.clone(),
+        alert_rules: config.alerts.rule.clone(),
+        alert_webhook_url: config.alerts.webhook_url.clone(),
+        alertmanager_url: config.alerts.alertmanager_url.clone(),
+        external_url: config
+            .alerts
+            .external_url
+            .clone()
+            .unwrap_or(defaults.external_url.clone()),
         ..defaults
     };
     let listen = listen
@@ -235,6 +243,37 @@ pub async fn evaluate_now(store: &Store) -> Result<ExitCode> {
         None => println!("a newer evaluation was applied meanwhile; nothing changed"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Evaluates the alert rules over what was rolled up since they last ran
+/// (`force`: judge the newest hours again even if nothing changed), then, if a
+/// load-shedding cut started or ended, budgets; prints what changed. A failure
+/// is reported but does not undo what was committed.
+pub async fn evaluate_alerts(store: &Store, config: &Config, force: bool) -> Result<()> {
+    tollgate_reports::alerts::install_rules(store, &config.alerts.rule).await?;
+    let options = tollgate_reports::alerts::AlertOptions::default();
+    match tollgate_reports::alerts::evaluate_live(store, &options, force).await {
+        Ok(Some(run)) => {
+            let fired = run.episodes.iter().filter(|e| e.fired_at.is_some()).count();
+            let firing = run.episodes.iter().filter(|e| e.state == "firing").count();
+            eprintln!(
+                "alerts: {} rules judged from {} to {}: {fired} episodes fired, {firing} firing now",
+                run.rules,
+                tollgate_reports::alerts::payload::rfc3339(run.from_us),
+                tollgate_reports::alerts::payload::rfc3339(run.to_us),
+            );
+            if run.sheds_changed() {
+                eprintln!(
+                    "load shedding: {} budget cuts started, {} ended",
+                    run.sheds_started, run.sheds_ended
+                );
+                evaluate_budgets(store, &ChargebackCache::default(), None).await;
+            }
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: alerts not evaluated: {e}"),
+    }
+    Ok(())
 }
 
 /// Evaluates budgets after a change, printing state changes; a failure is

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use tollgate_store::testing::TestStore;
 
+mod alerts;
 mod lineage;
 
 fn sample() -> PathBuf {

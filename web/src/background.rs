@@ -12,7 +12,8 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>
         tokio::spawn(evaluator(state.clone(), stop.clone())),
         tokio::spawn(refresher(state.clone(), stop.clone())),
         tokio::spawn(observer(state.clone(), stop.clone())),
-        tokio::spawn(crate::notify::deliverer(state, stop)),
+        tokio::spawn(crate::notify::deliverer(state.clone(), stop.clone())),
+        tokio::spawn(crate::alert_notify::deliverer(state, stop)),
     ]
 }
 

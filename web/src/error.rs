@@ -74,7 +74,7 @@ impl AppError {
             AppError::Reports(ReportsError::Argument(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
-            AppError::Reports(ReportsError::Invalid { .. }) => {
+            AppError::Reports(ReportsError::Invalid { .. } | ReportsError::InvalidRule { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
             }
             AppError::Lineage(e) => lineage_status(e),
@@ -129,7 +129,9 @@ impl IntoResponse for AppError {
         };
         let problems = match self {
             AppError::Invalid(problems) => problems,
-            AppError::Reports(ReportsError::Invalid { problems, .. }) => problems,
+            AppError::Reports(
+                ReportsError::Invalid { problems, .. } | ReportsError::InvalidRule { problems, .. },
+            ) => problems,
             AppError::Lineage(tollgate_lineage::Error::Refused { problems, .. }) => problems,
             _ => Vec::new(),
         };

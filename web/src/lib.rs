@@ -16,6 +16,7 @@
 // inside) is too deep for the default limit when proven `Send`.
 #![recursion_limit = "256"]
 
+pub mod alert_notify;
 pub mod apim;
 pub mod auth;
 mod background;
@@ -55,6 +56,7 @@ pub async fn serve(
     state.keys.refresh(&state.store.db, true).await?;
     state.views.refresh(&state.store.db, true).await?;
     state.lineage.refresh(&state.store.db, true).await?;
+    tollgate_reports::alerts::install_rules(&state.store, &state.config.alert_rules).await?;
     // Before taking requests: its write would race theirs on SQLite.
     if let Err(e) = state.observe_lineage().await {
         tracing::error!(error = %e, "refreshing observed lineage at start failed");

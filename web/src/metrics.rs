@@ -49,6 +49,12 @@ struct BudgetName {
     budget: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+    state: String,
+}
+
 /// The server's metrics and the registry that writes them out.
 #[derive(Debug)]
 pub struct Metrics {
@@ -58,6 +64,8 @@ pub struct Metrics {
     ingest_rows: Family<OutcomeLabels, Counter>,
     budget_state: Family<BudgetLabels, Gauge>,
     budget_used: Family<BudgetName, Gauge<f64, AtomicU64>>,
+    alerts: Family<RuleLabels, Gauge>,
+    sheds: Gauge,
 }
 
 impl Default for Metrics {
@@ -96,6 +104,18 @@ impl Default for Metrics {
             "Share of each budget's quota used this period",
             budget_used.clone(),
         );
+        let alerts = Family::<RuleLabels, Gauge>::default();
+        registry.register(
+            "alerts",
+            "Alert instances per rule in each open state (pending, firing)",
+            alerts.clone(),
+        );
+        let sheds = Gauge::default();
+        registry.register(
+            "budget_sheds",
+            "Budget cuts firing alert rules make now (load shedding)",
+            sheds.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -103,6 +123,8 @@ impl Default for Metrics {
             ingest_rows,
             budget_state,
             budget_used,
+            alerts,
+            sheds,
         }
     }
 }
@@ -185,9 +207,27 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
             })
             .set(used);
     }
+    metrics.alerts.clear();
+    for rule in db.alert_rules().await? {
+        for open in ["pending", "firing"] {
+            let n = db
+                .alert_episodes(Some(open), Some(&rule.name), i64::MIN, i64::MAX, 10_000)
+                .await?
+                .len();
+            metrics
+                .alerts
+                .get_or_create(&RuleLabels {
+                    rule: rule.name.clone(),
+                    state: open.into(),
+                })
+                .set(n as i64);
+        }
+    }
+    metrics.sheds.set(db.alert_sheds(true).await?.len() as i64);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
         .map_err(|e| AppError::Internal(format!("encoding metrics: {e}")))?;
+    let text = prometheus_text(&text);
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -196,4 +236,46 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
         text,
     )
         .into_response())
+}
+
+/// The OpenMetrics text the registry writes, as Prometheus' text format 0.0.4
+/// (what the `Content-Type` says and `promtool check metrics` reads): a
+/// counter's HELP and TYPE name its `_total` series, and there is no `# EOF`
+/// or `# UNIT`.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: Vec<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + 16 * counters.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(&name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_are_named_by_their_total_series() {
+        let text = "# HELP a_requests Requests.\n# TYPE a_requests counter\n\
+                    a_requests_total{x=\"1\"} 2\n# HELP b Gauge.\n# TYPE b gauge\nb 1\n# EOF\n";
+        assert_eq!(
+            super::prometheus_text(text),
+            "# HELP a_requests_total Requests.\n# TYPE a_requests_total counter\n\
+             a_requests_total{x=\"1\"} 2\n# HELP b Gauge.\n# TYPE b gauge\nb 1\n"
+        );
+    }
 }

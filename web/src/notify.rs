@@ -18,15 +18,8 @@ pub(crate) async fn deliverer(state: AppState, mut stop: watch::Receiver<bool>) 
         let _ = stop.changed().await;
         return;
     };
-    let client = match reqwest::Client::builder()
-        .timeout(state.config.webhook_timeout)
-        .build()
-    {
-        Ok(client) => client,
-        Err(e) => {
-            tracing::error!(error = %e, "no HTTP client for webhooks");
-            return;
-        }
+    let Some(client) = http_client(&state, "webhooks") else {
+        return;
     };
     loop {
         if let Err(e) = deliver_due(&state, &client, &url).await {
@@ -48,17 +41,7 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client, url: &str) 
     for event in db.due_budget_events(Utc::now(), 100).await? {
         let attempt = db.webhook_deliveries(event.id).await?.len() as i64 + 1;
         let (status, error, retryable) = send(client, url, &event).await;
-        let outcome = match (status, retryable) {
-            (Some(s), _) if (200..300).contains(&s) => "delivered",
-            (_, true) if attempt < i64::from(state.config.webhook_attempts) => "retry",
-            _ => "failed",
-        };
-        let retry_at = (outcome == "retry").then(|| {
-            let factor = 1u32 << (attempt - 1).clamp(0, 16);
-            Utc::now()
-                + chrono::Duration::from_std(state.config.webhook_backoff * factor)
-                    .unwrap_or_default()
-        });
+        let (outcome, retry_at) = outcome(state, status, retryable, attempt);
         if outcome == "delivered" {
             delivered += 1;
         } else {
@@ -88,20 +71,61 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client, url: &str) 
     Ok(delivered)
 }
 
-/// One POST: the status if there was one, the error if not, and whether
-/// trying again could help.
 async fn send(
     client: &reqwest::Client,
     url: &str,
     event: &BudgetEvent,
 ) -> (Option<i64>, Option<String>, bool) {
-    let result = client
+    post_json(client, url, &event.payload, Some(event.id)).await
+}
+
+/// The client receivers are called with (the configured timeout); `None`,
+/// logged, if none can be built.
+pub(crate) fn http_client(state: &AppState, what: &str) -> Option<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(state.config.webhook_timeout)
+        .build()
+        .map_err(|e| tracing::error!(error = %e, "no HTTP client for {what}"))
+        .ok()
+}
+
+/// What an attempt came to: `delivered`, `retry` (and when, the backoff
+/// doubling each attempt) or `failed` (not retryable, or out of attempts).
+pub(crate) fn outcome(
+    state: &AppState,
+    status: Option<i64>,
+    retryable: bool,
+    attempt: i64,
+) -> (&'static str, Option<chrono::DateTime<Utc>>) {
+    let outcome = match (status, retryable) {
+        (Some(s), _) if (200..300).contains(&s) => "delivered",
+        (_, true) if attempt < i64::from(state.config.webhook_attempts) => "retry",
+        _ => "failed",
+    };
+    let retry_at = (outcome == "retry").then(|| {
+        let factor = 1u32 << (attempt - 1).clamp(0, 16);
+        Utc::now()
+            + chrono::Duration::from_std(state.config.webhook_backoff * factor).unwrap_or_default()
+    });
+    (outcome, retry_at)
+}
+
+/// One JSON POST (with its event id when it has one): the status if there was
+/// one, the error if not, and whether trying again could help.
+pub(crate) async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+    event_id: Option<i64>,
+) -> (Option<i64>, Option<String>, bool) {
+    let mut request = client
         .post(url)
         .header("content-type", "application/json")
-        .header("x-tollgate-event-id", event.id.to_string())
-        .body(event.payload.clone())
-        .send()
-        .await;
+        .body(body.to_owned());
+    if let Some(id) = event_id {
+        request = request.header("x-tollgate-event-id", id.to_string());
+    }
+    let result = request.send().await;
     match result {
         Ok(response) => {
             let code = response.status().as_u16();

@@ -38,6 +38,16 @@ pub struct ServerConfig {
     pub lineage_policy: tollgate_lineage::Policy,
     /// Memory, time and rows of one `POST /api/v1/sql` query.
     pub sql_limits: tollgate_store::bounded_sql::SqlLimits,
+    /// Alert rules from the config file (the shipped defaults are added when
+    /// missing).
+    pub alert_rules: Vec<tollgate_reports::alerts::RuleSpec>,
+    /// Where alert notifications go as Alertmanager v4 webhook payloads.
+    pub alert_webhook_url: Option<String>,
+    /// An Alertmanager to push alerts to (`/api/v2/alerts`), re-sent while firing.
+    pub alertmanager_url: Option<String>,
+    pub alert_resend_every: Duration,
+    /// This server's URL as people reach it, for links in notifications.
+    pub external_url: String,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +69,11 @@ impl Default for ServerConfig {
             taxonomy: tollgate_lineage::Taxonomy::default(),
             lineage_policy: tollgate_lineage::Policy::default(),
             sql_limits: tollgate_store::bounded_sql::SqlLimits::default(),
+            alert_rules: Vec::new(),
+            alert_webhook_url: None,
+            alertmanager_url: None,
+            alert_resend_every: Duration::from_secs(60),
+            external_url: "http://localhost:8080".into(),
         }
     }
 }
@@ -145,9 +160,34 @@ impl AppState {
         Ok(())
     }
 
-    /// Evaluates budgets now, then reloads the served views if they changed.
+    /// Where alert notifications go, by receiver name.
+    pub fn alert_options(&self) -> tollgate_reports::alerts::AlertOptions {
+        let mut receivers = Vec::new();
+        if self.config.alert_webhook_url.is_some() {
+            receivers.push("webhook".to_owned());
+        }
+        if self.config.alertmanager_url.is_some() {
+            receivers.push("alertmanager".to_owned());
+        }
+        tollgate_reports::alerts::AlertOptions {
+            receivers,
+            external_url: self.config.external_url.clone(),
+        }
+    }
+
+    /// Evaluates the alert rules over what was rolled up since they last ran,
+    /// then budgets (whose gateway entries carry the load shedding firing rules
+    /// ask for), then reloads the served views if they changed.
     pub async fn evaluate_budgets(&self) -> crate::error::Result<()> {
         let _one = self.evaluating.lock().await;
+        match tollgate_reports::alerts::evaluate_live(&self.store, &self.alert_options(), false)
+            .await
+        {
+            Ok(Some(run)) if run.notifications > 0 => self.deliver_now.notify_one(),
+            Ok(_) => {}
+            // Budgets still evaluate: a broken rule must not stop the gateways' updates.
+            Err(e) => tracing::error!(error = %e, "alert evaluation failed"),
+        }
         let evaluation =
             tollgate_reports::budget_eval::evaluate(&self.store, &self.chargeback).await?;
         if evaluation

@@ -21,6 +21,10 @@ const WEEK_US: i64 = 7 * 24 * STEP_US;
 /// How far before a re-evaluated period the state machine starts, so an
 /// episode open then is found again and continued rather than restarted.
 const WARM_UP_US: i64 = 24 * STEP_US;
+/// How far past a past period its episodes are followed to their end.
+const EXTEND_US: i64 = 7 * 24 * STEP_US;
+/// The longest period one evaluation reads at once.
+const CHUNK_US: i64 = 7 * 24 * STEP_US;
 
 /// Where transitions go and how they link back.
 #[derive(Debug, Clone, Default)]
@@ -78,7 +82,8 @@ pub async fn evaluate_live(
     let Some(latest) = store.db.latest_rollup_hour().await? else {
         return Ok(None);
     };
-    let watermark = store.db.rollup_watermark().await?;
+    // Read before the rollups are: an hour stored meanwhile is judged next time.
+    let watermark = store.db.rollup_seq().await?;
     let to = latest + STEP_US;
     let cursor = store.db.alert_cursor().await?;
     let first = store.db.first_rollup_hour().await?.unwrap_or(latest);
@@ -96,7 +101,24 @@ pub async fn evaluate_live(
         evaluated_to: to,
         watermark,
     };
-    let run = evaluate(store, options, from, to, true, Some(cursor)).await?;
+    // A week at a time, so memory stays bounded however much history a first
+    // evaluation or a backfill brings; only the last week sheds and moves the
+    // cursor (an earlier one's "now" is past).
+    let mut run = AlertRun::default();
+    let mut start = from;
+    while start < to {
+        let end = (start + CHUNK_US).min(to);
+        let last = end == to;
+        let part = evaluate(store, options, start, end, last, last.then_some(cursor)).await?;
+        run.rules = part.rules;
+        run.episodes.extend(part.episodes);
+        run.notifications += part.notifications;
+        run.sheds_started += part.sheds_started;
+        run.sheds_ended += part.sheds_ended;
+        start = end;
+    }
+    run.from_us = from;
+    run.to_us = to;
     Ok(Some(run))
 }
 
@@ -116,20 +138,50 @@ pub async fn evaluate(
     let rules = load_rules(store).await?;
     let lookback = rules.iter().map(lookback_us).max().unwrap_or(0);
     let engine_from = from_us - WARM_UP_US;
-    let rows = store.db.rollups(engine_from - lookback, to_us).await?;
+    // A period in the past is judged knowing what came after it, so an episode
+    // that began inside it and ended later is stored ended, not cut off open.
+    let judge_to = if live {
+        to_us
+    } else {
+        let data_end = store
+            .db
+            .latest_rollup_hour()
+            .await?
+            .map_or(to_us, |h| h + STEP_US);
+        data_end.min(to_us + EXTEND_US).max(to_us)
+    };
+    let rows = store.db.rollups(engine_from - lookback, judge_to).await?;
     let budgets = store.db.budgets().await?;
     let mut episodes = Vec::new();
     let mut sheds = Vec::new();
+    let open: Vec<AlertEpisode> = if live {
+        store
+            .db
+            .alert_episodes(Some("firing"), None, i64::MIN, from_us, 10_000)
+            .await?
+    } else {
+        Vec::new()
+    };
     for rule in &rules {
-        let found = run_rule(rule, &rows, &budgets, engine_from, to_us);
+        let found = run_rule(rule, &rows, &budgets, engine_from, judge_to);
         for episode in found {
             let ends = episode.resolved_at.unwrap_or(i64::MAX);
-            if ends < from_us {
-                continue; // judged before, outside the period
+            if ends < from_us || episode.active_at >= to_us {
+                continue; // another period's
             }
             let row = payload::episode_row(rule, &episode);
             if live && row.state == "firing" {
-                sheds.extend(shed_for(rule, &row, &budgets));
+                // A cut is keyed by its episode as stored: one open before the
+                // period keeps its first `active_at`.
+                let mut keyed = row.clone();
+                if let Some(open) = open.iter().find(|o| {
+                    o.rule == row.rule
+                        && o.fingerprint == row.fingerprint
+                        && row.active_at < from_us
+                }) {
+                    keyed.active_at = open.active_at;
+                }
+                sheds.extend(shed_for(rule, &keyed, &budgets));
             }
             episodes.push(row);
         }
@@ -405,4 +457,43 @@ fn shed_for(
             ended_at: None,
         })
         .collect()
+}
+
+/// Stores the shipped default rules that are missing (an operator's edit of
+/// one through the API stays) and the config file's rules (the file wins over
+/// an earlier start's copy). Every rule is checked first; nothing is stored if
+/// one is refused.
+pub async fn install_rules(store: &Store, config: &[RuleSpec]) -> Result<usize> {
+    for spec in config {
+        spec.check()?;
+    }
+    let stored = store.db.alert_rules().await?;
+    let mut changed = 0;
+    let compare = |spec: &RuleSpec, origin: &'static str| {
+        let json = serde_json::to_string(spec).unwrap_or_default();
+        let same = stored
+            .iter()
+            .find(|r| r.name == spec.name)
+            .map(|r| (r.spec == json && r.origin == origin, r.origin.clone()));
+        (json, same)
+    };
+    let mut writes = Vec::new();
+    for spec in super::rule::defaults() {
+        if let (json, None) = compare(&spec, "default") {
+            writes.push((spec.name.clone(), json, "default"));
+        }
+    }
+    for spec in config {
+        if let (json, None | Some((false, _))) = compare(spec, "config") {
+            writes.push((spec.name.clone(), json, "config"));
+        }
+    }
+    for (name, json, origin) in writes {
+        store
+            .db
+            .put_alert_rule(&name, &json, origin, "config")
+            .await?;
+        changed += 1;
+    }
+    Ok(changed)
 }

@@ -13,5 +13,5 @@ pub mod payload;
 pub mod rule;
 pub mod series;
 
-pub use evaluate::{AlertOptions, AlertRun, evaluate, evaluate_live, load_rules};
+pub use evaluate::{AlertOptions, AlertRun, evaluate, evaluate_live, install_rules, load_rules};
 pub use rule::{Rule, RuleSpec, RulesFile, defaults};

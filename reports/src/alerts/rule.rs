@@ -157,6 +157,9 @@ pub struct Rule {
     pub min_requests: i64,
 }
 
+/// The longest window, `for` or `keep_firing_for` a rule may ask for.
+const MAX_DURATION: Duration = Duration::from_secs(31 * 24 * 3600);
+
 const KINDS: [&str; 6] = [
     "ratio_above",
     "percentile_above",
@@ -178,7 +181,11 @@ impl RuleSpec {
             .map(humantime::parse_duration)
         {
             None => default.as_micros() as i64,
-            Some(Ok(d)) => d.as_micros() as i64,
+            Some(Ok(d)) if d <= MAX_DURATION => d.as_micros() as i64,
+            Some(Ok(_)) => {
+                problems.push(format!("{field}: at most 31 days"));
+                0
+            }
             Some(Err(e)) => {
                 problems.push(format!("{field}: {e} (write e.g. 30s, 5m, 1h, 3d)"));
                 0
@@ -239,8 +246,14 @@ impl RuleSpec {
             }
             "burn_rate" => match &self.slo {
                 Some(slo) => {
-                    if !(slo.objective > 0.0 && slo.objective < 1.0) {
-                        problems.push("slo.objective: a share strictly between 0 and 1".into());
+                    if !(slo.objective > 0.0 && slo.objective < 1.0)
+                        || slo
+                            .latency_ms
+                            .is_some_and(|ms| !(ms > 0.0 && ms.is_finite()))
+                    {
+                        problems.push(
+                            "slo: objective strictly between 0 and 1, latency_ms positive".into(),
+                        );
                     }
                     if !["none", "backend", "all"].contains(&slo.count_429.as_str()) {
                         problems.push("slo.count_429: one of none, backend, all".into());
@@ -267,8 +280,14 @@ impl RuleSpec {
                     consecutive: default_consecutive(),
                     both_directions: false,
                 });
-                if spec.z <= 0.0 || spec.weeks == 0 || spec.consecutive == 0 {
-                    problems.push("anomaly: z, weeks and consecutive must be positive".into());
+                if !(spec.z > 0.0 && spec.z.is_finite()) {
+                    problems.push("anomaly.z: a positive number".into());
+                }
+                if !(1..=12).contains(&spec.weeks) {
+                    problems.push("anomaly.weeks: 1 to 12".into());
+                }
+                if !(1..=168).contains(&spec.consecutive) {
+                    problems.push("anomaly.consecutive: 1 to 168".into());
                 }
                 Condition::Anomaly { metric, spec }
             }

@@ -234,6 +234,34 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].active_at, at(14, 10));
     assert_eq!(replayed[0].resolved_at, Some(at(14, 13)));
+    // A replay that ends inside the episode still knows how it ended.
+    alerts::evaluate(
+        &store,
+        &AlertOptions::default(),
+        at(14, 5),
+        at(14, 11),
+        false,
+        None,
+    )
+    .await
+    .unwrap();
+    let replayed = store
+        .db
+        .alert_episodes(None, Some("backend-429-rate"), i64::MIN, i64::MAX, 100)
+        .await
+        .unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].state, "resolved");
+    assert_eq!(replayed[0].resolved_at, Some(at(14, 13)));
+    let everything = store
+        .db
+        .alert_episodes(None, None, i64::MIN, i64::MAX, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        everything, after,
+        "a replay changed episodes it should find again"
+    );
 
     // The SLA report by backend shows what the incidents cost.
     let rules = alerts::load_rules(&store).await.unwrap();

@@ -73,7 +73,8 @@ pub struct AlertNotification {
     pub failed_at: Option<String>,
 }
 
-/// How far the live evaluation has gone.
+/// How far the live evaluation has gone: the data time, and the highest
+/// rollup `seq` seen (column `watermark`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct AlertCursor {
     pub evaluated_to: i64,
@@ -216,25 +217,26 @@ impl StateDb {
         }))
     }
 
-    /// The newest watermark any stored rollup hour was computed at.
-    pub async fn rollup_watermark(&self) -> Result<i64> {
+    /// The highest `seq` a stored rollup hour has: hours stored later have a
+    /// higher one.
+    pub async fn rollup_seq(&self) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<Db, i64>(
-                "SELECT CAST(COALESCE(MAX(watermark), 0) AS BIGINT) FROM rollup_hours",
+                "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM rollup_hours",
             )
             .fetch_one(pool)
             .await?
         }))
     }
 
-    /// The earliest hour rolled up at a watermark above `watermark`: where an
-    /// evaluation must start again to judge late data at its own hour.
-    pub async fn first_rollup_hour_after(&self, watermark: i64) -> Result<Option<i64>> {
+    /// The earliest hour stored at a `seq` above `seq`: where an evaluation
+    /// must start again to judge late data at its own hour.
+    pub async fn first_rollup_hour_after(&self, seq: i64) -> Result<Option<i64>> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<Db, Option<i64>>(
-                "SELECT MIN(hour_us) FROM rollup_hours WHERE watermark > $1",
+                "SELECT MIN(hour_us) FROM rollup_hours WHERE seq > $1",
             )
-            .bind(watermark)
+            .bind(seq)
             .fetch_one(pool)
             .await?
         }))

@@ -85,20 +85,31 @@ impl StateDb {
         let replaced;
         on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // Counted first: it takes SQLite's write lock, and on Postgres the
+            // version row's lock until commit, so `seq`s commit in order and an
+            // alert evaluation that saw `seq` N has seen every hour stored below.
+            bump_version!(tx, "rollups");
+            let seq = sqlx::query_scalar::<Db, i64>(
+                "SELECT version FROM state_versions WHERE name = 'rollups'",
+            )
+            .fetch_one(&mut *tx)
+            .await?;
             let mut won = Vec::with_capacity(hours.len());
             for &hour in hours {
                 // The conditional upsert is the first write: it takes SQLite's write
                 // lock, or on Postgres the hour's row lock until commit, so two
                 // refreshes of one hour are ordered and the older one loses.
                 let claimed = sqlx::query::<Db>(
-                    "INSERT INTO rollup_hours (hour_us, watermark, computed_at) VALUES ($1, $2, $3) \
+                    "INSERT INTO rollup_hours (hour_us, watermark, computed_at, seq) \
+                     VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (hour_us) DO UPDATE SET watermark = excluded.watermark, \
-                     computed_at = excluded.computed_at \
+                     computed_at = excluded.computed_at, seq = excluded.seq \
                      WHERE rollup_hours.watermark <= excluded.watermark",
                 )
                 .bind(hour)
                 .bind(watermark)
                 .bind(&now)
+                .bind(seq)
                 .execute(&mut *tx)
                 .await?;
                 if claimed.rows_affected() == 1 {
@@ -110,9 +121,6 @@ impl StateDb {
                 }
             }
             replaced = won.len();
-            if replaced > 0 {
-                bump_version!(tx, "rollups");
-            }
             let kept: Vec<&RollupRow> = rows
                 .iter()
                 .filter(|r| won.binary_search(&r.usage.hour_us).is_ok())

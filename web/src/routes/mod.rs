@@ -2,6 +2,7 @@
 //! the OpenAPI document, merged here with the request span (keyed by the matched
 //! route) and served with the document at `/api/v1/openapi.json`.
 
+mod alerts;
 mod audit;
 mod budgets;
 mod gateways;
@@ -56,6 +57,7 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(health::router())
         .routes(utoipa_axum::routes!(crate::metrics::scrape))
         .merge(budgets::router())
+        .merge(alerts::router())
         .merge(gateways::router())
         .merge(audit::router())
         .merge(keys::router())

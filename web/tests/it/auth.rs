@@ -14,6 +14,56 @@ use Role::*;
 fn families() -> Vec<(Method, String, Option<Value>, Vec<Role>)> {
     vec![
         (Method::GET, "/api/v1/audit".into(), None, vec![Admin]),
+        (
+            Method::GET,
+            "/api/v1/alerts/rules".into(),
+            None,
+            vec![Admin, Operator, Finops],
+        ),
+        (
+            // Refused as invalid (422) by those who may, 403 by the others.
+            Method::PUT,
+            "/api/v1/alerts/rules/x".into(),
+            Some(json!({"name": "x", "kind": "nope"})),
+            vec![Admin, Operator],
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/alerts/rules/x".into(),
+            None,
+            vec![Admin, Operator],
+        ),
+        (
+            Method::GET,
+            "/api/v1/alerts/episodes".into(),
+            None,
+            vec![Admin, Operator, Finops],
+        ),
+        (
+            Method::GET,
+            "/api/v1/alerts/sheds".into(),
+            None,
+            vec![Admin, Operator, Finops],
+        ),
+        (
+            // An empty period: 400 for those who may.
+            Method::POST,
+            "/api/v1/alerts/replay".into(),
+            Some(json!({"from": "2026-10-02T00:00:00Z", "to": "2026-10-01T00:00:00Z"})),
+            vec![Admin, Operator],
+        ),
+        (
+            Method::GET,
+            "/api/v1/ops/series?metric=throttled_rate&by=backend".into(),
+            None,
+            vec![Admin, Operator, Finops],
+        ),
+        (
+            Method::GET,
+            "/api/v1/reports/sla?month=2026-10".into(),
+            None,
+            vec![Admin, Operator, Finops],
+        ),
         (Method::GET, "/api/v1/keys".into(), None, vec![Admin]),
         (
             Method::POST,
@@ -454,7 +504,8 @@ pub async fn the_openapi_document_describes_every_endpoint(store: TestStore) {
                 .replace(GATEWAY, "{gateway}")
                 .replace("bad-month", "{month}")
                 .replace("reference/prices", "reference/{kind}")
-                .replace("hits/nope", "hits/{hit_id}");
+                .replace("hits/nope", "hits/{hit_id}")
+                .replace("rules/x", "rules/{name}");
             format!("{method} {path}")
         })
         .chain(

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 #![recursion_limit = "256"]
 
+mod alerts;
 mod auth;
 mod budgets;
 mod helpers;
@@ -34,8 +35,13 @@ tollgate_store::backend_tests!(
     analysts_query_the_graph_and_see_imports_arrive,
     openlineage_events_are_pushed_plain_gzipped_and_in_batches,
     analysts_run_bounded_read_only_sql,
+    load_shedding_follows_the_ptu_saturation_to_the_gateways,
+    alert_rules_are_checked_and_changed_through_the_api,
+    alerts_reach_a_real_alertmanager,
+    metrics_pass_promtool_and_count_alerts,
 );
 
+use alerts::*;
 use auth::*;
 use budgets::*;
 use ingest::*;

@@ -1,0 +1,351 @@
+//! Alerting for operators: the rules (read by operators, FinOps and admins,
+//! changed by operators and admins, each change in the audit log), episodes
+//! with their history, the load shedding in force, a replay of a past period,
+//! the hourly operational series behind the rules, and the monthly SLA report.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use tollgate_reports::alerts::series::{Labels, Projection, STEP_US, Series};
+use tollgate_reports::alerts::{self, RuleSpec};
+use tollgate_reports::sla::{SlaReport, sla, slo_of};
+use tollgate_store::state::{AlertEpisode, AlertRuleRow, AlertShed};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{Auth, Role};
+use crate::error::{AppError, Result};
+use crate::state::AppState;
+
+pub const READ: &[Role] = &[Role::Admin, Role::Operator, Role::Finops];
+pub const WRITE: &[Role] = &[Role::Admin, Role::Operator];
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(rules))
+        .routes(routes!(put_rule, delete_rule))
+        .routes(routes!(episodes))
+        .routes(routes!(sheds))
+        .routes(routes!(replay))
+        .routes(routes!(series))
+        .routes(routes!(sla_report))
+}
+
+/// Every alert rule (admin, operator, finops).
+#[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",
+    responses((status = 200, body = Vec<AlertRuleRow>), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody)))]
+async fn rules(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<AlertRuleRow>>> {
+    who.require(READ, "read alert rules")?;
+    Ok(Json(state.store.db.alert_rules().await?))
+}
+
+/// Creates or replaces a rule, checked whole (admin, operator); the next
+/// evaluation judges it.
+#[utoipa::path(put, path = "/api/v1/alerts/rules/{name}", tag = "alerts", request_body = RuleSpec,
+    params(("name" = String, Path)),
+    responses((status = 200, body = AlertRuleRow), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+async fn put_rule(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Json(spec): Json<RuleSpec>,
+) -> Result<Json<AlertRuleRow>> {
+    who.require(WRITE, "change alert rules")?;
+    if spec.name != name {
+        return Err(AppError::BadRequest(format!(
+            "name: the body names {:?}, the path {name:?}",
+            spec.name
+        )));
+    }
+    spec.check()?;
+    let json = serde_json::to_string(&spec).map_err(|e| AppError::Internal(e.to_string()))?;
+    let row = state
+        .store
+        .db
+        .put_alert_rule(&name, &json, "api", &who.actor())
+        .await?;
+    super::budgets::evaluate(&state).await;
+    Ok(Json(row))
+}
+
+/// Deletes a rule and its episodes (admin, operator).
+#[utoipa::path(delete, path = "/api/v1/alerts/rules/{name}", tag = "alerts",
+    params(("name" = String, Path)),
+    responses((status = 200, body = AlertRuleRow), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+async fn delete_rule(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<AlertRuleRow>> {
+    who.require(WRITE, "change alert rules")?;
+    let row = state
+        .store
+        .db
+        .delete_alert_rule(&name, &who.actor())
+        .await?;
+    super::budgets::evaluate(&state).await;
+    Ok(Json(row))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EpisodeQuery {
+    /// `pending`, `firing` or `resolved`.
+    state: Option<String>,
+    rule: Option<String>,
+    /// RFC 3339; episodes active at or after it.
+    from: Option<String>,
+    /// RFC 3339; episodes active before it.
+    to: Option<String>,
+    limit: Option<i64>,
+}
+
+fn micros(field: &str, text: &Option<String>, default: i64) -> Result<i64> {
+    match text {
+        None => Ok(default),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map(|d| d.timestamp_micros())
+            .map_err(|e| AppError::BadRequest(format!("{field}: {e} (RFC 3339 expected)"))),
+    }
+}
+
+/// Alert episodes, newest first: firing and pending ones and their history
+/// (admin, operator, finops). Times are data time, in microseconds.
+#[utoipa::path(get, path = "/api/v1/alerts/episodes", tag = "alerts", params(EpisodeQuery),
+    responses((status = 200, body = Vec<AlertEpisode>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn episodes(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(q): Query<EpisodeQuery>,
+) -> Result<Json<Vec<AlertEpisode>>> {
+    who.require(READ, "read alerts")?;
+    if let Some(s) = &q.state
+        && !["pending", "firing", "resolved"].contains(&s.as_str())
+    {
+        return Err(AppError::BadRequest(
+            "state: one of pending, firing, resolved".into(),
+        ));
+    }
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=10_000).contains(&limit) {
+        return Err(AppError::BadRequest("limit: between 1 and 10000".into()));
+    }
+    let from = micros("from", &q.from, i64::MIN)?;
+    let to = micros("to", &q.to, i64::MAX)?;
+    Ok(Json(
+        state
+            .store
+            .db
+            .alert_episodes(q.state.as_deref(), q.rule.as_deref(), from, to, limit)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ShedQuery {
+    /// Also the cuts that have ended.
+    #[serde(default)]
+    all: bool,
+}
+
+/// Budget cuts made by firing rules: those in force, or all (admin, operator,
+/// finops).
+#[utoipa::path(get, path = "/api/v1/alerts/sheds", tag = "alerts", params(ShedQuery),
+    responses((status = 200, body = Vec<AlertShed>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn sheds(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(q): Query<ShedQuery>,
+) -> Result<Json<Vec<AlertShed>>> {
+    who.require(READ, "read load shedding")?;
+    Ok(Json(state.store.db.alert_sheds(!q.all).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+struct ReplayRequest {
+    /// RFC 3339, the first hour judged.
+    from: String,
+    /// RFC 3339, the end of the period (exclusive).
+    to: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct ReplayAnswer {
+    from_us: i64,
+    to_us: i64,
+    rules: usize,
+    episodes: usize,
+    firing_episodes: usize,
+}
+
+/// Judges the rules again over a past period from the rollups as they are now
+/// (a backfilled month shows its incidents); sends nothing, changes no budget
+/// (admin, operator).
+#[utoipa::path(post, path = "/api/v1/alerts/replay", tag = "alerts", request_body = ReplayRequest,
+    responses((status = 200, body = ReplayAnswer), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn replay(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Json(request): Json<ReplayRequest>,
+) -> Result<Json<ReplayAnswer>> {
+    who.require(WRITE, "replay alert rules")?;
+    let from = micros("from", &Some(request.from), 0)?;
+    let to = micros("to", &Some(request.to), 0)?;
+    if to <= from || to - from > 92 * 24 * STEP_US {
+        return Err(AppError::BadRequest(
+            "to: after from, and at most 92 days later".into(),
+        ));
+    }
+    let _one = state.evaluating.lock().await;
+    let run = alerts::evaluate(&state.store, &Default::default(), from, to, false, None).await?;
+    Ok(Json(ReplayAnswer {
+        from_us: run.from_us,
+        to_us: run.to_us,
+        rules: run.rules,
+        episodes: run.episodes.len(),
+        firing_episodes: run.episodes.iter().filter(|e| e.fired_at.is_some()).count(),
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SeriesQuery {
+    /// A metric: `throttled_rate`, `client_429_rate`, `backend_429_rate`,
+    /// `quota_403_rate`, `error_rate`, `latency_p95`, `backend_latency_p99`,
+    /// `requests`, `breaker_trips`, `tokens`, ...
+    metric: String,
+    /// Dimensions, comma separated (`backend`, `subscription`, `region`, ...).
+    by: Option<String>,
+    /// RFC 3339; default the last 48 hours of data.
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct SeriesPoint {
+    /// The hour, RFC 3339.
+    hour: String,
+    #[schema(value_type = Object)]
+    labels: Labels,
+    value: f64,
+    requests: i64,
+}
+
+/// One metric per hour and group, from the rollups: what the rules judge
+/// (admin, operator, finops). At most 31 days.
+#[utoipa::path(get, path = "/api/v1/ops/series", tag = "alerts", params(SeriesQuery),
+    responses((status = 200, body = Vec<SeriesPoint>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn series(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(q): Query<SeriesQuery>,
+) -> Result<Json<Vec<SeriesPoint>>> {
+    who.require(READ, "read operational metrics")?;
+    let by: Vec<String> =
+        q.by.as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+    // The same checks a rule's metric and grouping get.
+    let probe = RuleSpec {
+        name: "series".into(),
+        kind: "anomaly".into(),
+        metric: Some(q.metric.clone()),
+        threshold: None,
+        window: None,
+        for_: None,
+        keep_firing_for: None,
+        min_requests: None,
+        scope: Default::default(),
+        group_by: by.clone(),
+        labels: Default::default(),
+        annotations: Default::default(),
+        slo: None,
+        anomaly: None,
+        action: None,
+    };
+    if let Err(tollgate_reports::ReportsError::InvalidRule { problems, .. }) = probe.check() {
+        return Err(AppError::BadRequest(problems.join("; ")));
+    }
+    let latest = state.store.db.latest_rollup_hour().await?.unwrap_or(0);
+    let to = micros("to", &q.to, latest + STEP_US)?;
+    let from = micros("from", &q.from, to - 48 * STEP_US)?;
+    if to <= from || to - from > 31 * 24 * STEP_US {
+        return Err(AppError::BadRequest(
+            "to: after from, and at most 31 days later".into(),
+        ));
+    }
+    let rows = state.store.db.rollups(from, to).await?;
+    let series = Series::project(
+        &rows,
+        &Projection {
+            scope: &Default::default(),
+            group_by: &by,
+            sketches: q.metric.contains("latency_p"),
+            slow_above_ms: None,
+        },
+    );
+    let mut points = Vec::new();
+    for (hour, groups) in &series.hours {
+        for (labels, m) in groups {
+            if let Some(value) = m.value(&q.metric) {
+                points.push(SeriesPoint {
+                    hour: alerts::payload::rfc3339(*hour),
+                    labels: labels.clone(),
+                    value,
+                    requests: m.requests,
+                });
+            }
+        }
+    }
+    points.sort_by(|a, b| (&a.hour, &a.labels).cmp(&(&b.hour, &b.labels)));
+    Ok(Json(points))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SlaQuery {
+    /// YYYY-MM.
+    month: String,
+    /// Dimensions, comma separated; default `backend`.
+    by: Option<String>,
+}
+
+/// The month's SLA per group against the SLO of the first burn-rate rule:
+/// availability, latency percentiles, 429s by source, error budget used and
+/// left, and what each alert episode cost (admin, operator, finops).
+#[utoipa::path(get, path = "/api/v1/reports/sla", tag = "alerts", params(SlaQuery),
+    responses((status = 200, body = SlaReport), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn sla_report(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(q): Query<SlaQuery>,
+) -> Result<Json<SlaReport>> {
+    who.require(READ, "read the SLA report")?;
+    let month = q
+        .month
+        .parse()
+        .map_err(|e| AppError::BadRequest(format!("month: {e}")))?;
+    let by: Vec<String> =
+        q.by.as_deref()
+            .unwrap_or("backend")
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+    let rules = alerts::load_rules(&state.store).await?;
+    Ok(Json(sla(&state.store, month, &by, &slo_of(&rules)).await?))
+}
