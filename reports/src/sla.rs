@@ -101,6 +101,7 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
             group_by: by,
             sketches: true,
             slow_above_ms: slo.latency_ms,
+            ptu_backends: &Default::default(),
         },
     );
     let allowed = 1.0 - slo.objective;

@@ -20,7 +20,7 @@ pub fn robust_z(value: f64, baseline: &[f64], min_samples: usize, floor: f64) ->
 /// The smallest spread worth judging by, per kind of metric: a handful of
 /// requests, one percentage point, 50 ms.
 pub fn spread_floor(metric: &str) -> f64 {
-    if metric.ends_with("_rate") {
+    if metric.ends_with("_rate") || metric.ends_with("_share") {
         0.01
     } else if metric.contains("latency_p") {
         50.0

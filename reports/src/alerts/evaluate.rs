@@ -152,6 +152,7 @@ pub async fn evaluate(
     };
     let rows = store.db.rollups(engine_from - lookback, judge_to).await?;
     let budgets = store.db.budgets().await?;
+    let ptu = super::series::ptu_backends(&store.db.backends().await?);
     let mut episodes = Vec::new();
     let mut sheds = Vec::new();
     let open: Vec<AlertEpisode> = if live {
@@ -163,7 +164,7 @@ pub async fn evaluate(
         Vec::new()
     };
     for rule in &rules {
-        let found = run_rule(rule, &rows, &budgets, engine_from, judge_to);
+        let found = run_rule(rule, &rows, &budgets, &ptu, engine_from, judge_to);
         for episode in found {
             let ends = episode.resolved_at.unwrap_or(i64::MAX);
             if ends < from_us || episode.active_at >= to_us {
@@ -234,6 +235,7 @@ fn run_rule(
     rule: &Rule,
     rows: &[RollupRow],
     budgets: &[tollgate_store::state::BudgetRow],
+    ptu_backends: &std::collections::HashSet<String>,
     from_us: i64,
     to_us: i64,
 ) -> Vec<Episode> {
@@ -258,6 +260,7 @@ fn run_rule(
             group_by: &rule.spec.group_by,
             sketches: metric.contains("latency_p"),
             slow_above_ms: slo.and_then(|s| s.latency_ms),
+            ptu_backends,
         },
     );
     let windows = Windows::new(&series, rule.window_us);

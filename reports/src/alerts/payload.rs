@@ -44,7 +44,7 @@ pub fn format_value(rule: &Rule, value: f64) -> String {
         Condition::BudgetUsedAbove { .. } => "_rate",
         Condition::BurnRate(_) => "",
     };
-    if metric.ends_with("_rate") {
+    if metric.ends_with("_rate") || metric.ends_with("_share") {
         format!("{:.1}%", value * 100.0)
     } else if metric.contains("latency_p") || value.fract() == 0.0 {
         format!("{value:.0}")

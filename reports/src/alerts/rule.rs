@@ -19,7 +19,8 @@ pub struct RuleSpec {
     /// or `budget_used_above`.
     pub kind: String,
     /// What is measured: a rate (`throttled_rate`, `client_429_rate`,
-    /// `backend_429_rate`, `quota_403_rate`, `error_rate`), a latency percentile
+    /// `backend_429_rate`, `quota_403_rate`, `error_rate`, `spillover_share`), a
+    /// latency percentile
     /// (`latency_p95`, `backend_latency_p99`, ...) or a count (`requests`,
     /// `throttled`, `breaker_trips`, `prompt_tokens`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]

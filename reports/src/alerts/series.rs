@@ -36,13 +36,14 @@ pub const COUNTS: [&str; 11] = [
     "tokens",
     "cache_hits",
 ];
-pub const RATES: [&str; 6] = [
+pub const RATES: [&str; 7] = [
     "throttled_rate",
     "client_429_rate",
     "backend_429_rate",
     "quota_403_rate",
     "error_rate",
     "cache_hit_rate",
+    "spillover_share",
 ];
 pub const LATENCIES: [&str; 6] = [
     "latency_p50",
@@ -70,6 +71,10 @@ pub struct Measures {
     pub completion_tokens: i64,
     /// Requests slower than the SLO's latency bound, when one is asked for.
     pub slow: i64,
+    /// Requests for deployments a provisioned (PTU) backend serves, and those
+    /// of them another backend served: PTU spillover.
+    pub ptu_deployment_requests: i64,
+    pub spilled: i64,
     pub latency: LatencySketch,
     pub backend_latency: LatencySketch,
 }
@@ -86,6 +91,8 @@ impl Measures {
         self.prompt_tokens += other.prompt_tokens;
         self.completion_tokens += other.completion_tokens;
         self.slow += other.slow;
+        self.ptu_deployment_requests += other.ptu_deployment_requests;
+        self.spilled += other.spilled;
         self.latency.merge(&other.latency);
         self.backend_latency.merge(&other.backend_latency);
     }
@@ -112,6 +119,10 @@ impl Measures {
         };
         if let Some(n) = count(metric) {
             return Some(n as f64);
+        }
+        if metric == "spillover_share" {
+            return (self.ptu_deployment_requests > 0)
+                .then(|| self.spilled as f64 / self.ptu_deployment_requests as f64);
         }
         if let Some(numerator) = metric.strip_suffix("_rate") {
             let numerator = if numerator == "error" {
@@ -159,6 +170,18 @@ pub struct Projection<'a> {
     pub sketches: bool,
     /// Count requests slower than this (an SLO's latency bound).
     pub slow_above_ms: Option<f64>,
+    /// The provisioned (PTU) backends, for the spillover share.
+    pub ptu_backends: &'a std::collections::HashSet<String>,
+}
+
+/// The backends whose deployment type is provisioned throughput.
+pub fn ptu_backends(
+    rows: &[tollgate_store::state::BackendRow],
+) -> std::collections::HashSet<String> {
+    rows.iter()
+        .filter(|b| b.deployment_type.contains("Provisioned"))
+        .map(|b| b.backend.clone())
+        .collect()
 }
 
 fn dimension<'r>(row: &'r RollupRow, name: &str) -> Option<&'r str> {
@@ -180,6 +203,18 @@ fn dimension<'r>(row: &'r RollupRow, name: &str) -> Option<&'r str> {
 impl Series {
     pub fn project(rows: &[RollupRow], p: &Projection) -> Series {
         let mut series = Series::default();
+        // Deployments a PTU backend served in these hours: their traffic
+        // elsewhere is spillover.
+        let on_ptu: std::collections::HashSet<&str> = rows
+            .iter()
+            .filter(|r| {
+                r.usage
+                    .backend
+                    .as_ref()
+                    .is_some_and(|b| p.ptu_backends.contains(b))
+            })
+            .filter_map(|r| r.usage.deployment.as_deref())
+            .collect();
         for row in rows {
             let selected = p.scope.iter().all(|(name, values)| {
                 dimension(row, name).is_some_and(|v| values.iter().any(|w| w == v))
@@ -198,7 +233,27 @@ impl Series {
             } else {
                 LatencySketch::new()
             };
+            let ptu_deployment = row
+                .usage
+                .deployment
+                .as_deref()
+                .is_some_and(|d| on_ptu.contains(d));
+            let on_ptu_backend = row
+                .usage
+                .backend
+                .as_ref()
+                .is_some_and(|b| p.ptu_backends.contains(b));
             let measures = Measures {
+                ptu_deployment_requests: if ptu_deployment {
+                    row.usage.requests
+                } else {
+                    0
+                },
+                spilled: if ptu_deployment && !on_ptu_backend {
+                    row.usage.requests
+                } else {
+                    0
+                },
                 requests: row.usage.requests,
                 status_5xx: row.status_5xx,
                 client_429: row.client_429,

@@ -9,13 +9,17 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use tollgate_ingest::{Format, IngestOptions, NoProgress, ingest_file};
+use tollgate_reports::alerts::series::{self, Projection, Series};
 use tollgate_reports::alerts::{self, AlertOptions};
 use tollgate_reports::month::Month;
 use tollgate_store::Store;
 use tollgate_store::state::AlertEpisode;
 use tollgate_store::testing::TestStore;
 
-tollgate_store::backend_tests!(the_generators_incidents_raise_the_right_alerts);
+tollgate_store::backend_tests!(
+    the_generators_incidents_raise_the_right_alerts,
+    the_anomaly_detector_flags_the_incident_hours_and_little_else
+);
 
 const H: i64 = 3_600_000_000;
 
@@ -47,6 +51,9 @@ pub async fn generated_month(store: &TestStore, requests: u64, seed: u64) -> Pat
     .unwrap();
     let reference = out.join("reference");
     tollgate_reports::ownership::import(&store.db, &reference.join("ownership.toml"))
+        .await
+        .unwrap();
+    tollgate_reports::capacity::import_backends(&store.db, &reference.join("backends.csv"))
         .await
         .unwrap();
     for category in ["gateway-logs", "llm-logs"] {
@@ -82,6 +89,14 @@ pub async fn install_default_rules(store: &Store) {
     }
 }
 
+async fn all_episodes(store: &Store) -> Vec<AlertEpisode> {
+    store
+        .db
+        .alert_episodes(None, None, i64::MIN, i64::MAX, 10_000)
+        .await
+        .unwrap()
+}
+
 fn of<'a>(episodes: &'a [AlertEpisode], rule: &str) -> Vec<&'a AlertEpisode> {
     let mut found: Vec<_> = episodes
         .iter()
@@ -107,11 +122,7 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
         .await
         .unwrap()
         .unwrap();
-    let all = store
-        .db
-        .alert_episodes(None, None, i64::MIN, i64::MAX, 10_000)
-        .await
-        .unwrap();
+    let all = all_episodes(&store).await;
     let summary: Vec<String> = all
         .iter()
         .filter(|e| e.fired_at.is_some())
@@ -208,11 +219,7 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(again.notifications, 0);
-    let after = store
-        .db
-        .alert_episodes(None, None, i64::MIN, i64::MAX, 10_000)
-        .await
-        .unwrap();
+    let after = all_episodes(&store).await;
     assert_eq!(after.len(), all.len());
 
     // A replay of day 14 finds the saturation at the same hours.
@@ -253,15 +260,41 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
     assert_eq!(replayed.len(), 1);
     assert_eq!(replayed[0].state, "resolved");
     assert_eq!(replayed[0].resolved_at, Some(at(14, 13)));
-    let everything = store
-        .db
-        .alert_episodes(None, None, i64::MIN, i64::MAX, 10_000)
-        .await
-        .unwrap();
+    let everything = all_episodes(&store).await;
     assert_eq!(
         everything, after,
         "a replay changed episodes it should find again"
     );
+
+    // PTU spillover: gpt-4o's traffic leaves its PTU backend during the
+    // saturation, and only then.
+    let rows = store.db.rollups(at(14, 0), at(15, 0)).await.unwrap();
+    let ptu = series::ptu_backends(&store.db.backends().await.unwrap());
+    let projected = Series::project(
+        &rows,
+        &Projection {
+            scope: &Default::default(),
+            group_by: &[],
+            sketches: false,
+            slow_above_ms: None,
+            ptu_backends: &ptu,
+        },
+    );
+    let spillover = |hour: u32| {
+        let window = projected.window(at(14, hour), at(14, hour) + H);
+        window
+            .values()
+            .next()
+            .unwrap()
+            .value("spillover_share")
+            .unwrap()
+    };
+    for hour in [10, 11] {
+        assert!(spillover(hour) > 0.2, "{hour}: {}", spillover(hour));
+    }
+    for hour in [8, 9, 12, 13] {
+        assert_eq!(spillover(hour), 0.0, "{hour}");
+    }
 
     // The SLA report by backend shows what the incidents cost.
     let rules = alerts::load_rules(&store).await.unwrap();
@@ -285,4 +318,59 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
         .find(|i| i.rule == "latency-p95")
         .unwrap();
     assert!(incident.error_budget_cost > 0.05, "{incident:?}");
+}
+
+/// Anomaly rules on what the incidents disturb, against the same hour of the
+/// week before: the backend 429 rate (day 14 has one earlier week to compare
+/// with, so three baseline hours) and p95 latency per backend.
+async fn the_anomaly_detector_flags_the_incident_hours_and_little_else(store: TestStore) {
+    generated_month(&store, 100_000, 42).await;
+    for (name, metric) in [
+        ("backend-429-anomaly", "backend_429_rate"),
+        ("latency-anomaly", "latency_p95"),
+    ] {
+        let spec = serde_json::json!({"name": name, "kind": "anomaly", "metric": metric,
+            "min_requests": 20, "group_by": ["backend"],
+            "anomaly": {"z": 6.0, "weeks": 4, "min_samples": 3, "consecutive": 2}});
+        store
+            .db
+            .put_alert_rule(name, &spec.to_string(), "api", "test")
+            .await
+            .unwrap();
+    }
+    alerts::evaluate_live(&store, &AlertOptions::default(), false)
+        .await
+        .unwrap()
+        .unwrap();
+    let all = all_episodes(&store).await;
+    let summary = all
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {} {:?}",
+                e.rule,
+                e.labels,
+                alerts::payload::rfc3339(e.active_at),
+                e.fired_at.map(alerts::payload::rfc3339)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    // The saturation: the PTU backend from 10:00, fired after two hours of it.
+    let saturation = of(&all, "backend-429-anomaly");
+    assert_eq!(saturation.len(), 1, "{summary}");
+    assert_eq!(label(saturation[0], "backend"), "aoai-eastus-ptu");
+    assert_eq!(saturation[0].active_at, at(14, 10), "{summary}");
+
+    // The latency incident, on the backends whose traffic it slowed, and
+    // nothing else in the month.
+    let slow = of(&all, "latency-anomaly");
+    assert!(!slow.is_empty(), "{summary}");
+    for e in &slow {
+        assert!(
+            e.active_at >= at(21, 13) && e.active_at <= at(21, 15),
+            "{summary}"
+        );
+    }
 }

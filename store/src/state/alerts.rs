@@ -6,7 +6,7 @@
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{StateDb, audit, bump_version, lock_for_replace, on_pool};
+use super::{StateDb, audit, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::state::{NewAudit, timestamp};
 use crate::{Result, StoreError};
 
@@ -144,7 +144,7 @@ impl StateDb {
         actor: &str,
     ) -> Result<AlertRuleRow> {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let before = sqlx::query_as::<Db, AlertRuleRow>(
                 "SELECT id, name, spec, origin, updated_at FROM alert_rules WHERE name = $1",
             )
@@ -183,7 +183,7 @@ impl StateDb {
     #[tracing::instrument(skip(self), err)]
     pub async fn delete_alert_rule(&self, name: &str, actor: &str) -> Result<AlertRuleRow> {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let row = sqlx::query_as::<Db, AlertRuleRow>(
                 "DELETE FROM alert_rules WHERE name = $1 \
                  RETURNING id, name, spec, origin, updated_at",
@@ -268,7 +268,7 @@ impl StateDb {
         let now = timestamp(Utc::now());
         let mut applied = AlertApplied::default();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "alert_episodes, alert_sheds, alert_notifications");
             // SQLite: take the write lock before reading.
             sqlx::query::<Db>("DELETE FROM alert_cursor WHERE 1 = 0")

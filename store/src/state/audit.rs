@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{StateDb, on_pool};
+use super::{StateDb, begin_write, on_pool};
 use crate::Result;
 
 /// One change as recorded.
@@ -80,7 +80,7 @@ impl StateDb {
     #[tracing::instrument(skip_all, fields(action = %entry.action), err)]
     pub async fn record_audit(&self, entry: &NewAudit) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             audit!(tx, entry);
             tx.commit().await?;
         });

@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::QueryBuilder;
 
 use super::manifest::NewLakeFile;
-use super::{Pool, StateDb, on_pool};
+use super::{Pool, StateDb, begin_write, on_pool};
 use crate::{Result, StoreError};
 
 /// Where a batch is in its life. Only `committed` batches have visible files.
@@ -258,7 +258,7 @@ impl StateDb {
     pub async fn commit_batch(&self, commit: &BatchCommit) -> Result<()> {
         let counts = commit.counts;
         let outcome: Result<()> = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             if matches!(self.pool, Pool::Postgres(_)) {
                 sqlx::query::<Db>("SELECT pg_advisory_xact_lock($1)")
                     .bind(COMMIT_LOCK)

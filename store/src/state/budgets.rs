@@ -7,7 +7,7 @@
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{StateDb, audit, bump_version, lock_for_replace, on_pool};
+use super::{StateDb, audit, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::state::NewAudit;
 use crate::{Result, StoreError};
 
@@ -189,7 +189,7 @@ impl StateDb {
     #[tracing::instrument(skip_all, fields(name = %budget.name), err)]
     pub async fn create_budget(&self, budget: &NewBudget, actor: &str) -> Result<BudgetRow> {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let now = timestamp(Utc::now());
             let query = sqlx::query_as::<Db, BudgetRow>(concat!(
                 "INSERT INTO budgets (name, scope, scope_id, period, token_quota, cost_quota, \
@@ -222,7 +222,7 @@ impl StateDb {
         actor: &str,
     ) -> Result<BudgetRow> {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let before = sqlx::query_as::<Db, BudgetRow>(concat!(
                 "SELECT ",
                 budget_columns!(),
@@ -261,7 +261,7 @@ impl StateDb {
     #[tracing::instrument(skip_all, fields(id), err)]
     pub async fn delete_budget(&self, id: i64, actor: &str) -> Result<BudgetRow> {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let before = sqlx::query_as::<Db, BudgetRow>(concat!(
                 "DELETE FROM budgets WHERE id = $1 RETURNING ",
                 budget_columns!()
@@ -337,7 +337,7 @@ impl StateDb {
         F: Fn(&BudgetEvaluation, Option<&BudgetState>) -> Option<NewBudgetEvent>,
     {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "budget_states, gateway_views");
             // SQLite: take the write lock before reading.
             sqlx::query::<Db>("DELETE FROM budget_states WHERE 1 = 0")
@@ -482,7 +482,7 @@ impl StateDb {
         retry_at: Option<chrono::DateTime<Utc>>,
     ) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             sqlx::query::<Db>(
                 "INSERT INTO webhook_deliveries (event_id, at, attempt, status, error, outcome) \
                  VALUES ($1, $2, $3, $4, $5, $6)",

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{StateDb, bump_version, lock_for_replace, on_pool};
+use super::{StateDb, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// A backend id as gateways log it, and what it is.
@@ -38,7 +38,7 @@ impl StateDb {
     #[tracing::instrument(skip_all, fields(rows = rows.len()), err)]
     pub async fn replace_backends(&self, rows: &[BackendRow]) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "backends");
             bump_version!(tx, "capacity");
             sqlx::query::<Db>("DELETE FROM backends")
@@ -81,7 +81,7 @@ impl StateDb {
             effective_from, effective_to, source) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "ptu_reservations");
             bump_version!(tx, "capacity");
             sqlx::query::<Db>("DELETE FROM ptu_reservations")

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{StateDb, bump_version, lock_for_replace, on_pool};
+use super::{StateDb, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::{Result, StoreError};
 
 /// One close or re-open of a month.
@@ -73,7 +73,7 @@ impl StateDb {
                 .join(",")
         );
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "month_closes");
             bump_version!(tx, "closes");
             let latest = latest_action!(tx, &close.month);
@@ -110,7 +110,7 @@ impl StateDb {
     #[tracing::instrument(skip_all, fields(month), err)]
     pub async fn record_month_reopen(&self, month: &str, reason: &str) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "month_closes");
             bump_version!(tx, "closes");
             let latest = latest_action!(tx, month);

@@ -4,7 +4,7 @@
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{StateDb, audit, bump_version, on_pool};
+use super::{StateDb, audit, begin_write, bump_version, on_pool};
 use crate::state::NewAudit;
 use crate::{Result, StoreError};
 
@@ -67,7 +67,7 @@ impl StateDb {
     #[tracing::instrument(skip_all, fields(role = %key.role), err)]
     pub async fn create_api_key(&self, key: &NewApiKey, actor: &str) -> Result<ApiKeyRow> {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let row = sqlx::query_as::<Db, ApiKeyRow>(concat!(
                 "INSERT INTO api_keys (name, role, gateways, prefix, key_sha256, created_at, \
                  expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING ",
@@ -122,7 +122,7 @@ impl StateDb {
     #[tracing::instrument(skip_all, fields(id), err)]
     pub async fn revoke_api_key(&self, id: i64, actor: &str) -> Result<ApiKeyRow> {
         Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let row = sqlx::query_as::<Db, ApiKeyRow>(concat!(
                 "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL \
                  RETURNING ",

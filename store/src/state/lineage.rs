@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{NewAudit, StateDb, audit, bump_version, on_pool};
+use super::{NewAudit, StateDb, audit, begin_write, bump_version, on_pool};
 use crate::Result;
 
 /// A node as declared (labels as written).
@@ -123,7 +123,7 @@ impl StateDb {
             LineageMode::Merge | LineageMode::Refresh => NODE_MERGE,
         };
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             bump_version!(tx, "lineage");
             for n in nodes {
                 sqlx::query::<Db>(node_sql)

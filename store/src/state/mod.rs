@@ -79,6 +79,22 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Inside `on_pool!`: begins a transaction that will write. On SQLite it is
+/// `BEGIN IMMEDIATE`, which takes the write lock at once (waiting up to the busy
+/// timeout for another writer), so a transaction that reads before it writes
+/// cannot fail because another writer (a background evaluation, a concurrent
+/// ingest) committed in between, as a deferred one would.
+macro_rules! begin_write {
+    ($pool:ident) => {
+        if <Db as sqlx::Database>::NAME == "SQLite" {
+            $pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            $pool.begin().await?
+        }
+    };
+}
+pub(crate) use begin_write;
+
 /// Inside an `on_pool!` transaction that replaces whole tables: on Postgres, locks
 /// them first, so two imports racing cannot each delete the old rows and leave
 /// both new sets (READ COMMITTED would let them). SQLite's write lock does this.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{StateDb, bump_version, lock_for_replace, on_pool};
+use super::{StateDb, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
@@ -29,7 +29,7 @@ impl StateDb {
         rows: &[OwnershipRow],
     ) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "ownership, cost_centres");
             bump_version!(tx, "ownership");
             sqlx::query::<Db>("DELETE FROM ownership")

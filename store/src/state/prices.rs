@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{StateDb, bump_version, lock_for_replace, on_pool};
+use super::{StateDb, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::Result;
 
 /// One price row. Rates are pico-units of `currency` per `unit_tokens` tokens.
@@ -36,7 +36,7 @@ impl StateDb {
             effective_from, effective_to, source) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "prices");
             bump_version!(tx, "prices");
             sqlx::query::<Db>("DELETE FROM prices")

@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
-use super::{StateDb, bump_version, on_pool};
+use super::{StateDb, begin_write, bump_version, on_pool};
 use crate::Result;
 
 /// The dimensions and usage of one hourly rollup row: what chargeback reads.
@@ -84,7 +84,7 @@ impl StateDb {
         let now = Utc::now().to_rfc3339();
         let replaced;
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             // Counted first: it takes SQLite's write lock, and on Postgres the
             // version row's lock until commit, so `seq`s commit in order and an
             // alert evaluation that saw `seq` N has seen every hour stored below.
@@ -264,7 +264,7 @@ impl StateDb {
     /// Marks batches rolled up.
     pub async fn clear_pending_rollups(&self, batch_ids: &[i64]) -> Result<()> {
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             for id in batch_ids {
                 sqlx::query::<Db>("DELETE FROM rollup_pending WHERE batch_id = $1")
                     .bind(id)
@@ -283,7 +283,7 @@ impl StateDb {
     pub async fn drop_rollup_hours_except(&self, keep: &[i64], watermark: i64) -> Result<u64> {
         let mut dropped = 0;
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
+            let mut tx = begin_write!(pool);
             let stored: Vec<i64> = sqlx::query_scalar::<Db, i64>(
                 "SELECT hour_us FROM rollup_hours WHERE watermark <= $1",
             )

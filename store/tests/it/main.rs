@@ -5,3 +5,4 @@
 
 mod commit;
 mod sql;
+mod writers;

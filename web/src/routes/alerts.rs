@@ -219,7 +219,7 @@ async fn replay(
 #[into_params(parameter_in = Query)]
 struct SeriesQuery {
     /// A metric: `throttled_rate`, `client_429_rate`, `backend_429_rate`,
-    /// `quota_403_rate`, `error_rate`, `latency_p95`, `backend_latency_p99`,
+    /// `quota_403_rate`, `error_rate`, `spillover_share`, `latency_p95`, `backend_latency_p99`,
     /// `requests`, `breaker_trips`, `tokens`, ...
     metric: String,
     /// Dimensions, comma separated (`backend`, `subscription`, `region`, ...).
@@ -288,6 +288,7 @@ async fn series(
         ));
     }
     let rows = state.store.db.rollups(from, to).await?;
+    let ptu = tollgate_reports::alerts::series::ptu_backends(&state.store.db.backends().await?);
     let series = Series::project(
         &rows,
         &Projection {
@@ -295,6 +296,7 @@ async fn series(
             group_by: &by,
             sketches: q.metric.contains("latency_p"),
             slow_above_ms: None,
+            ptu_backends: &ptu,
         },
     );
     let mut points = Vec::new();
