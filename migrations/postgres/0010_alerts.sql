@@ -23,6 +23,32 @@ INSERT INTO rollup_pending (batch_id)
     SELECT id FROM ingest_batches WHERE status = 'committed'
     ON CONFLICT (batch_id) DO NOTHING;
 
+-- The minute tier: the same measures per minute, on fewer dimensions, for the
+-- most recent hours of data (48 before the newest hour rolled up); older minutes
+-- are dropped. Live charts and the short windows of burn-rate alerts read it.
+CREATE TABLE rollup_minute (
+    minute_us              BIGINT NOT NULL,
+    hour_us                BIGINT NOT NULL,
+    subscription           TEXT,
+    product                TEXT,
+    gateway_id             TEXT,
+    backend                TEXT,
+    deployment             TEXT,
+    region                 TEXT,
+    requests               BIGINT NOT NULL,
+    status_5xx             BIGINT NOT NULL,
+    client_429             BIGINT NOT NULL,
+    backend_429            BIGINT NOT NULL,
+    quota_403              BIGINT NOT NULL,
+    breaker_trips          BIGINT NOT NULL,
+    cache_hits             BIGINT NOT NULL,
+    prompt_tokens          BIGINT NOT NULL,
+    completion_tokens      BIGINT NOT NULL,
+    latency_sketch         BYTEA NOT NULL,
+    backend_latency_sketch BYTEA NOT NULL
+);
+CREATE INDEX rollup_minute_hour ON rollup_minute (hour_us);
+
 -- Rules as checked (the spec as JSON); `origin` says who owns a rule: the
 -- shipped defaults, the config file, or the API.
 CREATE TABLE alert_rules (

@@ -23,6 +23,32 @@ INSERT INTO rollup_pending (batch_id)
     SELECT id FROM ingest_batches WHERE status = 'committed'
     ON CONFLICT (batch_id) DO NOTHING;
 
+-- The minute tier: the same measures per minute, on fewer dimensions, for the
+-- most recent hours of data (48 before the newest hour rolled up); older minutes
+-- are dropped. Live charts and the short windows of burn-rate alerts read it.
+CREATE TABLE rollup_minute (
+    minute_us              INTEGER NOT NULL,
+    hour_us                INTEGER NOT NULL,
+    subscription           TEXT,
+    product                TEXT,
+    gateway_id             TEXT,
+    backend                TEXT,
+    deployment             TEXT,
+    region                 TEXT,
+    requests               INTEGER NOT NULL,
+    status_5xx             INTEGER NOT NULL,
+    client_429             INTEGER NOT NULL,
+    backend_429            INTEGER NOT NULL,
+    quota_403              INTEGER NOT NULL,
+    breaker_trips          INTEGER NOT NULL,
+    cache_hits             INTEGER NOT NULL,
+    prompt_tokens          INTEGER NOT NULL,
+    completion_tokens      INTEGER NOT NULL,
+    latency_sketch         BLOB NOT NULL,
+    backend_latency_sketch BLOB NOT NULL
+);
+CREATE INDEX rollup_minute_hour ON rollup_minute (hour_us);
+
 -- Rules as checked (the spec as JSON); `origin` says who owns a rule: the
 -- shipped defaults, the config file, or the API.
 CREATE TABLE alert_rules (

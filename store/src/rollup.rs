@@ -31,6 +31,8 @@ pub const HOUR_US: i64 = 3_600_000_000;
 /// the same as `INTERVAL '1 hour'`, per request, so an hour's result does not
 /// depend on the window it was computed in.
 pub const PAIRING_WINDOW_US: i64 = HOUR_US;
+/// How many of the newest hours of data the minute tier keeps.
+pub const MINUTE_TIER_HOURS: i64 = 48;
 /// Recomputed at most a day at a time, to bound memory.
 const MAX_WINDOW_US: i64 = 24 * HOUR_US;
 
@@ -141,7 +143,8 @@ impl Store {
              r.agent, r.api, r.gateway_id, r.backend, t.deployment, t.model, \
              r.status_code, r.backend_status_code, r.total_latency_ms, r.cache_status, \
              t.prompt_tokens, t.cached_tokens, t.completion_tokens, t.reasoning_tokens, \
-             r.region, r.backend_latency_ms, r.error_source, r.error_reason \
+             r.region, r.backend_latency_ms, r.error_source, r.error_reason, \
+             CAST(date_trunc('minute', r.time) AS BIGINT) \
              FROM requests r LEFT JOIN (SELECT time, request_id, deployment, model, \
              prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens FROM token_usage \
              WHERE time >= '{}' AND time < '{}') t ON r.request_id = t.request_id \
@@ -153,15 +156,25 @@ impl Store {
             timestamp(to),
         );
         let batches = ctx.sql(&sql).await?.collect().await?;
-        let mut groups = Groups::default();
+        // The minute tier covers the newest hours of data, whichever batch
+        // brings them.
+        let mut newest = self.db.latest_rollup_hour().await?.unwrap_or(i64::MIN);
+        for batch in &batches {
+            let hours = arrow::compute::cast(batch.column(0), &DataType::Int64)?;
+            if let Some(h) = arrow::compute::max(hours.as_primitive::<Int64Type>()) {
+                newest = newest.max(h);
+            }
+        }
+        let minute_from = newest.saturating_sub((MINUTE_TIER_HOURS - 1) * HOUR_US);
+        let mut groups = Groups::new((to > minute_from).then_some(minute_from));
         for batch in &batches {
             groups.add(batch)?;
         }
-        let rows = groups.finish();
+        let (rows, minutes) = groups.finish();
         let hours: Vec<i64> = (from..to).step_by(HOUR_US as usize).collect();
         let replaced = self
             .db
-            .replace_rollup_hours(&hours, &rows, watermark)
+            .replace_rollup_hours(&hours, &rows, &minutes, minute_from, watermark)
             .await?;
         Ok(RollupReport {
             batches: 0,
@@ -217,21 +230,155 @@ pub fn windows(files: &[LakeFile]) -> Vec<(i64, i64)> {
         .collect()
 }
 
-/// Requests grouped by hour and dimensions as they stream out of the join.
+/// Requests grouped by hour and dimensions as they stream out of the join, and
+/// for recent hours also by minute on fewer dimensions (the minute tier).
 #[derive(Default)]
 struct Groups {
+    hourly: Tier,
+    minutely: Tier,
+    /// The first hour that also gets minute rows, if any does.
+    minute_from: Option<i64>,
+}
+
+/// One tier's rows, found by the bytes of their key.
+#[derive(Default)]
+struct Tier {
     index: HashMap<Vec<u8>, usize>,
     rows: Vec<(RollupRow, LatencySketch, LatencySketch)>,
     key: Vec<u8>,
 }
 
+/// One request's measures, as both tiers add them up.
+struct Observed {
+    status: i64,
+    backend_status: Option<i64>,
+    cache_hit: bool,
+    breaker: bool,
+    latency_ms: Option<i64>,
+    backend_latency_ms: Option<i64>,
+    tokens: [i64; 4],
+}
+
+/// The dimensions the minute tier keeps (indices into the hourly ones:
+/// subscription, product, gateway, backend, deployment, region).
+const MINUTE_DIMENSIONS: [usize; 6] = [0, 1, 4, 5, 6, 8];
+
+impl Tier {
+    /// The row for `time` and these dimension values (`None` where a
+    /// dimension is not kept), created on first sight.
+    fn entry(
+        &mut self,
+        time: i64,
+        dims: &[Option<&str>],
+    ) -> &mut (RollupRow, LatencySketch, LatencySketch) {
+        self.key.clear();
+        self.key.extend_from_slice(&time.to_le_bytes());
+        for d in dims {
+            match d {
+                None => self.key.push(0),
+                Some(v) => {
+                    self.key.push(1);
+                    self.key.extend_from_slice(v.as_bytes());
+                    self.key.push(0xff); // not in UTF-8: ends the value
+                }
+            }
+        }
+        let at = match self.index.get(self.key.as_slice()) {
+            Some(&at) => at,
+            None => {
+                let text = |i: usize| dims[i].map(str::to_owned);
+                let usage = UsageRollup {
+                    hour_us: time,
+                    subscription: text(0),
+                    product: text(1),
+                    agent: text(2),
+                    api: text(3),
+                    gateway_id: text(4),
+                    backend: text(5),
+                    deployment: text(6),
+                    model: text(7),
+                    ..UsageRollup::default()
+                };
+                let row = RollupRow {
+                    usage,
+                    region: text(8),
+                    ..RollupRow::default()
+                };
+                self.rows
+                    .push((row, LatencySketch::new(), LatencySketch::new()));
+                self.index.insert(self.key.clone(), self.rows.len() - 1);
+                self.rows.len() - 1
+            }
+        };
+        &mut self.rows[at]
+    }
+
+    fn finish(self) -> Vec<RollupRow> {
+        let mut rows: Vec<RollupRow> = self
+            .rows
+            .into_iter()
+            .map(|(mut row, sketch, backend_sketch)| {
+                row.latency_sketch = sketch.encode();
+                row.backend_latency_sketch = backend_sketch.encode();
+                row
+            })
+            .collect();
+        rows.sort_by_key(|r| r.usage.hour_us);
+        rows
+    }
+}
+
+fn add(entry: &mut (RollupRow, LatencySketch, LatencySketch), o: &Observed) {
+    let (r, sketch, backend_sketch) = entry;
+    r.usage.requests += 1;
+    match o.status / 100 {
+        2 => r.status_2xx += 1,
+        3 => r.status_3xx += 1,
+        4 => r.status_4xx += 1,
+        5 => r.status_5xx += 1,
+        _ => {}
+    }
+    if o.backend_status == Some(429) {
+        r.backend_429 += 1;
+    } else if o.status == 429 {
+        r.client_429 += 1;
+    } else if o.status == 403 && o.backend_status.is_none() {
+        r.quota_403 += 1;
+    }
+    if o.breaker {
+        r.breaker_trips += 1;
+    }
+    if o.cache_hit {
+        r.usage.cache_hits += 1;
+    }
+    if let Some(ms) = o.latency_ms {
+        sketch.add(ms as f64);
+    }
+    if let Some(ms) = o.backend_latency_ms {
+        backend_sketch.add(ms as f64);
+    }
+    r.usage.prompt_tokens += o.tokens[0];
+    r.usage.cached_tokens += o.tokens[1];
+    r.usage.completion_tokens += o.tokens[2];
+    r.usage.reasoning_tokens += o.tokens[3];
+}
+
 impl Groups {
+    fn new(minute_from: Option<i64>) -> Groups {
+        Groups {
+            minute_from,
+            ..Groups::default()
+        }
+    }
+
     fn add(&mut self, batch: &RecordBatch) -> Result<()> {
         let cast = |i: usize, to: &DataType| -> Result<ArrayRef> {
             arrow::compute::cast(batch.column(i), to).map_err(StoreError::from)
         };
         let hour = cast(0, &DataType::Int64)?;
         let hour = hour.as_primitive::<Int64Type>();
+        let minute = cast(21, &DataType::Int64)?;
+        let minute = minute.as_primitive::<Int64Type>();
         // The eight grouping dimensions, then the region (column 17).
         let dims: Vec<ArrayRef> = (1..9)
             .chain([17])
@@ -254,97 +401,37 @@ impl Groups {
             !column.is_null(row) && column.value(row).to_ascii_lowercase().contains("circuit")
         };
 
+        let mut values: Vec<Option<&str>> = Vec::with_capacity(dims.len());
+        let mut kept: Vec<Option<&str>> = vec![None; dims.len()];
         for row in 0..batch.num_rows() {
-            self.key.clear();
-            self.key.extend_from_slice(&hour.value(row).to_le_bytes());
-            for d in &dims {
-                if d.is_null(row) {
-                    self.key.push(0);
-                } else {
-                    self.key.push(1);
-                    self.key.extend_from_slice(d.value(row).as_bytes());
-                    self.key.push(0xff); // not in UTF-8: ends the value
-                }
-            }
-            let at = match self.index.get(self.key.as_slice()) {
-                Some(&at) => at,
-                None => {
-                    let text = |i: usize| {
-                        let d = dims[i];
-                        (!d.is_null(row)).then(|| d.value(row).to_owned())
-                    };
-                    let usage = UsageRollup {
-                        hour_us: hour.value(row),
-                        subscription: text(0),
-                        product: text(1),
-                        agent: text(2),
-                        api: text(3),
-                        gateway_id: text(4),
-                        backend: text(5),
-                        deployment: text(6),
-                        model: text(7),
-                        ..UsageRollup::default()
-                    };
-                    let row = RollupRow {
-                        usage,
-                        region: text(8),
-                        ..RollupRow::default()
-                    };
-                    self.rows
-                        .push((row, LatencySketch::new(), LatencySketch::new()));
-                    self.index.insert(self.key.clone(), self.rows.len() - 1);
-                    self.rows.len() - 1
-                }
+            values.clear();
+            values.extend(dims.iter().map(|d| (!d.is_null(row)).then(|| d.value(row))));
+            let observed = Observed {
+                status: int(0, row).unwrap_or(0),
+                backend_status: int(1, row),
+                cache_hit: !cache.is_null(row) && cache.value(row) == "hit",
+                breaker: mentions_breaker(error_source, row) || mentions_breaker(error_reason, row),
+                latency_ms: int(2, row),
+                backend_latency_ms: int(7, row),
+                tokens: [3, 4, 5, 6].map(|c| int(c, row).unwrap_or(0)),
             };
-            let (r, sketch, backend_sketch) = &mut self.rows[at];
-            let status = int(0, row).unwrap_or(0);
-            let backend_status = int(1, row);
-            r.usage.requests += 1;
-            match status / 100 {
-                2 => r.status_2xx += 1,
-                3 => r.status_3xx += 1,
-                4 => r.status_4xx += 1,
-                5 => r.status_5xx += 1,
-                _ => {}
+            add(self.hourly.entry(hour.value(row), &values), &observed);
+            if self.minute_from.is_some_and(|from| hour.value(row) >= from) {
+                for (i, slot) in kept.iter_mut().enumerate() {
+                    *slot = if MINUTE_DIMENSIONS.contains(&i) {
+                        values[i]
+                    } else {
+                        None
+                    };
+                }
+                add(self.minutely.entry(minute.value(row), &kept), &observed);
             }
-            if backend_status == Some(429) {
-                r.backend_429 += 1;
-            } else if status == 429 {
-                r.client_429 += 1;
-            } else if status == 403 && backend_status.is_none() {
-                r.quota_403 += 1;
-            }
-            if mentions_breaker(error_source, row) || mentions_breaker(error_reason, row) {
-                r.breaker_trips += 1;
-            }
-            if let Some(ms) = int(7, row) {
-                backend_sketch.add(ms as f64);
-            }
-            if !cache.is_null(row) && cache.value(row) == "hit" {
-                r.usage.cache_hits += 1;
-            }
-            if let Some(ms) = int(2, row) {
-                sketch.add(ms as f64);
-            }
-            r.usage.prompt_tokens += int(3, row).unwrap_or(0);
-            r.usage.cached_tokens += int(4, row).unwrap_or(0);
-            r.usage.completion_tokens += int(5, row).unwrap_or(0);
-            r.usage.reasoning_tokens += int(6, row).unwrap_or(0);
         }
         Ok(())
     }
 
-    fn finish(self) -> Vec<RollupRow> {
-        let mut rows: Vec<RollupRow> = self
-            .rows
-            .into_iter()
-            .map(|(mut row, sketch, backend_sketch)| {
-                row.latency_sketch = sketch.encode();
-                row.backend_latency_sketch = backend_sketch.encode();
-                row
-            })
-            .collect();
-        rows.sort_by_key(|r| r.usage.hour_us);
-        rows
+    /// The hourly rows, and the minute rows (each `hour_us` holding its minute).
+    fn finish(self) -> (Vec<RollupRow>, Vec<RollupRow>) {
+        (self.hourly.finish(), self.minutely.finish())
     }
 }

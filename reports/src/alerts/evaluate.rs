@@ -18,6 +18,7 @@ use super::series::{Labels, Measures, Projection, STEP_US, Series};
 use crate::Result;
 
 const WEEK_US: i64 = 7 * 24 * STEP_US;
+const MINUTE_US: i64 = 60_000_000;
 /// How far before a re-evaluated period the state machine starts, so an
 /// episode open then is found again and continued rather than restarted.
 const WARM_UP_US: i64 = 24 * STEP_US;
@@ -151,6 +152,15 @@ pub async fn evaluate(
         data_end.min(to_us + EXTEND_US).max(to_us)
     };
     let rows = store.db.rollups(engine_from - lookback, judge_to).await?;
+    // The minute tier, for burn-rate short windows over the newest hours.
+    let minutes = if rules
+        .iter()
+        .any(|r| matches!(r.condition, Condition::BurnRate(_)))
+    {
+        store.db.minute_rollups(engine_from, judge_to).await?
+    } else {
+        Vec::new()
+    };
     let budgets = store.db.budgets().await?;
     let ptu = super::series::ptu_backends(&store.db.backends().await?);
     let mut episodes = Vec::new();
@@ -164,7 +174,7 @@ pub async fn evaluate(
         Vec::new()
     };
     for rule in &rules {
-        let found = run_rule(rule, &rows, &budgets, &ptu, engine_from, judge_to);
+        let found = run_rule(rule, &rows, &minutes, &budgets, &ptu, engine_from, judge_to);
         for episode in found {
             let ends = episode.resolved_at.unwrap_or(i64::MAX);
             if ends < from_us || episode.active_at >= to_us {
@@ -234,6 +244,7 @@ fn lookback_us(rule: &Rule) -> i64 {
 fn run_rule(
     rule: &Rule,
     rows: &[RollupRow],
+    minutes: &[RollupRow],
     budgets: &[tollgate_store::state::BudgetRow],
     ptu_backends: &std::collections::HashSet<String>,
     from_us: i64,
@@ -264,6 +275,35 @@ fn run_rule(
         },
     );
     let windows = Windows::new(&series, rule.window_us);
+    // Short burn windows read the minute tier where it has the rule's dimensions.
+    let minute_dims = [
+        "subscription",
+        "product",
+        "gateway",
+        "backend",
+        "deployment",
+        "region",
+    ];
+    let minute_series = (slo.is_some()
+        && !minutes.is_empty()
+        && rule
+            .spec
+            .group_by
+            .iter()
+            .chain(rule.spec.scope.keys())
+            .all(|d| minute_dims.contains(&d.as_str())))
+    .then(|| {
+        Series::project(
+            minutes,
+            &Projection {
+                scope: &rule.spec.scope,
+                group_by: &rule.spec.group_by,
+                sketches: false,
+                slow_above_ms: slo.and_then(|s| s.latency_ms),
+                ptu_backends,
+            },
+        )
+    });
     let evaluations = hours.map(|hour| {
         let observations = match &rule.condition {
             Condition::Above { metric, threshold } => windows
@@ -296,7 +336,9 @@ fn run_rule(
                     })
                 })
                 .collect(),
-            Condition::BurnRate(slo) => burn_observations(&series, hour, rule, slo),
+            Condition::BurnRate(slo) => {
+                burn_observations(&series, minute_series.as_ref(), hour, rule, slo)
+            }
             Condition::BudgetUsedAbove { .. } => Vec::new(),
         };
         (hour, observations)
@@ -333,9 +375,13 @@ impl<'a> Windows<'a> {
     }
 }
 
-/// The four burn-rate alerts of every label set, each its own instance.
+/// The four burn-rate alerts of every label set, each its own instance. The
+/// short window is measured on the minute tier where it reaches back that
+/// far (ending at the newest minute of data within the hour), else as whole
+/// hours.
 fn burn_observations(
     series: &Series,
+    minutes: Option<&Series>,
     hour: i64,
     rule: &Rule,
     slo: &super::rule::SloSpec,
@@ -344,7 +390,19 @@ fn burn_observations(
     let mut out = Vec::new();
     for window in &WINDOWS {
         let long = series.window(end - window.long_us, end);
-        let short = series.window(end - window.short_measured_us(), end);
+        let short = match minutes
+            .and_then(|m| Some((m, *m.hours.keys().next()?, *m.hours.keys().last()?)))
+        {
+            Some((m, first, last)) if last >= hour => {
+                let short_end = end.min(last + MINUTE_US);
+                if first <= short_end - window.short_us {
+                    m.window(short_end - window.short_us, short_end)
+                } else {
+                    series.window(end - window.short_measured_us(), end)
+                }
+            }
+            _ => series.window(end - window.short_measured_us(), end),
+        };
         for (labels, m) in &long {
             let rate =
                 |m: &Measures| burn::burn_rate(m.bad(&slo.count_429), m.requests, slo.objective);
@@ -499,4 +557,87 @@ pub async fn install_rules(store: &Store, config: &[RuleSpec]) -> Result<usize> 
         changed += 1;
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measures(requests: i64, errors: i64) -> Measures {
+        Measures {
+            requests,
+            status_5xx: errors,
+            ..Measures::default()
+        }
+    }
+
+    fn series(points: &[(i64, Measures)]) -> Series {
+        let mut s = Series::default();
+        for (at, m) in points {
+            s.hours
+                .entry(*at)
+                .or_default()
+                .insert(Labels::new(), m.clone());
+        }
+        s
+    }
+
+    fn page(observations: &[Observation]) -> bool {
+        observations
+            .iter()
+            .find(|o| o.labels["burn_window"] == "1h/5m")
+            .unwrap()
+            .holds
+    }
+
+    #[test]
+    fn the_short_window_is_read_per_minute_where_the_tier_has_it() {
+        let rule = RuleSpec {
+            name: "slo".into(),
+            kind: "burn_rate".into(),
+            slo: Some(super::super::rule::SloSpec {
+                objective: 0.995,
+                latency_ms: None,
+                count_429: "none".into(),
+            }),
+            ..serde_json::from_str(r#"{"name": "slo", "kind": "burn_rate"}"#).unwrap()
+        }
+        .check()
+        .unwrap();
+        let Condition::BurnRate(slo) = &rule.condition else {
+            panic!("not a burn-rate rule");
+        };
+        let hour = 100 * STEP_US;
+        // 10% errors over the hour: a burn of 20, above the page factor 14.4.
+        let hourly = series(&[(hour, measures(6000, 600))]);
+        // ... all of them in its first ten minutes.
+        let by_minute: Vec<(i64, Measures)> = (0..60)
+            .map(|m| {
+                (
+                    hour + m * MINUTE_US,
+                    measures(100, if m < 10 { 60 } else { 0 }),
+                )
+            })
+            .collect();
+        let minutes = series(&by_minute);
+        // On hourly data alone the 5 m window is the hour: it pages.
+        assert!(page(&burn_observations(&hourly, None, hour, &rule, slo)));
+        // Per minute, the last five minutes were clean: the burst is over.
+        assert!(!page(&burn_observations(
+            &hourly,
+            Some(&minutes),
+            hour,
+            &rule,
+            slo
+        )));
+        // Judged while the burst is still the newest data, it pages.
+        let early = series(&by_minute[..8]);
+        assert!(page(&burn_observations(
+            &hourly,
+            Some(&early),
+            hour,
+            &rule,
+            slo
+        )));
+    }
 }

@@ -266,6 +266,26 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
         "a replay changed episodes it should find again"
     );
 
+    // The minute tier holds the newest 48 hours of data, and adds up to them.
+    let end = at(31, 23) + H;
+    let minutes = store.db.minute_rollups(at(1, 0), end).await.unwrap();
+    assert!(minutes.iter().all(|m| m.usage.hour_us >= at(30, 0)));
+    let hourly = store.db.rollups(at(30, 0), end).await.unwrap();
+    let totals = |rows: &[tollgate_store::state::RollupRow]| {
+        rows.iter().fold([0i64; 5], |t, r| {
+            [
+                t[0] + r.usage.requests,
+                t[1] + r.client_429,
+                t[2] + r.backend_429,
+                t[3] + r.usage.prompt_tokens,
+                t[4] + r.status_5xx,
+            ]
+        })
+    };
+    assert!(totals(&minutes)[0] > 1000);
+    assert_eq!(totals(&minutes), totals(&hourly));
+    assert!(minutes.iter().all(|m| m.usage.hour_us % 60_000_000 == 0));
+
     // PTU spillover: gpt-4o's traffic leaves its PTU backend during the
     // saturation, and only then.
     let rows = store.db.rollups(at(14, 0), at(15, 0)).await.unwrap();

@@ -72,13 +72,17 @@ macro_rules! usage_columns {
 
 impl StateDb {
     /// Replaces the rollups of each hour in `hours` (sorted, `[start, end)` in
-    /// microseconds, hour aligned) with `rows`, unless an hour was already computed
-    /// at a newer `watermark`. Returns how many hours were replaced.
-    #[tracing::instrument(skip_all, fields(rows = rows.len()), err)]
+    /// microseconds, hour aligned) with `rows`, and their minute tier with
+    /// `minutes` (each `hour_us` holding its minute), unless an hour was already
+    /// computed at a newer `watermark`; drops minute rows of hours before
+    /// `minutes_from`. Returns how many hours were replaced.
+    #[tracing::instrument(skip_all, fields(rows = rows.len(), minutes = minutes.len()), err)]
     pub async fn replace_rollup_hours(
         &self,
         hours: &[i64],
         rows: &[RollupRow],
+        minutes: &[RollupRow],
+        minutes_from: i64,
         watermark: i64,
     ) -> Result<usize> {
         let now = Utc::now().to_rfc3339();
@@ -114,6 +118,10 @@ impl StateDb {
                 .await?;
                 if claimed.rows_affected() == 1 {
                     sqlx::query::<Db>("DELETE FROM rollup_hourly WHERE hour_us = $1")
+                        .bind(hour)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query::<Db>("DELETE FROM rollup_minute WHERE hour_us = $1")
                         .bind(hour)
                         .execute(&mut *tx)
                         .await?;
@@ -165,9 +173,72 @@ impl StateDb {
                 });
                 query.build().execute(&mut *tx).await?;
             }
+            let floor = |us: i64| us.div_euclid(crate::rollup::HOUR_US) * crate::rollup::HOUR_US;
+            let kept: Vec<&RollupRow> = minutes
+                .iter()
+                .filter(|r| won.binary_search(&floor(r.usage.hour_us)).is_ok())
+                .collect();
+            for chunk in kept.chunks(500) {
+                let mut query = QueryBuilder::<Db>::new(
+                    "INSERT INTO rollup_minute (minute_us, hour_us, subscription, product, \
+                     gateway_id, backend, deployment, region, requests, status_5xx, client_429, \
+                     backend_429, quota_403, breaker_trips, cache_hits, prompt_tokens, \
+                     completion_tokens, latency_sketch, backend_latency_sketch) ",
+                );
+                query.push_values(chunk, |mut b, r| {
+                    let u = &r.usage;
+                    b.push_bind(u.hour_us)
+                        .push_bind(floor(u.hour_us))
+                        .push_bind(u.subscription.clone())
+                        .push_bind(u.product.clone())
+                        .push_bind(u.gateway_id.clone())
+                        .push_bind(u.backend.clone())
+                        .push_bind(u.deployment.clone())
+                        .push_bind(r.region.clone())
+                        .push_bind(u.requests)
+                        .push_bind(r.status_5xx)
+                        .push_bind(r.client_429)
+                        .push_bind(r.backend_429)
+                        .push_bind(r.quota_403)
+                        .push_bind(r.breaker_trips)
+                        .push_bind(u.cache_hits)
+                        .push_bind(u.prompt_tokens)
+                        .push_bind(u.completion_tokens)
+                        .push_bind(r.latency_sketch.clone())
+                        .push_bind(r.backend_latency_sketch.clone());
+                });
+                query.build().execute(&mut *tx).await?;
+            }
+            sqlx::query::<Db>("DELETE FROM rollup_minute WHERE hour_us < $1")
+                .bind(minutes_from)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
         });
         Ok(replaced)
+    }
+
+    /// The minute tier of `[from_us, to_us)`, as rollup rows whose `hour_us`
+    /// holds the minute (agent, API, model and the status classes other than
+    /// 5xx are not kept per minute).
+    pub async fn minute_rollups(&self, from_us: i64, to_us: i64) -> Result<Vec<RollupRow>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<Db, RollupRow>(
+                "SELECT minute_us AS hour_us, subscription, product, \
+                 CAST(NULL AS TEXT) AS agent, CAST(NULL AS TEXT) AS api, gateway_id, backend, \
+                 deployment, CAST(NULL AS TEXT) AS model, requests, cache_hits, prompt_tokens, \
+                 CAST(0 AS BIGINT) AS cached_tokens, completion_tokens, \
+                 CAST(0 AS BIGINT) AS reasoning_tokens, CAST(0 AS BIGINT) AS status_2xx, \
+                 CAST(0 AS BIGINT) AS status_3xx, CAST(0 AS BIGINT) AS status_4xx, status_5xx, \
+                 client_429, backend_429, quota_403, breaker_trips, region, latency_sketch, \
+                 backend_latency_sketch FROM rollup_minute \
+                 WHERE minute_us >= $1 AND minute_us < $2 ORDER BY minute_us",
+            )
+            .bind(from_us)
+            .bind(to_us)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// Usage rollups of `[from_us, to_us)`, without the latency sketches.
@@ -300,6 +371,10 @@ impl StateDb {
                 .await?;
                 if gone.rows_affected() == 1 {
                     sqlx::query::<Db>("DELETE FROM rollup_hourly WHERE hour_us = $1")
+                        .bind(hour)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query::<Db>("DELETE FROM rollup_minute WHERE hour_us = $1")
                         .bind(hour)
                         .execute(&mut *tx)
                         .await?;

@@ -224,14 +224,17 @@ struct SeriesQuery {
     metric: String,
     /// Dimensions, comma separated (`backend`, `subscription`, `region`, ...).
     by: Option<String>,
-    /// RFC 3339; default the last 48 hours of data.
+    /// RFC 3339; default the last 48 hours of data (2 hours per minute).
     from: Option<String>,
     to: Option<String>,
+    /// `hour` (default) or `minute`: the minute tier keeps the newest 48 hours
+    /// of data, by subscription, product, gateway, backend, deployment and region.
+    resolution: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct SeriesPoint {
-    /// The hour, RFC 3339.
+    /// The hour (or minute), RFC 3339.
     hour: String,
     #[schema(value_type = Object)]
     labels: Labels,
@@ -239,8 +242,9 @@ struct SeriesPoint {
     requests: i64,
 }
 
-/// One metric per hour and group, from the rollups: what the rules judge
-/// (admin, operator, finops). At most 31 days.
+/// One metric per hour (at most 31 days) or, for the newest 48 hours of data,
+/// per minute, and group, from the rollups: what the rules judge (admin,
+/// operator, finops).
 #[utoipa::path(get, path = "/api/v1/ops/series", tag = "alerts", params(SeriesQuery),
     responses((status = 200, body = Vec<SeriesPoint>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
@@ -279,15 +283,48 @@ async fn series(
     if let Err(tollgate_reports::ReportsError::InvalidRule { problems, .. }) = probe.check() {
         return Err(AppError::BadRequest(problems.join("; ")));
     }
+    let minutely = match q.resolution.as_deref() {
+        None | Some("hour") => false,
+        Some("minute") => true,
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "resolution: {other:?} is not hour or minute"
+            )));
+        }
+    };
+    let kept = [
+        "subscription",
+        "product",
+        "gateway",
+        "backend",
+        "deployment",
+        "region",
+    ];
+    if minutely && let Some(d) = by.iter().find(|d| !kept.contains(&d.as_str())) {
+        return Err(AppError::BadRequest(format!(
+            "by: the minute tier does not keep {d:?} (only {})",
+            kept.join(", ")
+        )));
+    }
+    let (span, max_span) = if minutely {
+        (2 * STEP_US, 48 * STEP_US)
+    } else {
+        (48 * STEP_US, 31 * 24 * STEP_US)
+    };
     let latest = state.store.db.latest_rollup_hour().await?.unwrap_or(0);
     let to = micros("to", &q.to, latest + STEP_US)?;
-    let from = micros("from", &q.from, to - 48 * STEP_US)?;
-    if to <= from || to - from > 31 * 24 * STEP_US {
-        return Err(AppError::BadRequest(
-            "to: after from, and at most 31 days later".into(),
-        ));
+    let from = micros("from", &q.from, to - span)?;
+    if to <= from || to - from > max_span {
+        return Err(AppError::BadRequest(format!(
+            "to: after from, and at most {} hours later",
+            max_span / STEP_US
+        )));
     }
-    let rows = state.store.db.rollups(from, to).await?;
+    let rows = if minutely {
+        state.store.db.minute_rollups(from, to).await?
+    } else {
+        state.store.db.rollups(from, to).await?
+    };
     let ptu = tollgate_reports::alerts::series::ptu_backends(&state.store.db.backends().await?);
     let series = Series::project(
         &rows,

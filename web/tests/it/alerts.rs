@@ -171,6 +171,36 @@ pub async fn load_shedding_follows_the_ptu_saturation_to_the_gateways(store: Tes
         .collect();
     assert_eq!(actions, ["budget.shed.end", "budget.shed.start"]);
 
+    // Operators' live chart: the newest hours per minute.
+    let points: Vec<Value> = app
+        .get(
+            "/api/v1/ops/series?metric=requests&by=backend&resolution=minute",
+            Operator,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // Night-time traffic: a few requests a minute, spread over the backends.
+    assert!(points.len() > 20, "{}", points.len());
+    assert!(
+        points
+            .iter()
+            .any(|p| !p["hour"].as_str().unwrap().ends_with(":00:00Z"))
+    );
+    assert!(
+        points
+            .iter()
+            .all(|p| p["hour"].as_str().unwrap() >= "2026-10-14T22:00:00Z")
+    );
+    let refused = app
+        .get(
+            "/api/v1/ops/series?metric=requests&by=agent&resolution=minute",
+            Operator,
+        )
+        .await;
+    assert_eq!(refused.status(), 400);
+
     // The receiver: 503 twice, then every transition in the v4 payload.
     let mut delivered = Vec::new();
     for _ in 0..200 {
