@@ -48,6 +48,7 @@ CREATE TABLE rollup_minute (
     backend_latency_sketch BLOB NOT NULL
 );
 CREATE INDEX rollup_minute_hour ON rollup_minute (hour_us);
+CREATE INDEX rollup_minute_minute ON rollup_minute (minute_us);
 
 -- Rules as checked (the spec as JSON); `origin` says who owns a rule: the
 -- shipped defaults, the config file, or the API.

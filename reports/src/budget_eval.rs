@@ -462,7 +462,14 @@ fn shed(entry: &mut GatewayBudget, sheds: &[tollgate_store::state::AlertShed]) {
         return;
     }
     if let Some(limit) = entry.tokens_per_minute {
-        let factor: f64 = mine.iter().map(|s| s.factor).product();
+        // One cut per rule (its deepest), however many of its instances fire;
+        // different rules' cuts compound.
+        let mut by_rule: BTreeMap<&str, f64> = BTreeMap::new();
+        for s in &mine {
+            let f = by_rule.entry(s.rule.as_str()).or_insert(1.0);
+            *f = f.min(s.factor);
+        }
+        let factor: f64 = by_rule.values().product();
         entry.tokens_per_minute = Some(((limit as f64 * factor).floor() as i64).max(1));
         let mut rules: Vec<String> = mine.iter().map(|s| s.rule.clone()).collect();
         rules.sort();
@@ -578,6 +585,34 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2026, 10, 1, 0, 0, 0).unwrap();
         let end = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
         (start, end, (end - start).num_seconds() as f64)
+    }
+
+    #[test]
+    fn a_rules_instances_cut_once_and_rules_compound() {
+        let (start, end, length) = october();
+        let mut b = budget(1000);
+        b.budget.tokens_per_minute = Some(1000);
+        let mut entry = gateway_budget(&status(b, 10, 0, start, end, length, length), vec![]);
+        let cut = |rule: &str, fingerprint: &str, factor: f64| tollgate_store::state::AlertShed {
+            rule: rule.into(),
+            fingerprint: fingerprint.into(),
+            active_at: 0,
+            budget_id: 1,
+            factor,
+            started_at: String::new(),
+            ended_at: None,
+        };
+        // Three backends of one rule fire: half, not an eighth; another rule
+        // cuts on top.
+        let sheds = [
+            cut("a", "x", 0.5),
+            cut("a", "y", 0.5),
+            cut("a", "z", 0.5),
+            cut("b", "x", 0.8),
+        ];
+        shed(&mut entry, &sheds);
+        assert_eq!(entry.tokens_per_minute, Some(400));
+        assert_eq!(entry.shed_by, ["a", "b"]);
     }
 
     #[test]

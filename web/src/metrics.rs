@@ -208,19 +208,20 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
             .set(used);
     }
     metrics.alerts.clear();
+    let open = db.open_alert_counts().await?;
     for rule in db.alert_rules().await? {
-        for open in ["pending", "firing"] {
-            let n = db
-                .alert_episodes(Some(open), Some(&rule.name), i64::MIN, i64::MAX, 10_000)
-                .await?
-                .len();
+        for state in ["pending", "firing"] {
+            let n = open
+                .iter()
+                .find(|(r, s, _)| *r == rule.name && s == state)
+                .map_or(0, |(_, _, n)| *n);
             metrics
                 .alerts
                 .get_or_create(&RuleLabels {
                     rule: rule.name.clone(),
-                    state: open.into(),
+                    state: state.into(),
                 })
-                .set(n as i64);
+                .set(n);
         }
     }
     metrics.sheds.set(db.alert_sheds(true).await?.len() as i64);

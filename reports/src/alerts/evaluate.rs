@@ -19,9 +19,13 @@ use crate::Result;
 
 const WEEK_US: i64 = 7 * 24 * STEP_US;
 const MINUTE_US: i64 = 60_000_000;
-/// How far before a re-evaluated period the state machine starts, so an
-/// episode open then is found again and continued rather than restarted.
+/// How far before a re-evaluated period the state machine starts, at least,
+/// so an episode open then is found again and continued rather than restarted
+/// (longer where a rule's `for` and `keep_firing_for` ask for more).
 const WARM_UP_US: i64 = 24 * STEP_US;
+/// Transitions older than this before the newest data are stored, not sent:
+/// a first evaluation or a backfill would otherwise page for all of history.
+pub const NOTIFY_HORIZON_US: i64 = 24 * STEP_US;
 /// How far past a past period its episodes are followed to their end.
 const EXTEND_US: i64 = 7 * 24 * STEP_US;
 /// The longest period one evaluation reads at once.
@@ -138,17 +142,21 @@ pub async fn evaluate(
     let from_us = from_us.div_euclid(STEP_US) * STEP_US;
     let rules = load_rules(store).await?;
     let lookback = rules.iter().map(lookback_us).max().unwrap_or(0);
-    let engine_from = from_us - WARM_UP_US;
+    let warm_up = rules
+        .iter()
+        .map(|r| r.for_us + r.keep_firing_for_us + 2 * STEP_US)
+        .fold(WARM_UP_US, i64::max);
+    let engine_from = from_us - warm_up;
+    let data_end = store
+        .db
+        .latest_rollup_hour()
+        .await?
+        .map_or(to_us, |h| h + STEP_US);
     // A period in the past is judged knowing what came after it, so an episode
     // that began inside it and ended later is stored ended, not cut off open.
     let judge_to = if live {
         to_us
     } else {
-        let data_end = store
-            .db
-            .latest_rollup_hour()
-            .await?
-            .map_or(to_us, |h| h + STEP_US);
         data_end.min(to_us + EXTEND_US).max(to_us)
     };
     let rows = store.db.rollups(engine_from - lookback, judge_to).await?;
@@ -203,6 +211,10 @@ pub async fn evaluate(
         rules: rules.iter().map(|r| r.spec.name.clone()).collect(),
         episodes,
         receivers: options.receivers.clone(),
+        notify_since: data_end - NOTIFY_HORIZON_US,
+        // Judged only so far past the period: an episode stored as ended
+        // later keeps its end.
+        keep_resolved: !live && judge_to < data_end,
         sheds: live.then_some(sheds),
         cursor,
     };
@@ -539,7 +551,13 @@ pub async fn install_rules(store: &Store, config: &[RuleSpec]) -> Result<usize> 
         (json, same)
     };
     let mut writes = Vec::new();
-    for spec in super::rule::defaults() {
+    // Installed once: a default an operator deleted stays deleted.
+    let defaults = if store.db.state_version("alert_rules").await? == 0 {
+        super::rule::defaults()
+    } else {
+        Vec::new()
+    };
+    for spec in defaults {
         if let (json, None) = compare(&spec, "default") {
             writes.push((spec.name.clone(), json, "default"));
         }

@@ -195,8 +195,10 @@ impl RuleSpec {
         let window_us = duration("window", &self.window, Duration::from_secs(3600));
         let for_us = duration("for", &self.for_, Duration::ZERO);
         let keep_firing_for_us = duration("keep_firing_for", &self.keep_firing_for, Duration::ZERO);
-        if self.window.is_some() && window_us < super::series::STEP_US {
-            problems.push("window: at least 1h (the rollups' resolution)".to_owned());
+        if self.window.is_some()
+            && (window_us < super::series::STEP_US || window_us % super::series::STEP_US != 0)
+        {
+            problems.push("window: whole hours, at least 1h (the rollups' resolution)".to_owned());
         }
         for dimension in self.scope.keys().chain(&self.group_by) {
             if !DIMENSIONS.contains(&dimension.as_str()) {

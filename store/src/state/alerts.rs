@@ -93,6 +93,11 @@ pub struct AlertEvaluation {
     pub episodes: Vec<AlertEpisode>,
     /// Receivers to queue transitions for (none for a silent replay).
     pub receivers: Vec<String>,
+    /// Only transitions at or after this data time are queued.
+    pub notify_since: i64,
+    /// An open episode found where the stored one of the same start had ended
+    /// keeps the stored end (the judgement stopped before it could see it).
+    pub keep_resolved: bool,
     /// The budget cuts in force now; `None` leaves them as they are (a replay of
     /// a past period).
     pub sheds: Option<Vec<AlertShed>>,
@@ -196,6 +201,27 @@ impl StateDb {
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
+            // Its cuts end with it: gateways get their limits back.
+            let now = timestamp(Utc::now());
+            let ended = sqlx::query_as::<Db, AlertShed>(
+                "UPDATE alert_sheds SET ended_at = $2 WHERE rule = $1 AND ended_at IS NULL \
+                 RETURNING rule, fingerprint, active_at, budget_id, factor, started_at, ended_at",
+            )
+            .bind(name)
+            .bind(&now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for shed in &ended {
+                audit!(
+                    tx,
+                    &NewAudit::new(
+                        actor,
+                        "budget.shed.end",
+                        format!("budget:{}", shed.budget_id)
+                    )
+                    .after(shed)
+                );
+            }
             audit!(
                 tx,
                 &NewAudit::new(actor, "alert_rule.delete", format!("alert_rule:{name}"))
@@ -275,6 +301,20 @@ impl StateDb {
                 .execute(&mut *tx)
                 .await?;
             let (from, to) = (evaluation.from_us, evaluation.to_us);
+            let replaced: Vec<AlertEpisode> = if evaluation.keep_resolved {
+                sqlx::query_as::<Db, AlertEpisode>(concat!(
+                    "SELECT ",
+                    episode_columns!(),
+                    " FROM alert_episodes WHERE state = 'resolved' AND active_at >= $1 \
+                     AND active_at < $2"
+                ))
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await?
+            } else {
+                Vec::new()
+            };
             for rule in &evaluation.rules {
                 sqlx::query::<Db>(
                     "DELETE FROM alert_episodes WHERE rule = $1 AND active_at >= $2 \
@@ -300,6 +340,17 @@ impl StateDb {
             let mut stored = Vec::with_capacity(evaluation.episodes.len());
             for episode in &evaluation.episodes {
                 let mut episode = episode.clone();
+                if episode.resolved_at.is_none()
+                    && let Some(ended) = replaced.iter().find(|r| {
+                        r.rule == episode.rule
+                            && r.fingerprint == episode.fingerprint
+                            && r.active_at == episode.active_at
+                    })
+                {
+                    episode.state = ended.state.clone();
+                    episode.resolved_at = ended.resolved_at;
+                    episode.fired_at = ended.fired_at.or(episode.fired_at);
+                }
                 if episode.active_at < from
                     && let Some(open) = open_before
                         .iter()
@@ -374,9 +425,13 @@ impl StateDb {
                 }
             }
             applied.episodes = stored.len();
+            let since = evaluation.notify_since;
             for episode in stored.iter().filter(|e| e.fired_at.is_some()) {
-                let mut statuses = vec!["firing"];
-                if episode.state == "resolved" {
+                let mut statuses = Vec::new();
+                if episode.fired_at.is_some_and(|t| t >= since) || episode.state == "firing" {
+                    statuses.push("firing");
+                }
+                if episode.state == "resolved" && episode.resolved_at.is_some_and(|t| t >= since) {
                     statuses.push("resolved");
                 }
                 for status in statuses {
@@ -519,6 +574,18 @@ impl StateDb {
         }))
     }
 
+    /// Open episodes per rule and state (`pending`, `firing`).
+    pub async fn open_alert_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<Db, (String, String, i64)>(
+                "SELECT rule, state, CAST(COUNT(*) AS BIGINT) FROM alert_episodes \
+                 WHERE state <> 'resolved' GROUP BY rule, state",
+            )
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Budget cuts: those in force, or all of them.
     pub async fn alert_sheds(&self, active_only: bool) -> Result<Vec<AlertShed>> {
         Ok(on_pool!(self, |pool| {
@@ -539,8 +606,11 @@ impl StateDb {
             sqlx::query_as::<Db, AlertNotification>(concat!(
                 "SELECT ",
                 notification_columns!(),
-                " FROM alert_notifications WHERE delivered_at IS NULL AND failed_at IS NULL \
-                 AND next_at <= $1 ORDER BY id LIMIT $2"
+                " FROM alert_notifications n WHERE delivered_at IS NULL AND failed_at IS NULL \
+                 AND next_at <= $1 AND NOT EXISTS (SELECT 1 FROM alert_notifications e \
+                 WHERE e.rule = n.rule AND e.fingerprint = n.fingerprint \
+                 AND e.active_at = n.active_at AND e.receiver = n.receiver AND e.id < n.id \
+                 AND e.delivered_at IS NULL AND e.failed_at IS NULL) ORDER BY id LIMIT $2"
             ))
             .bind(now)
             .bind(limit)

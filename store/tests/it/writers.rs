@@ -2,12 +2,15 @@
 //! change reads the rule it replaces) beside another that commits meanwhile (a
 //! background evaluation). On SQLite a deferred transaction then fails with
 //! "database is locked"; every write transaction starts `BEGIN IMMEDIATE`, so
-//! they queue instead.
+//! they queue instead. Also the alert outbox's order and a deleted rule's cuts.
 
-use tollgate_store::state::AlertEvaluation;
+use tollgate_store::state::{AlertEpisode, AlertEvaluation, AlertShed};
 use tollgate_store::testing::TestStore;
 
-tollgate_store::backend_tests!(read_then_write_transactions_queue_behind_other_writers);
+tollgate_store::backend_tests!(
+    read_then_write_transactions_queue_behind_other_writers,
+    a_deleted_rule_ends_its_cuts_and_a_resolution_waits_for_its_firing
+);
 
 async fn read_then_write_transactions_queue_behind_other_writers(store: TestStore) {
     let mut tasks = Vec::new();
@@ -35,4 +38,81 @@ async fn read_then_write_transactions_queue_behind_other_writers(store: TestStor
         task.await.unwrap().unwrap();
     }
     assert_eq!(store.db.alert_rules().await.unwrap().len(), 4);
+}
+
+fn episode(state: &str, resolved_at: Option<i64>) -> AlertEpisode {
+    AlertEpisode {
+        rule: "r".into(),
+        fingerprint: "f".into(),
+        labels: "{}".into(),
+        annotations: "{}".into(),
+        state: state.into(),
+        active_at: 10,
+        fired_at: Some(10),
+        resolved_at,
+        value: 1.0,
+        peak: 1.0,
+    }
+}
+
+async fn a_deleted_rule_ends_its_cuts_and_a_resolution_waits_for_its_firing(store: TestStore) {
+    let db = &store.db;
+    db.put_alert_rule("r", "{}", "api", "test").await.unwrap();
+    let shed = AlertShed {
+        rule: "r".into(),
+        fingerprint: "f".into(),
+        active_at: 10,
+        budget_id: 7,
+        factor: 0.5,
+        started_at: String::new(),
+        ended_at: None,
+    };
+    let firing = AlertEvaluation {
+        from_us: 0,
+        to_us: 100,
+        rules: vec!["r".into()],
+        episodes: vec![episode("firing", None)],
+        receivers: vec!["webhook".into()],
+        notify_since: 0,
+        sheds: Some(vec![shed]),
+        ..AlertEvaluation::default()
+    };
+    let applied = db
+        .apply_alert_evaluation(&firing, |_, s, _| s.into())
+        .await
+        .unwrap();
+    assert_eq!((applied.notifications, applied.sheds_started.len()), (1, 1));
+    let resolved = AlertEvaluation {
+        episodes: vec![episode("resolved", Some(50))],
+        sheds: None,
+        ..firing.clone()
+    };
+    db.apply_alert_evaluation(&resolved, |_, s, _| s.into())
+        .await
+        .unwrap();
+    // The resolution is queued but not due while its firing is undelivered.
+    let due = db.due_alert_notifications(10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|n| n.status.as_str()).collect::<Vec<_>>(),
+        ["firing"]
+    );
+    db.record_alert_attempt(due[0].id, Some(200), None, "delivered", None)
+        .await
+        .unwrap();
+    let due = db.due_alert_notifications(10).await.unwrap();
+    assert_eq!(
+        due.iter().map(|n| n.status.as_str()).collect::<Vec<_>>(),
+        ["resolved"]
+    );
+
+    // Deleting the rule ends its cut, in the audit log.
+    assert_eq!(db.alert_sheds(true).await.unwrap().len(), 1);
+    db.delete_alert_rule("r", "test").await.unwrap();
+    assert!(db.alert_sheds(true).await.unwrap().is_empty());
+    let audit = db.audit_log(None, 10).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "budget.shed.end" && e.target == "budget:7")
+    );
 }

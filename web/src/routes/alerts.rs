@@ -67,7 +67,7 @@ async fn put_rule(
         .db
         .put_alert_rule(&name, &json, "api", &who.actor())
         .await?;
-    super::budgets::evaluate(&state).await;
+    rejudge(&state).await;
     Ok(Json(row))
 }
 
@@ -87,8 +87,20 @@ async fn delete_rule(
         .db
         .delete_alert_rule(&name, &who.actor())
         .await?;
-    super::budgets::evaluate(&state).await;
+    rejudge(&state).await;
     Ok(Json(row))
+}
+
+/// After a rule changes: the newest hours judged again by the rules as they
+/// are now, then budgets (whose gateway entries carry the cuts).
+async fn rejudge(state: &AppState) {
+    {
+        let _one = state.evaluating.lock().await;
+        if let Err(e) = alerts::evaluate_live(&state.store, &state.alert_options(), true).await {
+            tracing::error!(error = %e, "alert evaluation after a rule change failed");
+        }
+    }
+    super::budgets::evaluate(state).await;
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
