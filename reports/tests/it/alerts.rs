@@ -18,7 +18,8 @@ use tollgate_store::testing::TestStore;
 
 tollgate_store::backend_tests!(
     the_generators_incidents_raise_the_right_alerts,
-    the_anomaly_detector_flags_the_incident_hours_and_little_else
+    the_anomaly_detector_flags_the_incident_hours_and_little_else,
+    defaults_install_once_and_config_rules_are_checked_whole
 );
 
 const H: i64 = 3_600_000_000;
@@ -351,6 +352,15 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
 /// with, so three baseline hours) and p95 latency per backend.
 async fn the_anomaly_detector_flags_the_incident_hours_and_little_else(store: TestStore) {
     generated_month(&store, 100_000, 42).await;
+    // And a rule whose `for` spans the evaluation's weekly chunks: a token
+    // budget above 80% for four days.
+    let slow_quota = serde_json::json!({"name": "quota-4d", "kind": "budget_used_above",
+        "threshold": 0.8, "for": "96h"});
+    store
+        .db
+        .put_alert_rule("quota-4d", &slow_quota.to_string(), "api", "test")
+        .await
+        .unwrap();
     for (name, metric) in [
         ("backend-429-anomaly", "backend_429_rate"),
         ("latency-anomaly", "latency_p95"),
@@ -389,6 +399,13 @@ async fn the_anomaly_detector_flags_the_incident_hours_and_little_else(store: Te
     assert_eq!(label(saturation[0], "backend"), "aoai-eastus-ptu");
     assert_eq!(saturation[0].active_at, at(14, 10), "{summary}");
 
+    // Four days after each budget crossed 80%, wherever the chunks fell.
+    let quota = of(&all, "quota-4d");
+    assert!(!quota.is_empty(), "{summary}");
+    for e in &quota {
+        assert_eq!(e.fired_at, Some(e.active_at + 96 * H), "{summary}");
+    }
+
     // The latency incident, on the backends whose traffic it slowed, and
     // nothing else in the month.
     let slow = of(&all, "latency-anomaly");
@@ -399,4 +416,38 @@ async fn the_anomaly_detector_flags_the_incident_hours_and_little_else(store: Te
             "{summary}"
         );
     }
+}
+
+async fn defaults_install_once_and_config_rules_are_checked_whole(store: TestStore) {
+    let shipped = alerts::defaults().len();
+    assert_eq!(alerts::install_rules(&store, &[]).await.unwrap(), shipped);
+    store
+        .db
+        .delete_alert_rule("latency-p95", "test")
+        .await
+        .unwrap();
+    // A deleted default stays deleted.
+    assert_eq!(alerts::install_rules(&store, &[]).await.unwrap(), 0);
+    assert_eq!(store.db.alert_rules().await.unwrap().len(), shipped - 1);
+    // A config rule of a default's name replaces it; a bad one stores nothing.
+    let mut stricter = alerts::defaults()
+        .into_iter()
+        .find(|r| r.name == "client-429-rate")
+        .unwrap();
+    stricter.threshold = Some(0.02);
+    let mut bad = stricter.clone();
+    bad.name = "bad".into();
+    bad.metric = Some("colour".into());
+    let refused = alerts::install_rules(&store, &[stricter.clone(), bad]).await;
+    assert!(refused.unwrap_err().to_string().contains("metric:"));
+    let stored = store.db.alert_rules().await.unwrap();
+    let client = stored.iter().find(|r| r.name == "client-429-rate").unwrap();
+    assert_eq!(client.origin, "default");
+    assert_eq!(alerts::install_rules(&store, &[stricter]).await.unwrap(), 1);
+    let stored = store.db.alert_rules().await.unwrap();
+    let client = stored.iter().find(|r| r.name == "client-429-rate").unwrap();
+    assert_eq!(client.origin, "config");
+    assert!(client.spec.contains("0.02"), "{}", client.spec);
+    // Stored again only when it differs.
+    assert_eq!(alerts::install_rules(&store, &[]).await.unwrap(), 0);
 }
