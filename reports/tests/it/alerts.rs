@@ -19,7 +19,8 @@ use tollgate_store::testing::TestStore;
 tollgate_store::backend_tests!(
     the_generators_incidents_raise_the_right_alerts,
     the_anomaly_detector_flags_the_incident_hours_and_little_else,
-    defaults_install_once_and_config_rules_are_checked_whole
+    defaults_install_once_and_config_rules_are_checked_whole,
+    a_long_for_fires_on_time_when_data_arrives_day_by_day
 );
 
 const H: i64 = 3_600_000_000;
@@ -41,6 +42,16 @@ fn files(dir: &Path) -> Vec<PathBuf> {
 
 /// Generates October 2026 (seed 42 is `tollgate fixtures generate`'s) and ingests it with its reference data.
 pub async fn generated_month(store: &TestStore, requests: u64, seed: u64) -> PathBuf {
+    generated_month_through(store, requests, seed, 31).await
+}
+
+/// The same, ingesting only the days up to `last_day`.
+async fn generated_month_through(
+    store: &TestStore,
+    requests: u64,
+    seed: u64,
+    last_day: u32,
+) -> PathBuf {
     let out = store.dir.path().join("month");
     tollgate_fixtures::generate(&tollgate_fixtures::GenerateOptions {
         year: 2026,
@@ -57,16 +68,24 @@ pub async fn generated_month(store: &TestStore, requests: u64, seed: u64) -> Pat
     tollgate_reports::capacity::import_backends(&store.db, &reference.join("backends.csv"))
         .await
         .unwrap();
-    for category in ["gateway-logs", "llm-logs"] {
-        for f in files(&out.join(category)) {
-            ingest(store, &f).await;
-        }
-    }
+    ingest_days(store, &out, 1..=last_day).await;
     // Budgets name products and subscriptions the traffic shows.
     tollgate_reports::budgets::import(&store.db, &reference.join("budgets.toml"), "test")
         .await
         .unwrap();
     out
+}
+
+async fn ingest_days(store: &Store, out: &Path, days: std::ops::RangeInclusive<u32>) {
+    for category in ["gateway-logs", "llm-logs"] {
+        for f in files(&out.join(category)) {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let day: u32 = name[8..10].parse().unwrap();
+            if days.contains(&day) {
+                ingest(store, &f).await;
+            }
+        }
+    }
 }
 
 async fn ingest(store: &Store, path: &Path) {
@@ -450,4 +469,37 @@ async fn defaults_install_once_and_config_rules_are_checked_whole(store: TestSto
     assert!(client.spec.contains("0.02"), "{}", client.spec);
     // Stored again only when it differs.
     assert_eq!(alerts::install_rules(&store, &[]).await.unwrap(), 0);
+}
+
+/// A rule whose `for` is longer than a day, judged as data arrives (each
+/// evaluation starts from the last hour judged): it fires `for` after it
+/// became active, not `for` after the start of the latest evaluation.
+async fn a_long_for_fires_on_time_when_data_arrives_day_by_day(store: TestStore) {
+    let out = generated_month_through(&store, 100_000, 42, 19).await;
+    let rule = serde_json::json!({"name": "quota-4d", "kind": "budget_used_above",
+        "threshold": 0.8, "for": "96h"});
+    store
+        .db
+        .put_alert_rule("quota-4d", &rule.to_string(), "api", "test")
+        .await
+        .unwrap();
+    let options = AlertOptions::default();
+    alerts::evaluate_live(&store, &options, false)
+        .await
+        .unwrap();
+    for day in 20..=25 {
+        ingest_days(&store, &out, day..=day).await;
+        alerts::evaluate_live(&store, &options, false)
+            .await
+            .unwrap();
+    }
+    let quota = of(&all_episodes(&store).await, "quota-4d")
+        .into_iter()
+        .cloned()
+        .collect::<Vec<_>>();
+    let first = quota
+        .iter()
+        .find(|e| e.active_at < at(20, 0))
+        .expect("a budget past 80% on day 19");
+    assert_eq!(first.fired_at, Some(first.active_at + 96 * H), "{quota:?}");
 }
