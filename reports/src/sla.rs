@@ -8,7 +8,7 @@ use serde::Serialize;
 use tollgate_store::Store;
 
 use crate::alerts::rule::{Condition, SloSpec};
-use crate::alerts::series::{DIMENSIONS, Labels, Projection, STEP_US, Series};
+use crate::alerts::series::{Labels, Projection, STEP_US, Series, dimension_problems};
 use crate::month::Month;
 use crate::{ReportsError, Result};
 
@@ -82,13 +82,9 @@ pub fn slo_of(rules: &[crate::alerts::Rule]) -> SloSpec {
 /// The month's SLA, grouped by `by` (dimensions of the rollups).
 #[tracing::instrument(skip(store, slo), err)]
 pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> Result<SlaReport> {
-    for d in by {
-        if !DIMENSIONS.contains(&d.as_str()) {
-            return Err(ReportsError::Argument(format!(
-                "by: no dimension {d:?} (one of {})",
-                DIMENSIONS.join(", ")
-            )));
-        }
+    let problems = dimension_problems("by", by);
+    if !problems.is_empty() {
+        return Err(ReportsError::Argument(problems.join("; ")));
     }
     store.catch_up_rollups().await?;
     let from = crate::fine::micros(month.first_day());

@@ -45,7 +45,7 @@ pub async fn run(store: &Store, config: &Config, command: AlertsCommand) -> Resu
             }
             let run =
                 alerts::evaluate(store, &AlertOptions::default(), from, to, false, None).await?;
-            summary(&run);
+            println!("{}", run.describe());
             Ok(ExitCode::SUCCESS)
         }
         AlertsCommand::List {
@@ -84,22 +84,6 @@ pub async fn run(store: &Store, config: &Config, command: AlertsCommand) -> Resu
             print(format, &schema, &[batch])
         }
     }
-}
-
-fn summary(run: &alerts::AlertRun) {
-    let fired = run.episodes.iter().filter(|e| e.fired_at.is_some()).count();
-    let firing = run.episodes.iter().filter(|e| e.state == "firing").count();
-    println!(
-        "{} rules judged from {} to {}: {} episodes fired ({} firing now), {} notifications queued, load shedding {} started / {} ended",
-        run.rules,
-        rfc3339(run.from_us),
-        rfc3339(run.to_us),
-        fired,
-        firing,
-        run.notifications,
-        run.sheds_started,
-        run.sheds_ended
-    );
 }
 
 pub async fn sla(

@@ -254,19 +254,8 @@ pub async fn evaluate_alerts(store: &Store, config: &Config, force: bool) -> Res
     let options = tollgate_reports::alerts::AlertOptions::default();
     match tollgate_reports::alerts::evaluate_live(store, &options, force).await {
         Ok(Some(run)) => {
-            let fired = run.episodes.iter().filter(|e| e.fired_at.is_some()).count();
-            let firing = run.episodes.iter().filter(|e| e.state == "firing").count();
-            eprintln!(
-                "alerts: {} rules judged from {} to {}: {fired} episodes fired, {firing} firing now",
-                run.rules,
-                tollgate_reports::alerts::payload::rfc3339(run.from_us),
-                tollgate_reports::alerts::payload::rfc3339(run.to_us),
-            );
+            eprintln!("alerts: {}", run.describe());
             if run.sheds_changed() {
-                eprintln!(
-                    "load shedding: {} budget cuts started, {} ended",
-                    run.sheds_started, run.sheds_ended
-                );
                 evaluate_budgets(store, &ChargebackCache::default(), None).await;
             }
         }

@@ -53,6 +53,26 @@ pub struct AlertRun {
 }
 
 impl AlertRun {
+    /// One line for people: the period judged and what came of it.
+    pub fn describe(&self) -> String {
+        let fired = self
+            .episodes
+            .iter()
+            .filter(|e| e.fired_at.is_some())
+            .count();
+        let firing = self.episodes.iter().filter(|e| e.state == "firing").count();
+        format!(
+            "{} rules judged from {} to {}: {fired} episodes fired ({firing} firing now), {} \
+             notifications queued, load shedding {} started / {} ended",
+            self.rules,
+            payload::rfc3339(self.from_us),
+            payload::rfc3339(self.to_us),
+            self.notifications,
+            self.sheds_started,
+            self.sheds_ended
+        )
+    }
+
     /// Whether the budget views must be rebuilt (a cut started or ended).
     pub fn sheds_changed(&self) -> bool {
         self.sheds_started + self.sheds_ended > 0
@@ -498,11 +518,10 @@ fn budget_observations(
 }
 
 fn month_start_us(hour_us: i64) -> i64 {
-    use chrono::{Datelike, TimeZone, Utc};
-    let at = Utc.timestamp_micros(hour_us).single().unwrap_or_default();
-    Utc.with_ymd_and_hms(at.year(), at.month(), 1, 0, 0, 0)
-        .single()
-        .map_or(hour_us, |m| m.timestamp_micros())
+    use chrono::Datelike;
+    let at = chrono::DateTime::from_timestamp_micros(hour_us).unwrap_or_default();
+    crate::month::Month::new(at.year(), at.month())
+        .map_or(hour_us, |m| crate::fine::micros(m.first_day()))
 }
 
 /// The budget cuts a firing episode of a rule with a shedding action asks for.

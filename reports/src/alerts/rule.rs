@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::series::{COUNTS, DIMENSIONS, LATENCIES, RATES};
+use super::series::{COUNTS, LATENCIES, RATES, all_metrics, dimension_problems, metric_problem};
 use crate::{ReportsError, Result};
 
 /// A rule as written.
@@ -200,14 +200,10 @@ impl RuleSpec {
         {
             problems.push("window: whole hours, at least 1h (the rollups' resolution)".to_owned());
         }
-        for dimension in self.scope.keys().chain(&self.group_by) {
-            if !DIMENSIONS.contains(&dimension.as_str()) {
-                problems.push(format!(
-                    "scope/group_by: no dimension {dimension:?} (one of {})",
-                    DIMENSIONS.join(", ")
-                ));
-            }
-        }
+        problems.extend(dimension_problems(
+            "scope/group_by",
+            self.scope.keys().chain(&self.group_by),
+        ));
         let metric = self.metric.clone().unwrap_or_default();
         let threshold = self.threshold.filter(|t| t.is_finite());
         let mut need_threshold = || {
@@ -220,12 +216,7 @@ impl RuleSpec {
             })
         };
         let metric_of = |class: &[&str], what: &str, problems: &mut Vec<String>| {
-            if !class.contains(&metric.as_str()) {
-                problems.push(format!(
-                    "metric: {metric:?} is not {what} (one of {})",
-                    class.join(", ")
-                ));
-            }
+            problems.extend(metric_problem(&metric, class, what));
             metric.clone()
         };
         let condition = match self.kind.as_str() {
@@ -269,13 +260,7 @@ impl RuleSpec {
                 }
             },
             "anomaly" => {
-                let all: Vec<&str> = COUNTS
-                    .iter()
-                    .chain(&RATES)
-                    .chain(&LATENCIES)
-                    .copied()
-                    .collect();
-                let metric = metric_of(&all, "a metric", &mut problems);
+                let metric = metric_of(&all_metrics(), "a metric", &mut problems);
                 let spec = self.anomaly.clone().unwrap_or(AnomalySpec {
                     z: default_z(),
                     weeks: default_weeks(),

@@ -54,6 +54,44 @@ pub const LATENCIES: [&str; 6] = [
     "backend_latency_p99",
 ];
 
+/// What is wrong with naming these dimensions, one problem each.
+pub fn dimension_problems<'a>(
+    field: &str,
+    dimensions: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    dimensions
+        .into_iter()
+        .filter(|d| !DIMENSIONS.contains(&d.as_str()))
+        .map(|d| {
+            format!(
+                "{field}: no dimension {d:?} (one of {})",
+                DIMENSIONS.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// What is wrong with `metric` where one of `class` (described as `what`) is
+/// asked for, if anything.
+pub fn metric_problem(metric: &str, class: &[&str], what: &str) -> Option<String> {
+    (!class.contains(&metric)).then(|| {
+        format!(
+            "metric: {metric:?} is not {what} (one of {})",
+            class.join(", ")
+        )
+    })
+}
+
+/// Every metric a series can be asked for.
+pub fn all_metrics() -> Vec<&'static str> {
+    COUNTS
+        .iter()
+        .chain(&RATES)
+        .chain(&LATENCIES)
+        .copied()
+        .collect()
+}
+
 /// A label set: dimension name to value (`""` where the traffic had none).
 pub type Labels = BTreeMap<String, String>;
 

@@ -6,7 +6,7 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
-use tollgate_reports::alerts::series::{Labels, Projection, STEP_US, Series};
+use tollgate_reports::alerts::series::{self, Labels, Projection, STEP_US, Series};
 use tollgate_reports::alerts::{self, RuleSpec};
 use tollgate_reports::sla::{SlaReport, sla, slo_of};
 use tollgate_store::state::{AlertEpisode, AlertRuleRow, AlertShed};
@@ -275,24 +275,13 @@ async fn series(
             .map(str::to_owned)
             .collect();
     // The same checks a rule's metric and grouping get.
-    let probe = RuleSpec {
-        name: "series".into(),
-        kind: "anomaly".into(),
-        metric: Some(q.metric.clone()),
-        threshold: None,
-        window: None,
-        for_: None,
-        keep_firing_for: None,
-        min_requests: None,
-        scope: Default::default(),
-        group_by: by.clone(),
-        labels: Default::default(),
-        annotations: Default::default(),
-        slo: None,
-        anomaly: None,
-        action: None,
-    };
-    if let Err(tollgate_reports::ReportsError::InvalidRule { problems, .. }) = probe.check() {
+    let mut problems = series::dimension_problems("by", &by);
+    problems.extend(series::metric_problem(
+        &q.metric,
+        &series::all_metrics(),
+        "a metric",
+    ));
+    if !problems.is_empty() {
         return Err(AppError::BadRequest(problems.join("; ")));
     }
     let minutely = match q.resolution.as_deref() {
