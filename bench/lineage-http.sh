@@ -14,16 +14,7 @@ requests=${3:-3000}
 cargo build --quiet --release --bin tollgate
 cargo build --quiet --release -p tollgate-lineage --no-default-features --features graph-bench --bin graph_bench
 bin="$CARGO_TARGET_DIR/release/tollgate"
-work=$(mktemp -d)
-server=""
-cleanup() {
-  if [ -n "$server" ]; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/work-dir.sh
 
 "$CARGO_TARGET_DIR/release/graph_bench" "$nodes" "$edges" --catalog "$work/graph.yaml"
 start=$(date +%s.%N)

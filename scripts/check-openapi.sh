@@ -6,16 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${TOLLGATE_BIN:-${CARGO_TARGET_DIR:-target}/debug/tollgate}
 bash scripts/install-python-tools.sh
-work=$(mktemp -d)
-server=""
-cleanup() {
-  if [ -n "$server" ]; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/work-dir.sh
 tg() { "$bin" --data-dir "$work/data" "$@"; }
 
 tg fixtures generate --month 2026-10 --requests 2000 --out "$work/in" > /dev/null

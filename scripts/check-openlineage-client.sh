@@ -7,16 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${TOLLGATE_BIN:-${CARGO_TARGET_DIR:-target}/debug/tollgate}
 bash scripts/install-python-tools.sh
-work=$(mktemp -d)
-server=""
-cleanup() {
-  if [ -n "$server" ]; then
-    kill "$server" 2>/dev/null || true
-    wait "$server" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+source scripts/lib/work-dir.sh
 tg() { "$bin" --data-dir "$work/data" "$@"; }
 
 ingest_key=$(tg keys create --role ingest --name openlineage-python 2> /dev/null)

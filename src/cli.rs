@@ -139,6 +139,17 @@ pub enum Command {
         webhook_url: Option<String>,
     },
 
+    /// The whole product in one command, on a fictional organisation.
+    ///
+    /// Generates its previous month and its current month up to now (a month to
+    /// close, live budgets and alerts) under <data dir>/demo-input, loads prices,
+    /// backends, PTU reservations, ownership, budgets, alert rules and the
+    /// lineage catalog, ingests the traffic, evaluates everything, creates one
+    /// key per role (admin, finops, operator, security), prints them with the
+    /// URL, and serves the web pages and the API. Running it again on the same
+    /// data dir ingests only what is new and makes new keys.
+    Demo(DemoArgs),
+
     /// API keys: who may call the server, in which role.
     Keys {
         #[command(subcommand)]
@@ -386,6 +397,28 @@ fn parse_month(s: &str) -> Result<Month, String> {
         return Err(err());
     }
     Ok(month)
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to serve on [default: 127.0.0.1:8080, or [server] listen]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// Gateway requests in a whole month; the current month gets its share up to now.
+    #[arg(long, default_value_t = 100_000)]
+    pub requests: u64,
+    /// Generate as if it were this time (RFC 3339) [default: now]
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// The same seed gives the same organisation and traffic.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Also write the URL and the keys as JSON to this file (mode 0600), for scripts.
+    #[arg(long, value_name = "FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Prepare everything and print the keys, but do not serve.
+    #[arg(long)]
+    pub no_serve: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,6 +2,7 @@
 
 mod alerts;
 mod capacity;
+mod demo;
 mod lineage;
 mod month;
 mod ownership;
@@ -45,6 +46,8 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             month: month.number(),
             requests,
             seed,
+            traffic_seed: None,
+            until: None,
             out: out.clone(),
         };
         let report = tokio::task::spawn_blocking(move || tollgate_fixtures::generate(&options))
@@ -159,6 +162,7 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             listen,
             webhook_url,
         } => server::serve(store, config, listen, webhook_url).await,
+        Command::Demo(args) => demo::run(store, config, args).await,
         Command::Keys { command } => match command {
             KeysCommand::Create {
                 role,

@@ -317,6 +317,12 @@ fn shares(budget: &tollgate_store::state::NewBudget, tokens: i64, cost_pico: i12
     }
 }
 
+/// The used share of a budget's quota for this much use (the larger of the
+/// token and the cost share): a burn-down's points.
+pub fn used_share(budget: &tollgate_store::state::NewBudget, tokens: i64, cost_pico: i128) -> f64 {
+    shares(budget, tokens, cost_pico).larger()
+}
+
 /// The used share of a budget's quota from its stored state (the larger of the
 /// token and the cost share).
 pub fn used_fraction(budget: &tollgate_store::state::NewBudget, state: &BudgetState) -> f64 {

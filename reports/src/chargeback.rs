@@ -149,20 +149,7 @@ pub async fn chargeback_cached(
     month: Month,
     by: &[String],
 ) -> Result<Chargeback> {
-    let positions: Vec<usize> = by
-        .iter()
-        .map(|d| {
-            DIMENSIONS
-                .iter()
-                .position(|known| known == d)
-                .ok_or_else(|| {
-                    ReportsError::Argument(format!(
-                        "cannot group by {d:?}: choose from {}",
-                        DIMENSIONS.join(", ")
-                    ))
-                })
-        })
-        .collect::<Result<_>>()?;
+    let positions = positions(by)?;
     // Owed rollups first: they change the version.
     store.catch_up_rollups().await?;
     let version = store.db.inputs_version().await?;
@@ -189,6 +176,23 @@ pub async fn chargeback_cached(
         total,
         closed: closed.clone(),
     })
+}
+
+/// Where each of `by` sits among [`DIMENSIONS`].
+fn positions(by: &[String]) -> Result<Vec<usize>> {
+    by.iter()
+        .map(|d| {
+            DIMENSIONS
+                .iter()
+                .position(|known| known == d)
+                .ok_or_else(|| {
+                    ReportsError::Argument(format!(
+                        "cannot group by {d:?}: choose from {}",
+                        DIMENSIONS.join(", ")
+                    ))
+                })
+        })
+        .collect()
 }
 
 fn regroup(fine: &ChargebackRow, positions: &[usize]) -> ChargebackRow {
@@ -247,6 +251,24 @@ pub async fn fine_charges_with(
     month: Month,
     reference: &Reference,
 ) -> Result<Vec<ChargebackRow>> {
+    let priced = price_hours(store, month, reference).await?;
+    // One row per combination, in a stable order: what a snapshot stores.
+    let mut merged: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
+    for row in priced.charged.into_iter().chain(priced.unassigned_idle) {
+        add(group_of(&mut merged, &row.group), &row);
+    }
+    Ok(merged.into_values().collect())
+}
+
+/// A month priced hour by hour: `charged[i]` is what the fine hour `fine[i]`
+/// costs; idle PTU capacity no hour's consumers took is apart, per reservation.
+struct PricedHours {
+    fine: Vec<Fine>,
+    charged: Vec<ChargebackRow>,
+    unassigned_idle: Vec<ChargebackRow>,
+}
+
+async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Result<PricedHours> {
     let (first, next) = (month.first_day(), month.next()?.first_day());
     let prices = PriceBook::new(reference.prices.clone());
     let backends: HashMap<String, (String, String)> = reference
@@ -346,13 +368,54 @@ pub async fn fine_charges_with(
         }
     }
     semantic_cache_savings(&fine, &mut charged);
-    charged.extend(extra);
-    // One row per combination, in a stable order: what a snapshot stores.
-    let mut merged: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
-    for row in charged {
-        add(group_of(&mut merged, &row.group), &row);
+    Ok(PricedHours {
+        fine,
+        charged,
+        unassigned_idle: extra,
+    })
+}
+
+/// A month's spend day by day, grouped by `by` (names from [`DIMENSIONS`]),
+/// computed from the rollups with the reference data stored now (a closed
+/// month's snapshot keeps no days). Idle PTU capacity that no hour's consumers
+/// took belongs to no day: it is returned apart, grouped the same way.
+#[tracing::instrument(skip(store), err)]
+pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySpend> {
+    let positions = positions(by)?;
+    store.catch_up_rollups().await?;
+    let reference = Reference::load(&store.db).await?;
+    let priced = price_hours(store, month, &reference).await?;
+    let mut days: BTreeMap<(String, Vec<String>), ChargebackRow> = BTreeMap::new();
+    for (f, row) in priced.fine.iter().zip(&priced.charged) {
+        let row = regroup(row, &positions);
+        let entry = days
+            .entry((day_of(f.hour_us), row.group.clone()))
+            .or_insert_with(|| ChargebackRow {
+                group: row.group.clone(),
+                ..ChargebackRow::default()
+            });
+        add(entry, &row);
     }
-    Ok(merged.into_values().collect())
+    let mut undated: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
+    for row in &priced.unassigned_idle {
+        let row = regroup(row, &positions);
+        add(group_of(&mut undated, &row.group), &row);
+    }
+    Ok(DailySpend {
+        month,
+        by: by.to_vec(),
+        days: days.into_iter().map(|((day, _), row)| (day, row)).collect(),
+        undated: undated.into_values().collect(),
+    })
+}
+
+/// [`daily`]'s answer: `(day, row)` in day then group order.
+#[derive(Debug, Clone)]
+pub struct DailySpend {
+    pub month: Month,
+    pub by: Vec<String>,
+    pub days: Vec<(String, ChargebackRow)>,
+    pub undated: Vec<ChargebackRow>,
 }
 
 /// A semantic cache hit never reaches a model, so what it saved is estimated:
@@ -376,7 +439,8 @@ fn semantic_cache_savings(fine: &[Fine], charged: &mut [ChargebackRow]) {
     }
 }
 
-pub(crate) fn add(into: &mut ChargebackRow, row: &ChargebackRow) {
+/// Adds `row`'s amounts and counts into `into` (its group is left alone).
+pub fn add(into: &mut ChargebackRow, row: &ChargebackRow) {
     into.requests += row.requests;
     into.prompt_tokens += row.prompt_tokens;
     into.cached_tokens += row.cached_tokens;

@@ -227,7 +227,7 @@ pub async fn observe_now(store: &Store, config: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn import(
+pub(crate) async fn import(
     store: &Store,
     config: &Config,
     source: LineageSource,

@@ -29,9 +29,43 @@ pub async fn serve(
     listen: Option<std::net::SocketAddr>,
     webhook_url: Option<String>,
 ) -> Result<ExitCode> {
+    let listener = bind(config, listen).await?;
+    eprintln!(
+        "serving on http://{} (Ctrl-C stops; requests in flight finish)",
+        listener.local_addr()?
+    );
+    serve_on(store, server_config(config, webhook_url), listener).await
+}
+
+/// Listens where asked, else where the config says, else on 127.0.0.1:8080.
+pub async fn bind(
+    config: &Config,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<tokio::net::TcpListener> {
+    let listen = listen
+        .or(config.server.listen)
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
+    tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn serve_on(
+    store: Store,
+    server: ServerConfig,
+    listener: tokio::net::TcpListener,
+) -> Result<ExitCode> {
+    tollgate_web::serve(store, server, listener, shutdown_signal()).await?;
+    eprintln!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server's settings from the config file's `[server]` and `[alerts]`.
+pub fn server_config(config: &Config, webhook_url: Option<String>) -> ServerConfig {
     let section = &config.server;
     let defaults = ServerConfig::default();
-    let server = ServerConfig {
+    ServerConfig {
         budget_max_age: section
             .budget_max_age_seconds
             .map_or(defaults.budget_max_age, std::time::Duration::from_secs),
@@ -57,20 +91,7 @@ pub async fn serve(
             .clone()
             .unwrap_or(defaults.external_url.clone()),
         ..defaults
-    };
-    let listen = listen
-        .or(section.listen)
-        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
-    eprintln!(
-        "serving on http://{} (Ctrl-C stops; requests in flight finish)",
-        listener.local_addr()?
-    );
-    tollgate_web::serve(store, server, listener, shutdown_signal()).await?;
-    eprintln!("stopped");
-    Ok(ExitCode::SUCCESS)
+    }
 }
 
 async fn shutdown_signal() {

@@ -5,21 +5,7 @@
 
 use tollgate_reports::budget_eval::{GatewayAction, GatewayBudget};
 
-/// Escapes text for an XML attribute or element.
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::xml::escape as xml;
 
 /// A C# string literal for a policy expression.
 fn cs(text: &str) -> String {

@@ -126,14 +126,14 @@ pub fn hash_key(secret: &str) -> String {
     hex::encode(digest(secret))
 }
 
-fn digest(secret: &str) -> [u8; 32] {
+pub(crate) fn digest(secret: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref());
     out
 }
 
 /// Equal in time independent of where two strings first differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -195,7 +195,13 @@ impl KeyCache {
 
     /// The key's principal, if it is live and not expired.
     pub fn check(&self, secret: &str) -> Option<Arc<Principal>> {
-        let hash = digest(secret);
+        self.check_digest(&digest(secret))
+    }
+
+    /// [`KeyCache::check`] by the key's SHA-256, as a web session keeps it: a
+    /// key revoked or expired since the login ends the session.
+    pub fn check_digest(&self, hash: &[u8; 32]) -> Option<Arc<Principal>> {
+        let hash = *hash;
         let keys = self.keys.read().ok()?;
         let key = keys.1.get(&hash)?;
         if !constant_time_eq(&key.sha256, &hash) {
@@ -209,6 +215,10 @@ impl KeyCache {
 }
 
 /// The caller, from `Authorization: Bearer <key>` (or `X-Api-Key`); 401 otherwise.
+/// A read (GET, HEAD) may instead come with a web session's cookie, so that
+/// the pages' export links download through the same endpoints; anything that
+/// changes state needs the key itself, so a forged cross-site request carries
+/// no authority.
 #[derive(Debug, Clone)]
 pub struct Auth(pub Arc<Principal>);
 
@@ -222,8 +232,16 @@ impl FromRequestParts<AppState> for Auth {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-            .map(str::trim)
-            .ok_or(AppError::Unauthorized)?;
+            .map(str::trim);
+        let Some(secret) = secret else {
+            let read =
+                parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+            return read
+                .then(|| crate::ui::session::principal(state, headers))
+                .flatten()
+                .map(|(who, _)| Auth(who))
+                .ok_or(AppError::Unauthorized);
+        };
         state
             .keys
             .check(secret)

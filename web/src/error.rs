@@ -114,8 +114,20 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
+/// What an error answer says, for the JSON API and the web pages alike.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub message: String,
+    pub problems: Vec<String>,
+    pub retry_after: Option<u64>,
+}
+
+impl AppError {
+    /// The answer to give; a server error is logged here with its cause and
+    /// answered generically.
+    pub(crate) fn answer(self) -> Answer {
         let (status, error) = self.status();
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = %self, cause = ?self, "request failed");
@@ -135,6 +147,25 @@ impl IntoResponse for AppError {
             AppError::Lineage(tollgate_lineage::Error::Refused { problems, .. }) => problems,
             _ => Vec::new(),
         };
+        Answer {
+            status,
+            error,
+            message,
+            problems,
+            retry_after,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let Answer {
+            status,
+            error,
+            message,
+            problems,
+            retry_after,
+        } = self.answer();
         let mut response = (
             status,
             axum::Json(ErrorBody {

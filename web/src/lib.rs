@@ -10,7 +10,8 @@
 //! webhooks from an outbox ([`notify`]), so a slow receiver never holds up
 //! ingest. Security analysts query the lineage graph, held in memory
 //! ([`lineage`]) and reloaded when an import changes it. Every change made
-//! through the API is in the audit log.
+//! through the API is in the audit log. People use the same server through
+//! its web pages ([`ui`]), logged in with a key into a session.
 
 // Handlers await the budget evaluation, whose future (a DataFusion query
 // inside) is too deep for the default limit when proven `Send`.
@@ -26,7 +27,9 @@ mod metrics;
 pub mod notify;
 mod routes;
 pub mod state;
+pub mod ui;
 pub mod views;
+mod xml;
 
 use std::future::Future;
 

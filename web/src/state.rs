@@ -85,6 +85,8 @@ pub struct Inner {
     /// `Cache-Control` of budget pulls, built once.
     pub budget_cache_control: axum::http::HeaderValue,
     pub keys: KeyCache,
+    /// Web sessions of people logged in to the pages.
+    pub sessions: crate::ui::session::Sessions,
     pub views: ViewCache,
     pub chargeback: ChargebackCache,
     pub lineage: crate::lineage::LineageCache,
@@ -125,6 +127,7 @@ impl AppState {
             store,
             config,
             keys: KeyCache::default(),
+            sessions: Default::default(),
             views: ViewCache::default(),
             chargeback: ChargebackCache::default(),
             metrics: crate::metrics::Metrics::default(),

@@ -156,6 +156,8 @@ async fn a_generated_months_dlp_file_ingests_whole_and_names_its_requests(store:
         month: 10,
         requests: 3_000,
         seed: 42,
+        traffic_seed: None,
+        until: None,
         out: out.clone(),
     })
     .unwrap();

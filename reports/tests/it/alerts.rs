@@ -58,6 +58,8 @@ async fn generated_month_through(
         month: 10,
         requests,
         seed,
+        traffic_seed: None,
+        until: None,
         out: out.clone(),
     })
     .unwrap();

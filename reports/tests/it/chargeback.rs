@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use tollgate_ingest::{IngestOptions, NoProgress, ingest_file};
-use tollgate_reports::chargeback::{ChargebackCache, ChargebackRow, chargeback, chargeback_cached};
+use tollgate_reports::chargeback::{
+    ChargebackCache, ChargebackRow, chargeback, chargeback_cached, daily,
+};
 use tollgate_reports::month::Month;
 use tollgate_reports::{capacity, ownership, price_book};
 use tollgate_store::testing::TestStore;
@@ -165,6 +167,8 @@ async fn a_hand_priced_month_adds_up_in_every_grouping(store: TestStore) {
         .unwrap();
     assert_eq!(fresh.total.total_pico(), total + 2_000_000_000);
 
+    daily_spend_adds_up_to_the_month(&store, total + 2_000_000_000).await;
+
     let err = chargeback(&store, october(), &["colour".to_owned()])
         .await
         .unwrap_err();
@@ -172,4 +176,35 @@ async fn a_hand_priced_month_adds_up_in_every_grouping(store: TestStore) {
         err.to_string().contains("cannot group by \"colour\""),
         "{err}"
     );
+}
+
+/// The days of the month add up to its total once the idle PTU hours nobody
+/// used (charged to their owner, on no day) are added.
+async fn daily_spend_adds_up_to_the_month(store: &TestStore, total: i128) {
+    let by = ["cost_centre".to_owned(), "model".to_owned()];
+    let spend = daily(store, october(), &by).await.unwrap();
+    let dated: i128 = spend.days.iter().map(|(_, r)| r.total_pico()).sum();
+    let undated: i128 = spend.undated.iter().map(ChargebackRow::total_pico).sum();
+    assert_eq!(dated + undated, total);
+    // The PTU reservation's 23 unused hours of 1 October, $1 each, to cc-ops.
+    assert_eq!(undated, 23 * 1_000_000_000_000);
+    assert_eq!(spend.undated[0].group, ["cc-ops", "m-ptu"]);
+    let days: Vec<&str> = spend.days.iter().map(|(d, _)| d.as_str()).collect();
+    assert!(days.windows(2).all(|w| w[0] <= w[1]), "{days:?}");
+    let on = |day: &str, cc: &str| -> i128 {
+        spend
+            .days
+            .iter()
+            .filter(|(d, r)| d == day && r.group[0] == cc)
+            .map(|(_, r)| r.total_pico())
+            .sum()
+    };
+    // r1 before the price change, r2 after it.
+    assert_eq!(on("2026-10-10", "cc-a"), 2_800_000_000);
+    assert_eq!(on("2026-10-20", "cc-a"), 3_500_000_000);
+    assert_eq!(on("2026-09-30", "cc-a"), 0);
+    let err = daily(store, october(), &["colour".to_owned()])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot group by"), "{err}");
 }

@@ -51,6 +51,8 @@ async fn rollups_do_not_depend_on_arrival_order(store: TestStore) {
         month: 10,
         requests: 3_000,
         seed: 7,
+        traffic_seed: None,
+        until: None,
         out: out.clone(),
     })
     .unwrap();

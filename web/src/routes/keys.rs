@@ -137,13 +137,22 @@ async fn revoke(
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<ApiKeyRow>> {
-    who.require(MANAGE, "manage keys")?;
     let Path(id) = id?;
+    Ok(Json(revoke_key(&state, &who, id).await?))
+}
+
+/// Revokes key `id` for `who` (the API and the admin page alike).
+pub(crate) async fn revoke_key(
+    state: &AppState,
+    who: &crate::auth::Principal,
+    id: i64,
+) -> Result<ApiKeyRow> {
+    who.require(MANAGE, "manage keys")?;
     if id == who.key_id {
         // Locking oneself out takes another admin to undo; revoke with another key.
         return Err(AppError::Conflict("a key cannot revoke itself".into()));
     }
     let row = state.store.db.revoke_api_key(id, &who.actor()).await?;
     state.keys.refresh(&state.store.db, false).await?;
-    Ok(Json(row))
+    Ok(row)
 }

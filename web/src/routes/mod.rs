@@ -2,16 +2,16 @@
 //! the OpenAPI document, merged here with the request span (keyed by the matched
 //! route) and served with the document at `/api/v1/openapi.json`.
 
-mod alerts;
+pub(crate) mod alerts;
 mod audit;
 mod budgets;
 mod gateways;
 mod health;
 mod ingest;
 pub(crate) mod keys;
-mod lineage;
-mod reports;
-mod sql;
+pub(crate) mod lineage;
+pub(crate) mod reports;
+pub(crate) mod sql;
 
 use std::sync::Arc;
 
@@ -71,6 +71,8 @@ pub fn router(state: AppState) -> Router {
     let (router, api) = documented(&state).split_for_parts();
     let api = Arc::new(api);
     router
+        .merge(crate::ui::router())
+        .fallback(crate::ui::not_found)
         .route(
             "/api/v1/openapi.json",
             get(move || {

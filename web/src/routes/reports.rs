@@ -120,11 +120,22 @@ async fn close(
     who.require(CLOSE, "close months")?;
     let Path(text) = path?;
     let month = month(&text)?;
+    Ok(Json(close_and_audit(&state, &who, month).await?))
+}
+
+/// Closes a month for `who`, recorded in the audit log (the API and the
+/// FinOps page alike).
+pub(crate) async fn close_and_audit(
+    state: &AppState,
+    who: &crate::auth::Principal,
+    month: Month,
+) -> Result<Closure> {
+    who.require(CLOSE, "close months")?;
     let closure = close_month(&state.store, month).await?;
     let entry =
         NewAudit::new(&who.actor(), "month.close", format!("month:{month}")).after(&closure);
     state.store.db.record_audit(&entry).await?;
-    Ok(Json(closure))
+    Ok(closure)
 }
 
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]

@@ -59,8 +59,14 @@ async fn query(
 ) -> Result<Json<SqlAnswer>> {
     who.require(QUERY, "run SQL")?;
     let Json(request) = body?;
+    Ok(Json(run(&state, &request.sql, request.max_rows).await?))
+}
+
+/// Runs one read-only query within the server's limits (the API and the SQL
+/// console page alike).
+pub(crate) async fn run(state: &AppState, sql: &str, max_rows: Option<usize>) -> Result<SqlAnswer> {
     let mut limits = state.config.sql_limits;
-    if let Some(max) = request.max_rows {
+    if let Some(max) = max_rows {
         if max == 0 || max > limits.max_rows {
             return Err(AppError::BadRequest(format!(
                 "max_rows: between 1 and {}",
@@ -73,7 +79,7 @@ async fn query(
     let Ok(_slot) = state.sql_slots.try_acquire() else {
         return Err(AppError::Busy(1));
     };
-    let answer = state.store.sql_bounded(&request.sql, limits).await?;
+    let answer = state.store.sql_bounded(sql, limits).await?;
     let columns = answer
         .result
         .schema
@@ -87,9 +93,9 @@ async fn query(
     // A type JSON cannot carry (a map with non-string keys) is the query's doing.
     let rows = tollgate_store::output::json_rows(&answer.result.schema, &answer.result.batches)
         .map_err(|e| AppError::BadRequest(format!("the result cannot be written as JSON: {e}")))?;
-    Ok(Json(SqlAnswer {
+    Ok(SqlAnswer {
         columns,
         rows,
         truncated: answer.truncated,
-    }))
+    })
 }

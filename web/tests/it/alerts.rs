@@ -55,6 +55,8 @@ pub async fn load_shedding_follows_the_ptu_saturation_to_the_gateways(store: Tes
         month: 10,
         requests: 100_000,
         seed: 42,
+        traffic_seed: None,
+        until: None,
         out: out.clone(),
     })
     .unwrap();

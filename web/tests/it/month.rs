@@ -16,6 +16,8 @@ pub async fn a_gateway_watches_its_budgets_move_as_a_generated_month_arrives(sto
         month: 10,
         requests: 4_000,
         seed: 7,
+        traffic_seed: None,
+        until: None,
         out: out.clone(),
     })
     .unwrap();

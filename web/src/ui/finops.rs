@@ -1,0 +1,504 @@
+//! FinOps pages: the month's chargeback by cost centre with its drill-down
+//! (subscription, model, day), daily spend by model, PTU against
+//! pay-as-you-go with idle capacity, cache savings, unallocated spend, budgets
+//! with their burn-down, and the month's close and exports.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use chrono::{Datelike, NaiveDate};
+use serde::Deserialize;
+use tollgate_reports::budget_eval;
+use tollgate_reports::chargeback::{ChargebackRow, DailySpend, chargeback_cached, daily};
+use tollgate_reports::month::Month;
+use tollgate_reports::ownership::UNALLOCATED;
+
+use super::chart::{self, Chart, Series, Unit};
+use super::session::WebUser;
+use super::{Chrome, Page, PageResult, Section, count, money, percent, urlencode};
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/finops", get(overview))
+        .route("/finops/drill", get(drill))
+        .route("/finops/close", post(close))
+}
+
+#[derive(Debug, Deserialize)]
+struct MonthQuery {
+    month: Option<String>,
+}
+
+/// The month asked for, else the last month with spend before the newest
+/// data's (the one there is to close), else the newest data's.
+async fn chosen_month(state: &AppState, asked: Option<&str>) -> PageResult<Month> {
+    if let Some(text) = asked.filter(|t| !t.is_empty()) {
+        return Ok(text
+            .parse()
+            .map_err(|e| AppError::BadRequest(format!("month: {e}")))?);
+    }
+    let newest = match state.store.db.latest_rollup_hour().await? {
+        Some(us) => chrono::DateTime::from_timestamp_micros(us).unwrap_or_default(),
+        None => chrono::Utc::now(),
+    };
+    let current = Month::new(newest.year(), newest.month())?;
+    let previous = current.previous()?;
+    let report = chargeback_cached(&state.store, &state.chargeback, previous, &[]).await?;
+    Ok(if report.total.requests > 0 {
+        previous
+    } else {
+        current
+    })
+}
+
+/// One row of a chargeback table, formatted.
+#[derive(Debug, Clone)]
+struct Line {
+    name: String,
+    href: Option<String>,
+    requests: String,
+    tokens: String,
+    payg: String,
+    ptu: String,
+    idle: String,
+    total: String,
+    previous: String,
+    change: String,
+}
+
+fn line(name: &str, href: Option<String>, r: &ChargebackRow) -> Line {
+    let change = if r.previous_total_pico == 0 {
+        "–".to_owned()
+    } else {
+        let delta = (r.total_pico() - r.previous_total_pico) as f64 / r.previous_total_pico as f64;
+        format!("{}{}", if delta >= 0.0 { "+" } else { "" }, percent(delta))
+    };
+    Line {
+        name: name.to_owned(),
+        href,
+        requests: count(r.requests),
+        tokens: count(r.prompt_tokens + r.completion_tokens),
+        payg: money(r.payg_pico),
+        ptu: money(r.ptu_pico),
+        idle: money(r.idle_pico),
+        total: money(r.total_pico()),
+        previous: money(r.previous_total_pico),
+        change,
+    }
+}
+
+/// A headline figure.
+#[derive(Debug, Clone)]
+struct Stat {
+    label: &'static str,
+    value: String,
+    id: &'static str,
+    alert: bool,
+}
+
+#[derive(Debug, Clone)]
+struct BudgetLine {
+    name: String,
+    scope: String,
+    state: String,
+    used: String,
+    remaining: String,
+    projected: String,
+    exhausted_on: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "finops.html")]
+struct Overview {
+    chrome: Chrome,
+    month: String,
+    previous_month: String,
+    next_month: String,
+    closed: Option<String>,
+    stats: Vec<Stat>,
+    unallocated: Option<String>,
+    unpriced: Option<String>,
+    cost_centres: Vec<Line>,
+    total: Line,
+    models: Vec<Line>,
+    daily: Chart,
+    undated: Option<String>,
+    budgets_period: String,
+    budgets: Vec<BudgetLine>,
+    burn_down: Option<Chart>,
+}
+
+async fn overview(
+    user: WebUser,
+    State(state): State<AppState>,
+    Query(q): Query<MonthQuery>,
+) -> PageResult<Response> {
+    user.require(Section::Finops)?;
+    let month = chosen_month(&state, q.month.as_deref()).await?;
+    let (store, cache) = (&state.store, &state.chargeback);
+    let by_cc = chargeback_cached(store, cache, month, &["cost_centre".to_owned()]).await?;
+    let by_model = chargeback_cached(store, cache, month, &["model".to_owned()]).await?;
+    let spend = daily(store, month, &["model".to_owned()]).await?;
+    let t = &by_cc.total;
+    let unallocated: i128 = by_cc
+        .rows
+        .iter()
+        .filter(|r| r.group[0] == UNALLOCATED)
+        .map(ChargebackRow::total_pico)
+        .sum();
+    let stats = vec![
+        stat("Total spend", "total", money(t.total_pico()), false),
+        stat("Pay-as-you-go", "payg", money(t.payg_pico), false),
+        stat("PTU used", "ptu", money(t.ptu_pico), false),
+        stat(
+            "PTU idle capacity",
+            "idle",
+            money(t.idle_pico),
+            t.idle_pico > 0,
+        ),
+        stat(
+            "Cache savings",
+            "savings",
+            money(t.cache_savings_pico),
+            false,
+        ),
+        stat(
+            "Unallocated",
+            "unallocated",
+            money(unallocated),
+            unallocated > 0,
+        ),
+        stat("Requests", "requests", count(t.requests), false),
+    ];
+    let cost_centres = by_cc
+        .rows
+        .iter()
+        .map(|r| {
+            let href = format!(
+                "/finops/drill?month={month}&cost_centre={}",
+                urlencode(&r.group[0])
+            );
+            line(&r.group[0], Some(href), r)
+        })
+        .collect();
+    let models = by_model
+        .rows
+        .iter()
+        .map(|r| line(&r.group[0], None, r))
+        .collect();
+    let undated: i128 = spend.undated.iter().map(ChargebackRow::total_pico).sum();
+    let (budgets_period, budgets, burn_down) = budgets(&state).await?;
+    let page = Overview {
+        chrome: Chrome::new(&user, Section::Finops, format!("FinOps · {month}")),
+        month: month.to_string(),
+        previous_month: month.previous()?.to_string(),
+        next_month: month.next()?.to_string(),
+        closed: by_cc.closed.as_ref().map(|c| c.closed_at.clone()),
+        stats,
+        unallocated: (unallocated > 0).then(|| money(unallocated)),
+        unpriced: (t.unpriced_tokens > 0).then(|| count(t.unpriced_tokens)),
+        cost_centres,
+        total: line("Total", None, t),
+        models,
+        daily: daily_chart(&spend, month),
+        undated: (undated > 0).then(|| money(undated)),
+        budgets_period,
+        budgets,
+        burn_down,
+    };
+    Ok(Page(page).into_response())
+}
+
+fn stat(label: &'static str, id: &'static str, value: String, alert: bool) -> Stat {
+    Stat {
+        label,
+        value,
+        id,
+        alert,
+    }
+}
+
+/// Every day of the month, even those without spend.
+fn days_of(month: Month) -> PageResult<Vec<String>> {
+    let (first, next) = (month.first_day(), month.next()?.first_day());
+    Ok(first
+        .iter_days()
+        .take_while(|d| *d < next)
+        .map(|d: NaiveDate| d.format("%Y-%m-%d").to_string())
+        .collect())
+}
+
+/// Daily spend stacked by the first grouping of `spend` (a model).
+fn daily_chart(spend: &DailySpend, month: Month) -> Chart {
+    let days = days_of(month).unwrap_or_default();
+    let index: BTreeMap<&str, usize> = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.as_str(), i))
+        .collect();
+    let mut by_model: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for (day, row) in &spend.days {
+        let Some(&i) = index.get(day.as_str()) else {
+            continue;
+        };
+        let values = by_model
+            .entry(row.group[0].as_str())
+            .or_insert_with(|| vec![0.0; days.len()]);
+        values[i] += row.total_pico() as f64 / 1e12;
+    }
+    let series: Vec<Series> = by_model
+        .into_iter()
+        .filter(|(_, v)| v.iter().any(|x| *x != 0.0))
+        .map(|(name, values)| Series {
+            name: name.to_owned(),
+            values,
+        })
+        .collect();
+    chart::stacked_bars(
+        &format!("Daily spend by model, {month}"),
+        &days,
+        &series,
+        Unit::Money,
+    )
+}
+
+/// The budgets' current period, their states and each one's burn-down: the
+/// used share of its quota day by day.
+async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Option<Chart>)> {
+    let (statuses, period) = budget_eval::statuses(&state.store, &state.chargeback).await?;
+    let lines = statuses
+        .iter()
+        .map(|s| BudgetLine {
+            name: s.budget.budget.name.clone(),
+            scope: format!("{} {}", s.budget.budget.scope, s.budget.budget.scope_id),
+            state: s.state.clone(),
+            used: percent(s.used_fraction),
+            remaining: match (&s.cost_remaining, s.tokens_remaining) {
+                (Some(cost), _) => tollgate_reports::rate::parse_pico_wide(cost)
+                    .map_or_else(|_| cost.clone(), money),
+                (None, Some(tokens)) => format!("{} tokens", count(tokens)),
+                (None, None) => "–".into(),
+            },
+            projected: percent(s.forecast.projected_fraction),
+            exhausted_on: s
+                .forecast
+                .exhausted_on
+                .clone()
+                .unwrap_or_else(|| "–".into()),
+        })
+        .collect();
+    if statuses.is_empty() {
+        return Ok((period.to_string(), lines, None));
+    }
+    let scopes: Vec<String> = ["cost_centre", "subscription", "product", "agent"]
+        .map(str::to_owned)
+        .to_vec();
+    let spend = daily(&state.store, period, &scopes).await?;
+    let days = days_of(period)?;
+    // Tokens and cost per (scope, id) and day.
+    let mut used: BTreeMap<(usize, &str), DailyUse> = BTreeMap::new();
+    for (day, row) in &spend.days {
+        for (s, id) in row.group.iter().enumerate() {
+            let entry = used
+                .entry((s, id.as_str()))
+                .or_default()
+                .entry(day.as_str())
+                .or_default();
+            entry.0 += row.prompt_tokens + row.completion_tokens;
+            entry.1 += row.total_pico();
+        }
+    }
+    let last_day: BTreeSet<&str> = spend.days.iter().map(|(d, _)| d.as_str()).collect();
+    let through = last_day.last().copied().unwrap_or_default();
+    let mut series = Vec::new();
+    // The budgets nearest their limit: a chart of every budget is unreadable.
+    let mut ranked: Vec<_> = statuses.iter().collect();
+    ranked.sort_by(|a, b| b.used_fraction.total_cmp(&a.used_fraction));
+    for s in ranked.into_iter().take(6) {
+        let b = &s.budget.budget;
+        let Some(scope) = scopes.iter().position(|x| *x == b.scope) else {
+            continue;
+        };
+        let per_day = used.get(&(scope, b.scope_id.as_str()));
+        let (mut tokens, mut cost) = (0i64, 0i128);
+        let values = days
+            .iter()
+            .map(|day| {
+                if day.as_str() > through {
+                    return f64::NAN;
+                }
+                if let Some((t, c)) = per_day.and_then(|d| d.get(day.as_str())) {
+                    tokens += t;
+                    cost += c;
+                }
+                budget_eval::used_share(b, tokens, cost)
+            })
+            .collect();
+        series.push(Series {
+            name: b.name.clone(),
+            values,
+        });
+    }
+    let chart = chart::lines(
+        &format!("Budget burn-down, {period}: share of quota used"),
+        &days,
+        &series,
+        Unit::Percent,
+        &[],
+    );
+    Ok((period.to_string(), lines, Some(chart)))
+}
+
+/// Tokens and cost (pico) by day.
+type DailyUse<'a> = BTreeMap<&'a str, (i64, i128)>;
+
+#[derive(Debug, Deserialize)]
+struct DrillQuery {
+    month: Option<String>,
+    cost_centre: String,
+    subscription: Option<String>,
+    model: Option<String>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "finops_drill.html")]
+struct Drill {
+    chrome: Chrome,
+    month: String,
+    /// (text, link) from the month down to here.
+    crumbs: Vec<(String, String)>,
+    level: &'static str,
+    rows: Vec<Line>,
+    total: Line,
+}
+
+/// Cost centre -> subscription -> model -> day.
+async fn drill(
+    user: WebUser,
+    State(state): State<AppState>,
+    Query(q): Query<DrillQuery>,
+) -> PageResult<Response> {
+    user.require(Section::Finops)?;
+    let month = chosen_month(&state, q.month.as_deref()).await?;
+    let base = format!("/finops/drill?month={month}");
+    let cc = q.cost_centre.as_str();
+    let mut crumbs = vec![
+        (
+            format!("All cost centres, {month}"),
+            format!("/finops?month={month}"),
+        ),
+        (
+            cc.to_owned(),
+            format!("{base}&cost_centre={}", urlencode(cc)),
+        ),
+    ];
+    let mut filter = vec![cc.to_owned()];
+    let (by, level): (Vec<&str>, &'static str) = match (&q.subscription, &q.model) {
+        (None, _) => (vec!["cost_centre", "subscription"], "Subscription"),
+        (Some(sub), None) => {
+            filter.push(sub.clone());
+            (vec!["cost_centre", "subscription", "model"], "Model")
+        }
+        (Some(sub), Some(model)) => {
+            filter.push(sub.clone());
+            filter.push(model.clone());
+            (vec!["cost_centre", "subscription", "model"], "Day")
+        }
+    };
+    if let Some(sub) = &q.subscription {
+        crumbs.push((
+            sub.clone(),
+            format!(
+                "{base}&cost_centre={}&subscription={}",
+                urlencode(cc),
+                urlencode(sub)
+            ),
+        ));
+    }
+    if let Some(model) = &q.model {
+        crumbs.push((model.clone(), String::new()));
+    }
+    let by: Vec<String> = by.into_iter().map(str::to_owned).collect();
+    let link = |row: &ChargebackRow| -> Option<String> {
+        match level {
+            "Subscription" => Some(format!(
+                "{base}&cost_centre={}&subscription={}",
+                urlencode(cc),
+                urlencode(&row.group[1])
+            )),
+            "Model" => Some(format!(
+                "{base}&cost_centre={}&subscription={}&model={}",
+                urlencode(cc),
+                urlencode(&row.group[1]),
+                urlencode(&row.group[2])
+            )),
+            _ => None,
+        }
+    };
+    let mut total = ChargebackRow::default();
+    let mut rows = Vec::new();
+    if level == "Day" {
+        let spend = daily(&state.store, month, &by).await?;
+        for (day, row) in spend.days.iter().filter(|(_, r)| r.group == filter) {
+            tollgate_reports::chargeback::add(&mut total, row);
+            rows.push(line(day, None, row));
+        }
+    } else {
+        let report = chargeback_cached(&state.store, &state.chargeback, month, &by).await?;
+        for row in report
+            .rows
+            .iter()
+            .filter(|r| r.group[..filter.len()] == filter[..])
+        {
+            tollgate_reports::chargeback::add(&mut total, row);
+            rows.push(line(&row.group[filter.len()], link(row), row));
+        }
+    }
+    if rows.is_empty() {
+        return Err(
+            AppError::NotFound(format!("no spend for {} in {month}", filter.join(" / "))).into(),
+        );
+    }
+    let page = Drill {
+        chrome: Chrome::new(
+            &user,
+            Section::Finops,
+            format!("{} · {month}", filter.join(" / ")),
+        ),
+        month: month.to_string(),
+        crumbs,
+        level,
+        rows,
+        total: line("Total", None, &total),
+    };
+    Ok(Page(page).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct CloseForm {
+    #[serde(default)]
+    csrf: String,
+    month: String,
+}
+
+async fn close(
+    user: WebUser,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CloseForm>,
+) -> PageResult<Response> {
+    user.check_csrf(&headers, &f.csrf)?;
+    user.require(Section::Finops)?;
+    let month: Month = f
+        .month
+        .parse()
+        .map_err(|e| AppError::BadRequest(format!("month: {e}")))?;
+    crate::routes::reports::close_and_audit(&state, &user.who, month).await?;
+    Ok(Redirect::to(&format!("/finops?month={month}")).into_response())
+}
