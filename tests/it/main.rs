@@ -92,6 +92,7 @@ tollgate_store::backend_tests!(
     the_generated_reference_data_loads_and_a_bad_book_is_refused,
     budgets_move_as_the_cli_ingests_side_by_side,
     keys_and_imports_from_the_cli_are_audited,
+    the_demo_prepares_two_months_and_a_key_per_role,
 );
 
 async fn readme_flow_ingests_and_queries(store: TestStore) {
@@ -646,5 +647,98 @@ async fn keys_and_imports_from_the_cli_are_audited(store: TestStore) {
             ("cli:ana", "key.revoke"),
             ("cli:ana", "key.create")
         ]
+    );
+}
+
+/// The README's first command, without serving: the previous month and the
+/// current one up to "now", everything loaded, one key per role.
+async fn the_demo_prepares_two_months_and_a_key_per_role(store: TestStore) {
+    let keys = store.dir.path().join("keys.json");
+    let args = [
+        "demo",
+        "--no-serve",
+        "--requests",
+        "6000",
+        "--now",
+        "2026-11-22T12:00:00Z",
+        "--listen",
+        "127.0.0.1:0",
+        "--keys-file",
+        keys.to_str().unwrap(),
+    ];
+    let out = tollgate(&store, &args, &[]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("[5/5] creating one key per role"), "{said}");
+    assert!(
+        said.contains("/finops?month=2026-10 (the month to close)"),
+        "{said}"
+    );
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&keys).unwrap()).unwrap();
+    for role in ["admin", "finops", "operator", "security"] {
+        let key = written["keys"][role].as_str().unwrap();
+        assert!(key.starts_with("tg_") && said.contains(key), "{role}");
+    }
+    assert!(
+        written["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the keys file is the user's alone");
+    }
+    // Both months are in, the first with its reference data priced.
+    let out = tollgate(
+        &store,
+        &[
+            "report",
+            "chargeback",
+            "--month",
+            "2026-10",
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).lines().count() > 5, "{}", stdout(&out));
+    let out = tollgate(
+        &store,
+        &[
+            "sql",
+            "SELECT max(time) < TIMESTAMP '2026-11-22T12:00:00Z' AS before_now, min(time) >= TIMESTAMP '2026-10-01T00:00:00Z' AS from_october FROM requests",
+            "--format",
+            "csv",
+        ],
+        &[],
+    );
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some("true,true"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Again: nothing new to ingest; a keys file it cannot write is named.
+    let mut again = args.to_vec();
+    let bad = store.dir.path().join("missing/keys.json");
+    let last = again.len() - 1;
+    again[last] = bad.to_str().unwrap();
+    let out = tollgate(&store, &again, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("already ingested"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("missing/keys.json"),
+        "{}",
+        stderr(&out)
     );
 }

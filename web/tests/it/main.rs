@@ -11,6 +11,7 @@ mod helpers;
 mod ingest;
 mod lineage;
 mod month;
+mod pages;
 mod sql;
 
 tollgate_store::backend_tests!(
@@ -39,6 +40,8 @@ tollgate_store::backend_tests!(
     alert_rules_are_checked_and_changed_through_the_api,
     alerts_reach_a_real_alertmanager,
     metrics_pass_promtool_and_count_alerts,
+    each_role_logs_in_and_sees_its_pages,
+    sessions_forms_and_roles_are_guarded,
 );
 
 use alerts::*;
@@ -47,4 +50,5 @@ use budgets::*;
 use ingest::*;
 use lineage::*;
 use month::*;
+use pages::*;
 use sql::*;
