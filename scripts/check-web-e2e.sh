@@ -29,7 +29,8 @@ done
 curl -fs "$url/healthz" > /dev/null || { echo "no server at $url"; tail -n 30 "$work/demo.log"; exit 1; }
 echo "demo ready at $url: $(grep -m1 '^ready in' "$work/demo.log" || true)"
 
-rm -rf "$shots"
+mkdir -p "$shots"
+rm -f "$shots"/*.png
 status=0
 node e2e/run.mjs "$work/keys.json" "$shots" || status=$?
 if [ "$status" -ne 0 ]; then

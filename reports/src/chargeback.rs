@@ -376,14 +376,22 @@ async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Resu
 }
 
 /// A month's spend day by day, grouped by `by` (names from [`DIMENSIONS`]),
-/// computed from the rollups with the reference data stored now (a closed
-/// month's snapshot keeps no days). Idle PTU capacity that no hour's consumers
-/// took belongs to no day: it is returned apart, grouped the same way.
+/// computed from the rollups as they are now: a closed month's snapshot keeps
+/// no days, so its days are priced with the reference data it was closed with
+/// and include any data that arrived late. What belongs to no day is returned
+/// apart, grouped the same way: idle PTU capacity no hour's consumers took, and
+/// an open month's corrections of closed months for late data.
 #[tracing::instrument(skip(store), err)]
 pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySpend> {
     let positions = positions(by)?;
     store.catch_up_rollups().await?;
-    let reference = Reference::load(&store.db).await?;
+    let (reference, adjustments) = match crate::close::frozen_reference(store, month).await? {
+        Some(frozen) => (frozen, Vec::new()),
+        None => (
+            Reference::load(&store.db).await?,
+            crate::close::adjustments(store, month).await?,
+        ),
+    };
     let priced = price_hours(store, month, &reference).await?;
     let mut days: BTreeMap<(String, Vec<String>), ChargebackRow> = BTreeMap::new();
     for (f, row) in priced.fine.iter().zip(&priced.charged) {
@@ -397,7 +405,7 @@ pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySp
         add(entry, &row);
     }
     let mut undated: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
-    for row in &priced.unassigned_idle {
+    for row in priced.unassigned_idle.iter().chain(&adjustments) {
         let row = regroup(row, &positions);
         add(group_of(&mut undated, &row.group), &row);
     }

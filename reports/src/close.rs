@@ -190,7 +190,7 @@ async fn closed(store: &Store, month: Month) -> Result<Option<(Closure, Snapshot
 
 /// For each closed month whose next open month is `month`: what it costs now
 /// minus what its snapshot and the closed months after it already charged.
-async fn adjustments(store: &Store, month: Month) -> Result<Vec<ChargebackRow>> {
+pub(crate) async fn adjustments(store: &Store, month: Month) -> Result<Vec<ChargebackRow>> {
     let closed: Vec<Month> = store
         .db
         .closed_months()

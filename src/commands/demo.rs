@@ -116,7 +116,9 @@ pub async fn run(store: Store, config: &Config, args: DemoArgs) -> Result<ExitCo
         config.store.data_dir.display()
     );
     let mut settings = server::server_config(config, None);
-    settings.external_url = url;
+    if config.alerts.external_url.is_none() {
+        settings.external_url = url;
+    }
     server::serve_on(store, settings, listener).await
 }
 

@@ -122,7 +122,7 @@ async fn create(
     headers: HeaderMap,
     Form(f): Form<CreateForm>,
 ) -> PageResult<Response> {
-    user.check_csrf(&headers, &f.csrf)?;
+    user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Admin)?;
     let request = KeyRequest {
         role: f.role,
@@ -154,7 +154,7 @@ async fn revoke(
     headers: HeaderMap,
     Form(f): Form<CsrfOnly>,
 ) -> PageResult<Response> {
-    user.check_csrf(&headers, &f.csrf)?;
+    user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Admin)?;
     revoke_key(&state, &user.who, id).await?;
     Ok(Redirect::to("/admin#keys").into_response())

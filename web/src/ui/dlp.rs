@@ -115,6 +115,10 @@ pub async fn page(
 ) -> PageResult<Response> {
     user.require(Section::Security)?;
     let sql = f.sql()?;
+    // Queries hold memory up to their bound each: only so many at once.
+    let Ok(_slot) = state.sql_slots.try_acquire() else {
+        return Err(AppError::Busy(1).into());
+    };
     let answer = state
         .store
         .sql_bounded(&sql, state.config.sql_limits)

@@ -3,7 +3,7 @@
 //! pay-as-you-go with idle capacity, cache savings, unallocated spend, budgets
 //! with their burn-down, and the month's close and exports.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -67,6 +67,7 @@ struct Line {
     payg: String,
     ptu: String,
     idle: String,
+    adjustment: String,
     total: String,
     previous: String,
     change: String,
@@ -87,6 +88,7 @@ fn line(name: &str, href: Option<String>, r: &ChargebackRow) -> Line {
         payg: money(r.payg_pico),
         ptu: money(r.ptu_pico),
         idle: money(r.idle_pico),
+        adjustment: money(r.adjustment_pico),
         total: money(r.total_pico()),
         previous: money(r.previous_total_pico),
         change,
@@ -128,7 +130,10 @@ struct Overview {
     total: Line,
     models: Vec<Line>,
     daily: Chart,
+    /// What the days do not add up to, and why.
     undated: Option<String>,
+    /// The month has ended: it can be closed.
+    closable: bool,
     budgets_period: String,
     budgets: Vec<BudgetLine>,
     burn_down: Option<Chart>,
@@ -192,7 +197,27 @@ async fn overview(
         .iter()
         .map(|r| line(&r.group[0], None, r))
         .collect();
-    let undated: i128 = spend.undated.iter().map(ChargebackRow::total_pico).sum();
+    let dated: i128 = spend.days.iter().map(|(_, r)| r.total_pico()).sum();
+    let undated = if let Some(closed) = &by_cc.closed {
+        Some(format!(
+            "{month} is closed: its figures are its snapshot of {}. The days are \
+             recomputed from the data as it is now, priced as the month was closed, \
+             and add up to {}.",
+            closed.closed_at,
+            money(dated)
+        ))
+    } else {
+        let gap = t.total_pico() - dated;
+        (gap != 0).then(|| {
+            format!(
+                "{} of the month's spend belongs to no day: idle PTU hours nobody used, \
+                 and corrections of closed months for late data. It is in the totals, \
+                 not in this chart.",
+                money(gap)
+            )
+        })
+    };
+    let closable = chrono::Utc::now().date_naive() >= month.next()?.first_day();
     let (budgets_period, budgets, burn_down) = budgets(&state).await?;
     let page = Overview {
         chrome: Chrome::new(&user, Section::Finops, format!("FinOps · {month}")),
@@ -207,7 +232,8 @@ async fn overview(
         total: line("Total", None, t),
         models,
         daily: daily_chart(&spend, month),
-        undated: (undated > 0).then(|| money(undated)),
+        undated,
+        closable,
         budgets_period,
         budgets,
         burn_down,
@@ -301,21 +327,28 @@ async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Optio
         .to_vec();
     let spend = daily(&state.store, period, &scopes).await?;
     let days = days_of(period)?;
-    // Tokens and cost per (scope, id) and day.
+    let through = spend
+        .days
+        .iter()
+        .map(|(d, _)| d.as_str())
+        .max()
+        .unwrap_or_default();
+    // Tokens and cost per (scope, id) and day. What belongs to no day still
+    // counts against a budget, as its evaluation counts it: on the newest day,
+    // so each line ends at its budget's "used".
     let mut used: BTreeMap<(usize, &str), DailyUse> = BTreeMap::new();
-    for (day, row) in &spend.days {
+    let dated = spend.days.iter().map(|(d, r)| (d.as_str(), r));
+    for (day, row) in dated.chain(spend.undated.iter().map(|r| (through, r))) {
         for (s, id) in row.group.iter().enumerate() {
             let entry = used
                 .entry((s, id.as_str()))
                 .or_default()
-                .entry(day.as_str())
+                .entry(day)
                 .or_default();
             entry.0 += row.prompt_tokens + row.completion_tokens;
             entry.1 += row.total_pico();
         }
     }
-    let last_day: BTreeSet<&str> = spend.days.iter().map(|(d, _)| d.as_str()).collect();
-    let through = last_day.last().copied().unwrap_or_default();
     let mut series = Vec::new();
     // The budgets nearest their limit: a chart of every budget is unreadable.
     let mut ranked: Vec<_> = statuses.iter().collect();
@@ -493,7 +526,7 @@ async fn close(
     headers: HeaderMap,
     Form(f): Form<CloseForm>,
 ) -> PageResult<Response> {
-    user.check_csrf(&headers, &f.csrf)?;
+    user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Finops)?;
     let month: Month = f
         .month

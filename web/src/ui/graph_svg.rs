@@ -32,7 +32,7 @@ const NAME_CHARS: usize = 24;
 /// background, so no fill colour can make the text unreadable.
 const PALETTE: [&str; 5] = ["#4e79a7", "#59a14f", "#edc948", "#f28e2b", "#d62728"];
 const UNLABELLED: &str = "#9e9e9e";
-const SVG_OPEN: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-labelledby="graph-title" font-family="system-ui, sans-serif" font-size="11""#;
+const SVG_OPEN: &str = r#"<svg xmlns="http://www.w3.org/2000/svg" role="group" aria-labelledby="graph-title" font-family="system-ui, sans-serif" font-size="11""#;
 
 #[derive(Debug, Clone)]
 pub struct DrawNode {
@@ -507,7 +507,7 @@ mod tests {
         );
         assert!(
             d.svg
-                .starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg" role="img""#)
+                .starts_with(r#"<svg xmlns="http://www.w3.org/2000/svg" role="group""#)
         );
         assert!(d.width >= 300 && d.height >= 120);
     }

@@ -31,10 +31,18 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only a path on this site: a login never sends anyone elsewhere.
+/// Only a path on this site: a login never sends anyone elsewhere. Browsers
+/// drop tabs and newlines from a URL (`/\t/evil.example` is `//evil.example`)
+/// and read `\` as `/`, so none of them may appear.
 fn local(next: Option<&str>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .map(str::to_owned)
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && !n
+                .chars()
+                .any(|c| c == '\\' || c.is_whitespace() || c.is_control())
+    })
+    .map(str::to_owned)
 }
 
 async fn form(Query(q): Query<NextQuery>) -> impl IntoResponse {
@@ -59,7 +67,7 @@ async fn login(
 ) -> PageResult<Response> {
     // A login form posted from another site would log the victim in as the
     // attacker's key.
-    if session::cross_origin(&headers) {
+    if session::cross_origin(&state, &headers) {
         return Err(PageError::Csrf);
     }
     let refuse = |status: StatusCode, message: &str| {
@@ -90,6 +98,10 @@ async fn login(
             ),
         );
     };
+    // A new login replaces the session the browser had.
+    if let Some(old) = session::token(&headers) {
+        state.sessions.end(old);
+    }
     let started = state.sessions.start(digest(key))?;
     tracing::info!(key = %who.actor(), "web login");
     let to = local(Some(&f.next)).unwrap_or_else(|| home.href().to_owned());
@@ -116,7 +128,7 @@ async fn logout(
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> PageResult<Response> {
-    user.check_csrf(&headers, &f.csrf)?;
+    user.check_csrf(&state, &headers, &f.csrf)?;
     state.sessions.end(&user.session.token);
     let mut response = Redirect::to("/login").into_response();
     let cookie = session::cookie(None, session::served_over_tls(&state, &headers));
@@ -139,6 +151,8 @@ mod tests {
         assert_eq!(local(Some("//evil.example/")), None);
         assert_eq!(local(Some("https://evil.example/")), None);
         assert_eq!(local(Some("/\\evil.example")), None);
+        assert_eq!(local(Some("/\t/evil.example")), None);
+        assert_eq!(local(Some("/finops\n")), None);
         assert_eq!(local(None), None);
     }
 }

@@ -233,11 +233,15 @@ impl IntoResponse for PageError {
             }
             PageError::Csrf => (
                 None,
-                AppError::Forbidden(
-                    "submit this form: it did not come from this session's page (CSRF check)"
+                crate::error::Answer {
+                    status: axum::http::StatusCode::FORBIDDEN,
+                    error: "csrf",
+                    message: "This form did not come from a page of this session (CSRF \
+                              check). Reload the page and send it again."
                         .into(),
-                )
-                .answer(),
+                    problems: Vec::new(),
+                    retry_after: None,
+                },
             ),
             PageError::Denied(chrome, e) => {
                 let mut chrome = *chrome;

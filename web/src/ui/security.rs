@@ -16,6 +16,7 @@ use tollgate_lineage::{
     Bounds, Direction, FindingKind, LineageGraph, NodeIndex, NodeKind, PathStep, path_text,
 };
 
+use super::chart::{self, Chart, Series, Unit};
 use super::graph_svg::{self, DrawEdge, DrawNode};
 use super::session::WebUser;
 use super::{Chrome, Page, PageResult, Section, count, urlencode};
@@ -44,6 +45,8 @@ pub(crate) struct NodeLine {
     pub kind: &'static str,
     pub label: String,
     pub href: String,
+    /// The graph page focused on it.
+    pub draw: String,
     /// Why it carries its label, as a path from the labelled origin.
     pub why: String,
 }
@@ -68,6 +71,11 @@ fn node_line(graph: &LineageGraph, ix: NodeIndex) -> NodeLine {
             .unwrap_or("unlabelled")
             .to_owned(),
         href: node_href(graph, ix),
+        draw: format!(
+            "/security?focus={}&namespace={}",
+            urlencode(&node.key.name),
+            urlencode(&node.key.namespace)
+        ),
         why: path_text(&explained.path),
     }
 }
@@ -110,7 +118,6 @@ struct GraphPage {
     matches: Vec<NodeLine>,
     focus: Option<NodeLine>,
     focus_name: String,
-    focus_namespace: String,
     depth: u32,
     highlight: String,
     drawing: Option<String>,
@@ -240,9 +247,6 @@ async fn graph_page(
         focus: focus.map(|ix| node_line(&graph, ix)),
         focus_name: focus
             .map(|ix| graph.node(ix).key.name.clone())
-            .unwrap_or_default(),
-        focus_namespace: focus
-            .map(|ix| graph.node(ix).key.namespace.clone())
             .unwrap_or_default(),
         depth,
         highlight: q.highlight.unwrap_or_default(),
@@ -374,7 +378,7 @@ struct NodePage {
     findings: Vec<FindingLine>,
     upstream: Vec<NodeLine>,
     downstream: Vec<NodeLine>,
-    hits: Vec<(String, String, String)>,
+    hits: Option<Chart>,
     graph_href: String,
 }
 
@@ -440,7 +444,7 @@ async fn node_page(
     };
     // DLP hits name the agent whose tools read the data.
     let hits = if node.kind == NodeKind::Agent {
-        tollgate_lineage::hit_counts(
+        let days: Vec<_> = tollgate_lineage::hit_counts(
             &state.store,
             tollgate_lineage::HitGrouping::Agent,
             None,
@@ -449,10 +453,29 @@ async fn node_page(
         .await?
         .into_iter()
         .filter(|h| h.key.as_deref() == Some(node.key.name.as_str()))
-        .map(|h| (h.day, count(h.hits), count(h.blocked)))
-        .collect()
+        .collect();
+        (!days.is_empty()).then(|| {
+            let categories: Vec<String> = days.iter().map(|h| h.day.clone()).collect();
+            let series = [
+                ("blocked", days.iter().map(|h| h.blocked as f64).collect()),
+                (
+                    "allowed",
+                    days.iter().map(|h| (h.hits - h.blocked) as f64).collect(),
+                ),
+            ]
+            .map(|(name, values)| Series {
+                name: name.to_owned(),
+                values,
+            });
+            chart::stacked_bars(
+                &format!("DLP hits of {} per day", node.key.name),
+                &categories,
+                &series,
+                Unit::Count,
+            )
+        })
     } else {
-        Vec::new()
+        None
     };
     let label = |l: &Option<tollgate_lineage::Label>| {
         l.as_ref().map_or("–".to_owned(), |l| l.name.clone())

@@ -19,6 +19,10 @@ use crate::state::AppState;
 use crate::ui::PageError;
 
 pub const COOKIE: &str = "tg_session";
+/// The cookie's name over TLS: `__Host-` makes browsers refuse it unless it
+/// was set by this host, over TLS, for the whole site, so a sibling subdomain
+/// cannot plant one.
+pub const SECURE_COOKIE: &str = "__Host-tg_session";
 /// How long a session lasts from its login.
 pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
@@ -104,7 +108,7 @@ pub fn token(headers: &HeaderMap) -> Option<&str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
+        .find(|(name, _)| *name == SECURE_COOKIE || *name == COOKIE)
         .map(|(_, value)| value.trim())
 }
 
@@ -133,13 +137,17 @@ pub struct SessionRef {
 
 /// The cookie that carries a session (or, with `None`, removes it).
 pub fn cookie(token: Option<&str>, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
+    let (name, secure) = if secure {
+        (SECURE_COOKIE, "; Secure")
+    } else {
+        (COOKIE, "")
+    };
     match token {
         Some(token) => format!(
-            "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            "{name}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
             LIFETIME.as_secs()
         ),
-        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
     }
 }
 
@@ -153,13 +161,21 @@ pub fn served_over_tls(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// A form from another site: its `Origin` names a host other than ours.
-/// Browsers send `Origin` on every POST; a request without one (a script) is
-/// judged by its CSRF token alone.
-pub fn cross_origin(headers: &HeaderMap) -> bool {
+/// A form from another site: its `Origin` is neither the host the request
+/// was sent to nor the server's external URL (a proxy in front may rewrite
+/// `Host`). Browsers send `Origin` on every POST; a request without one (a
+/// script) is judged by its CSRF token alone.
+pub fn cross_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    origin_elsewhere(headers, &state.config.external_url)
+}
+
+fn origin_elsewhere(headers: &HeaderMap, external_url: &str) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
+    if origin == external_url.trim_end_matches('/') {
+        return false;
+    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin_host = origin.split_once("://").map(|(_, rest)| rest);
     origin == "null" || host.is_none() || origin_host != host
@@ -175,8 +191,14 @@ pub struct WebUser {
 impl WebUser {
     /// Refuses a changing form whose CSRF token is not this session's, or
     /// that came from another site.
-    pub fn check_csrf(&self, headers: &HeaderMap, sent: &str) -> Result<(), PageError> {
-        if cross_origin(headers) || !constant_time_eq(sent.as_bytes(), self.session.csrf.as_bytes())
+    pub fn check_csrf(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        sent: &str,
+    ) -> Result<(), PageError> {
+        if cross_origin(state, headers)
+            || !constant_time_eq(sent.as_bytes(), self.session.csrf.as_bytes())
         {
             return Err(PageError::Csrf);
         }
@@ -190,11 +212,17 @@ impl FromRequestParts<AppState> for WebUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
         match principal(state, &parts.headers) {
             Some((who, session)) => Ok(WebUser { who, session }),
+            // Back to the page after the login; a form's target cannot be
+            // returned to with a GET.
             None => Err(PageError::Login {
-                next: parts
-                    .uri
-                    .path_and_query()
-                    .map_or("/".to_owned(), |p| p.as_str().to_owned()),
+                next: if parts.method == axum::http::Method::GET {
+                    parts
+                        .uri
+                        .path_and_query()
+                        .map_or("/".to_owned(), |p| p.as_str().to_owned())
+                } else {
+                    "/".to_owned()
+                },
             }),
         }
     }
@@ -213,6 +241,11 @@ mod tests {
             HeaderValue::from_static("a=1; tg_session=abc ; b=2"),
         );
         assert_eq!(token(&headers), Some("abc"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-tg_session=def"),
+        );
+        assert_eq!(token(&headers), Some("def"));
         headers.insert(header::COOKIE, HeaderValue::from_static("tg_sessionx=1"));
         assert_eq!(token(&headers), None);
     }
@@ -237,26 +270,34 @@ mod tests {
     fn cookies_are_strict_and_secure_over_tls() {
         let c = cookie(Some("t"), true);
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.ends_with("Secure"));
+        assert!(c.starts_with("__Host-tg_session=t; Path=/;"));
         assert!(!cookie(Some("t"), false).contains("Secure"));
         assert!(cookie(None, false).contains("Max-Age=0"));
     }
 
     #[test]
     fn a_form_from_another_site_is_cross_origin() {
+        let ours = "https://tollgate.example.com";
         let mut headers = HeaderMap::new();
-        assert!(!cross_origin(&headers));
+        assert!(!origin_elsewhere(&headers, ours));
         headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("http://127.0.0.1:8080"),
         );
-        assert!(!cross_origin(&headers));
+        assert!(!origin_elsewhere(&headers, ours));
         headers.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.example"),
         );
-        assert!(cross_origin(&headers));
+        assert!(origin_elsewhere(&headers, ours));
         headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(cross_origin(&headers));
+        assert!(origin_elsewhere(&headers, ours));
+        // Behind a proxy that rewrote Host: the external URL is ours.
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://tollgate.example.com"),
+        );
+        assert!(!origin_elsewhere(&headers, ours));
     }
 }

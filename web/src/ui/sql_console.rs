@@ -67,11 +67,12 @@ pub async fn run(
     headers: HeaderMap,
     Form(f): Form<SqlForm>,
 ) -> PageResult<Response> {
-    user.check_csrf(&headers, &f.csrf)?;
+    user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Security)?;
     let mut page = console(&user, f.sql.clone());
     page.ran = true;
-    match crate::routes::sql::run(&state, &f.sql, Some(SHOWN_ROWS)).await {
+    let rows = SHOWN_ROWS.min(state.config.sql_limits.max_rows);
+    match crate::routes::sql::run(&state, &f.sql, Some(rows)).await {
         Ok(answer) => {
             page.columns = answer.columns.iter().map(|c| c.name.clone()).collect();
             page.rows = answer

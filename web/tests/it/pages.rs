@@ -537,12 +537,21 @@ pub async fn sessions_forms_and_roles_are_guarded(store: TestStore) {
         .send()
         .await
         .unwrap();
+    let set = tls.headers()[SET_COOKIE].to_str().unwrap();
     assert!(
-        tls.headers()[SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .ends_with("; Secure")
+        set.starts_with("__Host-tg_session=") && set.ends_with("; Secure"),
+        "{set}"
     );
+    // A form sent after the session ended logs in again to the start page,
+    // not to the form's target.
+    let expired = Browser::new(&app)
+        .post(
+            "/finops/close",
+            &[("csrf", "x"), ("month", "2026-10")],
+            None,
+        )
+        .await;
+    assert_eq!(expired.headers()[LOCATION], "/login?next=%2F");
 
     // Unknown paths: a page for people, JSON for programs.
     let missing = browser.get("/nowhere").await;
