@@ -25,6 +25,9 @@ use crate::state::AppState;
 
 /// Nodes drawn at most on each side of the focus.
 const DRAWN_PER_SIDE: usize = 60;
+/// Agents listed at most as reaching the top label: a large estate has
+/// thousands, and the API (`/api/v1/lineage/reach`) gives them all.
+const AGENTS_LISTED: usize = 100;
 const MAX_DEPTH: u32 = 5;
 
 pub fn router() -> Router<AppState> {
@@ -112,6 +115,7 @@ struct GraphPage {
     edges: String,
     top_label: String,
     top_agents: Vec<NodeLine>,
+    top_agents_total: usize,
     findings: Vec<FindingLine>,
     findings_total: usize,
     q: String,
@@ -147,12 +151,14 @@ async fn graph_page(
     let graph = state.lineage.current();
     let taxonomy = graph.taxonomy();
     let top = taxonomy.top();
-    let mut top_agents: Vec<NodeLine> = graph
-        .at_or_above(top, &[NodeKind::Agent])
-        .into_iter()
-        .map(|ix| node_line(&graph, ix))
+    let mut reaching = graph.at_or_above(top, &[NodeKind::Agent]);
+    reaching.sort_by(|a, b| graph.node(*a).key.cmp(&graph.node(*b).key));
+    let top_agents_total = reaching.len();
+    let top_agents: Vec<NodeLine> = reaching
+        .iter()
+        .take(AGENTS_LISTED)
+        .map(|ix| node_line(&graph, *ix))
         .collect();
-    top_agents.sort_by(|a, b| a.name.cmp(&b.name));
 
     let all_findings = graph.findings(&state.config.lineage_policy);
     let findings = all_findings
@@ -204,10 +210,7 @@ async fn graph_page(
     // picture a security analyst opens the page for.
     let focus = match q.focus.as_deref().filter(|f| !f.is_empty()) {
         Some(name) => Some(graph.resolve(q.namespace.as_deref().filter(|n| !n.is_empty()), name)?),
-        None => graph
-            .at_or_above(top, &[NodeKind::Agent])
-            .into_iter()
-            .min_by(|a, b| graph.node(*a).key.name.cmp(&graph.node(*b).key.name)),
+        None => reaching.first().copied(),
     };
     let (drawing, drawn, truncated) = match focus {
         Some(ix) => {
@@ -240,6 +243,7 @@ async fn graph_page(
         edges: count(graph.edge_count() as i64),
         top_label: taxonomy.name(top).to_owned(),
         top_agents,
+        top_agents_total,
         findings,
         findings_total: all_findings.len(),
         q: search,

@@ -42,6 +42,7 @@ tollgate_store::backend_tests!(
     metrics_pass_promtool_and_count_alerts,
     each_role_logs_in_and_sees_its_pages,
     sessions_forms_and_roles_are_guarded,
+    a_large_graph_is_listed_in_part_and_drawn_around_its_focus,
 );
 
 use alerts::*;

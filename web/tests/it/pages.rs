@@ -564,3 +564,43 @@ pub async fn sessions_forms_and_roles_are_guarded(store: TestStore) {
     assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
     app.stop().await;
 }
+
+/// A graph too large to list or draw whole: the first 100 agents are listed
+/// with the count of all, and only the focused neighbourhood is drawn.
+pub async fn a_large_graph_is_listed_in_part_and_drawn_around_its_focus(store: TestStore) {
+    let mut catalog = String::from(
+        "version: 1\nnodes:\n  - {kind: data_source, namespace: \"big\", name: \"vault\", label: \"Highly Confidential\"}\n",
+    );
+    for i in 0..150 {
+        catalog.push_str(&format!(
+            "  - {{kind: agent, namespace: \"big\", name: \"agent-{i:03}\"}}\n"
+        ));
+    }
+    catalog.push_str("edges:\n");
+    for i in 0..150 {
+        catalog.push_str(&format!(
+            "  - {{kind: reads, from: {{namespace: \"big\", name: \"vault\"}}, to: {{namespace: \"big\", name: \"agent-{i:03}\"}}}}\n"
+        ));
+    }
+    let taxonomy = Taxonomy::default();
+    let import = parse_catalog(&catalog, "big.yaml", &taxonomy).unwrap();
+    save_import(&store.db, &import, &taxonomy, "test", LineageMode::Replace)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(store).await;
+    let mut security = Browser::new(&app);
+    security.login(Security).await;
+    let page = security.page("/security").await;
+    assert!(
+        page.contains("the first 100 of 150"),
+        "the count of all is given"
+    );
+    assert_eq!(page.matches(">draw</a>").count(), 100);
+    // The default focus is the first agent; from the vault, 60 of 150 are drawn.
+    let drawn = security.page("/security?focus=vault&depth=1").await;
+    assert!(
+        drawn.contains("61 nodes drawn; more lie beyond"),
+        "capped per side"
+    );
+    app.stop().await;
+}
