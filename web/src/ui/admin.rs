@@ -1,18 +1,19 @@
 //! The admin page: API keys (create, revoke), the audit log, alert rules, the
 //! price book and the ownership mapping.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 use tollgate_reports::rate::format_pico;
 use tollgate_store::state::{ApiKeyRow, AuditEntry, CostCentre, OwnershipRow, PriceRow};
 
 use super::session::WebUser;
-use super::{Chrome, Page, PageResult, Section};
+use super::{Chrome, Page, PageForm, PageResult, Section};
 use crate::auth::Role;
+use crate::error::AppError;
 use crate::routes::keys::{KeyRequest, create_key, revoke_key};
 use crate::state::AppState;
 
@@ -120,7 +121,7 @@ async fn create(
     user: WebUser,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(f): Form<CreateForm>,
+    PageForm(f): PageForm<CreateForm>,
 ) -> PageResult<Response> {
     user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Admin)?;
@@ -150,12 +151,13 @@ struct CsrfOnly {
 async fn revoke(
     user: WebUser,
     State(state): State<AppState>,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
-    Form(f): Form<CsrfOnly>,
+    PageForm(f): PageForm<CsrfOnly>,
 ) -> PageResult<Response> {
     user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Admin)?;
+    let Path(id) = id.map_err(|e| AppError::BadRequest(e.body_text()))?;
     revoke_key(&state, &user.who, id).await?;
     Ok(Redirect::to("/admin#keys").into_response())
 }

@@ -13,7 +13,7 @@ use crate::xml::escape;
 /// Okabe-Ito (minus black, which reads as an axis) plus three of Paul Tol's colours:
 /// distinguishable under the common colour-vision deficiencies.
 pub const PALETTE: [&str; 10] = [
-    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442", "#332288",
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#117733", "#CC79A7", "#8C6D00", "#332288",
     "#882255", "#999999",
 ];
 

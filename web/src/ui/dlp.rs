@@ -4,14 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use tollgate_lineage::{HitGrouping, hit_counts};
 
 use super::session::WebUser;
-use super::{Chrome, Page, PageResult, Section, count, urlencode};
+use super::{Chrome, Page, PageQuery, PageResult, Section, count, urlencode};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -111,7 +111,7 @@ struct DlpPage {
 pub async fn page(
     user: WebUser,
     State(state): State<AppState>,
-    Query(f): Query<HitFilter>,
+    PageQuery(f): PageQuery<HitFilter>,
 ) -> PageResult<Response> {
     user.require(Section::Security)?;
     let sql = f.sql()?;

@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use tollgate_reports::budget_eval;
@@ -19,7 +19,9 @@ use tollgate_reports::ownership::UNALLOCATED;
 
 use super::chart::{self, Chart, Series, Unit};
 use super::session::WebUser;
-use super::{Chrome, Page, PageResult, Section, count, money, percent, urlencode};
+use super::{
+    Chrome, Page, PageForm, PageQuery, PageResult, Section, count, money, percent, urlencode,
+};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -142,7 +144,7 @@ struct Overview {
 async fn overview(
     user: WebUser,
     State(state): State<AppState>,
-    Query(q): Query<MonthQuery>,
+    PageQuery(q): PageQuery<MonthQuery>,
 ) -> PageResult<Response> {
     user.require(Section::Finops)?;
     let month = chosen_month(&state, q.month.as_deref()).await?;
@@ -415,7 +417,7 @@ struct Drill {
 async fn drill(
     user: WebUser,
     State(state): State<AppState>,
-    Query(q): Query<DrillQuery>,
+    PageQuery(q): PageQuery<DrillQuery>,
 ) -> PageResult<Response> {
     user.require(Section::Finops)?;
     let month = chosen_month(&state, q.month.as_deref()).await?;
@@ -524,7 +526,7 @@ async fn close(
     user: WebUser,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(f): Form<CloseForm>,
+    PageForm(f): PageForm<CloseForm>,
 ) -> PageResult<Response> {
     user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Finops)?;

@@ -1,14 +1,14 @@
 //! Logging in with an API key, and out.
 
-use axum::extract::{Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::session::{self, WebUser};
-use super::{Chrome, Page, PageError, PageResult, Section};
+use super::{Chrome, Page, PageError, PageForm, PageQuery, PageResult, Section};
 use crate::auth::digest;
 use crate::state::AppState;
 
@@ -45,7 +45,7 @@ fn local(next: Option<&str>) -> Option<String> {
     .map(str::to_owned)
 }
 
-async fn form(Query(q): Query<NextQuery>) -> impl IntoResponse {
+async fn form(PageQuery(q): PageQuery<NextQuery>) -> impl IntoResponse {
     Page(LoginPage {
         chrome: Chrome::anonymous("Log in"),
         next: local(q.next.as_deref()).unwrap_or_default(),
@@ -63,7 +63,7 @@ struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(f): Form<LoginForm>,
+    PageForm(f): PageForm<LoginForm>,
 ) -> PageResult<Response> {
     // A login form posted from another site would log the victim in as the
     // attacker's key.
@@ -126,7 +126,7 @@ async fn logout(
     State(state): State<AppState>,
     user: WebUser,
     headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
+    PageForm(f): PageForm<CsrfForm>,
 ) -> PageResult<Response> {
     user.check_csrf(&state, &headers, &f.csrf)?;
     state.sessions.end(&user.session.token);

@@ -214,6 +214,41 @@ impl From<tollgate_lineage::Error> for PageError {
 
 pub type PageResult<T> = Result<T, PageError>;
 
+/// A page's query string; one it cannot read is a 400 page naming the field.
+#[derive(Debug)]
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for PageQuery<T>
+{
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, PageError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| PageQuery(q))
+            .map_err(|e| PageError::App(AppError::BadRequest(e.body_text())))
+    }
+}
+
+/// A submitted form; one it cannot read is a 400 page naming the field.
+#[derive(Debug)]
+pub struct PageForm<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for PageForm<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, PageError> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|axum::Form(f)| PageForm(f))
+            .map_err(|e| PageError::App(AppError::BadRequest(e.body_text())))
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Datelike};
@@ -19,7 +19,7 @@ use tollgate_store::state::AlertEpisode;
 
 use super::chart::{self, Chart, Unit};
 use super::session::WebUser;
-use super::{Chrome, Page, PageResult, Section, count, percent};
+use super::{Chrome, Page, PageQuery, PageResult, Section, count, percent};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -90,7 +90,7 @@ fn hour_text(us: i64) -> String {
 async fn page(
     user: WebUser,
     State(state): State<AppState>,
-    Query(q): Query<OpsQuery>,
+    PageQuery(q): PageQuery<OpsQuery>,
 ) -> PageResult<Response> {
     user.require(Section::Operations)?;
     let db = &state.store.db;

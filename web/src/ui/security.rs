@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
@@ -19,7 +19,7 @@ use tollgate_lineage::{
 use super::chart::{self, Chart, Series, Unit};
 use super::graph_svg::{self, DrawEdge, DrawNode};
 use super::session::WebUser;
-use super::{Chrome, Page, PageResult, Section, count, urlencode};
+use super::{Chrome, Page, PageQuery, PageResult, Section, count, urlencode};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -145,7 +145,7 @@ struct GraphQuery {
 async fn graph_page(
     user: WebUser,
     State(state): State<AppState>,
-    Query(q): Query<GraphQuery>,
+    PageQuery(q): PageQuery<GraphQuery>,
 ) -> PageResult<Response> {
     user.require(Section::Security)?;
     let graph = state.lineage.current();
@@ -417,7 +417,7 @@ fn steps(graph: &LineageGraph, path: &[PathStep]) -> Vec<Step> {
 async fn node_page(
     user: WebUser,
     State(state): State<AppState>,
-    Query(q): Query<NodeQuery>,
+    PageQuery(q): PageQuery<NodeQuery>,
 ) -> PageResult<Response> {
     user.require(Section::Security)?;
     let graph = state.lineage.current();

@@ -1,7 +1,6 @@
 //! The read-only SQL console: one query over the lake, its result as a table.
 //! Queries run with the API's limits (memory, time, rows).
 
-use axum::Form;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -9,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::session::WebUser;
-use super::{Chrome, Page, PageError, PageResult, Section};
+use super::{Chrome, Page, PageError, PageForm, PageResult, Section};
 use crate::state::AppState;
 
 /// Rows shown at most: a page is for reading, the API for bulk.
@@ -65,7 +64,7 @@ pub async fn run(
     user: WebUser,
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(f): Form<SqlForm>,
+    PageForm(f): PageForm<SqlForm>,
 ) -> PageResult<Response> {
     user.check_csrf(&state, &headers, &f.csrf)?;
     user.require(Section::Security)?;

@@ -258,6 +258,14 @@ pub async fn each_role_logs_in_and_sees_its_pages(store: TestStore) {
     let bad_month = finops.get("/finops?month=October").await;
     assert_eq!(bad_month.status(), StatusCode::BAD_REQUEST);
     assert!(bad_month.text().await.unwrap().contains("month:"));
+    // A page asked without what it needs says so, as a page.
+    let incomplete = finops.get("/finops/drill?month=2026-10").await;
+    assert_eq!(incomplete.status(), StatusCode::BAD_REQUEST);
+    let html = incomplete.text().await.unwrap();
+    assert!(
+        html.contains("<!doctype html>") && html.contains("cost_centre"),
+        "{html}"
+    );
 
     let mut operator = Browser::new(&app);
     assert_eq!(operator.login(Operator).await, "/operations");
@@ -514,6 +522,13 @@ pub async fn sessions_forms_and_roles_are_guarded(store: TestStore) {
         .await;
     let html = created.text().await.unwrap();
     assert!(html.contains("night shift</strong> created"), "{html}");
+    let not_an_id = admin
+        .post("/admin/keys/seven/revoke", &[("csrf", &token)], None)
+        .await;
+    assert_eq!(not_an_id.status(), StatusCode::BAD_REQUEST);
+    let no_role = admin.post("/admin/keys", &[("csrf", &token)], None).await;
+    assert_eq!(no_role.status(), StatusCode::BAD_REQUEST);
+    assert!(no_role.text().await.unwrap().contains("role"));
     let bad_role = admin
         .post("/admin/keys", &[("csrf", &token), ("role", "root")], None)
         .await;
