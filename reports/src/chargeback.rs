@@ -417,6 +417,51 @@ pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySp
     })
 }
 
+/// Days of months as last computed, by month and grouping, with the inputs
+/// version they were computed at (as [`ChargebackCache`]): a page showing a
+/// month's days again prices nothing while no batch, import or close came.
+#[derive(Debug, Default)]
+pub struct DailyCache {
+    entries: std::sync::Mutex<HashMap<DailyKey, (i64, Arc<DailySpend>)>>,
+}
+
+/// A month and the dimensions its days are grouped by.
+type DailyKey = (Month, Vec<String>);
+
+/// Months and groupings kept at most; the oldest go first.
+const DAILY_CACHED: usize = 16;
+
+/// [`daily`], reusing what `cache` holds for inputs that have not changed.
+pub async fn daily_cached(
+    store: &Store,
+    cache: &DailyCache,
+    month: Month,
+    by: &[String],
+) -> Result<Arc<DailySpend>> {
+    store.catch_up_rollups().await?;
+    let version = store.db.inputs_version().await?;
+    let key = (month, by.to_vec());
+    let lock = || {
+        cache
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    if let Some((at, spend)) = lock().get(&key)
+        && *at == version
+    {
+        return Ok(spend.clone());
+    }
+    let spend = Arc::new(daily(store, month, by).await?);
+    let mut entries = lock();
+    entries.retain(|_, (at, _)| *at == version);
+    if entries.len() >= DAILY_CACHED {
+        entries.clear();
+    }
+    entries.insert(key, (version, spend.clone()));
+    Ok(spend)
+}
+
 /// [`daily`]'s answer: `(day, row)` in day then group order.
 #[derive(Debug, Clone)]
 pub struct DailySpend {

@@ -89,6 +89,8 @@ pub struct Inner {
     pub sessions: crate::ui::session::Sessions,
     pub views: ViewCache,
     pub chargeback: ChargebackCache,
+    /// Days of months for the FinOps pages, kept while the inputs stay the same.
+    pub daily: tollgate_reports::chargeback::DailyCache,
     pub lineage: crate::lineage::LineageCache,
     pub metrics: crate::metrics::Metrics,
     pub ingest_slots: Semaphore,
@@ -130,6 +132,7 @@ impl AppState {
             sessions: Default::default(),
             views: ViewCache::default(),
             chargeback: ChargebackCache::default(),
+            daily: Default::default(),
             metrics: crate::metrics::Metrics::default(),
             evaluating: Mutex::new(()),
             evaluate_now: Notify::new(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tollgate_ingest::{IngestOptions, NoProgress, ingest_file};
 use tollgate_reports::chargeback::{
-    ChargebackCache, ChargebackRow, chargeback, chargeback_cached, daily,
+    ChargebackCache, ChargebackRow, DailyCache, chargeback, chargeback_cached, daily, daily_cached,
 };
 use tollgate_reports::month::Month;
 use tollgate_reports::{capacity, ownership, price_book};
@@ -203,6 +203,17 @@ async fn daily_spend_adds_up_to_the_month(store: &TestStore, total: i128) {
     assert_eq!(on("2026-10-10", "cc-a"), 2_800_000_000);
     assert_eq!(on("2026-10-20", "cc-a"), 3_500_000_000);
     assert_eq!(on("2026-09-30", "cc-a"), 0);
+    // Kept while the inputs stay the same; computed again once they move.
+    let cache = DailyCache::default();
+    let first = daily_cached(store, &cache, october(), &by).await.unwrap();
+    let again = daily_cached(store, &cache, october(), &by).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    let version = store.db.inputs_version().await.unwrap();
+    load_reference(store).await;
+    assert!(store.db.inputs_version().await.unwrap() > version);
+    let fresh = daily_cached(store, &cache, october(), &by).await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&first, &fresh));
+    assert_eq!(fresh.days.len(), first.days.len());
     let err = daily(store, october(), &["colour".to_owned()])
         .await
         .unwrap_err();

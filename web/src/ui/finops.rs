@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use tollgate_reports::budget_eval;
-use tollgate_reports::chargeback::{ChargebackRow, DailySpend, chargeback_cached, daily};
+use tollgate_reports::chargeback::{ChargebackRow, DailySpend, chargeback_cached, daily_cached};
 use tollgate_reports::month::Month;
 use tollgate_reports::ownership::UNALLOCATED;
 
@@ -151,7 +151,7 @@ async fn overview(
     let (store, cache) = (&state.store, &state.chargeback);
     let by_cc = chargeback_cached(store, cache, month, &["cost_centre".to_owned()]).await?;
     let by_model = chargeback_cached(store, cache, month, &["model".to_owned()]).await?;
-    let spend = daily(store, month, &["model".to_owned()]).await?;
+    let spend = daily_cached(store, &state.daily, month, &["model".to_owned()]).await?;
     let t = &by_cc.total;
     let unallocated: i128 = by_cc
         .rows
@@ -327,7 +327,7 @@ async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Optio
     let scopes: Vec<String> = ["cost_centre", "subscription", "product", "agent"]
         .map(str::to_owned)
         .to_vec();
-    let spend = daily(&state.store, period, &scopes).await?;
+    let spend = daily_cached(&state.store, &state.daily, period, &scopes).await?;
     let days = days_of(period)?;
     let through = spend
         .days
@@ -479,7 +479,7 @@ async fn drill(
     let mut total = ChargebackRow::default();
     let mut rows = Vec::new();
     if level == "Day" {
-        let spend = daily(&state.store, month, &by).await?;
+        let spend = daily_cached(&state.store, &state.daily, month, &by).await?;
         for (day, row) in spend.days.iter().filter(|(_, r)| r.group == filter) {
             tollgate_reports::chargeback::add(&mut total, row);
             rows.push(line(day, None, row));
