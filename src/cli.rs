@@ -147,7 +147,7 @@ pub enum Command {
     /// lineage catalog, ingests the traffic, evaluates everything, creates one
     /// key per role (admin, finops, operator, security), prints them with the
     /// URL, and serves the web pages and the API. Running it again on the same
-    /// data dir ingests only what is new and makes new keys.
+    /// data dir ingests only what is new and replaces the demo keys.
     Demo(DemoArgs),
 
     /// API keys: who may call the server, in which role.

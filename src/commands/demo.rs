@@ -2,7 +2,8 @@
 //! fictional organisation's previous month and its current month up to now
 //! (a month to close, live budgets and alerts), loads the reference data and
 //! the lineage catalog, ingests the traffic, evaluates budgets and alerts,
-//! creates one key per role, prints them with the URL, and serves.
+//! creates one key per role (revoking an earlier run's), prints them with the
+//! URL, and serves.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -78,6 +79,15 @@ pub async fn run(store: Store, config: &Config, args: DemoArgs) -> Result<ExitCo
     server::evaluate_alerts(&store, config, true).await?;
 
     step(5, "creating one key per role");
+    // An earlier run's demo keys stop working: only the keys printed now do.
+    for old in store.db.api_keys().await? {
+        if old.revoked_at.is_none() && ROLES.iter().any(|r| old.name == format!("demo-{r}")) {
+            store
+                .db
+                .revoke_api_key(old.id, &server::cli_actor())
+                .await?;
+        }
+    }
     let mut keys = Vec::new();
     for role in ROLES {
         let request = tollgate_web::KeyRequest {

@@ -741,4 +741,12 @@ async fn the_demo_prepares_two_months_and_a_key_per_role(store: TestStore) {
         "{}",
         stderr(&out)
     );
+    // The first run's keys were replaced by the second's.
+    let out = tollgate(&store, &["keys", "list", "--format", "csv"], &[]);
+    let listing = stdout(&out);
+    let live: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.contains(",demo-") && l.ends_with(','))
+        .collect();
+    assert_eq!(live.len(), 4, "{listing}");
 }
