@@ -102,7 +102,8 @@ async fn render(
 
 async fn page(user: WebUser, State(state): State<AppState>) -> PageResult<Response> {
     user.require(Section::Admin)?;
-    render(&user, &state, None).await
+    let created = state.sessions.take_flash(&user.session.token);
+    render(&user, &state, created).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,7 +140,12 @@ async fn create(
     };
     let created = create_key(&state.store.db, &request, &user.who.actor()).await?;
     state.keys.refresh(&state.store.db, false).await?;
-    render(&user, &state, Some((created.key.name, created.secret))).await
+    // The secret goes to the next page through the session, not the URL: a
+    // reload of that page shows the keys, it does not make another.
+    state
+        .sessions
+        .set_flash(&user.session.token, (created.key.name, created.secret));
+    Ok(Redirect::to("/admin#keys").into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -31,6 +31,8 @@ struct Entry {
     key_digest: [u8; 32],
     csrf: String,
     expires: Instant,
+    /// A message for the next page only (a new key's secret, shown once).
+    flash: Option<(String, String)>,
 }
 
 /// Live sessions by the SHA-256 of their token.
@@ -68,6 +70,7 @@ impl Sessions {
                 key_digest,
                 csrf: started.csrf.clone(),
                 expires: now + LIFETIME,
+                flash: None,
             },
         );
         Ok(started)
@@ -84,6 +87,20 @@ impl Sessions {
             }
             None => None,
         }
+    }
+
+    /// Keeps `flash` for the session's next page.
+    pub fn set_flash(&self, token: &str, flash: (String, String)) {
+        if let Some(entry) = self.lock().get_mut(&digest(token)) {
+            entry.flash = Some(flash);
+        }
+    }
+
+    /// The flash kept for this page, taken: it is shown once.
+    pub fn take_flash(&self, token: &str) -> Option<(String, String)> {
+        self.lock()
+            .get_mut(&digest(token))
+            .and_then(|entry| entry.flash.take())
     }
 
     pub fn end(&self, token: &str) {
@@ -256,6 +273,9 @@ mod tests {
         let started = sessions.start([7; 32]).unwrap();
         assert_eq!(sessions.find(&started.token).unwrap().key_digest, [7; 32]);
         assert!(sessions.find("forged").is_none());
+        sessions.set_flash(&started.token, ("k".into(), "secret".into()));
+        assert_eq!(sessions.take_flash(&started.token).unwrap().1, "secret");
+        assert!(sessions.take_flash(&started.token).is_none(), "shown once");
         sessions.end(&started.token);
         assert!(sessions.find(&started.token).is_none());
         let old = sessions.start([8; 32]).unwrap();

@@ -60,6 +60,15 @@ async fn fixture(store: &TestStore) {
     save_import(db, &import, &taxonomy, "test", LineageMode::Replace)
         .await
         .unwrap();
+    // Judged before the server starts, so its own first evaluation finds
+    // nothing new and every page shows the same episodes.
+    tollgate_reports::alerts::install_rules(store, &[])
+        .await
+        .unwrap();
+    let options = tollgate_reports::alerts::AlertOptions::default();
+    tollgate_reports::alerts::evaluate_live(store, &options, false)
+        .await
+        .unwrap();
 }
 
 /// A browser's view of the server: no redirects followed, the session cookie
@@ -424,6 +433,13 @@ pub async fn sessions_forms_and_roles_are_guarded(store: TestStore) {
     }
     let page = browser.page("/security").await;
     assert!(!page.contains("href=\"/finops\"") && !page.contains("href=\"/admin\""));
+    assert!(
+        page.contains("Search for a node"),
+        "an empty graph has nothing to draw"
+    );
+    for path in ["/security/dlp", "/security/sql"] {
+        browser.page(path).await;
+    }
     // The session reads the API (export links), but changes nothing through it.
     let read = browser.get("/api/v1/lineage/findings").await;
     assert_eq!(read.status(), StatusCode::OK);
@@ -431,6 +447,11 @@ pub async fn sessions_forms_and_roles_are_guarded(store: TestStore) {
         .post("/api/v1/keys", &[("role", "admin")], None)
         .await;
     assert_eq!(write.status(), StatusCode::UNAUTHORIZED);
+
+    // With no data yet, the operations page draws empty charts.
+    let mut operator = Browser::new(&app);
+    operator.login(Operator).await;
+    assert!(operator.page("/operations").await.contains("No data"));
 
     // FinOps: a forged close and one from another site are refused; the real one works.
     let mut finops = Browser::new(&app);
@@ -520,8 +541,14 @@ pub async fn sessions_forms_and_roles_are_guarded(store: TestStore) {
             None,
         )
         .await;
-    let html = created.text().await.unwrap();
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let html = admin.page("/admin").await;
     assert!(html.contains("night shift</strong> created"), "{html}");
+    let again = admin.page("/admin").await;
+    assert!(
+        !again.contains("night shift</strong> created"),
+        "the secret is shown once"
+    );
     let not_an_id = admin
         .post("/admin/keys/seven/revoke", &[("csrf", &token)], None)
         .await;
