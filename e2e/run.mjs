@@ -150,6 +150,10 @@ try {
     check("the 429 chart draws the three sources", () => assert.ok(lines >= 3, `${lines} lines`));
     const latencyLines = await page.getByTestId("latency").locator("polyline").count();
     check("p95 latency is drawn per backend", () => assert.ok(latencyLines >= 3, `${latencyLines}`));
+    const firingNow = await api("operator", "/api/v1/alerts/episodes?state=firing");
+    const firingShown = await page.getByTestId("stat-firing").locator(".value").textContent();
+    check(`the alerts firing now are counted (${firingNow.length})`, () =>
+      assert.equal(Number(firingShown), firingNow.length));
     const episodeText = await page.getByTestId("episodes").textContent();
     check("the alert history lists the saturation", () => assert.match(episodeText, /backend-429-rate/));
     const sla = await api("operator", `/api/v1/reports/sla?month=${MONTH}&by=backend`);

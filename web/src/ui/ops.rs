@@ -187,7 +187,11 @@ async fn page(
         .collect();
     // Firing first, then newest first.
     lines.sort_by_key(|l| (l.state != "firing", std::cmp::Reverse(l.active_at.clone())));
-    let firing = lines.iter().filter(|l| l.state == "firing").count();
+    // Firing now, whichever month is shown: what an operator opens the page for.
+    let firing = db
+        .alert_episodes(Some("firing"), None, i64::MIN, i64::MAX, 10_000)
+        .await?
+        .len();
 
     let budgets: HashMap<i64, String> = db
         .budgets()
