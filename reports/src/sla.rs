@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 use tollgate_store::Store;
+use tollgate_store::state::{AlertEpisode, RollupRow};
 
 use crate::alerts::rule::{Condition, SloSpec};
 use crate::alerts::series::{Labels, Projection, STEP_US, Series, dimension_problems};
@@ -90,8 +91,19 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
     let from = crate::fine::micros(month.first_day());
     let to = crate::fine::micros(month.next()?.first_day());
     let rows = store.db.rollups(from, to).await?;
-    let series = Series::project(
-        &rows,
+    let episodes = store
+        .db
+        .alert_episodes(None, None, from, to, 10_000)
+        .await?;
+    report(month, by, slo, &project(&rows, by, slo), &episodes)
+}
+
+/// The month's rollups as an SLA report reads them: grouped by `by`, with
+/// latency sketches and the requests slower than the SLO's bound (a page
+/// that also draws latencies reuses it).
+pub fn project(rows: &[RollupRow], by: &[String], slo: &SloSpec) -> Series {
+    Series::project(
+        rows,
         &Projection {
             scope: &Default::default(),
             group_by: by,
@@ -99,7 +111,20 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
             slow_above_ms: slo.latency_ms,
             ptu_backends: &Default::default(),
         },
-    );
+    )
+}
+
+/// The SLA report of `month` from its series ([`project`], `by` checked) and
+/// its alert episodes.
+pub fn report(
+    month: Month,
+    by: &[String],
+    slo: &SloSpec,
+    series: &Series,
+    episodes: &[AlertEpisode],
+) -> Result<SlaReport> {
+    let from = crate::fine::micros(month.first_day());
+    let to = crate::fine::micros(month.next()?.first_day());
     let allowed = 1.0 - slo.objective;
     let group = |labels: &Labels| -> Vec<String> {
         by.iter()
@@ -142,10 +167,6 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
     out.sort_by(|a, b| a.group.cmp(&b.group));
 
     let mut incidents = Vec::new();
-    let episodes = store
-        .db
-        .alert_episodes(None, None, from, to, 10_000)
-        .await?;
     for e in episodes.iter().filter(|e| e.fired_at.is_some()) {
         let labels: Labels = serde_json::from_str(&e.labels).unwrap_or_default();
         if by.iter().any(|d| !labels.contains_key(d)) {

@@ -14,7 +14,7 @@ use tollgate_reports::alerts::rule::Condition;
 use tollgate_reports::alerts::series::{self, Projection, Series};
 use tollgate_reports::alerts::{self};
 use tollgate_reports::month::Month;
-use tollgate_reports::sla::{sla, slo_of};
+use tollgate_reports::sla::{self, slo_of};
 use tollgate_store::state::AlertEpisode;
 
 use super::chart::{self, Chart, Unit};
@@ -115,13 +115,17 @@ async fn page(
     let hours: Vec<i64> = (from..to).step_by(HOUR_US as usize).collect();
     let labels: Vec<String> = hours.iter().map(|h| hour_text(*h)).collect();
 
+    // One read of the month serves the charts and the SLA report.
+    state.store.catch_up_rollups().await?;
     let rows = db.rollups(from, to).await?;
+    let episodes = db.alert_episodes(None, None, from, next, 10_000).await?;
+    let rules = alerts::load_rules(&state.store).await?;
+    let slo_spec = slo_of(&rules);
     let ptu = series::ptu_backends(&db.backends().await?);
-    let scope = BTreeMap::new();
     let whole = Series::project(
         &rows,
         &Projection {
-            scope: &scope,
+            scope: &BTreeMap::new(),
             group_by: &[],
             sketches: false,
             slow_above_ms: None,
@@ -129,23 +133,10 @@ async fn page(
         },
     );
     let by_backend = ["backend".to_owned()];
-    let backends = Series::project(
-        &rows,
-        &Projection {
-            scope: &scope,
-            group_by: &by_backend,
-            sketches: true,
-            slow_above_ms: None,
-            ptu_backends: &ptu,
-        },
-    );
-    let rules = alerts::load_rules(&state.store).await?;
-    let episodes = db.alert_episodes(None, None, from, to, 300).await?;
+    let backends = sla::project(&rows, &by_backend, &slo_spec);
     let throttling = throttling_chart(&whole, &hours, &labels, &rules, &episodes, month);
     let latency = latency_chart(&backends, &hours, &labels, month);
-
-    let slo_spec = slo_of(&rules);
-    let report = sla(&state.store, month, &by_backend, &slo_spec).await?;
+    let report = sla::report(month, &by_backend, &slo_spec, &backends, &episodes)?;
     let slo = report
         .rows
         .iter()
