@@ -109,17 +109,23 @@ pub struct GeneratedKey {
 
 /// Makes a key from the operating system's random source.
 pub fn generate_key() -> Result<GeneratedKey, AppError> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AppError::Internal("no randomness for a new key".into()))?;
-    let secret = format!("tg_{}", hex::encode(bytes));
+    let secret = format!("tg_{}", random_hex("a new key")?);
     Ok(GeneratedKey {
         prefix: secret[..11].to_owned(),
         sha256: hash_key(&secret),
         secret,
     })
+}
+
+/// 32 random bytes from the operating system, as hex: key secrets, session
+/// and CSRF tokens.
+pub(crate) fn random_hex(what: &str) -> Result<String, AppError> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| AppError::Internal(format!("no randomness for {what}")))?;
+    Ok(hex::encode(bytes))
 }
 
 pub fn hash_key(secret: &str) -> String {

@@ -14,7 +14,7 @@ use super::burn::{self, WINDOWS};
 use super::engine::{self, Episode, Observation};
 use super::payload;
 use super::rule::{Condition, Rule, RuleSpec};
-use super::series::{Labels, Measures, Projection, STEP_US, Series};
+use super::series::{Labels, MINUTE_DIMENSIONS, Measures, Projection, STEP_US, Series};
 use crate::Result;
 
 const WEEK_US: i64 = 7 * 24 * STEP_US;
@@ -308,14 +308,6 @@ fn run_rule(
     );
     let windows = Windows::new(&series, rule.window_us);
     // Short burn windows read the minute tier where it has the rule's dimensions.
-    let minute_dims = [
-        "subscription",
-        "product",
-        "gateway",
-        "backend",
-        "deployment",
-        "region",
-    ];
     let minute_series = (slo.is_some()
         && !minutes.is_empty()
         && rule
@@ -323,7 +315,7 @@ fn run_rule(
             .group_by
             .iter()
             .chain(rule.spec.scope.keys())
-            .all(|d| minute_dims.contains(&d.as_str())))
+            .all(|d| MINUTE_DIMENSIONS.contains(&d.as_str())))
     .then(|| {
         Series::project(
             minutes,

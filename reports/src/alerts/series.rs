@@ -23,6 +23,15 @@ pub const DIMENSIONS: [&str; 9] = [
     "model",
     "region",
 ];
+/// The dimensions the minute tier keeps (`tollgate_store::rollup`).
+pub const MINUTE_DIMENSIONS: [&str; 6] = [
+    "subscription",
+    "product",
+    "gateway",
+    "backend",
+    "deployment",
+    "region",
+];
 pub const COUNTS: [&str; 11] = [
     "requests",
     "throttled",

@@ -293,14 +293,7 @@ async fn series(
             )));
         }
     };
-    let kept = [
-        "subscription",
-        "product",
-        "gateway",
-        "backend",
-        "deployment",
-        "region",
-    ];
+    let kept = series::MINUTE_DIMENSIONS;
     if minutely && let Some(d) = by.iter().find(|d| !kept.contains(&d.as_str())) {
         return Err(AppError::BadRequest(format!(
             "by: the minute tier does not keep {d:?} (only {})",

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use tollgate_lineage::{
-    Bounds, Direction, FindingKind, LineageGraph, NodeIndex, NodeKind, PathStep, path_text,
+    Bounds, Direction, FindingKind, LineageGraph, NodeIndex, NodeKey, NodeKind, PathStep, path_text,
 };
 
 use super::chart::{self, Chart, Series, Unit};
@@ -54,12 +54,22 @@ pub(crate) struct NodeLine {
     pub why: String,
 }
 
-pub(crate) fn node_href(graph: &LineageGraph, ix: NodeIndex) -> String {
-    let key = &graph.node(ix).key;
+/// A node's page.
+fn node_href(key: &NodeKey) -> String {
     format!(
         "/security/node?namespace={}&name={}",
         urlencode(&key.namespace),
         urlencode(&key.name)
+    )
+}
+
+/// The graph page focused on a node (callers may add `&depth=` or
+/// `&highlight=`).
+fn draw_href(key: &NodeKey) -> String {
+    format!(
+        "/security?focus={}&namespace={}",
+        urlencode(&key.name),
+        urlencode(&key.namespace)
     )
 }
 
@@ -73,12 +83,8 @@ fn node_line(graph: &LineageGraph, ix: NodeIndex) -> NodeLine {
             .label_name(graph.effective(ix))
             .unwrap_or("unlabelled")
             .to_owned(),
-        href: node_href(graph, ix),
-        draw: format!(
-            "/security?focus={}&namespace={}",
-            urlencode(&node.key.name),
-            urlencode(&node.key.namespace)
-        ),
+        href: node_href(&node.key),
+        draw: draw_href(&node.key),
         why: path_text(&explained.path),
     }
 }
@@ -121,7 +127,6 @@ struct GraphPage {
     q: String,
     matches: Vec<NodeLine>,
     focus: Option<NodeLine>,
-    focus_name: String,
     depth: u32,
     highlight: String,
     drawing: Option<String>,
@@ -167,11 +172,7 @@ async fn graph_page(
         .map(|f| FindingLine {
             kind: finding_kind(f.kind),
             node: f.node.name.clone(),
-            href: format!(
-                "/security/node?namespace={}&name={}",
-                urlencode(&f.node.namespace),
-                urlencode(&f.node.name)
-            ),
+            href: node_href(&NodeKey::new(&f.node.namespace, &f.node.name)),
             detail: f.detail.clone(),
             path: path_text(&f.path),
         })
@@ -249,9 +250,6 @@ async fn graph_page(
         q: search,
         matches,
         focus: focus.map(|ix| node_line(&graph, ix)),
-        focus_name: focus
-            .map(|ix| graph.node(ix).key.name.clone())
-            .unwrap_or_default(),
         depth,
         highlight: q.highlight.unwrap_or_default(),
         drawing,
@@ -317,11 +315,7 @@ fn neighbourhood(
                 layer: layer[ix],
                 focus: *ix == focus,
                 highlighted: lit.get(ix).copied().unwrap_or(false),
-                href: format!(
-                    "/security?focus={}&namespace={}&depth={depth}",
-                    urlencode(&node.key.name),
-                    urlencode(&node.key.namespace)
-                ),
+                href: format!("{}&depth={depth}", draw_href(&node.key)),
             }
         })
         .collect();
@@ -390,7 +384,7 @@ fn steps(graph: &LineageGraph, path: &[PathStep]) -> Vec<Step> {
     path.iter()
         .map(|s| {
             let href = match graph.resolve(Some(&s.node.namespace), &s.node.name) {
-                Ok(ix) => node_href(graph, ix),
+                Ok(ix) => node_href(&graph.node(ix).key),
                 Err(_) => String::new(),
             };
             Step {
@@ -503,11 +497,7 @@ async fn node_page(
         upstream: neighbours(false),
         downstream: neighbours(true),
         hits,
-        graph_href: format!(
-            "/security?focus={}&namespace={}",
-            urlencode(&node.key.name),
-            urlencode(&node.key.namespace)
-        ),
+        graph_href: draw_href(&node.key),
     };
     Ok(Page(page).into_response())
 }

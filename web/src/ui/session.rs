@@ -13,7 +13,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
-use crate::auth::{Principal, constant_time_eq, digest};
+use crate::auth::{Principal, constant_time_eq, digest, random_hex};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::ui::PageError;
@@ -56,8 +56,8 @@ impl Sessions {
     /// Opens a session for the key with this digest.
     pub fn start(&self, key_digest: [u8; 32]) -> Result<Started, AppError> {
         let started = Started {
-            token: random_hex()?,
-            csrf: random_hex()?,
+            token: random_hex("a session")?,
+            csrf: random_hex("a session")?,
         };
         let now = Instant::now();
         let mut map = self.lock();
@@ -106,15 +106,6 @@ impl Sessions {
     pub fn end(&self, token: &str) {
         self.lock().remove(&digest(token));
     }
-}
-
-fn random_hex() -> Result<String, AppError> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 32];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| AppError::Internal("no randomness for a session".into()))?;
-    Ok(hex::encode(bytes))
 }
 
 /// The session token the request's cookie carries.
