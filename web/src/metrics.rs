@@ -20,17 +20,49 @@ use std::sync::atomic::AtomicU64;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 
+/// A label value as the text format requires it: backslash, double quote and
+/// line feed escaped (prometheus-client writes values as they are, so a budget
+/// named `x"} 1\nfake 42` would forge a series). Every label a user or a
+/// gateway can name goes through it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct LabelValue(String);
+
+impl LabelValue {
+    fn of(text: &str) -> LabelValue {
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+        LabelValue(out)
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for LabelValue {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> std::result::Result<(), std::fmt::Error> {
+        use std::fmt::Write;
+        encoder.write_str(&self.0)
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: LabelValue,
+    route: LabelValue,
     status: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    method: String,
-    route: String,
+    method: LabelValue,
+    route: LabelValue,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,18 +72,18 @@ struct OutcomeLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BudgetLabels {
-    budget: String,
+    budget: LabelValue,
     state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BudgetName {
-    budget: String,
+    budget: LabelValue,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RuleLabels {
-    rule: String,
+    rule: LabelValue,
     state: String,
 }
 
@@ -149,11 +181,16 @@ impl Metrics {
 /// which would make a series per id).
 pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // Extension methods are any token a client likes: one label for them all,
+    // or each would make its own series.
+    let method = LabelValue::of(match request.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "PATCH" | "OPTIONS") => m,
+        _ => "other",
+    });
+    let route = request.extensions().get::<MatchedPath>().map_or_else(
+        || LabelValue::of("unmatched"),
+        |p| LabelValue::of(p.as_str()),
+    );
     let response = next.run(request).await;
     let metrics = &state.metrics;
     metrics
@@ -194,7 +231,7 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
             metrics
                 .budget_state
                 .get_or_create(&BudgetLabels {
-                    budget: budget.budget.name.clone(),
+                    budget: LabelValue::of(&budget.budget.name),
                     state: name.into(),
                 })
                 .set(i64::from(current.state == name));
@@ -203,7 +240,7 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
         metrics
             .budget_used
             .get_or_create(&BudgetName {
-                budget: budget.budget.name.clone(),
+                budget: LabelValue::of(&budget.budget.name),
             })
             .set(used);
     }
@@ -218,7 +255,7 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
             metrics
                 .alerts
                 .get_or_create(&RuleLabels {
-                    rule: rule.name.clone(),
+                    rule: LabelValue::of(&rule.name),
                     state: state.into(),
                 })
                 .set(n);
@@ -269,6 +306,32 @@ fn prometheus_text(openmetrics: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_cannot_forge_a_series() {
+        let metrics = Metrics::default();
+        let name = "inj\"} 1\nfake_metric{a=\"b\"} 42\n# x\\";
+        metrics
+            .budget_used
+            .get_or_create(&BudgetName {
+                budget: LabelValue::of(name),
+            })
+            .set(0.5);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
+        let text = prometheus_text(&text);
+        assert!(
+            text.lines()
+                .all(|l| !l.starts_with("fake_metric") && !l.starts_with("# x")),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tollgate_budget_used_ratio{budget="inj\"} 1\nfake_metric{a=\"b\"} 42\n# x\\"} 0.5"#),
+            "{text}"
+        );
+    }
+
     #[test]
     fn counters_are_named_by_their_total_series() {
         let text = "# HELP a_requests Requests.\n# TYPE a_requests counter\n\
