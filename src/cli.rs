@@ -47,6 +47,12 @@ pub struct GlobalArgs {
     /// Configuration file [default: ./tollgate.toml when it exists]
     #[arg(long, env = "TOLLGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Act as if the wall clock said T (RFC 3339): budgets follow T's calendar
+    /// month and ingest refuses data dated after T plus the allowed skew. For
+    /// demos, replays and tests; leave it out in production [default: the system clock]
+    #[arg(long, global = true, env = "TOLLGATE_NOW", value_name = "T", value_parser = parse_time)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -407,9 +413,6 @@ pub struct DemoArgs {
     /// Gateway requests in a whole month; the current month gets its share up to now.
     #[arg(long, default_value_t = 100_000)]
     pub requests: u64,
-    /// Generate as if it were this time (RFC 3339) [default: now]
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<chrono::DateTime<chrono::Utc>>,
     /// The same seed gives the same organisation and traffic.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
@@ -509,6 +512,13 @@ pub enum AlertsCommand {
 }
 
 /// An instant as RFC 3339 or a UTC date, in microseconds.
+/// An RFC 3339 time, or a day (its midnight, UTC).
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    parse_instant(s).and_then(|us| {
+        chrono::DateTime::from_timestamp_micros(us).ok_or_else(|| format!("{s:?}: out of range"))
+    })
+}
+
 fn parse_instant(s: &str) -> Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_micros());

@@ -201,6 +201,7 @@ async fn ingest(
     let options = IngestOptions {
         format: format.parse::<Format>()?,
         dimensions: config.dimensions.clone(),
+        limits: config.limits.clone(),
         ..IngestOptions::default()
     };
     let jobs = jobs
@@ -393,10 +394,17 @@ async fn batches(store: &Store, limit: i64, format: OutputFormat) -> Result<Exit
 }
 
 async fn quarantine(store: &Store, batch_id: i64, format: OutputFormat) -> Result<ExitCode> {
-    if store.db.batch(batch_id).await?.is_none() {
+    let Some(batch) = store.db.batch(batch_id).await? else {
         anyhow::bail!("no batch {batch_id}; `tollgate batches` lists them");
-    }
+    };
     let rows = store.db.quarantined_lines(batch_id).await?;
+    if (rows.len() as i64) < batch.rows_quarantined {
+        eprintln!(
+            "batch {batch_id} quarantined {} records; the first {} are kept with their reasons",
+            batch.rows_quarantined,
+            rows.len()
+        );
+    }
     let raw: Vec<String> = rows
         .iter()
         .map(|q| String::from_utf8_lossy(&q.raw_line).into_owned())

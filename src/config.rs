@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use tollgate_ingest::{DimensionSources, Dimensions};
-use tollgate_store::{DatabaseUrl, StoreConfig};
+use tollgate_store::{Clock, DatabaseUrl, StoreConfig, TimeWindow};
 
 use crate::cli::GlobalArgs;
 
@@ -81,12 +81,110 @@ struct IngestFileConfig {
     /// `[ingest.dimensions]`: where agent, user, tool and priority come from.
     #[serde(default)]
     dimensions: DimensionSources,
+    /// `[ingest.limits]`: what a record, a file and a batch may hold.
+    #[serde(default)]
+    limits: LimitsSection,
+}
+
+/// `[ingest.limits]` of tollgate.toml (docs/security.md); each key left out
+/// keeps its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    /// The earliest day a record may be dated (default 2000-01-01), as a TOML
+    /// date or a string.
+    earliest: Option<DateValue>,
+    /// How far past the wall clock a record may be dated (default 24).
+    future_skew_hours: Option<u32>,
+    /// Each token count of one request (default 1,000,000,000).
+    max_tokens_per_request: Option<i64>,
+    /// Ids and dimension values (default 4096).
+    max_id_bytes: Option<usize>,
+    /// Free text such as an error reason (default 65536).
+    max_text_bytes: Option<usize>,
+    /// One line, array element or CSV row (default 16).
+    max_record_mib: Option<u64>,
+    /// A JSON document read whole (default 32).
+    max_document_mib: Option<u64>,
+    /// A file after decompression (default 65536, 64 GiB).
+    max_content_mib: Option<u64>,
+    /// Quarantined records kept with their reasons per batch (default 1000).
+    max_quarantine_rows: Option<usize>,
+}
+
+/// `2020-01-01` or `"2020-01-01"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DateValue {
+    Toml(toml::value::Datetime),
+    Text(String),
+}
+
+impl DateValue {
+    fn day(&self) -> Result<chrono::NaiveDate> {
+        let text = match self {
+            DateValue::Toml(d) => d.to_string(),
+            DateValue::Text(t) => t.clone(),
+        };
+        chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+            anyhow::anyhow!(
+                "configuration [ingest.limits] earliest: {text:?} is not a YYYY-MM-DD day"
+            )
+        })
+    }
+}
+
+impl LimitsSection {
+    fn apply(&self) -> Result<(tollgate_ingest::Limits, TimeWindow)> {
+        let mut limits = tollgate_ingest::Limits::default();
+        let mut window = TimeWindow::default();
+        if let Some(day) = &self.earliest {
+            window.earliest = day.day()?.and_time(chrono::NaiveTime::MIN).and_utc();
+        }
+        if let Some(hours) = self.future_skew_hours {
+            window.future_skew = chrono::Duration::hours(i64::from(hours));
+        }
+        let positive = |name: &str, v: u64| {
+            if v == 0 {
+                anyhow::bail!("configuration [ingest.limits] {name}: must be at least 1");
+            }
+            Ok(v)
+        };
+        if let Some(v) = self.max_tokens_per_request {
+            limits.max_tokens = positive("max_tokens_per_request", v.max(0) as u64)? as i64;
+        }
+        if let Some(v) = self.max_id_bytes {
+            limits.max_id_bytes = positive("max_id_bytes", v as u64)? as usize;
+        }
+        if let Some(v) = self.max_text_bytes {
+            limits.max_text_bytes = positive("max_text_bytes", v as u64)? as usize;
+        }
+        let mib = |name: &str, v: u64| -> Result<u64> {
+            positive(name, v)?
+                .checked_mul(tollgate_ingest::limits::MIB)
+                .ok_or_else(|| anyhow::anyhow!("configuration [ingest.limits] {name}: too large"))
+        };
+        if let Some(v) = self.max_record_mib {
+            limits.max_record_bytes = mib("max_record_mib", v)? as usize;
+        }
+        if let Some(v) = self.max_document_mib {
+            limits.max_document_bytes = mib("max_document_mib", v)?;
+        }
+        if let Some(v) = self.max_content_mib {
+            limits.max_content_bytes = mib("max_content_mib", v)?;
+        }
+        if let Some(v) = self.max_quarantine_rows {
+            limits.max_quarantine_rows = v;
+        }
+        Ok((limits, window))
+    }
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub store: StoreConfig,
     pub dimensions: Dimensions,
+    pub limits: tollgate_ingest::Limits,
     pub server: ServerSection,
     pub taxonomy: tollgate_lineage::Taxonomy,
     pub lineage_policy: tollgate_lineage::Policy,
@@ -121,6 +219,8 @@ impl Config {
             .transpose()?;
         let dimensions = Dimensions::from_sources(&file.ingest.dimensions)
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+        let (limits, window) = file.ingest.limits.apply()?;
+        let clock = args.now.map_or_else(Clock::system, Clock::fixed);
         let taxonomy = match file.lineage.labels {
             Some(labels) => tollgate_lineage::Taxonomy::new(labels)
                 .map_err(|e| anyhow::anyhow!("configuration [lineage] labels: {e}"))?,
@@ -139,8 +239,11 @@ impl Config {
             store: StoreConfig {
                 data_dir,
                 database_url,
+                clock,
+                window,
             },
             dimensions,
+            limits,
             server: file.server,
             taxonomy,
             lineage_policy,
@@ -178,6 +281,7 @@ mod tests {
             data_dir: data_dir.map(PathBuf::from),
             database_url: url.map(str::to_owned),
             config: None,
+            now: None,
         }
     }
 
@@ -248,6 +352,36 @@ mod tests {
         std::fs::write(&path, "[ingest.dimensions]\nagent = [\"cookie:x\"]\n").unwrap();
         let err = Config::layer(&args(None, None), read_file_config(&path).unwrap()).unwrap_err();
         assert!(err.to_string().contains("ingest.dimensions.agent"), "{err}");
+    }
+
+    #[test]
+    fn ingest_limits_come_from_the_file_and_are_checked() {
+        let file: FileConfig = toml::from_str(
+            "[ingest.limits]\nearliest = 2020-01-01\nfuture_skew_hours = 2\nmax_record_mib = 4\nmax_quarantine_rows = 5\n",
+        )
+        .unwrap();
+        let config = Config::layer(&args(None, None), file).unwrap();
+        assert_eq!(config.store.window.future_skew, chrono::Duration::hours(2));
+        assert_eq!(
+            config.store.window.earliest.to_rfc3339(),
+            "2020-01-01T00:00:00+00:00"
+        );
+        assert_eq!(config.limits.max_record_bytes, 4 << 20);
+        assert_eq!(config.limits.max_quarantine_rows, 5);
+        let file: FileConfig = toml::from_str("[ingest.limits]\nmax_content_mib = 0\n").unwrap();
+        let err = Config::layer(&args(None, None), file).unwrap_err();
+        assert!(err.to_string().contains("max_content_mib"), "{err}");
+        assert!(toml::from_str::<FileConfig>("[ingest.limits]\nmax_tokens = 5\n").is_err());
+        let file: FileConfig =
+            toml::from_str("[ingest.limits]\nearliest = \"2021-02-03\"\n").unwrap();
+        let config = Config::layer(&args(None, None), file).unwrap();
+        assert_eq!(
+            config.store.window.earliest.to_rfc3339(),
+            "2021-02-03T00:00:00+00:00"
+        );
+        let file: FileConfig = toml::from_str("[ingest.limits]\nearliest = \"soon\"\n").unwrap();
+        let err = Config::layer(&args(None, None), file).unwrap_err();
+        assert!(err.to_string().contains("earliest"), "{err}");
     }
 
     #[test]

@@ -128,6 +128,11 @@ impl BatchRun<'_> {
             options: self.options.clone(),
             files_by_date,
             progress: self.progress.clone(),
+            check: crate::limits::Check {
+                limits: self.options.limits.clone(),
+                window: self.store.window,
+                now: self.store.clock.now(),
+            },
         };
         let (outcome, mut counts) = tokio::task::spawn_blocking(move || pass.run()).await?;
         counts.bytes_read = self.size as i64;

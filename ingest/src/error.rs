@@ -24,6 +24,16 @@ pub enum IngestError {
         source: std::io::Error,
     },
 
+    /// The content passed a bound of [`crate::Limits`] (decompressed size, one
+    /// record of a document, a document read whole); nothing is committed.
+    #[error("{}: {bound}, after line {line}; nothing from this file was committed", path.display())]
+    TooLarge {
+        path: PathBuf,
+        line: u64,
+        #[source]
+        bound: crate::reader::TooLarge,
+    },
+
     /// The file changed between hashing and reading (a log still being written):
     /// its hash would not describe what was committed.
     #[error("{}: changed while being ingested; nothing from it was committed (ingest it again once it is complete)", path.display())]

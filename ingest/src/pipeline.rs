@@ -3,7 +3,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,13 +18,16 @@ use crate::batch::BatchRun;
 use crate::dimensions::Dimensions;
 use crate::document::{Layout, csv_raw, csv_row, document_records, for_each_array_element};
 use crate::format::Format;
+use crate::limits::{Check, Limits};
 use crate::progress::Progress;
-use crate::reader::LineReader;
+use crate::reader::{LineReader, RecordBound, RecordMarks, TooLarge};
 use crate::record::{LakeBuffers, MICROS_PER_DAY, Record, TokenRecord};
 use crate::{IngestError, Result};
 
 /// How much of a quarantined line is kept.
 pub const QUARANTINE_RAW_BYTES: usize = 4096;
+/// How much of a quarantine reason is kept (a reason may quote the value).
+const QUARANTINE_REASON_BYTES: usize = 1024;
 pub(crate) const MAX_COMMIT_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Clone)]
@@ -34,6 +37,8 @@ pub struct IngestOptions {
     pub max_buffered_rows: usize,
     /// Where agent, user, tool and priority come from.
     pub dimensions: Dimensions,
+    /// What a record, a file and a batch may hold.
+    pub limits: Limits,
 }
 
 impl Default for IngestOptions {
@@ -42,6 +47,7 @@ impl Default for IngestOptions {
             format: Format::Canonical,
             max_buffered_rows: 262_144,
             dimensions: Dimensions::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -106,7 +112,8 @@ pub async fn ingest_file(
     let resolved;
     let options = if options.format == Format::Auto {
         let owned = path.to_path_buf();
-        let format = tokio::task::spawn_blocking(move || detect_format(&owned)).await??;
+        let limits = options.limits.clone();
+        let format = tokio::task::spawn_blocking(move || detect_format(&owned, &limits)).await??;
         resolved = IngestOptions {
             format,
             ..options.clone()
@@ -220,14 +227,16 @@ pub(crate) fn discard(lake: &Lake, files: &[NewLakeFile]) {
 }
 
 /// Recognises the format of a file from its first 64 KiB.
-fn detect_format(path: &Path) -> Result<Format> {
+fn detect_format(path: &Path, limits: &Limits) -> Result<Format> {
     let open_err = |source| IngestError::Open {
         path: path.to_path_buf(),
         source,
     };
     let mut reader =
-        LineReader::open(path, Arc::new(crate::progress::NoProgress)).map_err(open_err)?;
-    let head = reader.head(64 * 1024).map_err(open_err)?;
+        LineReader::open(path, Arc::new(crate::progress::NoProgress), limits).map_err(open_err)?;
+    let head = reader
+        .head(64 * 1024)
+        .map_err(|source| read_error(path, 0, source))?;
     // An empty export (a quiet hour's blob) has no format to find and no records:
     // it commits an empty batch, as under any format.
     if head.iter().all(u8::is_ascii_whitespace) {
@@ -281,6 +290,24 @@ pub(crate) struct Pass {
     /// Committed files per (table, date) as of the batch's manifest watermark.
     pub files_by_date: HashMap<(&'static str, String), Vec<String>>,
     pub progress: Arc<dyn Progress>,
+    /// The bounds every record is held to, with the clock read at the start.
+    pub check: Check,
+}
+
+/// A read error, or the bound that stopped the read.
+fn read_error(path: &Path, line: u64, source: std::io::Error) -> IngestError {
+    match TooLarge::of(&source) {
+        Some(bound) => IngestError::TooLarge {
+            path: path.to_path_buf(),
+            line,
+            bound: bound.clone(),
+        },
+        None => IngestError::Read {
+            path: path.to_path_buf(),
+            line,
+            source,
+        },
+    }
 }
 
 impl Pass {
@@ -298,17 +325,15 @@ impl Pass {
     }
 
     fn read_all(&self, state: &mut PassState) -> Result<()> {
-        let mut reader = LineReader::open(&self.path, self.progress.clone()).map_err(|source| {
-            IngestError::Open {
-                path: self.path.clone(),
-                source,
-            }
-        })?;
-        let read_err = |line, source| IngestError::Read {
-            path: self.path.clone(),
-            line,
-            source,
-        };
+        let limits = &self.options.limits;
+        let mut reader =
+            LineReader::open(&self.path, self.progress.clone(), limits).map_err(|source| {
+                IngestError::Open {
+                    path: self.path.clone(),
+                    source,
+                }
+            })?;
+        let read_err = |line, source| read_error(&self.path, line, source);
         let layout = if self.options.format.reads_documents() {
             Layout::sniff(&reader.head(64 * 1024).map_err(|e| read_err(0, e))?)
         } else {
@@ -318,15 +343,27 @@ impl Pass {
             Layout::JsonLines => self.read_lines(reader, state)?,
             Layout::JsonArray => {
                 let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
-                self.read_array(stream, state)?;
+                let max = limits.max_record_bytes as u64;
+                let stream = RecordBound::new(stream, max, u64::MAX, "one element of the array");
+                let marks = stream.marks();
+                self.bounded(marks.clone(), state, |s| {
+                    self.read_array(BufReader::new(stream), &marks, s)
+                })?;
             }
             Layout::JsonDocument => {
                 let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
-                self.read_document(stream, state)?;
+                let max = limits.max_document_bytes;
+                let stream = RecordBound::new(stream, max, max, "a JSON document read whole");
+                self.bounded(stream.marks(), state, |s| {
+                    self.read_document(BufReader::new(stream), s)
+                })?;
             }
             Layout::Csv => {
                 let stream = reader.into_stream().map_err(|e| read_err(0, e))?;
-                self.read_csv(stream, state)?;
+                let max = limits.max_record_bytes as u64;
+                let stream = RecordBound::new(stream, max, u64::MAX, "one CSV row");
+                let marks = stream.marks();
+                self.bounded(marks.clone(), state, |s| self.read_csv(stream, &marks, s))?;
             }
         }
         self.settle_countless(state)?;
@@ -335,24 +372,38 @@ impl Pass {
         Ok(())
     }
 
+    /// Runs a whole-document reader; a bound it passed is the error, whatever
+    /// the parser made of it, with the last position accounted.
+    fn bounded(
+        &self,
+        marks: RecordMarks,
+        state: &mut PassState,
+        read: impl FnOnce(&mut PassState) -> Result<()>,
+    ) -> Result<()> {
+        let outcome = read(state);
+        match (outcome, marks.tripped()) {
+            (Err(_), Some(bound)) => Err(IngestError::TooLarge {
+                path: self.path.clone(),
+                line: state.counts.read as u64,
+                bound: bound.clone(),
+            }),
+            (outcome, _) => outcome,
+        }
+    }
+
     fn read_lines(&self, mut reader: LineReader, state: &mut PassState) -> Result<()> {
         let mut last_line = 0;
+        let max_line = reader.max_line();
         loop {
             let line = match reader.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return Ok(()),
-                Err(source) => {
-                    return Err(IngestError::Read {
-                        path: self.path.clone(),
-                        line: last_line,
-                        source,
-                    });
-                }
+                Err(source) => return Err(read_error(&self.path, last_line, source)),
             };
             last_line = line.number;
             let mut parsed = std::mem::take(&mut state.parsed);
             if line.too_long {
-                let reason = format!("line longer than {} bytes", crate::reader::MAX_LINE_BYTES);
+                let reason = format!("line longer than {max_line} bytes ([ingest.limits])");
                 parsed.push(Err(reason));
             } else {
                 self.options
@@ -373,10 +424,12 @@ impl Pass {
     /// A JSON array document; positions are element numbers.
     fn read_array(
         &self,
-        stream: Box<dyn std::io::BufRead + Send>,
+        stream: impl std::io::BufRead,
+        marks: &RecordMarks,
         state: &mut PassState,
     ) -> Result<()> {
         let walked = for_each_array_element(stream, |index, value| {
+            marks.mark();
             self.account_value(state, index, 0, &value, || {
                 serde_json::to_vec(&value).unwrap_or_default()
             })
@@ -393,11 +446,7 @@ impl Pass {
 
     /// One JSON document spread over lines, read whole (such exports are small);
     /// positions are record numbers.
-    fn read_document(
-        &self,
-        stream: Box<dyn std::io::BufRead + Send>,
-        state: &mut PassState,
-    ) -> Result<()> {
+    fn read_document(&self, stream: impl std::io::BufRead, state: &mut PassState) -> Result<()> {
         let doc: serde_json::Value =
             serde_json::from_reader(stream).map_err(|e| IngestError::Unparseable {
                 path: self.path.clone(),
@@ -414,7 +463,8 @@ impl Pass {
     /// A CSV table with a header row; positions are CSV line numbers.
     fn read_csv(
         &self,
-        stream: Box<dyn std::io::BufRead + Send>,
+        stream: impl std::io::Read,
+        marks: &RecordMarks,
         state: &mut PassState,
     ) -> Result<()> {
         let mut csv = csv::ReaderBuilder::new()
@@ -435,6 +485,7 @@ impl Pass {
             match csv.read_record(&mut row) {
                 Ok(false) => return Ok(()),
                 Ok(true) => {
+                    marks.mark();
                     let line = row.position().map_or(position.line(), |p| p.line());
                     let offset = row.position().map_or(position.byte(), |p| p.byte());
                     let value = csv_row(&headers, &row);
@@ -446,15 +497,12 @@ impl Pass {
                             csv::ErrorKind::Io(io) => io,
                             _ => std::io::Error::other("CSV read error"),
                         };
-                        return Err(IngestError::Read {
-                            path: self.path.clone(),
-                            line: position.line(),
-                            source,
-                        });
+                        return Err(read_error(&self.path, position.line(), source));
                     }
                     // A malformed row (wrong field count, invalid UTF-8) is that
                     // row's problem, not the file's.
                     _ => {
+                        marks.mark();
                         let line = e.position().map_or(position.line(), |p| p.line());
                         let reason = format!("malformed CSV row: {e}");
                         self.account(state, line, position.byte(), &[], Err(reason))?;
@@ -507,16 +555,21 @@ impl Pass {
             (None, None, None, None) => {
                 Err("record has neither a request, token usage, a metric nor a hit".to_owned())
             }
-            _ => Ok(r),
+            _ => self.check.record(r),
         });
         match item {
             Err(reason) => {
                 state.counts.quarantined += 1;
+                // The first ones are kept with their reasons; the rest are counted.
+                if state.quarantine_kept >= self.options.limits.max_quarantine_rows {
+                    return Ok(());
+                }
+                state.quarantine_kept += 1;
                 state.quarantine.push(QuarantineRow {
                     batch_id: self.batch_id,
                     line_number: line as i64,
                     byte_offset: offset as i64,
-                    reason,
+                    reason: cut(reason, QUARANTINE_REASON_BYTES),
                     raw_line: raw[..raw.len().min(QUARANTINE_RAW_BYTES)].to_vec(),
                 });
                 if state.quarantine.len() >= 1000 {
@@ -694,7 +747,22 @@ struct PassState {
     /// The records of the current line, reused across lines.
     parsed: Vec<Result<crate::record::Record, String>>,
     quarantine: Vec<QuarantineRow>,
+    /// Quarantined records stored so far (at most `max_quarantine_rows`).
+    quarantine_kept: usize,
     files: Vec<NewLakeFile>,
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, marked when cut.
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str(" [...]");
+    }
+    text
 }
 
 /// A token row alone (no request, no metric) whose counts are all zero: APIM

@@ -4,9 +4,10 @@
 //! with its webhook body), the forecast to month end, and the entries each
 //! gateway is served, whose version grows only when they change.
 //!
-//! Budgets are evaluated at data time: the period is the calendar month (UTC) of
-//! the newest hour rolled up, so a backfilled month moves its budgets as a live
-//! one would, and the next month's first data returns them to `ok`.
+//! Budgets are enforced for the current calendar month (UTC) by the wall clock
+//! (`Store::clock`): data dated in the future is quarantined at ingest and could
+//! not move the period anyway, so one line dated 2030 cannot return an exhausted
+//! budget to `ok`. The month's first instant returns every budget to `ok`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -22,8 +23,6 @@ use crate::chargeback::{ChargebackCache, chargeback_cached};
 use crate::month::Month;
 use crate::rate::format_pico_wide;
 use crate::{ReportsError, Result};
-
-const HOUR_US: i64 = 3_600_000_000;
 
 /// A budget as evaluated now.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -160,14 +159,8 @@ pub async fn statuses(
     cache: &ChargebackCache,
 ) -> Result<(Vec<BudgetStatus>, Month)> {
     let budgets = store.db.budgets().await?;
-    let latest = store.db.latest_rollup_hour().await?;
-    let as_of = match latest {
-        Some(hour) => from_micros(hour + HOUR_US)?,
-        None => Utc::now(),
-    };
-    // The newest hour's own month (its end may be the next month's first instant).
-    let period_at = as_of - Duration::microseconds(1);
-    let period = Month::new(period_at.year(), period_at.month())?;
+    let as_of = store.clock.now();
+    let period = Month::new(as_of.year(), as_of.month())?;
     let period_start =
         Utc.from_utc_datetime(&period.first_day().and_hms_opt(0, 0, 0).unwrap_or_default());
     let period_end = Utc.from_utc_datetime(
@@ -216,10 +209,10 @@ impl Usage {
         let report = chargeback_cached(store, cache, month, &by).await?;
         let mut usage = Usage::default();
         for row in &report.rows {
-            let tokens = row.prompt_tokens + row.completion_tokens;
+            let tokens = row.prompt_tokens.saturating_add(row.completion_tokens);
             for (scope, id) in SCOPES.iter().zip(&row.group) {
                 let entry = usage.by_scope.entry((scope, id.clone())).or_default();
-                entry.0 += tokens;
+                entry.0 = entry.0.saturating_add(tokens);
                 entry.1 += row.total_pico();
             }
         }
@@ -557,11 +550,6 @@ async fn gateway_views(
             })
         })
         .collect()
-}
-
-fn from_micros(us: i64) -> Result<DateTime<Utc>> {
-    DateTime::from_timestamp_micros(us)
-        .ok_or_else(|| ReportsError::Argument(format!("{us} is not a time")))
 }
 
 #[cfg(test)]

@@ -321,7 +321,9 @@ async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Resu
                 row.payg_pico += token_cost_pico(&f.tokens, price);
                 row.cache_savings_pico += prompt_cache_savings_pico(&f.tokens, price);
             }
-            None => row.unpriced_tokens += f.tokens.prompt + f.tokens.completion,
+            None => {
+                row.unpriced_tokens = row.unpriced_tokens.saturating_add(f.tokens.billable());
+            }
         }
     }
 
@@ -364,7 +366,7 @@ async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Resu
     // Provisioned traffic no reservation was in force for has no price either.
     for ((f, row), covered) in fine.iter().zip(charged.iter_mut()).zip(covered) {
         if is_provisioned(&f.dims[4]) && !covered {
-            row.unpriced_tokens += f.tokens.prompt + f.tokens.completion;
+            row.unpriced_tokens = row.unpriced_tokens.saturating_add(f.tokens.billable());
         }
     }
     semantic_cache_savings(&fine, &mut charged);
@@ -494,17 +496,17 @@ fn semantic_cache_savings(fine: &[Fine], charged: &mut [ChargebackRow]) {
 
 /// Adds `row`'s amounts and counts into `into` (its group is left alone).
 pub fn add(into: &mut ChargebackRow, row: &ChargebackRow) {
-    into.requests += row.requests;
-    into.prompt_tokens += row.prompt_tokens;
-    into.cached_tokens += row.cached_tokens;
-    into.completion_tokens += row.completion_tokens;
-    into.cache_hits += row.cache_hits;
+    into.requests = into.requests.saturating_add(row.requests);
+    into.prompt_tokens = into.prompt_tokens.saturating_add(row.prompt_tokens);
+    into.cached_tokens = into.cached_tokens.saturating_add(row.cached_tokens);
+    into.completion_tokens = into.completion_tokens.saturating_add(row.completion_tokens);
+    into.cache_hits = into.cache_hits.saturating_add(row.cache_hits);
     into.payg_pico += row.payg_pico;
     into.ptu_pico += row.ptu_pico;
     into.idle_pico += row.idle_pico;
     into.adjustment_pico += row.adjustment_pico;
     into.cache_savings_pico += row.cache_savings_pico;
-    into.unpriced_tokens += row.unpriced_tokens;
+    into.unpriced_tokens = into.unpriced_tokens.saturating_add(row.unpriced_tokens);
     into.previous_total_pico += row.previous_total_pico;
 }
 

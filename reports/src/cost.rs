@@ -17,6 +17,11 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// Prompt plus completion tokens: what a quota or an unpriced total counts.
+    pub fn billable(&self) -> i64 {
+        self.prompt.saturating_add(self.completion)
+    }
+
     /// Weighted tokens in thousandths: what a request uses of a PTU.
     pub fn weighted_milli(&self, output_weight_milli: i64) -> i128 {
         let uncached = i128::from((self.prompt - self.cached).max(0));

@@ -94,11 +94,13 @@ pub(crate) async fn read_fine(
             fine.len() - 1
         });
         let f = &mut fine[at];
-        f.requests += r.requests;
-        f.cache_hits += r.cache_hits;
-        f.tokens.prompt += r.prompt_tokens;
-        f.tokens.cached += r.cached_tokens;
-        f.tokens.completion += r.completion_tokens;
+        // Saturating: a count already in a lake from before its bound existed
+        // must not overflow a report.
+        f.requests = f.requests.saturating_add(r.requests);
+        f.cache_hits = f.cache_hits.saturating_add(r.cache_hits);
+        f.tokens.prompt = f.tokens.prompt.saturating_add(r.prompt_tokens);
+        f.tokens.cached = f.tokens.cached.saturating_add(r.cached_tokens);
+        f.tokens.completion = f.tokens.completion.saturating_add(r.completion_tokens);
     }
     Ok(fine)
 }

@@ -91,7 +91,11 @@ pub async fn export(store: &Store, month: Month) -> Result<FocusExport> {
     for row in &rows {
         for charge in charges(row) {
             let record = charge.record(row, &currency, (&start, &end));
-            out.write_record(&record).map_err(csv_error)?;
+            // Gateway and user text (subscriptions, models, cost centres) is
+            // made inert for spreadsheets, as every CSV Tollgate writes.
+            let cells = record.iter().map(|c| tollgate_store::output::csv_cell(c));
+            out.write_record(cells.map(|c| c.into_owned()))
+                .map_err(csv_error)?;
             billed += charge.cost;
             written += 1;
         }

@@ -181,8 +181,8 @@ pub fn report(
         let mut bad = 0;
         for hour in (start..end).step_by(STEP_US as usize) {
             if let Some(m) = series.at(hour, &key) {
-                requests += m.requests;
-                bad += m.bad(&slo.count_429);
+                requests = m.requests.saturating_add(requests);
+                bad = m.bad(&slo.count_429).saturating_add(bad);
             }
         }
         let budget = month_total

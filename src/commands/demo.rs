@@ -24,7 +24,8 @@ const ROLES: [&str; 4] = ["admin", "finops", "operator", "security"];
 
 pub async fn run(store: Store, config: &Config, args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let now = args.now.unwrap_or_else(Utc::now);
+    // `--now` (global) fixes the clock the whole demo runs by, server included.
+    let now = store.clock.now();
     let current = Month::new(now.year(), now.month())?;
     let previous = current.previous()?;
     let input = config.store.data_dir.join("demo-input");

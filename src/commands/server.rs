@@ -65,19 +65,21 @@ pub async fn serve_on(
 pub fn server_config(config: &Config, webhook_url: Option<String>) -> ServerConfig {
     let section = &config.server;
     let defaults = ServerConfig::default();
+    let max_ingest_bytes = section
+        .max_ingest_mib
+        .map_or(defaults.max_ingest_bytes, |m| m << 20);
     ServerConfig {
         budget_max_age: section
             .budget_max_age_seconds
             .map_or(defaults.budget_max_age, std::time::Duration::from_secs),
-        max_ingest_bytes: section
-            .max_ingest_mib
-            .map_or(defaults.max_ingest_bytes, |m| m << 20),
+        max_ingest_bytes,
         evaluate_every: section
             .evaluate_every_seconds
             .map_or(defaults.evaluate_every, std::time::Duration::from_secs),
         webhook_url: webhook_url.or_else(|| section.webhook_url.clone()),
         ingest: tollgate_ingest::IngestOptions {
             dimensions: config.dimensions.clone(),
+            limits: tollgate_web::state::push_limits(&config.limits, max_ingest_bytes),
             ..defaults.ingest.clone()
         },
         taxonomy: config.taxonomy.clone(),

@@ -12,6 +12,7 @@
 //! `postgres://` URL is given; both run the same queries and their own migrations.
 
 pub mod bounded_sql;
+pub mod clock;
 mod error;
 pub mod lake;
 pub mod output;
@@ -26,6 +27,7 @@ pub mod testing;
 
 use std::path::{Path, PathBuf};
 
+pub use clock::{Clock, TimeWindow};
 pub use error::{Result, StoreError};
 pub use lake::{GcReport, Lake};
 pub use state::{Backend, DatabaseUrl, StateDb};
@@ -35,6 +37,10 @@ pub use state::{Backend, DatabaseUrl, StateDb};
 pub struct StoreConfig {
     pub data_dir: PathBuf,
     pub database_url: Option<DatabaseUrl>,
+    /// The wall clock budgets and the ingest time window follow.
+    pub clock: Clock,
+    /// The times records may carry; readers leave anything else out.
+    pub window: TimeWindow,
 }
 
 impl StoreConfig {
@@ -42,6 +48,8 @@ impl StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             database_url: None,
+            clock: Clock::system(),
+            window: TimeWindow::default(),
         }
     }
 
@@ -58,6 +66,8 @@ pub struct Store {
     /// Where month-close snapshots are written (`<data dir>/snapshots`), apart
     /// from the lake, whose garbage collection removes what the manifest lacks.
     pub snapshots_dir: PathBuf,
+    pub clock: Clock,
+    pub window: TimeWindow,
 }
 
 impl Store {
@@ -82,6 +92,8 @@ impl Store {
             lake: Lake::new(lake_root),
             db,
             snapshots_dir,
+            clock: config.clock.clone(),
+            window: config.window,
         })
     }
 

@@ -75,7 +75,8 @@ impl Store {
     /// them rolled up.
     async fn roll_up_batches(&self, batch_ids: &[i64]) -> Result<RollupReport> {
         let files = self.db.lake_files_of_batches(batch_ids).await?;
-        let mut report = self.refresh_windows(windows(&files), &|_, _| {}).await?;
+        let windows = windows(&files, self.accepted_us());
+        let mut report = self.refresh_windows(windows, &|_, _| {}).await?;
         self.db.clear_pending_rollups(batch_ids).await?;
         report.batches = batch_ids.len();
         Ok(report)
@@ -95,7 +96,7 @@ impl Store {
         for table in [REQUESTS, TOKEN_USAGE] {
             files.extend(self.db.lake_files_upto(table, watermark).await?);
         }
-        let windows = windows(&files);
+        let windows = windows(&files, self.accepted_us());
         let hours: Vec<i64> = windows
             .iter()
             .flat_map(|&(from, to)| (from..to).step_by(HOUR_US as usize))
@@ -108,6 +109,14 @@ impl Store {
             batches: pending.len(),
             ..report
         })
+    }
+
+    /// The hours rollups may cover: the accepted time window as of now. Rows
+    /// outside it (in a lake written before ingest bounded times, or by another
+    /// tool) are left out, and the files holding them named in the log.
+    fn accepted_us(&self) -> (i64, i64) {
+        let (from, to) = self.window.bounds_us(self.clock.now());
+        (floor_hour_us(from), floor_hour_us(to) + HOUR_US)
     }
 
     async fn refresh_windows(
@@ -191,25 +200,44 @@ fn timestamp(us: i64) -> String {
         .to_string()
 }
 
-fn floor_hour(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros().div_euclid(HOUR_US) * HOUR_US
+fn floor_hour_us(us: i64) -> i64 {
+    us.div_euclid(HOUR_US) * HOUR_US
 }
 
-/// The hours files touch, as merged `[from, to)` windows of at most a day. A
-/// token file also touches the hours its requests may be in.
-pub fn windows(files: &[LakeFile]) -> Vec<(i64, i64)> {
+fn floor_hour(t: DateTime<Utc>) -> i64 {
+    floor_hour_us(t.timestamp_micros())
+}
+
+/// The hours files touch within `accepted` (`[from, to)`), as merged
+/// `[from, to)` windows of at most a day. A token file also touches the hours
+/// its requests may be in. A file with times outside `accepted` is named in
+/// the log; only its hours inside are rolled up.
+pub fn windows(files: &[LakeFile], accepted: (i64, i64)) -> Vec<(i64, i64)> {
     let mut spans: Vec<(i64, i64)> = files
         .iter()
         .filter_map(|f| {
             let (from, to) = (
                 floor_hour(f.file.min_time),
-                floor_hour(f.file.max_time) + HOUR_US,
+                floor_hour(f.file.max_time).saturating_add(HOUR_US),
             );
-            match f.file.table_name.as_str() {
-                REQUESTS => Some((from, to)),
-                TOKEN_USAGE => Some((from - PAIRING_WINDOW_US, to + PAIRING_WINDOW_US)),
-                _ => None,
+            let (from, to) = match f.file.table_name.as_str() {
+                REQUESTS => (from, to),
+                TOKEN_USAGE => (
+                    from.saturating_sub(PAIRING_WINDOW_US),
+                    to.saturating_add(PAIRING_WINDOW_US),
+                ),
+                _ => return None,
+            };
+            if from < accepted.0 || to > accepted.1 {
+                tracing::warn!(
+                    file = %f.file.path,
+                    min_time = %f.file.min_time,
+                    max_time = %f.file.max_time,
+                    "lake file holds times outside the accepted window; rows outside it are left out of the rollups"
+                );
             }
+            let (from, to) = (from.max(accepted.0), to.min(accepted.1));
+            (from < to).then_some((from, to))
         })
         .collect();
     spans.sort_unstable();
@@ -357,10 +385,13 @@ fn add(entry: &mut (RollupRow, LatencySketch, LatencySketch), o: &Observed) {
     if let Some(ms) = o.backend_latency_ms {
         backend_sketch.add(ms as f64);
     }
-    r.usage.prompt_tokens += o.tokens[0];
-    r.usage.cached_tokens += o.tokens[1];
-    r.usage.completion_tokens += o.tokens[2];
-    r.usage.reasoning_tokens += o.tokens[3];
+    // Saturating: ingest bounds every count, but a lake written before those
+    // bounds (or by another tool) must not stop every report.
+    let u = &mut r.usage;
+    u.prompt_tokens = u.prompt_tokens.saturating_add(o.tokens[0]);
+    u.cached_tokens = u.cached_tokens.saturating_add(o.tokens[1]);
+    u.completion_tokens = u.completion_tokens.saturating_add(o.tokens[2]);
+    u.reasoning_tokens = u.reasoning_tokens.saturating_add(o.tokens[3]);
 }
 
 impl Groups {

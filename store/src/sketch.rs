@@ -41,9 +41,10 @@ impl LatencySketch {
     }
 
     pub fn merge(&mut self, other: &LatencySketch) {
-        self.zeros += other.zeros;
+        self.zeros = self.zeros.saturating_add(other.zeros);
         for (&index, &count) in &other.buckets {
-            *self.buckets.entry(index).or_default() += count;
+            let bucket = self.buckets.entry(index).or_default();
+            *bucket = bucket.saturating_add(count);
         }
     }
 

@@ -68,8 +68,8 @@ impl TestStore {
         let database_url = DatabaseUrl::parse(url.as_str()).expect("postgres URL");
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = StoreConfig {
-            data_dir: dir.path().join("data"),
             database_url: Some(database_url),
+            ..StoreConfig::embedded(dir.path().join("data"))
         };
         let _postgres = Some(PostgresDatabase { admin_url, name });
         let store = Store::open(&config)

@@ -27,6 +27,7 @@ fn tollgate(store: &TestStore, args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("TOLLGATE_DATABASE_URL")
         .env_remove("TOLLGATE_DATA_DIR")
         .env_remove("TOLLGATE_CONFIG")
+        .env_remove("TOLLGATE_NOW")
         .current_dir(store.dir.path());
     for (k, v) in env {
         cmd.env(k, v);
@@ -568,7 +569,9 @@ async fn budgets_move_as_the_cli_ingests_side_by_side(store: TestStore) {
     let rest = files(&days[1..]);
     let mut args = vec!["ingest", "--format", "apim", "--jobs", "2"];
     args.extend(rest.iter().map(String::as_str));
-    let ingested = tollgate(&store, &args, &[]);
+    // Budgets follow the wall clock: as it was at the end of the month.
+    let october = [("TOLLGATE_NOW", "2026-10-31T23:00:00Z")];
+    let ingested = tollgate(&store, &args, &october);
     let (said, warned) = (stdout(&ingested), stderr(&ingested));
     assert!(ingested.status.success(), "{warned}");
     assert!(
@@ -582,7 +585,7 @@ async fn budgets_move_as_the_cli_ingests_side_by_side(store: TestStore) {
             "{change} in\n{said}"
         );
     }
-    let listed = tollgate(&store, &["budgets", "list", "--format", "csv"], &[]);
+    let listed = tollgate(&store, &["budgets", "list", "--format", "csv"], &october);
     assert_eq!(
         stdout(&listed).matches(",exhausted,").count(),
         2,

@@ -50,11 +50,26 @@ pub struct ServerConfig {
     pub external_url: String,
 }
 
+/// How far a pushed body may expand: sixteen times its largest compressed size
+/// (gateway logs compress five to twenty times), within the file bound.
+pub fn push_limits(
+    limits: &tollgate_ingest::Limits,
+    max_body_bytes: usize,
+) -> tollgate_ingest::Limits {
+    tollgate_ingest::Limits {
+        max_content_bytes: limits
+            .max_content_bytes
+            .min((max_body_bytes as u64).saturating_mul(16)),
+        ..limits.clone()
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
+        let max_ingest_bytes = 64 << 20;
         ServerConfig {
             budget_max_age: Duration::from_secs(30),
-            max_ingest_bytes: 64 << 20,
+            max_ingest_bytes,
             ingest_slots: 2,
             evaluate_every: Duration::from_secs(60),
             refresh_every: Duration::from_secs(1),
@@ -64,6 +79,7 @@ impl Default for ServerConfig {
             webhook_backoff: Duration::from_secs(2),
             ingest: IngestOptions {
                 format: tollgate_ingest::Format::Auto,
+                limits: push_limits(&tollgate_ingest::Limits::default(), max_ingest_bytes),
                 ..IngestOptions::default()
             },
             taxonomy: tollgate_lineage::Taxonomy::default(),

@@ -71,3 +71,27 @@ pub async fn csv_of(store: &Store, sql: &str) -> String {
     .expect("CSV output");
     String::from_utf8(csv).expect("UTF-8 CSV")
 }
+
+/// Every sample, with the format it is in.
+pub const SAMPLES: [(&str, tollgate_ingest::Format); 11] = [
+    ("canonical-small.jsonl", tollgate_ingest::Format::Canonical),
+    ("apim-gateway-logs.jsonl", tollgate_ingest::Format::Apim),
+    ("apim-llm-logs.json", tollgate_ingest::Format::Apim),
+    ("apim-la-gateway-logs.csv", tollgate_ingest::Format::Apim),
+    ("apim-la-llm-logs.json", tollgate_ingest::Format::Apim),
+    ("kong-ai-logs.jsonl", tollgate_ingest::Format::Kong),
+    ("litellm-spend-logs.csv", tollgate_ingest::Format::LiteLlm),
+    ("litellm-spend-logs.json", tollgate_ingest::Format::LiteLlm),
+    (
+        "appinsights-token-metrics.csv",
+        tollgate_ingest::Format::AppInsights,
+    ),
+    (
+        "appinsights-token-metrics.json",
+        tollgate_ingest::Format::AppInsights,
+    ),
+    (
+        "purview-dlp-events.jsonl",
+        tollgate_ingest::Format::PurviewDlp,
+    ),
+];

@@ -7,6 +7,7 @@ mod apim;
 mod appinsights;
 mod dlp;
 mod helpers;
+mod hostile;
 mod kong;
 mod litellm;
 mod stories;

@@ -543,8 +543,8 @@ async fn gc_never_removes_files_of_a_batch_still_writing(store: TestStore) {
 
 async fn a_data_dir_with_glob_characters_is_a_path(store: TestStore) {
     let config = tollgate_store::StoreConfig {
-        data_dir: store.dir.path().join("lake [eu]?*"),
         database_url: store.config.database_url.clone(),
+        ..tollgate_store::StoreConfig::embedded(store.dir.path().join("lake [eu]?*"))
     };
     let odd = tollgate_store::Store::open(&config).await.unwrap();
     ingest(&odd, &sample_path()).await.unwrap();
@@ -581,19 +581,7 @@ async fn write_without_commit(
 #[test]
 fn auto_detection_recognises_every_sample() {
     use tollgate_ingest::Format;
-    let cases = [
-        ("canonical-small.jsonl", Format::Canonical),
-        ("apim-gateway-logs.jsonl", Format::Apim),
-        ("apim-llm-logs.json", Format::Apim),
-        ("apim-la-gateway-logs.csv", Format::Apim),
-        ("apim-la-llm-logs.json", Format::Apim),
-        ("kong-ai-logs.jsonl", Format::Kong),
-        ("litellm-spend-logs.csv", Format::LiteLlm),
-        ("litellm-spend-logs.json", Format::LiteLlm),
-        ("appinsights-token-metrics.csv", Format::AppInsights),
-        ("appinsights-token-metrics.json", Format::AppInsights),
-    ];
-    for (name, want) in cases {
+    for (name, want) in crate::helpers::SAMPLES {
         let bytes = std::fs::read(crate::helpers::sample(name)).unwrap();
         assert_eq!(Format::detect(&bytes), Some(want), "{name}");
     }

@@ -467,7 +467,7 @@ fn budget_tokens(
                     .entry(u.hour_us)
                     .or_default()
                     .entry(b.id)
-                    .or_default() += u.prompt_tokens + u.completion_tokens;
+                    .or_default() += u.prompt_tokens.saturating_add(u.completion_tokens);
             }
         }
     }
@@ -487,7 +487,8 @@ fn budget_observations(
         .map(|(_, t)| t)
     {
         for (id, n) in by_budget {
-            *used.entry(*id).or_default() += n;
+            let used = used.entry(*id).or_default();
+            *used = used.saturating_add(*n);
         }
     }
     budgets

@@ -128,18 +128,22 @@ pub struct Measures {
 
 impl Measures {
     pub fn add(&mut self, other: &Measures) {
-        self.requests += other.requests;
-        self.status_5xx += other.status_5xx;
-        self.client_429 += other.client_429;
-        self.backend_429 += other.backend_429;
-        self.quota_403 += other.quota_403;
-        self.breaker_trips += other.breaker_trips;
-        self.cache_hits += other.cache_hits;
-        self.prompt_tokens += other.prompt_tokens;
-        self.completion_tokens += other.completion_tokens;
-        self.slow += other.slow;
-        self.ptu_deployment_requests += other.ptu_deployment_requests;
-        self.spilled += other.spilled;
+        self.requests = self.requests.saturating_add(other.requests);
+        self.status_5xx = self.status_5xx.saturating_add(other.status_5xx);
+        self.client_429 = self.client_429.saturating_add(other.client_429);
+        self.backend_429 = self.backend_429.saturating_add(other.backend_429);
+        self.quota_403 = self.quota_403.saturating_add(other.quota_403);
+        self.breaker_trips = self.breaker_trips.saturating_add(other.breaker_trips);
+        self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
+        self.prompt_tokens = self.prompt_tokens.saturating_add(other.prompt_tokens);
+        self.completion_tokens = self
+            .completion_tokens
+            .saturating_add(other.completion_tokens);
+        self.slow = self.slow.saturating_add(other.slow);
+        self.ptu_deployment_requests = self
+            .ptu_deployment_requests
+            .saturating_add(other.ptu_deployment_requests);
+        self.spilled = self.spilled.saturating_add(other.spilled);
         self.latency.merge(&other.latency);
         self.backend_latency.merge(&other.backend_latency);
     }

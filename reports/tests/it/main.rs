@@ -7,6 +7,7 @@ mod alerts;
 mod capacity;
 mod chargeback;
 mod close;
+mod hostile;
 mod ownership;
 mod price_book;
 mod rollups;

@@ -143,6 +143,7 @@ fn body_error(e: IngestError, path: &std::path::Path) -> AppError {
             AppError::UnsupportedMediaType(message.replace("--format", "?format="))
         }
         IngestError::Unparseable { .. } => AppError::Invalid(vec![message]),
+        IngestError::TooLarge { .. } => AppError::PayloadTooLarge(message),
         IngestError::Read { .. } => AppError::BadRequest(message),
         IngestError::TooManyConflicts { .. } => AppError::Busy(5),
         other => AppError::Ingest(other),

@@ -441,6 +441,7 @@ impl Drop for KillOnDrop {
 pub async fn metrics_pass_promtool_and_count_alerts(store: TestStore) {
     let app = TestApp::spawn(store).await;
     any_traffic_rule(&app).await;
+    app.set_clock("2026-11-20T12:00:00Z");
     app.push_ok(&crate::helpers::requests(
         "pm",
         "2026-11-20T10:15:00Z",
@@ -450,6 +451,13 @@ pub async fn metrics_pass_promtool_and_count_alerts(store: TestStore) {
         5,
     ))
     .await;
+    // A budget named to forge a series in the unauthenticated scrape.
+    let forged = "inj\"} 1\nfake_metric{a=\"b\"} 42\n# x";
+    let budget = crate::helpers::token_budget(forged, "sub-pm", 1000, "notify");
+    let created = app
+        .send_json(reqwest::Method::POST, "/api/v1/budgets", Admin, &budget)
+        .await;
+    assert_eq!(created.status(), 201);
     let text = app
         .client
         .get(app.url("/metrics"))
@@ -464,6 +472,14 @@ pub async fn metrics_pass_promtool_and_count_alerts(store: TestStore) {
         "{text}"
     );
     assert!(text.contains("tollgate_budget_sheds 0"), "{text}");
+    assert!(
+        text.lines().all(|l| !l.starts_with("fake_metric")),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"budget="inj\"} 1\nfake_metric{a=\"b\"} 42\n# x""#),
+        "{text}"
+    );
     if let Some(promtool) = tool("promtool") {
         use std::io::Write;
         let mut child = std::process::Command::new(promtool)

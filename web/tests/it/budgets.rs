@@ -246,7 +246,8 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
     assert_eq!(status["state"], "exhausted");
     assert!(status["forecast"]["projected_tokens"].as_i64().unwrap() > 1010);
 
-    // November's first data: a new period, back to ok.
+    // November: a new period by the wall clock, back to ok with its first data.
+    app.set_clock("2026-11-01T00:30:00Z");
     app.push_ok(&requests("nov", "2026-11-01T00:10:00Z", "sub-a", 1, 5, 5))
         .await;
     let view = app.pull().await;

@@ -19,6 +19,14 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<tollgate_web::Result<()>>>,
 }
 
+/// What the servers' clocks say unless a test moves them: late in the month
+/// the tests' traffic is dated in.
+pub const TEST_NOW: &str = "2026-10-31T12:00:00Z";
+
+pub fn at(time: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(time).unwrap().to_utc()
+}
+
 /// The gateway the test gateway key may read.
 pub const GATEWAY: &str = "gw-a";
 
@@ -38,7 +46,11 @@ impl TestApp {
         Self::spawn_with(store, test_config()).await
     }
 
-    pub async fn spawn_with(store: TestStore, config: ServerConfig) -> TestApp {
+    pub async fn spawn_with(mut store: TestStore, config: ServerConfig) -> TestApp {
+        // Budgets follow the wall clock: the tests' traffic is October 2026's.
+        if store.clock.is_system() {
+            store.store.clock = tollgate_store::Clock::fixed(at(TEST_NOW));
+        }
         let mut keys = HashMap::new();
         for role in Role::ALL {
             let gateways = if role == Role::Gateway {
@@ -79,6 +91,11 @@ impl TestApp {
             stop: Some(stop),
             server: Some(server),
         }
+    }
+
+    /// Moves the server's wall clock (budget periods, the ingest window).
+    pub fn set_clock(&self, now: &str) {
+        self.store.clock.set(at(now));
     }
 
     pub fn url(&self, path: &str) -> String {

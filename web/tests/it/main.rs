@@ -8,6 +8,7 @@ mod alerts;
 mod auth;
 mod budgets;
 mod helpers;
+mod hostile;
 mod ingest;
 mod lineage;
 mod month;
@@ -43,11 +44,15 @@ tollgate_store::backend_tests!(
     each_role_logs_in_and_sees_its_pages,
     sessions_forms_and_roles_are_guarded,
     a_large_graph_is_listed_in_part_and_drawn_around_its_focus,
+    one_dated_line_cannot_break_the_books_or_lift_a_throttle,
+    absurd_counts_are_refused_and_a_retry_gets_the_first_answer,
+    spreadsheet_formulas_arrive_inert_in_every_csv,
 );
 
 use alerts::*;
 use auth::*;
 use budgets::*;
+use hostile::*;
 use ingest::*;
 use lineage::*;
 use month::*;

