@@ -72,6 +72,11 @@ pub enum StoreError {
     #[error("{0}")]
     QueryLimit(String),
 
+    /// SQL a user sent that failed (a plan or execution error of theirs),
+    /// apart from [`StoreError::Query`], a failure of Tollgate's own queries.
+    #[error("{0}")]
+    UserQuery(String),
+
     #[error("lake manifest names {} but it is missing: the lake is damaged", path.display())]
     MissingLakeFile { path: PathBuf },
 }

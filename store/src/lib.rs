@@ -11,6 +11,7 @@
 //! raw rows ([`rollup`]). The state database is SQLite by default and Postgres when a
 //! `postgres://` URL is given; both run the same queries and their own migrations.
 
+pub mod bounded_functions;
 pub mod bounded_sql;
 pub mod clock;
 mod error;

@@ -52,11 +52,33 @@ pub fn terminal_text(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `batches` with every text value passed through `make_safe`.
-fn with_safe_text(
+/// Text as each writer needs it changed (or borrowed as it is).
+type TextMap<'f> = &'f dyn for<'a> Fn(&'a str) -> Cow<'a, str>;
+
+/// `batches` with every occurrence of `prefix` in their text replaced by
+/// `with` (absolute lake paths in a query plan, shown relative).
+pub fn without_prefix(
     batches: &[RecordBatch],
-    make_safe: fn(&str) -> Cow<'_, str>,
+    prefix: &str,
+    with: &str,
 ) -> Result<Vec<RecordBatch>> {
+    let replace = text_map(|text| {
+        if text.contains(prefix) {
+            Cow::Owned(text.replace(prefix, with))
+        } else {
+            Cow::Borrowed(text)
+        }
+    });
+    with_safe_text(batches, &replace)
+}
+
+/// Gives a closure the signature a [`TextMap`] needs (its output borrows its input).
+fn text_map<F: for<'a> Fn(&'a str) -> Cow<'a, str>>(f: F) -> F {
+    f
+}
+
+/// `batches` with every text value passed through `make_safe`.
+fn with_safe_text(batches: &[RecordBatch], make_safe: TextMap<'_>) -> Result<Vec<RecordBatch>> {
     batches
         .iter()
         .map(|batch| {
@@ -79,7 +101,7 @@ fn with_safe_text(
         .collect()
 }
 
-fn safe_column(column: &ArrayRef, make_safe: fn(&str) -> Cow<'_, str>) -> Result<ArrayRef> {
+fn safe_column(column: &ArrayRef, make_safe: TextMap<'_>) -> Result<ArrayRef> {
     let cast;
     let strings = match column.data_type() {
         DataType::Utf8 => column.as_string::<i32>(),
@@ -100,7 +122,7 @@ fn safe_column(column: &ArrayRef, make_safe: fn(&str) -> Cow<'_, str>) -> Result
     if !changes {
         return Ok(Arc::new(strings.clone()) as ArrayRef);
     }
-    let safe: StringArray = strings.iter().map(|v| v.map(|v| make_safe(v))).collect();
+    let safe: StringArray = strings.iter().map(|v| v.map(make_safe)).collect();
     Ok(Arc::new(safe) as ArrayRef)
 }
 
@@ -141,7 +163,7 @@ pub fn write_batches(
     };
     match format {
         OutputFormat::Table => {
-            let safe = with_safe_text(batches, terminal_text)?;
+            let safe = with_safe_text(batches, &terminal_text)?;
             let table = arrow::util::pretty::pretty_format_batches(&safe)?;
             writeln!(out, "{table}").map_err(arrow::error::ArrowError::from)?;
         }
@@ -149,7 +171,7 @@ pub fn write_batches(
             let mut writer = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(out);
-            for batch in with_safe_text(batches, csv_cell)? {
+            for batch in with_safe_text(batches, &csv_cell)? {
                 writer.write(&batch)?;
             }
         }

@@ -105,8 +105,9 @@ fn store_status(e: &StoreError) -> (StatusCode, &'static str) {
     match e {
         StoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         StoreError::Conflict(_) | StoreError::MonthState(_) => (StatusCode::CONFLICT, "conflict"),
-        // A query the user wrote that DataFusion cannot plan is their mistake.
-        StoreError::Query(_) | StoreError::NotReadOnly(_) => {
+        // A query the user wrote that fails is their mistake; one of
+        // Tollgate's own over stored data failing is the server's.
+        StoreError::UserQuery(_) | StoreError::NotReadOnly(_) => {
             (StatusCode::BAD_REQUEST, "bad_request")
         }
         StoreError::QueryLimit(_) => (StatusCode::BAD_REQUEST, "query_limit"),

@@ -98,6 +98,7 @@ pub struct Metrics {
     budget_used: Family<BudgetName, Gauge<f64, AtomicU64>>,
     alerts: Family<RuleLabels, Gauge>,
     sheds: Gauge,
+    sql_running: Gauge,
 }
 
 impl Default for Metrics {
@@ -148,7 +149,14 @@ impl Default for Metrics {
             "Budget cuts firing alert rules make now (load shedding)",
             sheds.clone(),
         );
+        let sql_running = Gauge::default();
+        registry.register(
+            "sql_queries_running",
+            "User SQL queries running now (each within its memory and time bounds)",
+            sql_running.clone(),
+        );
         Metrics {
+            sql_running,
             registry,
             requests,
             latency,
@@ -262,6 +270,9 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
         }
     }
     metrics.sheds.set(db.alert_sheds(true).await?.len() as i64);
+    metrics
+        .sql_running
+        .set(tollgate_store::bounded_sql::running() as i64);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
         .map_err(|e| AppError::Internal(format!("encoding metrics: {e}")))?;

@@ -86,6 +86,17 @@ pub async fn analysts_run_bounded_read_only_sql(store: TestStore) {
         )
         .await;
     assert_eq!(forbidden.status(), 403);
+    // A plan names lake files relative to the lake, not where the server keeps it.
+    let (status, plan) = sql(
+        &app,
+        json!({"sql": "EXPLAIN SELECT count(*) FROM requests WHERE status_code = 200"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{plan}");
+    let text = plan.to_string();
+    let data_dir = app.store.config.data_dir.display().to_string();
+    assert!(text.contains("lake/requests/date=2026-10-01/"), "{text}");
+    assert!(!text.contains(data_dir.trim_start_matches('/')), "{text}");
     let mut store = app.stop().await;
 
     // A server with almost no query memory and no time refuses what needs them.
@@ -125,4 +136,92 @@ pub async fn analysts_run_bounded_read_only_sql(store: TestStore) {
         assert_eq!(body["error"], "query_limit", "{body}");
         store = app.stop().await;
     }
+}
+
+/// Times one `/healthz`.
+async fn health_ms(app: &TestApp) -> f64 {
+    let started = std::time::Instant::now();
+    let response = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    started.elapsed().as_secs_f64() * 1e3
+}
+
+/// Once, not per backend: user SQL touches no state, and the count of running
+/// queries it watches is the process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sql_cannot_starve_or_outlive_its_bounds() {
+    let store = TestStore::sqlite().await;
+    let config = ServerConfig {
+        sql_limits: SqlLimits {
+            timeout: Duration::from_secs(3),
+            ..SqlLimits::default()
+        },
+        ..test_config()
+    };
+    let app = TestApp::spawn_with(store, config).await;
+    // Values built in one call: refused before they are built.
+    for query in [
+        "SELECT length(repeat('a', 1000000000))",
+        "SELECT count(*) FROM (SELECT unnest(range(1, 100000000)) AS x)",
+    ] {
+        let started = std::time::Instant::now();
+        let (status, body) = sql(&app, json!({ "sql": query })).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("query_limit")),
+            "{body}"
+        );
+        assert!(
+            body["message"].as_str().unwrap().contains("would build"),
+            "{body}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2), "{query}");
+    }
+    // Two queries that stream for ever, side by side: /healthz still answers
+    // at once, and both are stopped at the deadline.
+    let endless = json!({"sql": "SELECT count(*) FROM range(1, 1000000000000)"});
+    let started = std::time::Instant::now();
+    let both = futures::future::join(sql(&app, endless.clone()), sql(&app, endless.clone()));
+    let probe = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            times.push(health_ms(&app).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        times
+    };
+    let (((a, body_a), (b, _)), mut times) = futures::future::join(both, probe).await;
+    let took = started.elapsed();
+    assert_eq!((a, b), (400, 400), "{body_a}");
+    assert!(
+        body_a["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than 3 s"),
+        "{body_a}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    times.sort_by(f64::total_cmp);
+    assert!(
+        times[5] < 100.0 && times[9] < 1000.0,
+        "healthz ms: {times:?}"
+    );
+    // A client that leaves: its query is stopped too.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let gone = impatient
+        .post(app.url("/api/v1/sql"))
+        .bearer_auth(app.key(Security))
+        .json(&endless)
+        .send()
+        .await;
+    assert!(gone.is_err());
+    crate::helpers::eventually("the abandoned query to stop", || async {
+        tollgate_store::bounded_sql::running() == 0
+    })
+    .await;
+    app.stop().await;
 }
