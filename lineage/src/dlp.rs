@@ -193,10 +193,7 @@ pub async fn hit_context(store: &Store, graph: &LineageGraph, hit_id: &str) -> R
         truncated |= labelled.len() > MAX_SOURCES;
         for (node, _) in labelled.into_iter().take(MAX_SOURCES) {
             let path = graph.path_between(node, agent, 10).unwrap_or_default();
-            sources.push(Explained {
-                node: graph.summary(node),
-                path: graph.path_view(&path),
-            });
+            sources.push(graph.explain_path(node, &path, crate::ANSWER_PATH_STEPS));
         }
     }
     let resource = match (text("resource_namespace"), text("resource_name")) {

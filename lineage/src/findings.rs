@@ -8,7 +8,7 @@ use crate::graph::LineageGraph;
 use crate::label::Rank;
 use crate::model::NodeKind;
 use crate::query::{Bounds, Direction};
-use crate::view::{NodeSummary, PathStep, ReachedNode};
+use crate::view::{NodeSummary, Omitted, PathStep, ReachedNode};
 
 /// What counts as outside: node boundaries that face the outside world.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub struct Finding {
     pub detail: String,
     /// From the labelled origin to the node.
     pub path: Vec<PathStep>,
+    /// Set when the path was longer than an answer shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<Omitted>,
 }
 
 /// Labelled data an external-facing node receives.
@@ -77,11 +80,13 @@ impl LineageGraph {
             };
             let name = |r: Rank| self.taxonomy.name(r).to_string();
             let mut add = |kind, detail: String| {
+                let explained = self.explain(ix);
                 out.push(Finding {
                     kind,
-                    node: self.summary(ix),
+                    node: explained.node,
                     detail,
-                    path: self.path_view(&self.label_path(ix)),
+                    path: explained.path,
+                    omitted: explained.omitted,
                 });
             };
             if node.kind == NodeKind::ModelDeployment {

@@ -46,7 +46,8 @@ pub use store::{load_graph, save_import};
 #[cfg(feature = "store")]
 pub use tollgate_store::state::LineageMode;
 pub use view::{
-    EdgeSummary, Explained, NodeSummary, PathStep, ReachAnswer, ReachedNode, path_text,
+    ANSWER_PATH_STEPS, EdgeSummary, Explained, NodeSummary, Omitted, PathStep, ReachAnswer,
+    ReachedNode, WHY_PATH_STEPS, path_text, path_text_with,
 };
 
 /// What one importer read: nodes to add or update and edges between them (by

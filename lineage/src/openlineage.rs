@@ -13,9 +13,25 @@ use crate::model::{Edge, Label, Node, NodeKey, NodeKind, Origin};
 use crate::{Error, Import, Result};
 
 const EVENT_TYPES: [&str; 6] = ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"];
+/// Events one import may hold (a batch push).
+pub const MAX_EVENTS: usize = 10_000;
+/// Input and output datasets one event may name (real jobs name a handful;
+/// one attack event named 100,000).
+pub const MAX_DATASETS_PER_EVENT: usize = 10_000;
+/// Problems a refusal lists; the rest are counted.
+const MAX_PROBLEMS: usize = 100;
 
 /// Parses events; `source` names the request or file in errors.
 pub fn parse_events(events: &[Value], source: &str, taxonomy: &Taxonomy) -> Result<Import> {
+    if events.len() > MAX_EVENTS {
+        return Err(Error::Refused {
+            source_name: source.to_string(),
+            problems: vec![format!(
+                "{} events, more than the {MAX_EVENTS} one import may hold; split them",
+                events.len()
+            )],
+        });
+    }
     let mut reader = Reader {
         taxonomy,
         problems: Vec::new(),
@@ -36,9 +52,15 @@ pub fn parse_events(events: &[Value], source: &str, taxonomy: &Taxonomy) -> Resu
     if reader.problems.is_empty() {
         Ok(reader.import)
     } else {
+        let mut problems = reader.problems;
+        if problems.len() > MAX_PROBLEMS {
+            let more = problems.len() - MAX_PROBLEMS;
+            problems.truncate(MAX_PROBLEMS);
+            problems.push(format!("... and {more} more problems"));
+        }
         Err(Error::Refused {
             source_name: source.to_string(),
-            problems: reader.problems,
+            problems,
         })
     }
 }
@@ -131,6 +153,20 @@ impl Reader<'_> {
         if let Some(job) = event.get("job") {
             let job_at = format!("{at}.job");
             let job = self.job(job, &job_at);
+            let datasets: usize = ["inputs", "outputs"]
+                .iter()
+                .filter_map(|side| event.get(*side).and_then(Value::as_array))
+                .map(Vec::len)
+                .sum();
+            if datasets > MAX_DATASETS_PER_EVENT {
+                self.problem(
+                    at,
+                    format!(
+                        "names {datasets} input and output datasets, more than the {MAX_DATASETS_PER_EVENT} one event may"
+                    ),
+                );
+                return;
+            }
             for (side, reads) in [("inputs", true), ("outputs", false)] {
                 let Some(list) = event.get(side) else {
                     continue;

@@ -70,6 +70,45 @@ impl LineageGraph {
             })
             .collect()
     }
+
+    /// A path to `end` as an answer shows it: whole when it has at most
+    /// `max_steps` steps, else its first and last halves and what is left out.
+    pub fn bounded_path_view(
+        &self,
+        end: &NodeSummary,
+        path: &[(NodeIndex, Option<EdgeIndex>)],
+        max_steps: usize,
+    ) -> (Vec<PathStep>, Option<Omitted>) {
+        if path.len() <= max_steps {
+            return (self.path_view(path), None);
+        }
+        let head = max_steps / 2;
+        let tail = max_steps - head;
+        let mut steps = self.path_view(&path[..head]);
+        steps.extend(self.path_view(&path[path.len() - tail..]));
+        let omitted = Omitted {
+            steps: path.len() - head - tail,
+            after: head,
+            why: why_link(end),
+        };
+        (steps, Some(omitted))
+    }
+
+    /// A path between two nodes, whole or bounded as [`Self::bounded_path_view`].
+    pub fn explain_path(
+        &self,
+        to: NodeIndex,
+        path: &[(NodeIndex, Option<EdgeIndex>)],
+        max_steps: usize,
+    ) -> Explained {
+        let node = self.summary(to);
+        let (path, omitted) = self.bounded_path_view(&node, path, max_steps);
+        Explained {
+            node,
+            path,
+            omitted,
+        }
+    }
 }
 
 /// A node reached by a traversal and its distance in edges.
@@ -96,6 +135,37 @@ pub struct ReachAnswer {
 pub struct Explained {
     pub node: NodeSummary,
     pub path: Vec<PathStep>,
+    /// Set when the path was longer than an answer shows: which steps are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<Omitted>,
+}
+
+/// Steps a long path leaves out of an answer (a 2,000-node cycle made every
+/// proof 4,000 steps long): `path` holds the first steps up to `after`, then
+/// the last ones; `why` gives the whole path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Omitted {
+    /// `... N more steps`.
+    pub steps: usize,
+    /// The steps before the gap.
+    pub after: usize,
+    /// `/api/v1/lineage/why?...` for the node: the path whole.
+    pub why: String,
+}
+
+/// Steps of a proof path an answer listing many nodes shows; the rest are
+/// [`Omitted`].
+pub const ANSWER_PATH_STEPS: usize = 20;
+/// Steps of the one path `why` answers.
+pub const WHY_PATH_STEPS: usize = 10_000;
+
+/// The `why` address of a node.
+pub fn why_link(node: &NodeSummary) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("namespace", &node.namespace)
+        .append_pair("name", &node.name)
+        .finish();
+    format!("/api/v1/lineage/why?{query}")
 }
 
 impl LineageGraph {
@@ -122,19 +192,30 @@ impl LineageGraph {
         }
     }
 
-    /// Why `ix` carries its label.
+    /// Why `ix` carries its label, as an answer listing many nodes shows it
+    /// ([`ANSWER_PATH_STEPS`] at most).
     pub fn explain(&self, ix: NodeIndex) -> Explained {
-        Explained {
-            node: self.summary(ix),
-            path: self.path_view(&self.label_path(ix)),
-        }
+        self.explain_path(ix, &self.label_path(ix), ANSWER_PATH_STEPS)
+    }
+
+    /// Why `ix` carries its label, the path whole (up to [`WHY_PATH_STEPS`]).
+    pub fn explain_whole(&self, ix: NodeIndex) -> Explained {
+        self.explain_path(ix, &self.label_path(ix), WHY_PATH_STEPS)
     }
 }
 
 /// A path on one line: `ns::a -[reads, cap General]-> ns::b -[calls]-> ns::c`.
 pub fn path_text(path: &[PathStep]) -> String {
+    path_text_with(path, None)
+}
+
+/// [`path_text`] with the gap of a bounded path said where it is.
+pub fn path_text_with(path: &[PathStep], omitted: Option<&Omitted>) -> String {
     let mut text = String::new();
-    for step in path {
+    for (i, step) in path.iter().enumerate() {
+        if let Some(gap) = omitted.filter(|o| o.after == i) {
+            text.push_str(&format!(" ... {} more steps ...", gap.steps));
+        }
         if let Some(via) = &step.via {
             text.push_str(" -[");
             text.push_str(&via.kind);

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use tollgate_lineage::{
     Bounds, Direction, Explained, LineageGraph, NodeIndex, NodeKind, ReachAnswer, load_graph,
-    parse_catalog, path_text, save_import,
+    parse_catalog, path_text_with, save_import,
 };
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
@@ -42,15 +42,11 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
             let Some(path) = graph.path_between(a, b, depth) else {
                 anyhow::bail!("no data-flow path from {from} to {to} within {depth} edges");
             };
-            let explained = Explained {
-                node: graph.summary(b),
-                path: graph.path_view(&path),
-            };
-            print_path(format, &explained)
+            print_path(format, &graph.explain_path(b, &path, usize::MAX))
         }
         LineageCommand::Why { node, format } => {
             let ix = resolve(&graph, &node)?;
-            print_path(format, &graph.explain(ix))
+            print_path(format, &graph.explain_whole(ix))
         }
         LineageCommand::Reach {
             label,
@@ -83,7 +79,14 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
                     "label",
                     strings(found.iter().map(|e| e.node.effective_label.as_deref())),
                 ),
-                ("proof", owned(found.iter().map(|e| path_text(&e.path)))),
+                (
+                    "proof",
+                    owned(
+                        found
+                            .iter()
+                            .map(|e| path_text_with(&e.path, e.omitted.as_ref())),
+                    ),
+                ),
             ])?;
             print(format, &schema, &[batch])
         }
@@ -107,7 +110,14 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
                     "detail",
                     strings(findings.iter().map(|f| Some(f.detail.as_str()))),
                 ),
-                ("proof", owned(findings.iter().map(|f| path_text(&f.path)))),
+                (
+                    "proof",
+                    owned(
+                        findings
+                            .iter()
+                            .map(|f| path_text_with(&f.path, f.omitted.as_ref())),
+                    ),
+                ),
             ])?;
             print(format, &schema, &[batch])
         }
@@ -152,7 +162,13 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
                     "label",
                     strings(s.iter().map(|e| e.node.effective_label.as_deref())),
                 ),
-                ("path_to_agent", owned(s.iter().map(|e| path_text(&e.path)))),
+                (
+                    "path_to_agent",
+                    owned(
+                        s.iter()
+                            .map(|e| path_text_with(&e.path, e.omitted.as_ref())),
+                    ),
+                ),
             ])?;
             print(format, &schema, &[batch])
         }

@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod catalog;
+mod hostile;
 mod propagation;
 mod stored;

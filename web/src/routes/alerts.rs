@@ -4,6 +4,7 @@
 //! the hourly operational series behind the rules, and the monthly SLA report.
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use tollgate_reports::alerts::series::{self, Labels, Projection, STEP_US, Series};
@@ -51,9 +52,11 @@ async fn put_rule(
     Auth(who): Auth,
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Json(spec): Json<RuleSpec>,
+    body: std::result::Result<Json<RuleSpec>, JsonRejection>,
 ) -> Result<Json<AlertRuleRow>> {
+    // The role first: a body is only read for someone who may send it.
     who.require(WRITE, "change alert rules")?;
+    let Json(spec) = body?;
     if spec.name != name {
         return Err(AppError::BadRequest(format!(
             "name: the body names {:?}, the path {name:?}",
@@ -206,9 +209,10 @@ struct ReplayAnswer {
 async fn replay(
     Auth(who): Auth,
     State(state): State<AppState>,
-    Json(request): Json<ReplayRequest>,
+    body: std::result::Result<Json<ReplayRequest>, JsonRejection>,
 ) -> Result<Json<ReplayAnswer>> {
     who.require(WRITE, "replay alert rules")?;
+    let Json(request) = body?;
     let from = micros("from", &Some(request.from), 0)?;
     let to = micros("to", &Some(request.to), 0)?;
     if to <= from || to - from > 92 * 24 * STEP_US {

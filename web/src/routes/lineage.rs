@@ -7,8 +7,10 @@
 use std::io::Read;
 
 use axum::Json;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -29,6 +31,12 @@ const MAX_EVENTS_BYTES: u64 = 16 << 20;
 const MAX_DEPTH: u32 = 20;
 const MAX_LIMIT: usize = 10_000;
 
+/// Largest body as sent (gzip or not); what it expands to is bounded apart.
+const MAX_BODY_BYTES: usize = MAX_EVENTS_BYTES as usize;
+/// Largest answer listing many nodes with their paths (reach, findings,
+/// exposure): items past it are left out and the answer says so.
+pub const MAX_ANSWER_BYTES: usize = 8 << 20;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(downstream))
@@ -42,6 +50,45 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(hit))
         .routes(routes!(push_event))
         .routes(routes!(push_batch))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The pushed body, or why it cannot be read, as the JSON error.
+fn body_bytes(body: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
+    body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
+            "body: more than {} MiB; split the events",
+            MAX_BODY_BYTES >> 20
+        )),
+        _ => AppError::BadRequest(format!("body: {}", e.body_text())),
+    })
+}
+
+/// A JSON array of `items` written until it would pass [`MAX_ANSWER_BYTES`];
+/// a cut answer carries `X-Tollgate-Truncated: answer-size`.
+fn bounded_array<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Response> {
+    let mut body = Vec::from(&b"["[..]);
+    let mut cut = false;
+    for item in items {
+        let json = serde_json::to_vec(&item).map_err(|e| AppError::Internal(e.to_string()))?;
+        if body.len() + json.len() + 2 > MAX_ANSWER_BYTES {
+            cut = true;
+            break;
+        }
+        if body.len() > 1 {
+            body.push(b',');
+        }
+        body.extend_from_slice(&json);
+    }
+    body.push(b']');
+    let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    if cut {
+        response.headers_mut().insert(
+            "x-tollgate-truncated",
+            axum::http::HeaderValue::from_static("answer-size"),
+        );
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -163,10 +210,10 @@ async fn push_event(
     Auth(who): Auth,
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<LineageAccepted>)> {
     who.require(PUSH, "push lineage")?;
-    let event = json_body(&headers, &body)?;
+    let event = json_body(&headers, &body_bytes(body)?)?;
     Ok((
         StatusCode::CREATED,
         Json(accept(&state, &who, &[event]).await?),
@@ -184,12 +231,18 @@ async fn push_batch(
     Auth(who): Auth,
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: std::result::Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<LineageAccepted>)> {
     who.require(PUSH, "push lineage")?;
-    let Value::Array(events) = json_body(&headers, &body)? else {
+    let Value::Array(events) = json_body(&headers, &body_bytes(body)?)? else {
         return Err(AppError::BadRequest("body: a JSON array of events".into()));
     };
+    // Nothing to store must not look like a change to every server.
+    if events.is_empty() {
+        return Err(AppError::BadRequest(
+            "body: an empty array; send at least one event".into(),
+        ));
+    }
     Ok((
         StatusCode::CREATED,
         Json(accept(&state, &who, &events).await?),
@@ -342,10 +395,11 @@ async fn path(
             q.from, q.to
         ))
     })?;
-    Ok(Json(Explained {
-        node: graph.summary(to),
-        path: graph.path_view(&path),
-    }))
+    Ok(Json(graph.explain_path(
+        to,
+        &path,
+        tollgate_lineage::WHY_PATH_STEPS,
+    )))
 }
 
 /// Why a node carries its label: the path from where the label came (security).
@@ -361,7 +415,7 @@ async fn why(
     who.require(READ, "query lineage")?;
     let graph = state.lineage.current();
     let ix = node(&graph, &q.name, q.namespace.as_deref())?;
-    Ok(Json(graph.explain(ix)))
+    Ok(Json(graph.explain_whole(ix)))
 }
 
 /// Every node at or above a label, each with the path that proves it (security).
@@ -372,7 +426,7 @@ async fn reach(
     Auth(who): Auth,
     State(state): State<AppState>,
     Query(q): Query<LabelQuery>,
-) -> Result<Json<Vec<Explained>>> {
+) -> Result<Response> {
     who.require(READ, "query lineage")?;
     let graph = state.lineage.current();
     let min = match &q.label {
@@ -381,14 +435,13 @@ async fn reach(
     };
     let kinds = kinds(q.kinds.as_deref())?;
     let limit = limit(q.limit)?;
-    Ok(Json(
+    bounded_array(
         graph
             .at_or_above(min, &kinds)
             .into_iter()
             .take(limit)
-            .map(|ix| graph.explain(ix))
-            .collect(),
-    ))
+            .map(|ix| graph.explain(ix)),
+    )
 }
 
 /// Policy findings, each with the path that proves it (security).
@@ -399,13 +452,13 @@ async fn findings(
     Auth(who): Auth,
     State(state): State<AppState>,
     Query(q): Query<LimitQuery>,
-) -> Result<Json<Vec<Finding>>> {
+) -> Result<Response> {
     who.require(READ, "query lineage")?;
     let limit = limit(q.limit)?;
     let graph = state.lineage.current();
     let mut findings = graph.findings(&state.config.lineage_policy);
     findings.truncate(limit);
-    Ok(Json(findings))
+    bounded_array(findings)
 }
 
 /// External-facing nodes and the labelled data upstream of them (security).
@@ -416,7 +469,7 @@ async fn exposure(
     Auth(who): Auth,
     State(state): State<AppState>,
     Query(q): Query<LabelQuery>,
-) -> Result<Json<Vec<Exposure>>> {
+) -> Result<Response> {
     who.require(READ, "query lineage")?;
     let graph = state.lineage.current();
     let min = match &q.label {
@@ -430,5 +483,5 @@ async fn exposure(
     };
     let mut exposure = graph.exposure(min, &state.config.lineage_policy, &bounds);
     exposure.truncate(limit(q.limit)?);
-    Ok(Json(exposure))
+    bounded_array(exposure)
 }

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use tollgate_lineage::{
-    Bounds, Direction, FindingKind, LineageGraph, NodeIndex, NodeKey, NodeKind, PathStep, path_text,
+    Bounds, Direction, FindingKind, LineageGraph, NodeIndex, NodeKey, NodeKind, PathStep,
+    path_text_with,
 };
 
 use super::chart::{self, Chart, Series, Unit};
@@ -85,7 +86,7 @@ fn node_line(graph: &LineageGraph, ix: NodeIndex) -> NodeLine {
             .to_owned(),
         href: node_href(&node.key),
         draw: draw_href(&node.key),
-        why: path_text(&explained.path),
+        why: path_text_with(&explained.path, explained.omitted.as_ref()),
     }
 }
 
@@ -174,7 +175,7 @@ async fn graph_page(
             node: f.node.name.clone(),
             href: node_href(&NodeKey::new(&f.node.namespace, &f.node.name)),
             detail: f.detail.clone(),
-            path: path_text(&f.path),
+            path: path_text_with(&f.path, f.omitted.as_ref()),
         })
         .collect();
 
@@ -427,7 +428,7 @@ async fn node_page(
             node: f.node.name.clone(),
             href: String::new(),
             detail: f.detail.clone(),
-            path: path_text(&f.path),
+            path: path_text_with(&f.path, f.omitted.as_ref()),
         })
         .collect();
     let neighbours = |outgoing: bool| -> Vec<NodeLine> {

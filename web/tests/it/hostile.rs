@@ -4,7 +4,8 @@
 use reqwest::Method;
 use serde_json::Value;
 use tollgate_store::testing::TestStore;
-use tollgate_web::Role::{Finops, Operator};
+use tollgate_web::Role;
+use tollgate_web::Role::{Finops, Ingest, Operator, Security};
 
 use crate::helpers::{TestApp, requests, token_budget};
 use crate::pages::Browser;
@@ -161,5 +162,103 @@ pub async fn spreadsheet_formulas_arrive_inert_in_every_csv(store: TestStore) {
         }
         assert!(seen >= formulas.len(), "{path}: {seen}\n{text}");
     }
+    app.stop().await;
+}
+
+/// Posts `body` to a lineage push route with `role`'s key.
+async fn push_lineage(app: &TestApp, path: &str, role: Role, body: Vec<u8>) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(app.key(role))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn wide_event(datasets: usize) -> Value {
+    let inputs: Vec<Value> = (0..datasets)
+        .map(|i| serde_json::json!({"namespace": "warehouse", "name": format!("t{i}")}))
+        .collect();
+    serde_json::json!({"eventType": "COMPLETE", "eventTime": "2026-10-14T10:00:00Z",
+        "producer": "p", "schemaURL": "s", "run": {"runId": "0192f6a4-8d1e-7c3a-9b2f-3d4e5f6a7b8c"},
+        "job": {"namespace": "contoso", "name": "wide"}, "inputs": inputs})
+}
+
+pub async fn lineage_pushes_and_answers_stay_bounded(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    let version = || async { app.store.db.state_version("lineage").await.unwrap() };
+    // The role is checked before the body is read: 403, not 400 or 422.
+    let (status, body) =
+        push_lineage(&app, "/api/v1/lineage", Security, b"not json".to_vec()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    // A body past the bound is the JSON 413, not axum's plain text.
+    let (status, body) = push_lineage(&app, "/api/v1/lineage", Ingest, vec![b' '; 17 << 20]).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (413, Some("payload_too_large")),
+        "{body}"
+    );
+    // An empty batch changes nothing, and says so.
+    let before = version().await;
+    let (status, body) = push_lineage(&app, "/api/v1/lineage/batch", Ingest, b"[]".to_vec()).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(version().await, before);
+    // One event past the dataset bound is refused; one at it is taken.
+    let over = serde_json::to_vec(&wide_event(10_001)).unwrap();
+    let (status, body) = push_lineage(&app, "/api/v1/lineage", Ingest, over).await;
+    assert_eq!(status, 422, "{body}");
+    let started = std::time::Instant::now();
+    let at = serde_json::to_vec(&wide_event(10_000)).unwrap();
+    let (status, body) = push_lineage(&app, "/api/v1/lineage", Ingest, at).await;
+    assert_eq!(
+        (status, body["edges"].as_u64()),
+        (201, Some(10_000)),
+        "{body}"
+    );
+    assert!(started.elapsed().as_secs() < 60, "{:?}", started.elapsed());
+
+    // A 2,000-node labelled cycle: every proof path went all the way round.
+    let mut events = Vec::new();
+    for i in 0..2000 {
+        let mut event = wide_event(0);
+        event["job"]["name"] = Value::from(format!("c{}", (i + 1) % 2000));
+        event["inputs"] = serde_json::json!([{"namespace": "contoso", "name": format!("c{i}")}]);
+        events.push(event);
+    }
+    events[0]["inputs"][0]["facets"] = serde_json::json!({"tags": {"tags": [{"key": "sensitivity", "value": "Highly Confidential"}]}});
+    let (status, body) = push_lineage(
+        &app,
+        "/api/v1/lineage/batch",
+        Ingest,
+        serde_json::to_vec(&events).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let response = app.get("/api/v1/lineage/reach?limit=10000", Security).await;
+    assert_eq!(response.status(), 200);
+    let bytes = response.bytes().await.unwrap();
+    assert!(bytes.len() <= 8 << 20, "{} bytes", bytes.len());
+    let reach: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+    assert!(reach.len() >= 2000, "{}", reach.len());
+    for item in &reach {
+        assert!(item["path"].as_array().unwrap().len() <= tollgate_lineage::ANSWER_PATH_STEPS);
+    }
+    let long = reach
+        .iter()
+        .find(|i| i["omitted"]["steps"].as_u64() > Some(1000))
+        .unwrap();
+    let why = long["omitted"]["why"].as_str().unwrap();
+    let whole: Value = app.get(why, Security).await.json().await.unwrap();
+    let steps = whole["path"].as_array().unwrap().len() as u64;
+    assert_eq!(steps, long["omitted"]["steps"].as_u64().unwrap() + 20);
     app.stop().await;
 }

@@ -47,6 +47,7 @@ tollgate_store::backend_tests!(
     one_dated_line_cannot_break_the_books_or_lift_a_throttle,
     absurd_counts_are_refused_and_a_retry_gets_the_first_answer,
     spreadsheet_formulas_arrive_inert_in_every_csv,
+    lineage_pushes_and_answers_stay_bounded,
 );
 
 use alerts::*;
