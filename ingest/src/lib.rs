@@ -32,6 +32,8 @@ pub use dimensions::{DimensionSources, Dimensions};
 pub use error::{IngestError, Result};
 pub use format::Format;
 pub use limits::Limits;
-pub use pipeline::{IngestOptions, IngestReport, Outcome, QUARANTINE_RAW_BYTES, ingest_file};
+pub use pipeline::{
+    IngestOptions, IngestReport, Outcome, QUARANTINE_RAW_BYTES, ingest_file, ingest_named,
+};
 pub use progress::{NoProgress, Progress};
 pub use record::Record;

@@ -90,14 +90,26 @@ impl std::fmt::Display for IngestReport {
 }
 
 /// Ingests one file as one batch. Re-ingesting the same content changes nothing.
-#[tracing::instrument(skip_all, fields(path = %path.display()), err)]
 pub async fn ingest_file(
     store: &Store,
     path: &Path,
     options: &IngestOptions,
     progress: Arc<dyn Progress>,
 ) -> Result<IngestReport> {
-    let source = path.display().to_string();
+    ingest_named(store, path, &path.display().to_string(), options, progress).await
+}
+
+/// [`ingest_file`] with the batch named `source` (a pushed body is named by
+/// its spool entry, not by where the server keeps it).
+#[tracing::instrument(skip_all, fields(path = %path.display()), err)]
+pub async fn ingest_named(
+    store: &Store,
+    path: &Path,
+    source: &str,
+    options: &IngestOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<IngestReport> {
+    let source = source.to_owned();
     // Taken before hashing, compared after reading: an append at any point in
     // between is noticed.
     let fingerprint = fingerprint(path)?;

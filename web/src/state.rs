@@ -109,7 +109,7 @@ pub struct Inner {
     pub daily: tollgate_reports::chargeback::DailyCache,
     pub lineage: crate::lineage::LineageCache,
     pub metrics: crate::metrics::Metrics,
-    pub ingest_slots: Semaphore,
+    pub ingest_slots: Arc<Semaphore>,
     /// `POST /api/v1/sql` queries running at once; more are answered 503.
     pub sql_slots: Semaphore,
     /// One budget evaluation at a time in this process.
@@ -134,7 +134,7 @@ impl Deref for AppState {
 impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> AppState {
         AppState(Arc::new(Inner {
-            ingest_slots: Semaphore::new(config.ingest_slots.max(1)),
+            ingest_slots: Arc::new(Semaphore::new(config.ingest_slots.max(1))),
             sql_slots: Semaphore::new(2),
             budget_cache_control: axum::http::HeaderValue::from_str(&format!(
                 "private, max-age={}",

@@ -41,6 +41,7 @@ pub use self::budgets::{
 };
 pub use self::capacity::{BackendRow, PtuReservation};
 pub use self::closes::{MonthClose, NewMonthClose};
+pub use self::ingest_requests::IdempotencyClaim;
 pub use self::keys::{ApiKeyHash, ApiKeyRow, NewApiKey};
 pub use self::lineage::{LineageApplied, LineageEdgeRow, LineageMode, LineageNodeRow};
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod commit;
+mod idempotency;
 mod sql;
 mod writers;

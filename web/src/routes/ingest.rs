@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 use tollgate_ingest::{Format, IngestError, IngestOptions, NoProgress};
+use tollgate_store::state::IdempotencyClaim;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -72,44 +73,140 @@ async fn push(
         .transpose()
         .map_err(|_| AppError::BadRequest("Idempotency-Key: not visible ASCII".into()))?;
     let sha = hex::encode(ring::digest::digest(&ring::digest::SHA256, &body));
-    if let Some(key) = &key {
-        if key.is_empty() || key.len() > 200 {
-            return Err(AppError::BadRequest(
-                "Idempotency-Key: 1 to 200 characters".into(),
-            ));
+    let claim = match key {
+        Some(key) => match claim(&state, &who, key, &sha).await? {
+            Claim::Ours(claim) => Some(claim),
+            Claim::Replay(answer) => return Ok(json_answer(StatusCode::OK, answer, true)),
+        },
+        None => None,
+    };
+    let Ok(slot) = state.ingest_slots.clone().try_acquire_owned() else {
+        if let Some(claim) = &claim {
+            claim.release(&state).await;
         }
-        if let Some((first_sha, answer)) = state.store.db.idempotent_answer(key).await? {
-            if first_sha != sha {
-                return Err(AppError::Conflict(
-                    "Idempotency-Key was used before with a different body".into(),
-                ));
-            }
-            return Ok(json_answer(StatusCode::OK, answer, true));
-        }
-    }
-    let Ok(_slot) = state.ingest_slots.try_acquire() else {
         return Err(AppError::Busy(5));
     };
-    let report = ingest_body(&state, &body, format).await?;
+    // On a task of its own: a client that leaves mid-push, or a shutdown's
+    // grace running out, cannot stop a commit half way; its claim is answered
+    // or released whatever becomes of the request.
+    let task = tokio::spawn(async move {
+        let _slot = slot;
+        let answer = ingest_and_answer(&state, &body, format, claim.as_ref()).await;
+        if answer.is_err()
+            && let Some(claim) = &claim
+        {
+            claim.release(&state).await;
+        }
+        answer
+    });
+    let answer = task
+        .await
+        .map_err(|e| AppError::Internal(format!("push task: {e}")))??;
+    Ok(json_answer(StatusCode::OK, answer, false))
+}
+
+/// An Idempotency-Key this push holds.
+#[derive(Debug)]
+struct HeldKey {
+    principal: String,
+    key: String,
+}
+
+impl HeldKey {
+    /// Best effort: a claim left behind is taken over after [`STALE_CLAIM`].
+    async fn release(&self, state: &AppState) {
+        if let Err(e) = state
+            .store
+            .db
+            .release_idempotency_key(&self.principal, &self.key)
+            .await
+        {
+            tracing::warn!(error = %e, "an Idempotency-Key claim was not released");
+        }
+    }
+}
+
+enum Claim {
+    Ours(HeldKey),
+    Replay(String),
+}
+
+/// A claim of the same body older than this whose push never answered (its
+/// server died) is taken over by a retry.
+const STALE_CLAIM: chrono::Duration = chrono::Duration::minutes(10);
+
+/// Claims the key for this key holder's push of the body with `sha`, or finds
+/// the answer a push of the same body got; another body, or the same still
+/// being ingested, is a conflict.
+async fn claim(
+    state: &AppState,
+    who: &crate::auth::Principal,
+    key: String,
+    sha: &str,
+) -> Result<Claim> {
+    if key.is_empty() || key.len() > 200 {
+        return Err(AppError::BadRequest(
+            "Idempotency-Key: 1 to 200 characters".into(),
+        ));
+    }
+    let principal = format!("key:{}", who.key_id);
+    let now = chrono::Utc::now();
+    let found = state
+        .store
+        .db
+        .claim_idempotency_key(&principal, &key, sha, now, now - STALE_CLAIM)
+        .await?;
+    match found {
+        IdempotencyClaim::Claimed => Ok(Claim::Ours(HeldKey { principal, key })),
+        IdempotencyClaim::Answered {
+            body_sha256,
+            response,
+        } if body_sha256 == sha => Ok(Claim::Replay(response)),
+        IdempotencyClaim::Answered { .. } => Err(AppError::Conflict(
+            "Idempotency-Key was used before with a different body".into(),
+        )),
+        IdempotencyClaim::InFlight { body_sha256 } if body_sha256 == sha => Err(
+            AppError::Conflict(
+                "a push with this Idempotency-Key is still being ingested; retry it in a few seconds for its answer"
+                    .into(),
+            ),
+        ),
+        IdempotencyClaim::InFlight { .. } => Err(AppError::Conflict(
+            "Idempotency-Key is being used by a push of a different body".into(),
+        )),
+    }
+}
+
+/// Ingests the body, records the answer under the key it holds, then
+/// evaluates budgets and observed lineage.
+async fn ingest_and_answer(
+    state: &AppState,
+    body: &Bytes,
+    format: Format,
+    claim: Option<&HeldKey>,
+) -> Result<String> {
+    let report = ingest_body(state, body, format).await?;
     state.metrics.count_ingest(&report.counts);
     let answer = serde_json::to_string(&report).map_err(|e| AppError::Internal(e.to_string()))?;
-    if let Some(key) = &key {
+    if let Some(claim) = claim {
         state
             .store
             .db
-            .record_idempotent_answer(key, &sha, &answer)
+            .answer_idempotency_key(&claim.principal, &claim.key, &answer)
             .await?;
     }
-    super::budgets::evaluate(&state).await;
+    super::budgets::evaluate(state).await;
     // Inline, as the budget evaluation: a background write racing the pusher's
     // next request made SQLite refuse that request's transaction.
     if let Err(e) = state.observe_lineage().await {
         tracing::error!(error = %e, "refreshing observed lineage after a push failed");
     }
-    Ok(json_answer(StatusCode::OK, answer, false))
+    Ok(answer)
 }
 
-/// Spools the body under the data directory and ingests it as one batch.
+/// Spools the body under the data directory and ingests it as one batch,
+/// named by its spool entry (`push/<id>`): neither the batch nor the answer
+/// names the server's directories.
 async fn ingest_body(
     state: &AppState,
     body: &Bytes,
@@ -124,8 +221,14 @@ async fn ingest_body(
         format,
         ..state.config.ingest.clone()
     };
+    let name = format!(
+        "push/{}",
+        dir.file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
     let result =
-        tollgate_ingest::ingest_file(&state.store, &path, &options, Arc::new(NoProgress)).await;
+        tollgate_ingest::ingest_named(&state.store, &path, &name, &options, Arc::new(NoProgress))
+            .await;
     if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
         tracing::warn!(path = %dir.display(), error = %e, "spooled push not removed");
     }

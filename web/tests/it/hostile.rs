@@ -262,3 +262,57 @@ pub async fn lineage_pushes_and_answers_stay_bounded(store: TestStore) {
     assert_eq!(steps, long["omitted"]["steps"].as_u64().unwrap() + 20);
     app.stop().await;
 }
+
+async fn push_as(app: &TestApp, role: Role, body: &str, key: &str) -> (u16, Value) {
+    let response = app
+        .client
+        .post(app.url("/api/v1/ingest?format=canonical"))
+        .bearer_auth(app.key(role))
+        .header("Idempotency-Key", key)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+pub async fn one_idempotency_key_commits_one_body(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    // Large enough that the two pushes overlap.
+    let a = requests("a", "2026-10-05T10:00:00Z", "sub-a", 5000, 10, 10);
+    let b = requests("b", "2026-10-05T10:00:00Z", "sub-a", 5000, 10, 10);
+    let (first, second) = futures::future::join(
+        push_as(&app, Ingest, &a, "same-key"),
+        push_as(&app, Ingest, &b, "same-key"),
+    )
+    .await;
+    let mut statuses = [first.0, second.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{first:?} {second:?}");
+    let committed = if first.0 == 200 { &first } else { &second };
+    let refused = if first.0 == 200 { &second } else { &first };
+    assert_eq!(refused.1["error"], "conflict", "{refused:?}");
+    let batches = app.store.db.recent_batches(100).await.unwrap();
+    assert_eq!(
+        batches.iter().filter(|b| b.status == "committed").count(),
+        1
+    );
+    // A retry of the body that won gets its answer, not a conflict.
+    let winner = if first.0 == 200 { &a } else { &b };
+    let (status, again) = push_as(&app, Ingest, winner, "same-key").await;
+    assert_eq!((status, &again), (200, &committed.1));
+    // Keys are the key holder's: another key's push with the same one is its own.
+    let (status, other) = push_as(&app, Role::Admin, &b.replace("\"b-", "\"c-"), "same-key").await;
+    assert_eq!(
+        (status, other["outcome"].as_str()),
+        (200, Some("committed")),
+        "{other}"
+    );
+    // The answer names the batch and its spool entry, not the server's paths.
+    let source = other["source"].as_str().unwrap();
+    assert!(source.starts_with("push/"), "{source}");
+    let data_dir = app.store.config.data_dir.display().to_string();
+    assert!(!other.to_string().contains(&data_dir), "{other}");
+    app.stop().await;
+}

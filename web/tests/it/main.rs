@@ -48,6 +48,7 @@ tollgate_store::backend_tests!(
     absurd_counts_are_refused_and_a_retry_gets_the_first_answer,
     spreadsheet_formulas_arrive_inert_in_every_csv,
     lineage_pushes_and_answers_stay_bounded,
+    one_idempotency_key_commits_one_body,
 );
 
 use alerts::*;
