@@ -72,6 +72,12 @@ pub struct ServerSection {
     pub max_ingest_mib: Option<usize>,
     /// Seconds between budget evaluations without a push (default 60).
     pub evaluate_every_seconds: Option<u64>,
+    /// Seconds a client has to send a request's headers (default 10).
+    pub header_read_timeout_seconds: Option<u64>,
+    /// Seconds a request's body has to arrive whole (default 120).
+    pub body_timeout_seconds: Option<u64>,
+    /// Seconds requests in flight get at shutdown before they are cut (default 30).
+    pub shutdown_grace_seconds: Option<u64>,
 }
 
 /// `[ingest]` of tollgate.toml.

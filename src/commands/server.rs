@@ -76,6 +76,15 @@ pub fn server_config(config: &Config, webhook_url: Option<String>) -> ServerConf
         evaluate_every: section
             .evaluate_every_seconds
             .map_or(defaults.evaluate_every, std::time::Duration::from_secs),
+        header_read_timeout: section
+            .header_read_timeout_seconds
+            .map_or(defaults.header_read_timeout, std::time::Duration::from_secs),
+        body_timeout: section
+            .body_timeout_seconds
+            .map_or(defaults.body_timeout, std::time::Duration::from_secs),
+        shutdown_grace: section
+            .shutdown_grace_seconds
+            .map_or(defaults.shutdown_grace, std::time::Duration::from_secs),
         webhook_url: webhook_url.or_else(|| section.webhook_url.clone()),
         ingest: tollgate_ingest::IngestOptions {
             dimensions: config.dimensions.clone(),

@@ -23,6 +23,7 @@ pub mod auth;
 mod background;
 pub mod error;
 pub mod lineage;
+mod listener;
 mod metrics;
 pub mod notify;
 mod routes;
@@ -47,8 +48,9 @@ pub fn router(state: AppState) -> Router {
     routes::router(state)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish; a
-/// push ingest in flight completes its commit first (its handler runs to the end).
+/// Serves until `shutdown` resolves, then lets in-flight requests finish
+/// within the shutdown grace and cuts the rest; a push in flight completes its
+/// commit first (it runs on its own task).
 pub async fn serve(
     store: Store,
     config: ServerConfig,
@@ -66,12 +68,9 @@ pub async fn serve(
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tasks = background::spawn(state.clone(), stop_rx);
-    let app = router(state);
+    let app = router(state.clone());
     tracing::info!(addr = ?listener.local_addr().ok(), "serving");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| AppError::Internal(format!("server: {e}")))?;
+    listener::serve_connections(listener, app, &state, shutdown).await;
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;

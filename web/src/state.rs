@@ -48,6 +48,13 @@ pub struct ServerConfig {
     pub alert_resend_every: Duration,
     /// This server's URL as people reach it, for links in notifications.
     pub external_url: String,
+    /// A client must send a request's headers within this (slow clients).
+    pub header_read_timeout: Duration,
+    /// A request's body must arrive whole within this.
+    pub body_timeout: Duration,
+    /// At shutdown, requests in flight get this long before their
+    /// connections are cut (pushes then get as long again to commit).
+    pub shutdown_grace: Duration,
 }
 
 /// How far a pushed body may expand: sixteen times its largest compressed size
@@ -90,6 +97,9 @@ impl Default for ServerConfig {
             alertmanager_url: None,
             alert_resend_every: Duration::from_secs(60),
             external_url: "http://localhost:8080".into(),
+            header_read_timeout: crate::listener::HEADER_READ_TIMEOUT,
+            body_timeout: crate::listener::BODY_TIMEOUT,
+            shutdown_grace: crate::listener::SHUTDOWN_GRACE,
         }
     }
 }

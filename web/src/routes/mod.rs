@@ -84,6 +84,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::metrics::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::listener::body_deadline,
+        ))
         // A handler that panics answers 500 like any other server error (and is
         // logged), instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -316,3 +316,77 @@ pub async fn one_idempotency_key_commits_one_body(store: TestStore) {
     assert!(!other.to_string().contains(&data_dir), "{other}");
     app.stop().await;
 }
+
+/// Whether the server has closed `stream` (it reads to the end, or resets).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            // A 408 before closing is fine: keep reading to the end.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+pub async fn slow_clients_are_cut_and_shutdown_has_a_deadline(store: TestStore) {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let config = tollgate_web::ServerConfig {
+        header_read_timeout: Duration::from_secs(1),
+        body_timeout: Duration::from_secs(1),
+        shutdown_grace: Duration::from_secs(1),
+        ..crate::helpers::test_config()
+    };
+    let app = TestApp::spawn_with(store, config).await;
+    // step 1: fifty clients sending headers slowly are cut at the header timeout,
+    // and /healthz answers meanwhile.
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    for stream in &mut slow {
+        assert!(closed_by_server(stream, Duration::from_secs(5)).await);
+    }
+    // step 2: a body that trickles is refused at the body timeout.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/ingest?format=canonical HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100000\r\n\r\n",
+        app.key(Ingest)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"{\"request_id\":").await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), async {
+        use tokio::io::AsyncReadExt;
+        stream.read(&mut answer).await
+    })
+    .await
+    .expect("an answer within the body timeout")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(app.store.db.recent_batches(10).await.unwrap().len(), 0);
+    // step 3: at shutdown, a client holding a request open is cut after the grace.
+    let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    held.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}

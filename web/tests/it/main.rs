@@ -49,6 +49,7 @@ tollgate_store::backend_tests!(
     spreadsheet_formulas_arrive_inert_in_every_csv,
     lineage_pushes_and_answers_stay_bounded,
     one_idempotency_key_commits_one_body,
+    slow_clients_are_cut_and_shutdown_has_a_deadline,
 );
 
 use alerts::*;
