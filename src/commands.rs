@@ -178,7 +178,8 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             BudgetsCommand::List { format } => server::list_budgets(&store, format).await,
             BudgetsCommand::Delete { id } => {
                 let row = store.db.delete_budget(id, &server::cli_actor()).await?;
-                println!("deleted budget {} ({})", row.id, row.budget.name);
+                let line = format!("deleted budget {} ({})", row.id, row.budget.name);
+                println!("{}", tollgate_store::output::terminal_text(&line));
                 server::evaluate_budgets(&store, &Default::default(), None).await;
                 Ok(ExitCode::SUCCESS)
             }

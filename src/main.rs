@@ -21,14 +21,20 @@ async fn main() -> ExitCode {
     let config = match config::Config::load(&cli.global) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                tollgate_store::output::terminal_text(&format!("{e:#}"))
+            );
             return ExitCode::from(2);
         }
     };
     match commands::run(cli.command, &config).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!(
+                "error: {}",
+                tollgate_store::output::terminal_text(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

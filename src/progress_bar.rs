@@ -23,11 +23,13 @@ impl Bar {
 
     /// Prints a line to stdout without tearing the bar.
     pub fn println(&self, line: &str) {
+        let line = tollgate_store::output::terminal_text(line);
         self.0.suspend(|| println!("{line}"));
     }
 
     /// Prints a line to stderr without tearing the bar.
     pub fn eprintln(&self, line: &str) {
+        let line = tollgate_store::output::terminal_text(line);
         self.0.suspend(|| eprintln!("{line}"));
     }
 

@@ -186,7 +186,8 @@ pub async fn list_keys(store: &Store, format: OutputFormat) -> Result<ExitCode> 
 
 pub async fn revoke_key(store: &Store, id: i64) -> Result<ExitCode> {
     let row = store.db.revoke_api_key(id, &cli_actor()).await?;
-    println!("revoked key {} ({})", row.id, row.name);
+    let line = format!("revoked key {} ({})", row.id, row.name);
+    println!("{}", tollgate_store::output::terminal_text(&line));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -247,7 +248,7 @@ pub async fn list_budgets(store: &Store, format: OutputFormat) -> Result<ExitCod
             ),
         ),
     ])?;
-    eprintln!("period {period} (the month of the newest data)");
+    eprintln!("period {period} (the current calendar month)");
     print(format, &schema, &[batch])
 }
 
@@ -256,10 +257,11 @@ pub async fn evaluate_now(store: &Store) -> Result<ExitCode> {
     match evaluation.applied {
         Some(applied) => {
             for event in &applied.events {
-                println!(
+                let line = format!(
                     "{}: {} -> {}",
                     event.budget_name, event.from_state, event.to_state
                 );
+                println!("{}", tollgate_store::output::terminal_text(&line));
             }
             for (gateway, version) in &applied.bumped {
                 println!("gateway {gateway}: view version {version}");
@@ -302,7 +304,7 @@ pub async fn evaluate_alerts(store: &Store, config: &Config, force: bool) -> Res
 pub async fn evaluate_budgets(store: &Store, cache: &ChargebackCache, bar: Option<&Bar>) {
     let say = |line: &str| match bar {
         Some(bar) => bar.println(line),
-        None => println!("{line}"),
+        None => println!("{}", tollgate_store::output::terminal_text(line)),
     };
     match budget_eval::evaluate(store, cache).await {
         Ok(evaluation) => {

@@ -88,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::listener::body_deadline,
         ))
+        .layer(axum::middleware::from_fn(api_headers))
         // A handler that panics answers 500 like any other server error (and is
         // logged), instead of dropping the connection.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -106,4 +107,22 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Every answer is what its `Content-Type` says (`nosniff`), and an API answer
+/// that did not choose its own caching (the budget pull does, with its ETag)
+/// is not stored: a session cookie may read the API, and what it reads is
+/// that person's.
+async fn api_headers(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let api = request.uri().path().starts_with("/api/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    if api && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }

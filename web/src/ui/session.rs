@@ -169,10 +169,13 @@ pub fn served_over_tls(state: &AppState, headers: &HeaderMap) -> bool {
             .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-/// A form from another site: its `Origin` is neither the host the request
-/// was sent to nor the server's external URL (a proxy in front may rewrite
-/// `Host`). Browsers send `Origin` on every POST; a request without one (a
-/// script) is judged by its CSRF token alone.
+/// A form from another site: its `Origin` is neither the scheme and host the
+/// request was sent to (`https` when a proxy in front says so in
+/// `X-Forwarded-Proto`, else `http`) nor the server's external URL (a proxy
+/// may rewrite `Host`). A page of the same host over another scheme (plain
+/// HTTP beside the HTTPS service) is another origin. Browsers send `Origin` on
+/// every POST; a request without one (a script) is judged by its CSRF token
+/// alone.
 pub fn cross_origin(state: &AppState, headers: &HeaderMap) -> bool {
     origin_elsewhere(headers, &state.config.external_url)
 }
@@ -181,12 +184,18 @@ fn origin_elsewhere(headers: &HeaderMap, external_url: &str) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    if origin == external_url.trim_end_matches('/') {
+    if origin.eq_ignore_ascii_case(external_url.trim_end_matches('/')) {
         return false;
     }
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
-    origin == "null" || host.is_none() || origin_host != host
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let forwarded_tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+    let scheme = if forwarded_tls { "https" } else { "http" };
+    !origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
 }
 
 /// Someone logged in to the web pages.
@@ -310,5 +319,25 @@ mod tests {
             HeaderValue::from_static("https://tollgate.example.com"),
         );
         assert!(!origin_elsewhere(&headers, ours));
+        // The same host over another scheme is another origin.
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://127.0.0.1:8080"),
+        );
+        assert!(origin_elsewhere(&headers, ours));
+        headers.insert(header::HOST, HeaderValue::from_static("tollgate.internal"));
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://tollgate.internal"),
+        );
+        assert!(origin_elsewhere(&headers, ours));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://tollgate.internal"),
+        );
+        assert!(!origin_elsewhere(&headers, ours));
+        headers.remove(header::HOST);
+        assert!(origin_elsewhere(&headers, ours));
     }
 }

@@ -390,3 +390,33 @@ pub async fn slow_clients_are_cut_and_shutdown_has_a_deadline(store: TestStore) 
         started.elapsed()
     );
 }
+
+pub async fn api_reads_with_a_session_are_not_stored_or_sniffed(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    app.push_ok(&requests("s", "2026-10-05T10:00:00Z", "sub-a", 1, 10, 10))
+        .await;
+    let mut browser = Browser::new(&app);
+    browser.login(Finops).await;
+    let response = browser
+        .get("/api/v1/reports/chargeback?month=2026-10&by=subscription")
+        .await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    // The budget pull keeps the caching it chose.
+    let pull = app
+        .get(
+            &format!("/api/v1/gateways/{}/budgets", crate::helpers::GATEWAY),
+            Role::Gateway,
+        )
+        .await;
+    assert!(
+        pull.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    assert_eq!(pull.headers()["x-content-type-options"], "nosniff");
+    app.stop().await;
+}

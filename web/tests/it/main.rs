@@ -50,6 +50,7 @@ tollgate_store::backend_tests!(
     lineage_pushes_and_answers_stay_bounded,
     one_idempotency_key_commits_one_body,
     slow_clients_are_cut_and_shutdown_has_a_deadline,
+    api_reads_with_a_session_are_not_stored_or_sniffed,
 );
 
 use alerts::*;

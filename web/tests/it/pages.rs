@@ -120,7 +120,7 @@ impl<'a> Browser<'a> {
         response.headers()[LOCATION].to_str().unwrap().to_owned()
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         let mut request = self.client.get(self.app.url(path));
         if let Some(cookie) = &self.cookie {
             request = request.header(COOKIE, cookie);
