@@ -300,30 +300,8 @@ pub async fn import(db: &StateDb, path: &Path, actor: &str) -> Result<Vec<Budget
         path: path.to_owned(),
         source,
     })?;
-    let file: BudgetsFile = toml::from_str(&text).map_err(|e| ReportsError::Invalid {
-        path: path.to_owned(),
-        problems: vec![e.to_string()],
-    })?;
     let known = KnownScopes::load(db).await?;
-    let mut problems = Vec::new();
-    let mut checked = Vec::new();
-    let mut names = BTreeSet::new();
-    for (i, spec) in file.budget.iter().enumerate() {
-        let at = format!("budget {} ({:?})", i + 1, spec.name);
-        if !names.insert(spec.name.trim().to_owned()) {
-            problems.push(format!("{at}: name: given twice"));
-        }
-        match spec.check(&known) {
-            Ok(budget) => checked.push(budget),
-            Err(found) => problems.extend(found.into_iter().map(|p| format!("{at}: {p}"))),
-        }
-    }
-    if !problems.is_empty() {
-        return Err(ReportsError::Invalid {
-            path: path.to_owned(),
-            problems,
-        });
-    }
+    let checked = parse(path, &text, &known)?;
     let existing = db.budgets().await?;
     let mut stored = Vec::new();
     for budget in checked {
@@ -335,4 +313,33 @@ pub async fn import(db: &StateDb, path: &Path, actor: &str) -> Result<Vec<Budget
         stored.push(row);
     }
     Ok(stored)
+}
+
+/// `budgets.toml`'s budgets, each checked against what scopes may name;
+/// every problem is named, and any refuses the file whole.
+pub fn parse(path: &Path, text: &str, known: &KnownScopes) -> Result<Vec<NewBudget>> {
+    let file: BudgetsFile = toml::from_str(text).map_err(|e| ReportsError::Invalid {
+        path: path.to_owned(),
+        problems: vec![e.to_string()],
+    })?;
+    let mut problems = Vec::new();
+    let mut checked = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, spec) in file.budget.iter().enumerate() {
+        let at = format!("budget {} ({:?})", i + 1, spec.name);
+        if !names.insert(spec.name.trim().to_owned()) {
+            problems.push(format!("{at}: name: given twice"));
+        }
+        match spec.check(known) {
+            Ok(budget) => checked.push(budget),
+            Err(found) => problems.extend(found.into_iter().map(|p| format!("{at}: {p}"))),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ReportsError::Invalid {
+            path: path.to_owned(),
+            problems,
+        });
+    }
+    Ok(checked)
 }
