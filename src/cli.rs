@@ -511,7 +511,6 @@ pub enum AlertsCommand {
     },
 }
 
-/// An instant as RFC 3339 or a UTC date, in microseconds.
 /// An RFC 3339 time, or a day (its midnight, UTC).
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     parse_instant(s).and_then(|us| {
@@ -519,6 +518,7 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     })
 }
 
+/// An instant as RFC 3339 or a UTC date, in microseconds.
 fn parse_instant(s: &str) -> Result<i64, String> {
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Ok(t.timestamp_micros());

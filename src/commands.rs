@@ -139,6 +139,7 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             RollupsCommand::Rebuild => month::rebuild_rollups(&store).await,
             RollupsCommand::CatchUp => {
                 let report = store.catch_up_rollups().await?;
+                warn_lake_faults(&store).await?;
                 println!(
                     "rolled up {} owed batches: {} hours, {} rows",
                     report.batches, report.hours, report.rows
@@ -319,7 +320,16 @@ fn print(
 
 use tollgate_reports::table::{ints, strings, table, texts};
 
+/// Says which committed files hold times readers leave out.
+pub(crate) async fn warn_lake_faults(store: &Store) -> Result<()> {
+    for fault in store.lake_faults().await? {
+        eprintln!("warning: {}", tollgate_store::output::terminal_text(&fault));
+    }
+    Ok(())
+}
+
 async fn lake_ls(store: &Store, format: OutputFormat) -> Result<ExitCode> {
+    warn_lake_faults(store).await?;
     let rows = store.db.lake_summary().await?;
     let (schema, batch) = table(vec![
         (

@@ -74,7 +74,7 @@ pub struct ServerSection {
     pub evaluate_every_seconds: Option<u64>,
     /// Seconds a client has to send a request's headers (default 10).
     pub header_read_timeout_seconds: Option<u64>,
-    /// Seconds a request's body has to arrive whole (default 120).
+    /// Seconds a request's body has to arrive, plus one per 64 KiB it brings (default 30).
     pub body_timeout_seconds: Option<u64>,
     /// Seconds requests in flight get at shutdown before they are cut (default 30).
     pub shutdown_grace_seconds: Option<u64>,
@@ -144,10 +144,21 @@ impl LimitsSection {
     fn apply(&self) -> Result<(tollgate_ingest::Limits, TimeWindow)> {
         let mut limits = tollgate_ingest::Limits::default();
         let mut window = TimeWindow::default();
+        // Within what the query engine's nanosecond times hold (1677 to 2262):
+        // a wider window would let in the times that broke every report.
         if let Some(day) = &self.earliest {
-            window.earliest = day.day()?.and_time(chrono::NaiveTime::MIN).and_utc();
+            let day = day.day()?;
+            if chrono::Datelike::year(&day) < 1970 {
+                anyhow::bail!("configuration [ingest.limits] earliest: {day} is before 1970-01-01");
+            }
+            window.earliest = day.and_time(chrono::NaiveTime::MIN).and_utc();
         }
         if let Some(hours) = self.future_skew_hours {
+            if hours > 168 {
+                anyhow::bail!(
+                    "configuration [ingest.limits] future_skew_hours: {hours} is more than a week (168)"
+                );
+            }
             window.future_skew = chrono::Duration::hours(i64::from(hours));
         }
         let positive = |name: &str, v: u64| {
@@ -385,9 +396,18 @@ mod tests {
             config.store.window.earliest.to_rfc3339(),
             "2021-02-03T00:00:00+00:00"
         );
-        let file: FileConfig = toml::from_str("[ingest.limits]\nearliest = \"soon\"\n").unwrap();
-        let err = Config::layer(&args(None, None), file).unwrap_err();
-        assert!(err.to_string().contains("earliest"), "{err}");
+        for bad in [
+            "earliest = \"soon\"",
+            "earliest = 1500-01-01",
+            "future_skew_hours = 4000000000",
+        ] {
+            let file: FileConfig = toml::from_str(&format!("[ingest.limits]\n{bad}\n")).unwrap();
+            let err = Config::layer(&args(None, None), file)
+                .unwrap_err()
+                .to_string();
+            let key = bad.split(' ').next().unwrap();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod targets;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use targets::{Harness, TARGETS};
@@ -72,20 +73,54 @@ fn args() -> Result<Args, String> {
     Ok(parsed)
 }
 
-/// The process's peak resident size, in MiB (Linux).
-fn peak_rss_mib() -> u64 {
+/// A line of `/proc/self/status` in MiB (Linux): `VmHWM` the peak, `VmRSS` now.
+fn status_mib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .find_map(|l| l.strip_prefix(field))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         })
         .map_or(0, |kb| kb / 1024)
 }
 
+fn peak_rss_mib() -> u64 {
+    status_mib("VmHWM:")
+}
+
+/// The input being run and since when, for the watchdog.
+type Running = Arc<Mutex<Option<(String, Instant, Vec<u8>)>>>;
+
+/// Watches the input in flight: one that hangs (past twice the slowness
+/// bound) or grows the process past the memory bound is saved and the run
+/// ended, instead of stalling CI or dying to the OOM killer without a trace.
+fn watchdog(running: Running, args: &Args) {
+    let (slow, max_mib, crashes) = (args.slow * 2, args.max_rss_mib, args.crashes.clone());
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let guard = running.lock().unwrap_or_else(|p| p.into_inner());
+            let Some((target, began, input)) = guard.as_ref() else {
+                continue;
+            };
+            let rss = status_mib("VmRSS:");
+            let failure = if began.elapsed() > slow {
+                format!("hung for {:?}", began.elapsed())
+            } else if rss > max_mib {
+                format!("resident size {rss} MiB")
+            } else {
+                continue;
+            };
+            let saved = save(&crashes, target, input);
+            eprintln!("FAILED {target}: an input {failure}; saved as {saved}");
+            std::process::exit(1);
+        }
+    });
+}
+
 /// Fuzzes one target for the time given; the failure, if one.
-fn fuzz(target: &str, args: &Args) -> Result<String, String> {
+fn fuzz(target: &str, args: &Args, running: &Running) -> Result<String, String> {
     let harness = Harness::new(target)?;
     let seeds = harness.seeds(target);
     if seeds.is_empty() {
@@ -102,7 +137,10 @@ fn fuzz(target: &str, args: &Args) -> Result<String, String> {
             .pop()
             .unwrap_or_else(|| mutate::input(&mut rng, &seeds));
         let began = Instant::now();
+        let watched = (target.to_owned(), began, input.clone());
+        *running.lock().unwrap_or_else(|p| p.into_inner()) = Some(watched);
         let outcome = catch_unwind(AssertUnwindSafe(|| harness.run(target, &input)));
+        *running.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let took = began.elapsed();
         runs += 1;
         let failure = match outcome {
@@ -166,9 +204,11 @@ fn main() -> ExitCode {
     // Panics are caught and reported with their input; the default hook's
     // backtrace for each would drown the summary.
     std::panic::set_hook(Box::new(|_| {}));
+    let running: Running = Arc::default();
+    watchdog(running.clone(), &args);
     let mut failed = false;
     for target in &args.targets {
-        match fuzz(target, &args) {
+        match fuzz(target, &args, &running) {
             Ok(summary) => println!("{summary}"),
             Err(failure) => {
                 eprintln!("FAILED {failure}");

@@ -172,10 +172,10 @@ impl Check {
             )?;
         }
         if let Some(cost) = t.gateway_reported_cost
-            && !(cost.is_finite() && cost <= self.limits.max_cost)
+            && !(0.0..=self.limits.max_cost).contains(&cost)
         {
             return Err(format!(
-                "field `gateway_reported_cost`: {cost} is more than the {} a request may cost",
+                "field `gateway_reported_cost`: {cost} is outside 0 to the {} a request may cost",
                 self.limits.max_cost
             ));
         }
@@ -392,5 +392,18 @@ mod tests {
                 (got, want) => panic!("got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_negative_cost_is_refused() {
+        let mut record = tokens(1);
+        if let Some(t) = record.tokens.as_mut() {
+            t.gateway_reported_cost = Some(-1e300);
+        }
+        let reason = check().record(record).unwrap_err();
+        assert!(
+            reason.starts_with("field `gateway_reported_cost`"),
+            "{reason}"
+        );
     }
 }

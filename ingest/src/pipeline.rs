@@ -153,9 +153,18 @@ pub async fn ingest_named(
     match &outcome {
         Ok(report) if report.outcome == Outcome::Committed => {
             // The commit listed the batch as owed a rollup: if this fails, the
-            // next report or `tollgate rollups catch-up` does it.
+            // next report or `tollgate rollups catch-up` does it. On a task of
+            // its own, so that even a panic in derived work cannot turn a
+            // committed batch into a failed ingest.
             let started = std::time::Instant::now();
-            match store.roll_up_batch(batch_id).await {
+            let owned = store.clone();
+            let rolled = tokio::spawn(async move { owned.roll_up_batch(batch_id).await });
+            match rolled.await.unwrap_or_else(|e| {
+                Err(tollgate_store::StoreError::Io {
+                    path: PathBuf::from("<rollup task>"),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            }) {
                 Ok(r) => tracing::info!(
                     batch_id,
                     hours = r.hours,

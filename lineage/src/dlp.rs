@@ -76,13 +76,27 @@ pub async fn hit_counts(
     from: Option<&str>,
     to: Option<&str>,
 ) -> Result<Vec<HitCount>> {
+    // Within what the query engine's nanosecond times hold (1677 to 2262),
+    // with room: a filter of year 0001 must be the asker's 400, not a failed
+    // query.
+    const YEARS: std::ops::RangeInclusive<i32> = 1970..=2200;
     for (name, value) in [("from", from), ("to", to)] {
-        if let Some(t) = value
-            && chrono::DateTime::parse_from_rfc3339(t).is_err()
-        {
-            return Err(Error::Argument(format!(
-                "{name}: {t:?} is not an RFC 3339 time"
-            )));
+        if let Some(t) = value {
+            match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(time) if YEARS.contains(&chrono::Datelike::year(&time.to_utc())) => {}
+                Ok(_) => {
+                    return Err(Error::Argument(format!(
+                        "{name}: {t:?} is outside the years {} to {}",
+                        YEARS.start(),
+                        YEARS.end()
+                    )));
+                }
+                Err(_) => {
+                    return Err(Error::Argument(format!(
+                        "{name}: {t:?} is not an RFC 3339 time"
+                    )));
+                }
+            }
         }
     }
     // Only checked values reach the text: the column is one of five names and

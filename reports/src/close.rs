@@ -49,7 +49,7 @@ pub struct Snapshot {
 /// Closes `month`: refused before the month has ended or if it is closed.
 #[tracing::instrument(skip(store), err)]
 pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
-    let today = chrono::Utc::now().date_naive();
+    let today = store.clock.now().date_naive();
     if month.next()?.first_day() > today {
         return Err(ReportsError::Argument(format!(
             "{month} has not ended yet: a month can be closed from its next month's first day"

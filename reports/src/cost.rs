@@ -24,7 +24,7 @@ impl Tokens {
 
     /// Weighted tokens in thousandths: what a request uses of a PTU.
     pub fn weighted_milli(&self, output_weight_milli: i64) -> i128 {
-        let uncached = i128::from((self.prompt - self.cached).max(0));
+        let uncached = (i128::from(self.prompt) - i128::from(self.cached)).max(0);
         uncached * 1000 + i128::from(self.completion) * i128::from(output_weight_milli)
     }
 }
@@ -77,7 +77,7 @@ impl PriceBook {
 /// Pay-as-you-go cost of `tokens` at `price`, in pico-units, exact (the division
 /// by the unit is carried as a fraction and rounded half up once, here).
 pub fn token_cost_pico(tokens: &Tokens, price: &PriceRow) -> i128 {
-    let uncached = i128::from((tokens.prompt - tokens.cached).max(0));
+    let uncached = (i128::from(tokens.prompt) - i128::from(tokens.cached)).max(0);
     let numerator = uncached * i128::from(price.input_rate_pico)
         + i128::from(tokens.cached) * i128::from(price.cached_input_rate_pico)
         + i128::from(tokens.completion) * i128::from(price.output_rate_pico);

@@ -195,7 +195,7 @@ fn decimal(pico: i128) -> String {
 }
 
 fn tokens(row: &ChargebackRow) -> i64 {
-    row.prompt_tokens + row.completion_tokens
+    row.prompt_tokens.saturating_add(row.completion_tokens)
 }
 
 impl Charge {

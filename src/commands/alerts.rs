@@ -97,6 +97,7 @@ pub async fn sla(
     let rules = alerts::load_rules(store).await?;
     let slo = tollgate_reports::sla::slo_of(&rules);
     let report = tollgate_reports::sla::sla(store, month, by, &slo).await?;
+    crate::commands::warn_lake_faults(store).await?;
     if format == OutputFormat::Json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

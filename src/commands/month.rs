@@ -79,6 +79,7 @@ pub async fn rebuild_rollups(store: &Store) -> Result<ExitCode> {
         .await;
     bar.finish_and_clear();
     let report = report?;
+    crate::commands::warn_lake_faults(store).await?;
     println!(
         "rebuilt rollups: {} hours, {} rows",
         report.hours, report.rows

@@ -23,6 +23,7 @@ pub async fn chargeback_report(
     format: OutputFormat,
 ) -> Result<ExitCode> {
     let report = chargeback(store, month, by).await?;
+    super::warn_lake_faults(store).await?;
     if let Some(closed) = &report.closed {
         eprintln!(
             "{} is closed ({}): served from its snapshot {} (sha256 {})",

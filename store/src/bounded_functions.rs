@@ -3,16 +3,26 @@
 //! one call can take gigabytes before any operator is asked. For SQL from the
 //! network each of them is replaced by the same function behind a check of
 //! what it would build, from its arguments, before it runs: more than the
-//! bound is refused with the function's name.
+//! bound is refused with the function's name. An argument whose size cannot be
+//! told counts as its whole memory size, and a range whose length cannot be
+//! told is refused. The `||` operator is rewritten into the bounded `concat`
+//! (keeping its NULL semantics), so chains of it are bounded too.
+
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, FieldRef, Int64Type};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Result, ScalarValue, resources_err};
 use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::binary::BinaryTypeCoercer;
+use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
-    Signature,
+    BinaryExpr, ColumnarValue, Documentation, Expr, LogicalPlan, Operator, ReturnFieldArgs,
+    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
 
 /// What a function's output size follows from.
@@ -29,11 +39,17 @@ enum Builds {
     Concat,
     /// `range(start, stop[, step])`, `generate_series`: the elements between.
     Range,
-    /// `array_repeat(value, n)`, `array_resize(array, n[, value])`: n elements.
-    Elements,
+    /// `array_repeat(value, n)`: n copies of the value.
+    Copies,
+    /// `array_resize(array, n[, value])`: n elements of the fill value.
+    Resize,
+    /// `encode(value, 'hex' | 'base64')`, `to_hex`: twice the value at most.
+    Encode,
+    /// `array_concat(...)`, `array_append`, `array_prepend`: the arguments together.
+    Join,
 }
 
-const FUNCTIONS: [(&str, Builds); 11] = [
+const FUNCTIONS: [(&str, Builds); 16] = [
     ("repeat", Builds::Repeat),
     ("lpad", Builds::Pad),
     ("rpad", Builds::Pad),
@@ -43,8 +59,13 @@ const FUNCTIONS: [(&str, Builds); 11] = [
     ("concat_ws", Builds::Concat),
     ("range", Builds::Range),
     ("generate_series", Builds::Range),
-    ("array_repeat", Builds::Elements),
-    ("array_resize", Builds::Elements),
+    ("array_repeat", Builds::Copies),
+    ("array_resize", Builds::Resize),
+    ("encode", Builds::Encode),
+    ("to_hex", Builds::Encode),
+    ("array_concat", Builds::Join),
+    ("array_append", Builds::Join),
+    ("array_prepend", Builds::Join),
 ];
 
 /// Replaces the value-building functions of `ctx` by bounded ones: a call
@@ -59,7 +80,86 @@ pub fn bound_functions(ctx: &SessionContext, max_bytes: u64) -> Result<()> {
             max_bytes,
         }));
     }
+    let concat = ctx.udf("concat")?;
+    let operator = Arc::new(ScalarUDF::new_from_impl(ConcatOperator {
+        concat: concat.as_ref().clone(),
+        signature: Signature::any(2, Volatility::Immutable),
+    }));
+    ctx.add_analyzer_rule(Arc::new(BoundedStringConcat { operator }));
     Ok(())
+}
+
+/// `a || b` on text as the bounded [`ConcatOperator`], so that a chain of it
+/// cannot build what `concat` may not.
+#[derive(Debug)]
+struct BoundedStringConcat {
+    operator: Arc<ScalarUDF>,
+}
+
+impl AnalyzerRule for BoundedStringConcat {
+    fn analyze(&self, plan: LogicalPlan, _: &ConfigOptions) -> Result<LogicalPlan> {
+        let rewrite = |expr: Expr| -> Result<Transformed<Expr>> {
+            Ok(match expr {
+                Expr::BinaryExpr(BinaryExpr {
+                    left,
+                    op: Operator::StringConcat,
+                    right,
+                }) => Transformed::yes(Expr::ScalarFunction(ScalarFunction::new_udf(
+                    self.operator.clone(),
+                    vec![*left, *right],
+                ))),
+                other => Transformed::no(other),
+            })
+        };
+        plan.transform_up_with_subqueries(|plan| {
+            plan.map_expressions(|expr| expr.transform_up(rewrite))
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "bounded_string_concat"
+    }
+}
+
+/// `||`: NULL when either side is, else both sides joined, through the
+/// bounded `concat` and in the type `||` has.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ConcatOperator {
+    concat: ScalarUDF,
+    signature: Signature,
+}
+
+impl ScalarUDFImpl for ConcatOperator {
+    fn name(&self) -> &str {
+        "string_concat"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        match arg_types {
+            [l, r] => BinaryTypeCoercer::new(l, &Operator::StringConcat, r).get_result_type(),
+            _ => datafusion::common::plan_err!("|| takes two operands"),
+        }
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let wanted = args.return_type().clone();
+        let operands = ColumnarValue::values_to_arrays(&args.args)?;
+        let joined = self.concat.invoke_with_args(args)?.into_array(rows)?;
+        let mut nulls = arrow::compute::is_null(&operands[0])?;
+        for operand in &operands[1..] {
+            nulls = arrow::compute::or(&nulls, &arrow::compute::is_null(operand)?)?;
+        }
+        let joined = arrow::compute::nullif(&joined, &nulls)?;
+        Ok(ColumnarValue::Array(arrow::compute::cast(
+            &joined, &wanted,
+        )?))
+    }
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -122,22 +222,29 @@ fn estimate(builds: Builds, args: &[ColumnarValue], rows: usize) -> Result<u64> 
     let arg = |i: usize| args.get(i);
     let total = match builds {
         Builds::Repeat => per_row(rows, |row| {
-            Ok(text_len(arg(0), row)?.saturating_mul(count(arg(1), row)?))
+            Ok(value_bytes(arg(0), row)?.saturating_mul(count(arg(1), row)?))
         })?,
         Builds::Pad => per_row(rows, |row| Ok(count(arg(1), row)?.saturating_mul(4)))?,
         Builds::Replace => per_row(rows, |row| {
-            let text = text_len(arg(0), row)?;
-            let to = text_len(arg(2), row)?;
+            let text = value_bytes(arg(0), row)?;
+            let to = value_bytes(arg(2), row)?;
             Ok(text.saturating_add(text.saturating_add(1).saturating_mul(to)))
         })?,
-        Builds::Concat => per_row(rows, |row| {
-            (0..args.len()).try_fold(
-                0u64,
-                |sum, i| Ok(sum.saturating_add(text_len(arg(i), row)?)),
-            )
+        Builds::Concat | Builds::Join => per_row(rows, |row| {
+            (0..args.len()).try_fold(0u64, |sum, i| {
+                Ok(sum.saturating_add(value_bytes(arg(i), row)?))
+            })
         })?,
         Builds::Range => per_row(rows, |row| Ok(range_len(args, row)?.saturating_mul(8)))?,
-        Builds::Elements => per_row(rows, |row| Ok(count(arg(1), row)?.saturating_mul(8)))?,
+        Builds::Copies => per_row(rows, |row| {
+            let each = value_bytes(arg(0), row)?.max(8);
+            Ok(count(arg(1), row)?.saturating_mul(each))
+        })?,
+        Builds::Resize => per_row(rows, |row| {
+            let each = value_bytes(arg(2), row)?.max(8);
+            Ok(count(arg(1), row)?.saturating_mul(each))
+        })?,
+        Builds::Encode => per_row(rows, |row| Ok(value_bytes(arg(0), row)?.saturating_mul(2)))?,
     };
     Ok(total)
 }
@@ -155,8 +262,10 @@ fn value(arg: &ColumnarValue, row: usize) -> Result<ScalarValue> {
     }
 }
 
-/// The byte length of a text argument in `row` (0 when null or absent).
-fn text_len(arg: Option<&ColumnarValue>, row: usize) -> Result<u64> {
+/// The bytes an argument holds in `row`: a text's or binary's length, else
+/// its whole memory size (a list counts all its elements); 0 when null or
+/// absent.
+fn value_bytes(arg: Option<&ColumnarValue>, row: usize) -> Result<u64> {
     let Some(arg) = arg else { return Ok(0) };
     if let ColumnarValue::Array(a) = arg
         && a.data_type() == &DataType::Utf8
@@ -173,10 +282,9 @@ fn text_len(arg: Option<&ColumnarValue>, row: usize) -> Result<u64> {
         | ScalarValue::LargeUtf8(Some(s))
         | ScalarValue::Utf8View(Some(s)) => s.len() as u64,
         ScalarValue::Binary(Some(b)) | ScalarValue::LargeBinary(Some(b)) => b.len() as u64,
-        // Numbers and the like, as text: at most a few dozen bytes.
         ScalarValue::Null => 0,
         other if other.is_null() => 0,
-        _ => 40,
+        other => other.size() as u64,
     })
 }
 
@@ -226,7 +334,13 @@ fn range_len(args: &[ColumnarValue], row: usize) -> Result<u64> {
         .and_then(interval_nanos)
         .unwrap_or(86_400_000_000_000)
         .max(1);
-    Ok(span.map_or(0, |span| span / step + 1))
+    // A range of what cannot be told is refused (NULL bounds build nothing).
+    let nothing = start.is_null() || stop.is_null();
+    Ok(match span {
+        Some(span) => span / step + 1,
+        None if nothing => 0,
+        None => u64::MAX,
+    })
 }
 
 fn nanos_of(value: &ScalarValue) -> Option<i64> {
@@ -294,6 +408,19 @@ mod tests {
                 "SELECT replace(repeat('a', 10000000), 'a', repeat('b', 100))",
                 "replace()",
             ),
+            (
+                "SELECT array_repeat(repeat('a', 10000000), 100)",
+                "array_repeat()",
+            ),
+            (
+                "SELECT array_repeat(array_repeat(1, 1000000), 1000)",
+                "array_repeat()",
+            ),
+            (
+                "SELECT length(repeat('a', 10000000) || repeat('a', 10000000))",
+                "concat()",
+            ),
+            ("SELECT encode(repeat('a', 10000000), 'hex')", "encode()"),
         ];
         for (sql, name) in refused {
             let err = run(&ctx, sql).await.unwrap_err().to_string();
@@ -308,6 +435,7 @@ mod tests {
             "SELECT unnest(range(1, 745))",
             "SELECT range(DATE '2026-10-01', DATE '2026-11-01', INTERVAL '1 day')",
             "SELECT concat('a', 'b', 1), concat_ws('-', 'a', 'b'), array_repeat('x', 3)",
+            "SELECT encode('ab', 'hex'), array_concat([1], [2]), array_append([1], 2)",
             "SELECT repeat(column1, column2) FROM (VALUES ('a', 2), ('bc', 3))",
         ] {
             run(&ctx, sql)
@@ -315,5 +443,38 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
         assert_eq!(bounded_names().len(), FUNCTIONS.len());
+    }
+
+    #[tokio::test]
+    async fn the_concat_operator_keeps_its_meaning() {
+        let ctx = SessionContext::new();
+        bound_functions(&ctx, 16 << 20).unwrap();
+        let batches = ctx
+            .sql(
+                "SELECT 'a' || 'b' AS ab, 'a' || NULL AS n, column1 || '-' || column2 AS c \
+                 FROM (VALUES ('x', 'y'), (NULL, 'z'))",
+            )
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        // NULL on either side is NULL, as `||` says (concat would skip it).
+        assert!(text.contains("| ab |   | x-y |"), "{text}");
+        assert!(text.contains("| ab |   |     |"), "{text}");
+        let plan = ctx
+            .sql("EXPLAIN SELECT 'a' || column1 FROM (VALUES ('x'))")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let plan = arrow::util::pretty::pretty_format_batches(&plan)
+            .unwrap()
+            .to_string();
+        assert!(plan.contains("string_concat"), "{plan}");
     }
 }

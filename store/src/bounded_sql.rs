@@ -47,17 +47,20 @@ impl Default for SqlLimits {
 
 /// The runtime user SQL runs on, started on first use.
 fn sql_runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(runtime) = RUNTIME.get() {
-        return Ok(runtime);
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(SQL_THREADS)
-        .thread_name("tollgate-sql")
-        .enable_time()
-        .build()
-        .map_err(|e| StoreError::io("<sql runtime>", e))?;
-    Ok(RUNTIME.get_or_init(|| runtime))
+    // Built inside the initialiser, once, whoever asks first: two racing
+    // builds would drop the loser's runtime inside an async context (a panic).
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let built = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(SQL_THREADS)
+            .thread_name("tollgate-sql")
+            .enable_time()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    built
+        .as_ref()
+        .map_err(|e| StoreError::io("<sql runtime>", std::io::Error::other(e.clone())))
 }
 
 /// User queries running now, in this process (a query cancelled by its

@@ -54,6 +54,31 @@ impl RollupReport {
 }
 
 impl Store {
+    /// What readers leave out, said of the files: committed files holding
+    /// times outside the accepted window (reports, which cover the window,
+    /// never include those rows).
+    pub async fn lake_faults(&self) -> Result<Vec<String>> {
+        let now = self.clock.now();
+        let latest = self.window.latest(now);
+        let files = self
+            .db
+            .lake_files_outside(self.window.earliest, latest)
+            .await?;
+        Ok(files
+            .iter()
+            .map(|f| {
+                format!(
+                    "lake file {} (batch {}) holds times {} to {}, outside the accepted window {}: its rows outside are left out",
+                    f.file.path,
+                    f.batch_id,
+                    f.file.min_time.to_rfc3339(),
+                    f.file.max_time.to_rfc3339(),
+                    self.window.describe(now)
+                )
+            })
+            .collect())
+    }
+
     /// Recomputes the hours one committed batch's files touch.
     #[tracing::instrument(skip(self), err)]
     pub async fn roll_up_batch(&self, batch_id: i64) -> Result<RollupReport> {
@@ -64,6 +89,14 @@ impl Store {
     /// its commit and its rollup). Reports call this before reading.
     #[tracing::instrument(skip_all, err)]
     pub async fn catch_up_rollups(&self) -> Result<RollupReport> {
+        let (from, to) = self.accepted_us();
+        let dropped = self.db.drop_rollup_hours_outside(from, to).await?;
+        if dropped > 0 {
+            tracing::warn!(
+                hours = dropped,
+                "dropped rollup hours outside the accepted time window"
+            );
+        }
         let pending = self.db.pending_rollup_batches().await?;
         if pending.is_empty() {
             return Ok(RollupReport::default());

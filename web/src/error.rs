@@ -26,6 +26,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The body did not arrive in time (a slow or stalled client).
+    #[error("{0}")]
+    RequestTimeout(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// Too much work in flight: retry after this many seconds.
@@ -65,6 +68,7 @@ impl AppError {
             AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             AppError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            AppError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             AppError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
@@ -197,6 +201,31 @@ impl From<axum::extract::rejection::JsonRejection> for AppError {
             StatusCode::UNPROCESSABLE_ENTITY => AppError::Invalid(vec![e.body_text()]),
             _ => AppError::BadRequest(e.body_text()),
         }
+    }
+}
+
+/// A body that could not be read, as the JSON error: past `limit` bytes it
+/// is a 413 saying so, else a 400 saying why. Handlers take their body as a
+/// `Result` and call this after the role check, so a key that may not send a
+/// body is refused for that first.
+pub(crate) fn body_refused(
+    rejection: &(dyn std::error::Error + 'static),
+    status: StatusCode,
+    limit: usize,
+) -> AppError {
+    let mut cause = Some(rejection);
+    while let Some(e) = cause {
+        if let Some(slow) = e.downcast_ref::<crate::listener::BodyTooSlow>() {
+            return AppError::RequestTimeout(slow.to_string());
+        }
+        cause = e.source();
+    }
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
+            "the body is larger than {} MiB; split it",
+            limit >> 20
+        )),
+        _ => AppError::BadRequest(format!("the body: {rejection}")),
     }
 }
 

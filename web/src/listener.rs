@@ -1,6 +1,8 @@
 //! Connections, as a server facing slow or hostile clients must take them:
 //! headers must arrive within `ServerConfig::header_read_timeout`, a body
-//! within `ServerConfig::body_timeout` of its request, and at shutdown the
+//! within `ServerConfig::body_timeout` plus a second per [`MIN_BODY_RATE`]
+//! bytes it brought (a slow uplink may send a big body; a client trickling
+//! bytes may not hold a connection), and at shutdown the
 //! connections in flight get `ServerConfig::shutdown_grace` to finish before
 //! they are cut. (`axum::serve` sets no header timeout and waits for ever.)
 //! A push in flight runs on its own task, so cutting its connection does not
@@ -93,33 +95,57 @@ pub(crate) async fn serve_connections(
     }
 }
 
-/// Limits how long a request's body may take to arrive, whole.
+/// The slowest a body may arrive once past its base allowance: 64 KiB/s.
+pub(crate) const MIN_BODY_RATE: u64 = 64 * 1024;
+
+/// Limits how long a request's body may take to arrive.
 pub(crate) async fn body_deadline(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let limit = state.config.body_timeout;
+    let base = state.config.body_timeout;
     let request = request.map(|body| {
+        let start = tokio::time::Instant::now();
         Body::new(Deadline {
             inner: body,
-            sleep: Box::pin(tokio::time::sleep(limit)),
-            limit,
+            sleep: Box::pin(tokio::time::sleep_until(start + base)),
+            start,
+            base,
+            received: 0,
         })
     });
     next.run(request).await
 }
 
-/// A body that fails once its deadline passes.
+/// A body that fails once it falls behind its deadline: `base` after the
+/// request, plus a second per [`MIN_BODY_RATE`] bytes received so far.
 struct Deadline {
     inner: Body,
     sleep: Pin<Box<tokio::time::Sleep>>,
-    limit: Duration,
+    start: tokio::time::Instant,
+    base: Duration,
+    received: u64,
 }
 
+impl Deadline {
+    fn deadline(&self) -> tokio::time::Instant {
+        let earned = Duration::from_secs_f64(self.received as f64 / MIN_BODY_RATE as f64);
+        self.start + self.base + earned
+    }
+}
+
+/// A body that fell behind its deadline (answered 408).
 #[derive(Debug, thiserror::Error)]
-#[error("the request body took longer than {0} s to arrive")]
-struct BodyTooSlow(u64);
+#[error(
+    "the request body arrived too slowly: {received} bytes in {seconds} s, below {rate} KiB/s past the first {base} s; send it faster or in smaller pieces"
+)]
+pub(crate) struct BodyTooSlow {
+    received: u64,
+    seconds: u64,
+    rate: u64,
+    base: u64,
+}
 
 impl http_body::Body for Deadline {
     type Data = Bytes;
@@ -131,12 +157,20 @@ impl http_body::Body for Deadline {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if let Some(Ok(data)) = frame.as_ref().map(|f| f.as_ref().map(|f| f.data_ref())) {
+                this.received += data.map_or(0, |d| d.len() as u64);
+                let deadline = this.deadline();
+                this.sleep.as_mut().reset(deadline);
+            }
             return Poll::Ready(frame);
         }
         match this.sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTooSlow(
-                this.limit.as_secs(),
-            ))))),
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTooSlow {
+                received: this.received,
+                seconds: this.start.elapsed().as_secs(),
+                rate: MIN_BODY_RATE / 1024,
+                base: this.base.as_secs(),
+            })))),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -152,5 +186,5 @@ impl http_body::Body for Deadline {
 
 /// The defaults `tollgate serve` uses (ServerConfig documents each).
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -50,7 +50,8 @@ pub struct ServerConfig {
     pub external_url: String,
     /// A client must send a request's headers within this (slow clients).
     pub header_read_timeout: Duration,
-    /// A request's body must arrive whole within this.
+    /// A request's body must arrive within this, plus a second per 64 KiB
+    /// it brings (`listener::MIN_BODY_RATE`).
     pub body_timeout: Duration,
     /// At shutdown, requests in flight get this long before their
     /// connections are cut (pushes then get as long again to commit).

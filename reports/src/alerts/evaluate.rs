@@ -463,11 +463,12 @@ fn budget_tokens(
                 _ => None,
             };
             if id == Some(b.budget.scope_id.as_str()) {
-                *tokens
+                let used = tokens
                     .entry(u.hour_us)
                     .or_default()
                     .entry(b.id)
-                    .or_default() += u.prompt_tokens.saturating_add(u.completion_tokens);
+                    .or_default();
+                *used = used.saturating_add(u.prompt_tokens.saturating_add(u.completion_tokens));
             }
         }
     }

@@ -163,7 +163,7 @@ impl Measures {
                 "breaker_trips" => self.breaker_trips,
                 "prompt_tokens" => self.prompt_tokens,
                 "completion_tokens" => self.completion_tokens,
-                "tokens" => self.prompt_tokens + self.completion_tokens,
+                "tokens" => self.prompt_tokens.saturating_add(self.completion_tokens),
                 "cache_hits" => self.cache_hits,
                 _ => return None,
             })

@@ -6,7 +6,7 @@ use chrono::DateTime;
 use tollgate_ingest::record::{LakeBuffers, RequestRecord, TokenRecord};
 use tollgate_reports::month::Month;
 use tollgate_store::schema::{REQUESTS, TOKEN_USAGE};
-use tollgate_store::state::{BatchCommit, BatchCounts};
+use tollgate_store::state::{BatchCommit, BatchCounts, RollupRow, UsageRollup};
 use tollgate_store::testing::TestStore;
 
 tollgate_store::backend_tests!(reports_answer_over_a_lake_with_absurd_values);
@@ -91,6 +91,23 @@ async fn reports_answer_over_a_lake_with_absurd_values(store: TestStore) {
         ],
     )
     .await;
+    // An hour a line dated 2030 left in the rollups before ingest bounded times.
+    let future = at("2030-01-01T00:00:00Z");
+    let row = RollupRow {
+        usage: UsageRollup {
+            hour_us: future,
+            requests: 1,
+            ..UsageRollup::default()
+        },
+        ..RollupRow::default()
+    };
+    let watermark = store.db.manifest_watermark().await.unwrap();
+    store
+        .db
+        .replace_rollup_hours(&[future], &[row], &[], future, watermark)
+        .await
+        .unwrap();
+    assert_eq!(store.db.latest_rollup_hour().await.unwrap(), Some(future));
     // The rollups are owed; every report catches them up first.
     let month = Month::new(2026, 10).unwrap();
     let by = vec!["subscription".to_owned()];
@@ -105,11 +122,36 @@ async fn reports_answer_over_a_lake_with_absurd_values(store: TestStore) {
     tollgate_reports::focus::export(&store, month)
         .await
         .unwrap();
+    tollgate_reports::chargeback::daily(&store, month, &by)
+        .await
+        .unwrap();
+    tollgate_reports::alerts::install_rules(&store, &[])
+        .await
+        .unwrap();
+    tollgate_reports::alerts::evaluate_live(&store, &Default::default(), false)
+        .await
+        .unwrap();
     let cache = tollgate_reports::chargeback::ChargebackCache::default();
     tollgate_reports::budget_eval::evaluate(&store, &cache)
         .await
         .unwrap();
-    // Only the accepted window was rolled up: no hour of 0001 or 9999.
+    // The files holding what was left out are named.
+    let faults = store.lake_faults().await.unwrap();
+    assert_eq!(faults.len(), 3, "{faults:?}");
+    assert!(
+        faults.iter().any(|f| f.contains("date=0001-01-01")),
+        "{faults:?}"
+    );
+    assert!(
+        faults.iter().any(|f| f.contains("date=9999-12-31")),
+        "{faults:?}"
+    );
+    // Only the accepted window was rolled up (no hour of 0001 or 9999), and
+    // the 2030 hour is gone.
+    assert_eq!(
+        store.db.latest_rollup_hour().await.unwrap(),
+        Some(at("2026-10-01T10:00:00Z"))
+    );
     let hours = store.db.rollups(i64::MIN, i64::MAX).await.unwrap();
     assert!(
         hours

@@ -31,13 +31,15 @@ fn stamp(at: DateTime<Utc>) -> String {
 }
 
 impl StateDb {
-    /// Claims `key` for `principal`'s push of the body with `body_sha256`. A
+    /// Claims `key` for `principal`'s push of the body with `body_sha256`,
+    /// as the push `claim` (its own token, which answers or releases it). A
     /// claim of the same body not answered since `stale_before` is taken over.
     pub async fn claim_idempotency_key(
         &self,
         principal: &str,
         key: &str,
         body_sha256: &str,
+        claim: &str,
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> Result<IdempotencyClaim> {
@@ -46,12 +48,13 @@ impl StateDb {
             let inserted = on_pool!(self, |pool| {
                 sqlx::query::<Db>(
                     "INSERT INTO ingest_requests (principal, idempotency_key, body_sha256, \
-                     response, claimed_at) VALUES ($1, $2, $3, NULL, $4) \
+                     response, claim, claimed_at) VALUES ($1, $2, $3, NULL, $4, $5) \
                      ON CONFLICT (principal, idempotency_key) DO NOTHING",
                 )
                 .bind(principal)
                 .bind(key)
                 .bind(body_sha256)
+                .bind(claim)
                 .bind(stamp(now))
                 .execute(pool)
                 .await?
@@ -62,13 +65,14 @@ impl StateDb {
             }
             let taken_over = on_pool!(self, |pool| {
                 sqlx::query::<Db>(
-                    "UPDATE ingest_requests SET claimed_at = $4 WHERE principal = $1 \
+                    "UPDATE ingest_requests SET claim = $4, claimed_at = $5 WHERE principal = $1 \
                      AND idempotency_key = $2 AND body_sha256 = $3 AND response IS NULL \
-                     AND claimed_at < $5",
+                     AND claimed_at < $6",
                 )
                 .bind(principal)
                 .bind(key)
                 .bind(body_sha256)
+                .bind(claim)
                 .bind(stamp(now))
                 .bind(stamp(stale_before))
                 .execute(pool)
@@ -106,20 +110,22 @@ impl StateDb {
         })
     }
 
-    /// Records the answer of the push that claimed `key`.
+    /// Records the answer of the push `claim` that holds `key`.
     pub async fn answer_idempotency_key(
         &self,
         principal: &str,
         key: &str,
+        claim: &str,
         response: &str,
     ) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query::<Db>(
-                "UPDATE ingest_requests SET response = $3 \
-                 WHERE principal = $1 AND idempotency_key = $2 AND response IS NULL",
+                "UPDATE ingest_requests SET response = $4 WHERE principal = $1 \
+                 AND idempotency_key = $2 AND claim = $3 AND response IS NULL",
             )
             .bind(principal)
             .bind(key)
+            .bind(claim)
             .bind(response)
             .execute(pool)
             .await?;
@@ -127,15 +133,22 @@ impl StateDb {
         Ok(())
     }
 
-    /// Gives up a claim whose push failed before committing, so a retry may run.
-    pub async fn release_idempotency_key(&self, principal: &str, key: &str) -> Result<()> {
+    /// Gives up the claim `claim` holds, its push having failed before
+    /// committing, so a retry may run; another push's claim is left alone.
+    pub async fn release_idempotency_key(
+        &self,
+        principal: &str,
+        key: &str,
+        claim: &str,
+    ) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query::<Db>(
-                "DELETE FROM ingest_requests \
-                 WHERE principal = $1 AND idempotency_key = $2 AND response IS NULL",
+                "DELETE FROM ingest_requests WHERE principal = $1 \
+                 AND idempotency_key = $2 AND claim = $3 AND response IS NULL",
             )
             .bind(principal)
             .bind(key)
+            .bind(claim)
             .execute(pool)
             .await?;
         });

@@ -40,6 +40,24 @@ pub struct LakeSummaryRow {
 }
 
 impl StateDb {
+    /// Committed files holding a time before `from` or after `to`: written
+    /// before ingest bounded times, or by another tool.
+    pub async fn lake_files_outside(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<LakeFile>> {
+        let sql = "SELECT id, batch_id, table_name, partition_date, path, row_count, byte_size, \
+                   min_time, max_time FROM lake_files WHERE min_time < $1 OR max_time > $2 ORDER BY id";
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<Db, LakeFile>(sql)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     /// Every committed file of `table`, oldest first.
     pub async fn lake_files(&self, table: &str) -> Result<Vec<LakeFile>> {
         self.lake_files_upto(table, i64::MAX).await

@@ -351,6 +351,41 @@ impl StateDb {
     /// at or below `watermark`: what a rebuild that listed the files at
     /// `watermark` does to hours no committed file covers any more. An hour a
     /// newer batch rolled up meanwhile is left alone.
+    /// Drops stored rollup hours outside `[from, to)`: hours rolled up before
+    /// ingest bounded times (a line dated 2030 left its hour, which moved the
+    /// newest hour for alerts and pages). Writes only when there are some.
+    pub async fn drop_rollup_hours_outside(&self, from: i64, to: i64) -> Result<u64> {
+        let outside = on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, i64>(
+                "SELECT COUNT(*) FROM rollup_hours WHERE hour_us < $1 OR hour_us >= $2",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_one(pool)
+            .await?
+        });
+        if outside == 0 {
+            return Ok(0);
+        }
+        on_pool!(self, |pool| {
+            let mut tx = begin_write!(pool);
+            for sql in [
+                "DELETE FROM rollup_hourly WHERE hour_us < $1 OR hour_us >= $2",
+                "DELETE FROM rollup_minute WHERE hour_us < $1 OR hour_us >= $2",
+                "DELETE FROM rollup_hours WHERE hour_us < $1 OR hour_us >= $2",
+            ] {
+                sqlx::query::<Db>(sql)
+                    .bind(from)
+                    .bind(to)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            bump_version!(tx, "rollups");
+            tx.commit().await?;
+        });
+        Ok(outside as u64)
+    }
+
     pub async fn drop_rollup_hours_except(&self, keep: &[i64], watermark: i64) -> Result<u64> {
         let mut dropped = 0;
         on_pool!(self, |pool| {

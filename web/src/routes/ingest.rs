@@ -57,13 +57,8 @@ async fn push(
             ))
         })?,
     };
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
-            "the body is larger than {} bytes; split it",
-            state.config.max_ingest_bytes
-        )),
-        _ => AppError::BadRequest(e.body_text()),
-    })?;
+    let body = body
+        .map_err(|e| crate::error::body_refused(&e, e.status(), state.config.max_ingest_bytes))?;
     if body.is_empty() {
         return Err(AppError::BadRequest("the body is empty".into()));
     }
@@ -91,13 +86,7 @@ async fn push(
     // or released whatever becomes of the request.
     let task = tokio::spawn(async move {
         let _slot = slot;
-        let answer = ingest_and_answer(&state, &body, format, claim.as_ref()).await;
-        if answer.is_err()
-            && let Some(claim) = &claim
-        {
-            claim.release(&state).await;
-        }
-        answer
+        ingest_and_answer(&state, &body, format, claim.as_ref()).await
     });
     let answer = task
         .await
@@ -105,11 +94,12 @@ async fn push(
     Ok(json_answer(StatusCode::OK, answer, false))
 }
 
-/// An Idempotency-Key this push holds.
+/// An Idempotency-Key this push holds, as the claim `token`.
 #[derive(Debug)]
 struct HeldKey {
     principal: String,
     key: String,
+    token: String,
 }
 
 impl HeldKey {
@@ -118,10 +108,31 @@ impl HeldKey {
         if let Err(e) = state
             .store
             .db
-            .release_idempotency_key(&self.principal, &self.key)
+            .release_idempotency_key(&self.principal, &self.key, &self.token)
             .await
         {
             tracing::warn!(error = %e, "an Idempotency-Key claim was not released");
+        }
+    }
+
+    /// Records the answer of a committed push. Never released once its batch
+    /// committed: a failed write leaves the claim unanswered (a retry is
+    /// refused until it is stale, then answered as already ingested), never
+    /// free for another body.
+    async fn answer(&self, state: &AppState, answer: &str) {
+        for attempt in 1..=3 {
+            match state
+                .store
+                .db
+                .answer_idempotency_key(&self.principal, &self.key, &self.token, answer)
+                .await
+            {
+                Ok(()) => return,
+                Err(e) if attempt == 3 => {
+                    tracing::error!(error = %e, "a committed push's answer was not recorded under its Idempotency-Key");
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await,
+            }
         }
     }
 }
@@ -150,14 +161,19 @@ async fn claim(
         ));
     }
     let principal = format!("key:{}", who.key_id);
+    let token = uuid::Uuid::now_v7().to_string();
     let now = chrono::Utc::now();
     let found = state
         .store
         .db
-        .claim_idempotency_key(&principal, &key, sha, now, now - STALE_CLAIM)
+        .claim_idempotency_key(&principal, &key, sha, &token, now, now - STALE_CLAIM)
         .await?;
     match found {
-        IdempotencyClaim::Claimed => Ok(Claim::Ours(HeldKey { principal, key })),
+        IdempotencyClaim::Claimed => Ok(Claim::Ours(HeldKey {
+            principal,
+            key,
+            token,
+        })),
         IdempotencyClaim::Answered {
             body_sha256,
             response,
@@ -185,15 +201,20 @@ async fn ingest_and_answer(
     format: Format,
     claim: Option<&HeldKey>,
 ) -> Result<String> {
-    let report = ingest_body(state, body, format).await?;
+    let report = match ingest_body(state, body, format).await {
+        Ok(report) => report,
+        // Nothing committed: the key is free for a retry.
+        Err(e) => {
+            if let Some(claim) = claim {
+                claim.release(state).await;
+            }
+            return Err(e);
+        }
+    };
     state.metrics.count_ingest(&report.counts);
     let answer = serde_json::to_string(&report).map_err(|e| AppError::Internal(e.to_string()))?;
     if let Some(claim) = claim {
-        state
-            .store
-            .db
-            .answer_idempotency_key(&claim.principal, &claim.key, &answer)
-            .await?;
+        claim.answer(state, &answer).await;
     }
     super::budgets::evaluate(state).await;
     // Inline, as the budget evaluation: a background write racing the pusher's
@@ -217,10 +238,14 @@ async fn ingest_body(
     tokio::fs::write(&path, body)
         .await
         .map_err(|e| AppError::Internal(format!("{}: {e}", path.display())))?;
-    let options = IngestOptions {
+    let mut options = IngestOptions {
         format,
         ..state.config.ingest.clone()
     };
+    // A small body may not expand to the whole bound: 64 times what was
+    // sent (or 16 MiB), within the server's.
+    let expands = (body.len() as u64).saturating_mul(64).max(16 << 20);
+    options.limits.max_content_bytes = options.limits.max_content_bytes.min(expands);
     let name = format!(
         "push/{}",
         dir.file_name()
@@ -246,7 +271,10 @@ fn body_error(e: IngestError, path: &std::path::Path) -> AppError {
             AppError::UnsupportedMediaType(message.replace("--format", "?format="))
         }
         IngestError::Unparseable { .. } => AppError::Invalid(vec![message]),
-        IngestError::TooLarge { .. } => AppError::PayloadTooLarge(message),
+        IngestError::TooLarge { bound, .. } => AppError::PayloadTooLarge(format!(
+            "the body: {} is larger than {} bytes; nothing was committed, split it",
+            bound.what, bound.limit
+        )),
         IngestError::Read { .. } => AppError::BadRequest(message),
         IngestError::TooManyConflicts { .. } => AppError::Busy(5),
         other => AppError::Ingest(other),

@@ -55,13 +55,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The pushed body, or why it cannot be read, as the JSON error.
 fn body_bytes(body: std::result::Result<Bytes, BytesRejection>) -> Result<Bytes> {
-    body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
-            "body: more than {} MiB; split the events",
-            MAX_BODY_BYTES >> 20
-        )),
-        _ => AppError::BadRequest(format!("body: {}", e.body_text())),
-    })
+    body.map_err(|e| crate::error::body_refused(&e, e.status(), MAX_BODY_BYTES))
 }
 
 /// A JSON array of `items` written until it would pass [`MAX_ANSWER_BYTES`];
@@ -435,13 +429,26 @@ async fn reach(
     };
     let kinds = kinds(q.kinds.as_deref())?;
     let limit = limit(q.limit)?;
-    bounded_array(
-        graph
-            .at_or_above(min, &kinds)
-            .into_iter()
-            .take(limit)
-            .map(|ix| graph.explain(ix)),
-    )
+    off_the_runtime(move || {
+        bounded_array(
+            graph
+                .at_or_above(min, &kinds)
+                .into_iter()
+                .take(limit)
+                .map(|ix| graph.explain(ix)),
+        )
+    })
+    .await
+}
+
+/// Answers listing many nodes walk a path for each (up to 10,000 steps
+/// apiece): on the blocking pool, so other requests keep the runtime.
+async fn off_the_runtime(
+    work: impl FnOnce() -> Result<Response> + Send + 'static,
+) -> Result<Response> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::Internal(format!("lineage answer: {e}")))?
 }
 
 /// Policy findings, each with the path that proves it (security).
@@ -456,9 +463,13 @@ async fn findings(
     who.require(READ, "query lineage")?;
     let limit = limit(q.limit)?;
     let graph = state.lineage.current();
-    let mut findings = graph.findings(&state.config.lineage_policy);
-    findings.truncate(limit);
-    bounded_array(findings)
+    let policy = state.config.lineage_policy.clone();
+    off_the_runtime(move || {
+        let mut findings = graph.findings(&policy);
+        findings.truncate(limit);
+        bounded_array(findings)
+    })
+    .await
 }
 
 /// External-facing nodes and the labelled data upstream of them (security).
@@ -481,7 +492,12 @@ async fn exposure(
         kinds: kinds(q.kinds.as_deref())?,
         limit: 1000,
     };
-    let mut exposure = graph.exposure(min, &state.config.lineage_policy, &bounds);
-    exposure.truncate(limit(q.limit)?);
-    bounded_array(exposure)
+    let limit = limit(q.limit)?;
+    let policy = state.config.lineage_policy.clone();
+    off_the_runtime(move || {
+        let mut exposure = graph.exposure(min, &policy, &bounds);
+        exposure.truncate(limit);
+        bounded_array(exposure)
+    })
+    .await
 }

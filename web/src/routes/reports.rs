@@ -236,9 +236,11 @@ async fn replace_reference(
     Auth(who): Auth,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    body: String,
+    body: Result<String, axum::extract::rejection::StringRejection>,
 ) -> Result<Json<Replaced>> {
     who.require(CLOSE, "replace reference data")?;
+    // axum's default body limit (2 MiB) applies to a reference file.
+    let body = body.map_err(|e| crate::error::body_refused(&e, e.status(), 2 << 20))?;
     let Path(kind) = path?;
     let (extension, target) = match kind.as_str() {
         "prices" => ("csv", "prices"),

@@ -47,7 +47,7 @@ async fn chosen_month(state: &AppState, asked: Option<&str>) -> PageResult<Month
     }
     let newest = match state.store.db.latest_rollup_hour().await? {
         Some(us) => chrono::DateTime::from_timestamp_micros(us).unwrap_or_default(),
-        None => chrono::Utc::now(),
+        None => state.store.clock.now(),
     };
     let current = Month::new(newest.year(), newest.month())?;
     let previous = current.previous()?;
@@ -86,7 +86,7 @@ fn line(name: &str, href: Option<String>, r: &ChargebackRow) -> Line {
         name: name.to_owned(),
         href,
         requests: count(r.requests),
-        tokens: count(r.prompt_tokens + r.completion_tokens),
+        tokens: count(r.prompt_tokens.saturating_add(r.completion_tokens)),
         payg: money(r.payg_pico),
         ptu: money(r.ptu_pico),
         idle: money(r.idle_pico),
@@ -219,7 +219,7 @@ async fn overview(
             )
         })
     };
-    let closable = chrono::Utc::now().date_naive() >= month.next()?.first_day();
+    let closable = state.store.clock.now().date_naive() >= month.next()?.first_day();
     let (budgets_period, budgets, burn_down) = budgets(&state).await?;
     let page = Overview {
         chrome: Chrome::new(&user, Section::Finops, format!("FinOps · {month}")),
@@ -347,7 +347,9 @@ async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Optio
                 .or_default()
                 .entry(day)
                 .or_default();
-            entry.0 += row.prompt_tokens + row.completion_tokens;
+            entry.0 = entry
+                .0
+                .saturating_add(row.prompt_tokens.saturating_add(row.completion_tokens));
             entry.1 += row.total_pico();
         }
     }
@@ -369,8 +371,8 @@ async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Optio
                     return f64::NAN;
                 }
                 if let Some((t, c)) = per_day.and_then(|d| d.get(day.as_str())) {
-                    tokens += t;
-                    cost += c;
+                    tokens = tokens.saturating_add(*t);
+                    cost = cost.saturating_add(*c);
                 }
                 budget_eval::used_share(b, tokens, cost)
             })

@@ -257,6 +257,11 @@ pub async fn lineage_pushes_and_answers_stay_bounded(store: TestStore) {
         .find(|i| i["omitted"]["steps"].as_u64() > Some(1000))
         .unwrap();
     let why = long["omitted"]["why"].as_str().unwrap();
+    // A filter outside the years the engine holds is the asker's mistake.
+    let response = app
+        .get("/api/v1/lineage/hits?from=0001-01-01T00:00:00Z", Security)
+        .await;
+    assert_eq!(response.status(), 400);
     let whole: Value = app.get(why, Security).await.json().await.unwrap();
     let steps = whole["path"].as_array().unwrap().len() as u64;
     assert_eq!(steps, long["omitted"]["steps"].as_u64().unwrap() + 20);
@@ -376,12 +381,28 @@ pub async fn slow_clients_are_cut_and_shutdown_has_a_deadline(store: TestStore) 
     .expect("an answer within the body timeout")
     .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]);
-    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(4));
     assert_eq!(app.store.db.recent_batches(10).await.unwrap().len(), 0);
-    // step 3: at shutdown, a client holding a request open is cut after the grace.
+    // step 3: at shutdown, a client holding a request open is cut after the
+    // grace (the body timeout far off, so that only the grace can end it).
+    let store = app.stop().await;
+    let patient = tollgate_web::ServerConfig {
+        header_read_timeout: Duration::from_secs(60),
+        body_timeout: Duration::from_secs(60),
+        shutdown_grace: Duration::from_secs(1),
+        ..crate::helpers::test_config()
+    };
+    let app = TestApp::spawn_with(store, patient).await;
     let mut held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/ingest?format=canonical HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 100000\r\n\r\n",
+        app.key(Ingest)
+    );
     held.write_all(head.as_bytes()).await.unwrap();
+    held.write_all(b"{\"request_id\":").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();
     app.stop().await;
     assert!(
@@ -418,5 +439,40 @@ pub async fn api_reads_with_a_session_are_not_stored_or_sniffed(store: TestStore
             .contains("max-age")
     );
     assert_eq!(pull.headers()["x-content-type-options"], "nosniff");
+    app.stop().await;
+}
+
+pub async fn a_push_that_expands_too_far_is_refused_and_frees_its_key(store: TestStore) {
+    use std::io::Write;
+    let app = TestApp::spawn(store).await;
+    // 20 MiB of one line in a few KB of gzip: past 64 times the body.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b'{'; 20 << 20]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 100_000);
+    let response = app
+        .client
+        .post(app.url("/api/v1/ingest?format=canonical"))
+        .bearer_auth(app.key(Ingest))
+        .header("Idempotency-Key", "bomb")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("after decompression") && message.contains("nothing was committed"),
+        "{message}"
+    );
+    // Nothing committed: the key is free for a retry of another body.
+    let good = requests("after-bomb", "2026-10-05T10:00:00Z", "sub-a", 1, 10, 10);
+    let (status, answer) = push_as(&app, Ingest, &good, "bomb").await;
+    assert_eq!(
+        (status, answer["outcome"].as_str()),
+        (200, Some("committed")),
+        "{answer}"
+    );
     app.stop().await;
 }

@@ -51,6 +51,7 @@ tollgate_store::backend_tests!(
     one_idempotency_key_commits_one_body,
     slow_clients_are_cut_and_shutdown_has_a_deadline,
     api_reads_with_a_session_are_not_stored_or_sniffed,
+    a_push_that_expands_too_far_is_refused_and_frees_its_key,
 );
 
 use alerts::*;

@@ -492,6 +492,7 @@ pub async fn sessions_forms_and_roles_are_guarded(store: TestStore) {
         StatusCode::FORBIDDEN,
         "another session's token"
     );
+    app.set_clock("2026-11-05T00:00:00Z");
     let close = finops
         .post(
             "/finops/close",

@@ -203,8 +203,10 @@ async fn hostile_sql_cannot_starve_or_outlive_its_bounds() {
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
     times.sort_by(f64::total_cmp);
+    // Nine in ten under 100 ms even with the whole suite sharing two cores
+    // (alone: all under 10 ms while both queries run).
     assert!(
-        times[5] < 100.0 && times[9] < 1000.0,
+        times[8] < 100.0 && times[9] < 1000.0,
         "healthz ms: {times:?}"
     );
     // A client that leaves: its query is stopped too.
