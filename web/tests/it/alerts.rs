@@ -395,6 +395,7 @@ pub async fn alerts_reach_a_real_alertmanager(store: TestStore) {
     };
     let app = TestApp::spawn_with(store, config).await;
     any_traffic_rule(&app).await;
+    app.set_clock("2026-11-20T12:00:00Z");
     app.push_ok(&crate::helpers::requests(
         "am",
         "2026-11-20T10:15:00Z",
