@@ -229,6 +229,28 @@ pub(crate) fn body_refused(
     }
 }
 
+/// Refuses a request whose `Content-Length` already says its body is past
+/// `limit`, before reading any of it (a layer on routes taking big bodies).
+pub(crate) async fn refuse_declared_oversize(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return body_refused(&Oversize, StatusCode::PAYLOAD_TOO_LARGE, limit).into_response();
+    }
+    next.run(request).await
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the body is too large")]
+struct Oversize;
+
 impl From<axum::extract::rejection::PathRejection> for AppError {
     fn from(e: axum::extract::rejection::PathRejection) -> Self {
         AppError::BadRequest(e.body_text())

@@ -26,6 +26,10 @@ pub fn router(config: &ServerConfig) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(push))
         .layer(DefaultBodyLimit::max(config.max_ingest_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            config.max_ingest_bytes,
+            crate::error::refuse_declared_oversize,
+        ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -51,6 +51,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(push_event))
         .routes(routes!(push_batch))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            MAX_BODY_BYTES,
+            crate::error::refuse_declared_oversize,
+        ))
 }
 
 /// The pushed body, or why it cannot be read, as the JSON error.

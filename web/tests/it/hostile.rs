@@ -180,6 +180,25 @@ async fn push_lineage(app: &TestApp, path: &str, role: Role, body: Vec<u8>) -> (
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// Sends `head` on a connection of its own and reads the answer until the
+/// server closes it or a second passes.
+async fn raw_exchange(app: &TestApp, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_secs(1), stream.read(&mut buf)).await
+    {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 fn wide_event(datasets: usize) -> Value {
     let inputs: Vec<Value> = (0..datasets)
         .map(|i| serde_json::json!({"namespace": "warehouse", "name": format!("t{i}")}))
@@ -200,8 +219,31 @@ pub async fn lineage_pushes_and_answers_stay_bounded(store: TestStore) {
         (403, Some("forbidden")),
         "{body}"
     );
-    // A body past the bound is the JSON 413, not axum's plain text.
-    let (status, body) = push_lineage(&app, "/api/v1/lineage", Ingest, vec![b' '; 17 << 20]).await;
+    // A body past the bound is the JSON 413, not axum's plain text: said from
+    // its Content-Length, before it is sent (a client writing it while the
+    // server closes would race the answer).
+    let answer = raw_exchange(
+        &app,
+        &format!(
+            "POST /api/v1/lineage HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            app.key(Ingest),
+            17 << 20
+        ),
+    )
+    .await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413") && answer.contains("application/json"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"payload_too_large\""), "{answer}");
+    // Past the bound once gunzipped: the same.
+    let bomb = {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        gz.write_all(&vec![b' '; 17 << 20]).unwrap();
+        gz.finish().unwrap()
+    };
+    let (status, body) = push_lineage(&app, "/api/v1/lineage", Ingest, bomb).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (413, Some("payload_too_large")),
