@@ -222,8 +222,8 @@ pub(crate) fn body_refused(
     }
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
-            "the body is larger than {} MiB; split it",
-            limit >> 20
+            "the body is larger than {}; split it",
+            byte_size(limit)
         )),
         _ => AppError::BadRequest(format!("the body: {rejection}")),
     }
@@ -242,9 +242,27 @@ pub(crate) async fn refuse_declared_oversize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return body_refused(&Oversize, StatusCode::PAYLOAD_TOO_LARGE, limit).into_response();
+        let mut refused =
+            body_refused(&Oversize, StatusCode::PAYLOAD_TOO_LARGE, limit).into_response();
+        // The unread body is still on the wire, so the server closes this
+        // connection after answering; saying so keeps a client from pooling it
+        // and sending its next request into a socket about to close.
+        refused.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return refused;
     }
     next.run(request).await
+}
+
+/// `limit` in the largest binary unit it is a whole number of.
+fn byte_size(limit: usize) -> String {
+    match limit {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -254,5 +272,22 @@ struct Oversize;
 impl From<axum::extract::rejection::PathRejection> for AppError {
     fn from(e: axum::extract::rejection::PathRejection) -> Self {
         AppError::BadRequest(e.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_size;
+
+    #[test]
+    fn a_bound_is_said_in_the_unit_it_is_whole_in() {
+        for (limit, said) in [
+            (64 << 20, "64 MiB"),
+            (64 << 10, "64 KiB"),
+            ((1 << 20) + (1 << 10), "1025 KiB"),
+            (1000, "1000 bytes"),
+        ] {
+            assert_eq!(byte_size(limit), said, "{limit}");
+        }
     }
 }

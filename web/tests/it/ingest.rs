@@ -110,8 +110,14 @@ pub async fn pushes_are_idempotent_and_refuse_what_they_cannot_take(store: TestS
         .await
         .unwrap();
     assert_eq!(too_large.status(), 413);
+    // Refused unread, so the connection cannot carry another request.
+    assert_eq!(too_large.headers()["connection"], "close");
     let body: Value = too_large.json().await.unwrap();
     assert_eq!(body["error"], "payload_too_large");
+    assert!(
+        body["message"].as_str().unwrap().contains("64 KiB"),
+        "{body}"
+    );
     let empty = app
         .client
         .post(app.url("/api/v1/ingest"))
