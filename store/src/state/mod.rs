@@ -125,6 +125,12 @@ macro_rules! bump_version {
 }
 pub(crate) use bump_version;
 
+/// sqlx warns of every statement slower than a second, with its whole SQL text,
+/// on every command's output: that is for operators (`-vv`), not users.
+fn quiet_statements<O: sqlx::ConnectOptions>(options: O) -> O {
+    options.log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
+}
+
 /// Handle to the state database; cheap to clone (it is a connection pool).
 #[derive(Clone, Debug)]
 pub struct StateDb {
@@ -145,7 +151,7 @@ impl StateDb {
                 Self::connect_sqlite(SqliteConnectOptions::from_str(url.expose())?).await
             }
             Backend::Postgres => {
-                let options = PgConnectOptions::from_str(url.expose())?;
+                let options = quiet_statements(PgConnectOptions::from_str(url.expose())?);
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
                     .acquire_timeout(Duration::from_secs(30))
@@ -161,7 +167,7 @@ impl StateDb {
     async fn connect_sqlite(options: SqliteConnectOptions) -> Result<Self> {
         // WAL lets readers (the web server, `lake ls`) run beside an ingest; the busy
         // timeout makes concurrent writers queue instead of failing.
-        let options = options
+        let options = quiet_statements(options)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -210,5 +216,90 @@ impl StateDb {
 
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What the process logs, as text.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Runs one statement that takes over a second on `db`'s backend.
+    async fn run_slowly(db: &StateDb) {
+        if db.backend() == Backend::Postgres {
+            let slow = "SELECT count(*) FROM (SELECT pg_sleep(1.2)) AS s";
+            on_pool!(db, |pool| {
+                sqlx::query(slow).fetch_one(pool).await.unwrap();
+            });
+            return;
+        }
+        // SQLite has no sleep: count ever further until a count is slow.
+        let mut rows = 100_000;
+        loop {
+            let slow = format!(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                 WHERE x < {rows}) SELECT count(*) FROM c"
+            );
+            let started = std::time::Instant::now();
+            on_pool!(db, |pool| {
+                let query = sqlx::query(sqlx::AssertSqlSafe(slow.clone()));
+                query.fetch_one(pool).await.unwrap();
+            });
+            if started.elapsed() > Duration::from_millis(1100) {
+                return;
+            }
+            rows *= 4;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_statement_is_logged_for_operators_not_as_a_warning() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        // sqlx's SQLite worker logs from a thread of its own: a thread-local
+        // subscriber would not see it.
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut dbs = vec![
+            StateDb::open_sqlite(&dir.path().join("state.db"))
+                .await
+                .unwrap(),
+        ];
+        if let Ok(url) = std::env::var("TOLLGATE_TEST_POSTGRES_URL") {
+            dbs.push(
+                StateDb::connect(&DatabaseUrl::parse(&url).unwrap())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for db in &dbs {
+            run_slowly(db).await;
+        }
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let slow: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("slow statement"))
+            .collect();
+        assert!(slow.len() >= dbs.len(), "{text}");
+        assert!(slow.iter().all(|l| l.contains("DEBUG")), "{slow:#?}");
     }
 }
