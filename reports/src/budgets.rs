@@ -123,6 +123,12 @@ impl KnownScopes {
         Ok(known)
     }
 
+    /// Whether the ownership mapping or the traffic so far has named `id` in
+    /// `scope`.
+    pub fn knows(&self, scope: &str, id: &str) -> bool {
+        self.ids(scope).is_some_and(|ids| ids.contains(id))
+    }
+
     fn ids(&self, scope: &str) -> Option<&BTreeSet<String>> {
         match scope {
             "subscription" => Some(&self.subscriptions),
@@ -151,10 +157,8 @@ impl BudgetSpec {
             Some(_) if self.scope_id.trim().is_empty() => {
                 problems.push("scope_id: must not be empty".into())
             }
-            Some(ids) if !ids.contains(&self.scope_id) => problems.push(format!(
-                "scope_id: unknown {} {:?} (not in the ownership mapping nor seen in traffic)",
-                self.scope, self.scope_id
-            )),
+            // An id not seen yet is taken: budgets are often set up before
+            // the traffic they cap arrives. Listings say so ([`unseen_scope`]).
             Some(_) => {}
         }
         if self.period != "month" {
@@ -273,6 +277,19 @@ pub fn warn_at(row: &NewBudget) -> Vec<f64> {
         .collect()
 }
 
+/// Why a budget may show no use: its scope names an id that neither the
+/// ownership mapping nor any traffic has named yet (traffic still to come, or
+/// a typo). `None` once it is known.
+pub fn unseen_scope(known: &KnownScopes, budget: &NewBudget) -> Option<String> {
+    (!known.knows(&budget.scope, &budget.scope_id)).then(|| {
+        format!(
+            "{} {:?} is not yet seen in traffic nor in the ownership mapping: \
+             the budget counts from its first request (check the id if it never does)",
+            budget.scope, budget.scope_id
+        )
+    })
+}
+
 /// The stored quota in pico-units, if the budget has one.
 pub fn cost_quota_pico(row: &NewBudget) -> Option<i128> {
     row.cost_quota
@@ -342,4 +359,45 @@ pub fn parse(path: &Path, text: &str, known: &KnownScopes) -> Result<Vec<NewBudg
         });
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+        [[budget]]
+        name = "sandbox"
+        scope = "product"
+        scope_id = "sandbox"
+        cost_quota = "2.5e2"
+        currency = "USD"
+
+        [[budget]]
+        name = "payments"
+        scope = "product"
+        scope_id = "payments"
+        token_quota = 1000
+    "#;
+
+    #[test]
+    fn a_budget_may_name_a_scope_before_its_traffic_arrives() {
+        let mut known = KnownScopes {
+            currency: Some("USD".into()),
+            ..KnownScopes::default()
+        };
+        known.products.insert("payments".into());
+        let budgets = parse(Path::new("budgets.toml"), FILE, &known).unwrap();
+        assert_eq!(budgets.len(), 2);
+        assert_eq!(budgets[0].cost_quota.as_deref(), Some("250"));
+        let note = unseen_scope(&known, &budgets[0]).unwrap();
+        assert!(
+            note.starts_with("product \"sandbox\" is not yet seen"),
+            "{note}"
+        );
+        assert_eq!(unseen_scope(&known, &budgets[1]), None);
+        // Once traffic names it, the note goes.
+        known.products.insert("sandbox".into());
+        assert_eq!(unseen_scope(&known, &budgets[0]), None);
+    }
 }

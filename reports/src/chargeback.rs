@@ -89,6 +89,14 @@ pub struct Chargeback {
     pub total: ChargebackRow,
     /// Set when the month is closed: the report comes from this stored snapshot.
     pub closed: Option<crate::close::Closure>,
+    /// Whether any traffic was ingested for the month (or it is closed). A
+    /// month without is no data, not a month of idle reservations: its rows
+    /// are empty.
+    pub has_data: bool,
+    /// Whether any traffic was ingested for the previous month. Without it
+    /// there is nothing to compare with (its reservations alone would show a
+    /// month of idle capacity): `previous_total_pico` stays zero.
+    pub previous_has_data: bool,
 }
 
 /// The chargeback of a month, grouped by `by` (names from [`DIMENSIONS`]): from
@@ -158,13 +166,15 @@ pub async fn chargeback_cached(
     let ((current, closed), (previous, _)) = (current.as_ref(), previous.as_ref());
     let mut groups: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
     let mut total = ChargebackRow::default();
-    for row in current {
+    let has_data = closed.is_some() || has_traffic(current);
+    for row in current.iter().filter(|_| has_data) {
         let row = regroup(row, &positions);
         add(&mut total, &row);
         add(group_of(&mut groups, &row.group), &row);
     }
     // Groups of last month only still show, at zero, so totals add up.
-    for row in previous {
+    let previous_has_data = has_traffic(previous);
+    for row in previous.iter().filter(|_| previous_has_data) {
         let row = regroup(row, &positions);
         total.previous_total_pico += row.total_pico();
         group_of(&mut groups, &row.group).previous_total_pico += row.total_pico();
@@ -175,7 +185,16 @@ pub async fn chargeback_cached(
         rows: groups.into_values().collect(),
         total,
         closed: closed.clone(),
+        has_data,
+        previous_has_data,
     })
+}
+
+/// Whether `rows` hold any request, or a correction of a closed month for
+/// late data: a month with neither has no data, whatever its reservations cost.
+fn has_traffic(rows: &[ChargebackRow]) -> bool {
+    rows.iter()
+        .any(|r| r.requests > 0 || r.adjustment_pico != 0)
 }
 
 /// Where each of `by` sits among [`DIMENSIONS`].
@@ -262,13 +281,19 @@ pub async fn fine_charges_with(
 
 /// A month priced hour by hour: `charged[i]` is what the fine hour `fine[i]`
 /// costs; idle PTU capacity no hour's consumers took is apart, per reservation.
-struct PricedHours {
-    fine: Vec<Fine>,
+pub(crate) struct PricedHours {
+    pub(crate) fine: Vec<Fine>,
     charged: Vec<ChargebackRow>,
     unassigned_idle: Vec<ChargebackRow>,
+    /// The fine rows whose tokens no price covered ([`crate::unpriced`]).
+    pub(crate) unpriced: Vec<usize>,
 }
 
-async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Result<PricedHours> {
+pub(crate) async fn price_hours(
+    store: &Store,
+    month: Month,
+    reference: &Reference,
+) -> Result<PricedHours> {
     let (first, next) = (month.first_day(), month.next()?.first_day());
     let prices = PriceBook::new(reference.prices.clone());
     let backends: HashMap<String, (String, String)> = reference
@@ -310,7 +335,8 @@ async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Resu
         .collect();
 
     // Pay-as-you-go: each fine row at the price in force on its day.
-    for (f, row) in fine.iter().zip(charged.iter_mut()) {
+    let mut unpriced = Vec::new();
+    for (i, (f, row)) in fine.iter().zip(charged.iter_mut()).enumerate() {
         let (kind, region, model) = (&f.dims[4], &f.dims[5], &f.dims[3]);
         if is_provisioned(kind) || f.tokens == Tokens::default() {
             continue;
@@ -323,6 +349,7 @@ async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Resu
             }
             None => {
                 row.unpriced_tokens = row.unpriced_tokens.saturating_add(f.tokens.billable());
+                unpriced.push(i);
             }
         }
     }
@@ -364,9 +391,10 @@ async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Resu
         }
     }
     // Provisioned traffic no reservation was in force for has no price either.
-    for ((f, row), covered) in fine.iter().zip(charged.iter_mut()).zip(covered) {
-        if is_provisioned(&f.dims[4]) && !covered {
+    for (i, ((f, row), covered)) in fine.iter().zip(charged.iter_mut()).zip(covered).enumerate() {
+        if is_provisioned(&f.dims[4]) && !covered && f.tokens != Tokens::default() {
             row.unpriced_tokens = row.unpriced_tokens.saturating_add(f.tokens.billable());
+            unpriced.push(i);
         }
     }
     semantic_cache_savings(&fine, &mut charged);
@@ -374,6 +402,7 @@ async fn price_hours(store: &Store, month: Month, reference: &Reference) -> Resu
         fine,
         charged,
         unassigned_idle: extra,
+        unpriced,
     })
 }
 
@@ -510,11 +539,11 @@ pub fn add(into: &mut ChargebackRow, row: &ChargebackRow) {
     into.previous_total_pico += row.previous_total_pico;
 }
 
-fn is_provisioned(deployment_type: &str) -> bool {
+pub(crate) fn is_provisioned(deployment_type: &str) -> bool {
     deployment_type.ends_with("ProvisionedManaged")
 }
 
-fn day_of(hour_us: i64) -> String {
+pub(crate) fn day_of(hour_us: i64) -> String {
     DateTime::from_timestamp_micros(hour_us)
         .map(|t| t.format("%Y-%m-%d").to_string())
         .unwrap_or_default()

@@ -7,7 +7,8 @@
 //! which cost centre pays for a request, or that nobody does (`unallocated`).
 //! Rates are exact integers ([`rate`]), and [`cost`] prices tokens and splits
 //! each PTU hour with integer parts that add up exactly, so that costs add up to
-//! the cent in every grouping. The chargeback ([`chargeback`]) reads the hourly
+//! the cent in every grouping; tokens no price covers are counted and their
+//! causes named with what to import ([`unpriced`]). The chargeback ([`chargeback`]) reads the hourly
 //! rollups the store maintains, never raw rows; a month close ([`close`]) freezes
 //! it as a checksummed snapshot ([`snapshot`]), and later data for a closed month
 //! is charged as an adjustment in the next open month. Budgets ([`budgets`]) are
@@ -39,5 +40,6 @@ pub mod rate;
 pub mod sla;
 pub mod snapshot;
 pub mod table;
+pub mod unpriced;
 
 pub use error::{ReportsError, Result};

@@ -5,17 +5,18 @@
 pub const PICO: i64 = 1_000_000_000_000;
 const DECIMALS: usize = 12;
 
-/// Parses a non-negative decimal (`2.50`, `0.000275`, `10`) into pico-units.
+use std::borrow::Cow;
+
+/// Parses a non-negative decimal (`2.50`, `0.000275`, `10`, or `2.75e-04` as
+/// spreadsheets and Python write it) into pico-units.
 pub fn parse_pico(text: &str) -> Result<i64, String> {
-    let t = text.trim();
-    let (whole, fraction) = t.split_once('.').unwrap_or((t, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if t.is_empty()
-        || (whole.is_empty() && fraction.is_empty())
-        || !digits(whole)
-        || !digits(fraction)
-    {
-        return Err(format!("{text:?} is not a non-negative decimal number"));
+    let not_decimal = || format!("{text:?} is not a non-negative decimal number");
+    let t = plain_decimal(text.trim()).ok_or_else(not_decimal)?;
+    let (whole, fraction) = t.split_once('.').unwrap_or((&t, ""));
+    // Trailing zeros change nothing: `0.1000000000000` is 0.1 exactly.
+    let fraction = fraction.trim_end_matches('0');
+    if t.is_empty() || t == "." || !is_digits(whole) || !is_digits(fraction) {
+        return Err(not_decimal());
     }
     if fraction.len() > DECIMALS {
         return Err(format!("{text:?} has more than {DECIMALS} decimal places"));
@@ -33,6 +34,53 @@ pub fn parse_pico(text: &str) -> Result<i64, String> {
         .checked_mul(PICO)
         .and_then(|w| w.checked_add(fraction))
         .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn is_digits(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The plain decimal that scientific notation (`7.5e-05`, `1E+3`) is exactly
+/// (`0.000075`, `1000`); text without an exponent as it is. `None` when the
+/// mantissa or the exponent is not a number, or the exponent is past 999.
+fn plain_decimal(text: &str) -> Option<Cow<'_, str>> {
+    let Some(at) = text.find(['e', 'E']) else {
+        return Some(Cow::Borrowed(text));
+    };
+    let (mantissa, exponent) = (&text[..at], &text[at + 1..]);
+    let exponent_digits = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    if exponent_digits.is_empty() || exponent_digits.len() > 3 || !is_digits(exponent_digits) {
+        return None;
+    }
+    let shift: i64 = exponent.parse().ok()?;
+    let (sign, unsigned) = match mantissa.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", mantissa),
+    };
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    if (whole.is_empty() && fraction.is_empty()) || !is_digits(whole) || !is_digits(fraction) {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let point = whole.len() as i64 + shift;
+    let (whole, fraction) = if point <= 0 {
+        (
+            "0".to_owned(),
+            format!("{}{digits}", "0".repeat(point.unsigned_abs() as usize)),
+        )
+    } else if point as usize >= digits.len() {
+        let zeros = "0".repeat(point as usize - digits.len());
+        (format!("{digits}{zeros}"), String::new())
+    } else {
+        let (w, f) = digits.split_at(point as usize);
+        (w.to_owned(), f.to_owned())
+    };
+    let fraction = fraction.trim_end_matches('0');
+    Some(Cow::Owned(if fraction.is_empty() {
+        format!("{sign}{whole}")
+    } else {
+        format!("{sign}{whole}.{fraction}")
+    }))
 }
 
 /// Formats pico-units as the shortest exact decimal (`2500000000000` -> `2.5`).
@@ -63,19 +111,21 @@ pub fn format_pico_wide(pico: i128) -> String {
 
 /// Parses what [`format_pico_wide`] writes (a decimal, possibly negative).
 pub fn parse_pico_wide(text: &str) -> Result<i128, String> {
-    let (negative, digits) = match text.strip_prefix('-') {
+    let bad = || format!("{text:?} is not a decimal amount");
+    let plain = plain_decimal(text).ok_or_else(bad)?;
+    let (negative, digits) = match plain.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, text),
+        None => (false, &*plain),
     };
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let bad = || format!("{text:?} is not a decimal amount");
-    if whole.is_empty() || fraction.len() > DECIMALS {
+    let fraction = fraction.trim_end_matches('0');
+    if whole.is_empty() || !is_digits(whole) || fraction.len() > DECIMALS {
         return Err(bad());
     }
     let whole: i128 = whole.parse().map_err(|_| bad())?;
     let fraction: i128 = if fraction.is_empty() {
         0
-    } else if fraction.bytes().all(|b| b.is_ascii_digit()) {
+    } else if is_digits(fraction) {
         format!("{fraction:0<DECIMALS$}")
             .parse()
             .map_err(|_| bad())?
@@ -115,18 +165,54 @@ mod tests {
         assert_eq!(parse_pico("10"), Ok(10 * PICO));
         assert_eq!(parse_pico(".5"), Ok(PICO / 2));
         assert_eq!(parse_pico("0.000000000001"), Ok(1));
+        assert_eq!(parse_pico("0.1000000000000"), Ok(PICO / 10));
         for bad in [
             "",
             "-1",
-            "1e-3",
             "abc",
             ".",
             "1.2.3",
             "0.0000000000001",
             "99999999999",
+            "+5",
         ] {
             assert!(parse_pico(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scientific_notation_is_the_decimal_it_exactly_is() {
+        fn check(text: &str, expect: Result<i64, ()>) {
+            assert_eq!(parse_pico(text).map_err(|_| ()), expect, "{text}");
+        }
+        check("7.5e-05", Ok(75_000_000));
+        check("7.5E-05", Ok(75_000_000));
+        check("2.75e-4", Ok(275_000_000));
+        check("1e3", Ok(1000 * PICO));
+        check("1E+3", Ok(1000 * PICO));
+        check(".5e1", Ok(5 * PICO));
+        check("5.e0", Ok(5 * PICO));
+        check("1e-12", Ok(1));
+        check("1.50000000000000e-5", Ok(15_000_000));
+        check("0e999", Ok(0));
+        // Past the book's precision, negative, or not a number at all.
+        check("1e-13", Err(()));
+        check("-1e-3", Err(()));
+        check("1e30", Err(()));
+        check("1e", Err(()));
+        check("e5", Err(()));
+        check("1e5.5", Err(()));
+        check("1e1000", Err(()));
+        check("1e--3", Err(()));
+        check("1e-3e2", Err(()));
+    }
+
+    #[test]
+    fn wide_amounts_take_scientific_notation_too() {
+        assert_eq!(parse_pico_wide("2.5e2"), Ok(250 * i128::from(PICO)));
+        assert_eq!(parse_pico_wide("-1e-12"), Ok(-1));
+        assert!(parse_pico_wide("-+5").is_err());
+        assert!(parse_pico_wide("1e-13").is_err());
     }
 
     #[test]
@@ -146,6 +232,14 @@ mod tests {
         #[test]
         fn format_and_parse_round_trip(pico in 0i64..(1i64 << 62)) {
             proptest::prop_assert_eq!(parse_pico(&format_pico(pico)), Ok(pico));
+        }
+
+        #[test]
+        fn an_exponent_only_moves_the_point(pico in 0i64..(1i64 << 62), shift in 0i64..=12) {
+            // `pico` x 10^-shift units is `pico` x 10^(12 - shift) pico-units.
+            let scaled = format!("{pico}e-{shift}");
+            let expect = pico.checked_mul(10i64.pow(12 - shift as u32));
+            proptest::prop_assert_eq!(parse_pico(&scaled).ok(), expect);
         }
     }
 }

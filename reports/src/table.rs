@@ -44,6 +44,11 @@ pub fn chargeback_table(report: &Chargeback) -> Result<(SchemaRef, RecordBatch)>
     );
     let now = totals_cents(ChargebackRow::total_pico);
     let before = totals_cents(|r| r.previous_total_pico);
+    // A previous month without traffic is no data: empty, not zero.
+    let previous = match report.previous_has_data {
+        true => texts(&previous),
+        false => strings(previous.iter().map(|_| None)),
+    };
     let all = *now.last().unwrap_or(&0);
     let share: Vec<String> = now
         .iter()
@@ -81,7 +86,7 @@ pub fn chargeback_table(report: &Chargeback) -> Result<(SchemaRef, RecordBatch)>
         ("total", texts(&totals)),
         ("share_pct", texts(&share)),
         ("cache_savings", texts(&savings)),
-        ("previous_month_total", texts(&previous)),
+        ("previous_month_total", previous),
         ("change_pct", strings(change.iter().map(Option::as_deref))),
         (
             "unpriced_tokens",

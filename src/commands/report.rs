@@ -30,8 +30,30 @@ pub async fn chargeback_report(
             closed.month, closed.closed_at, closed.json_path, closed.json_sha256
         );
     }
+    if !report.has_data {
+        eprintln!("{month}: no traffic ingested, no data (reservations alone are not a month)");
+    } else if !report.previous_has_data {
+        eprintln!(
+            "{}: no traffic ingested, nothing to compare with",
+            month.previous()?
+        );
+    }
     let (schema, batch) = chargeback_table(&report)?;
-    print(format, &schema, &[batch])
+    let printed = print(format, &schema, &[batch])?;
+    if report.total.unpriced_tokens > 0 {
+        explain_unpriced(store, month, report.total.unpriced_tokens).await?;
+    }
+    Ok(printed)
+}
+
+/// Says on stderr why tokens have no price and what to import for each cause.
+async fn explain_unpriced(store: &Store, month: Month, tokens: i64) -> Result<()> {
+    eprintln!("{tokens} tokens have no price and are not in these amounts:");
+    for u in tollgate_reports::unpriced::unpriced(store, month).await? {
+        let line = format!("  {} tokens: {}", u.tokens, u.fix);
+        eprintln!("{}", tollgate_store::output::terminal_text(&line));
+    }
+    Ok(())
 }
 
 pub async fn export_chargeback(

@@ -194,8 +194,24 @@ pub async fn revoke_key(store: &Store, id: i64) -> Result<ExitCode> {
 pub async fn import_budgets(store: &Store, path: &Path) -> Result<ExitCode> {
     let rows = tollgate_reports::budgets::import(&store.db, path, &cli_actor()).await?;
     println!("{}: {} budgets stored", path.display(), rows.len());
+    note_unseen_scopes(store, rows.iter()).await?;
     evaluate_budgets(store, &ChargebackCache::default(), None).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says, on stderr, which budgets name a scope no traffic has named yet.
+async fn note_unseen_scopes(
+    store: &Store,
+    rows: impl Iterator<Item = &tollgate_store::state::BudgetRow>,
+) -> Result<()> {
+    let known = tollgate_reports::budgets::KnownScopes::load(&store.db).await?;
+    for row in rows {
+        if let Some(note) = tollgate_reports::budgets::unseen_scope(&known, &row.budget) {
+            let line = format!("note: budget {:?}: {note}", row.budget.name);
+            eprintln!("{}", tollgate_store::output::terminal_text(&line));
+        }
+    }
+    Ok(())
 }
 
 pub async fn list_budgets(store: &Store, format: OutputFormat) -> Result<ExitCode> {
@@ -249,6 +265,7 @@ pub async fn list_budgets(store: &Store, format: OutputFormat) -> Result<ExitCod
         ),
     ])?;
     eprintln!("period {period} (the current calendar month)");
+    note_unseen_scopes(store, statuses.iter().map(|s| &s.budget)).await?;
     print(format, &schema, &[batch])
 }
 

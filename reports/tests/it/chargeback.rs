@@ -14,7 +14,11 @@ use tollgate_store::testing::TestStore;
 
 use crate::write;
 
-tollgate_store::backend_tests!(a_hand_priced_month_adds_up_in_every_grouping);
+tollgate_store::backend_tests!(
+    a_hand_priced_month_adds_up_in_every_grouping,
+    unpriced_tokens_name_their_causes_and_fixes,
+    a_month_without_traffic_is_no_data
+);
 
 pub(crate) fn request(
     id: &str,
@@ -218,4 +222,115 @@ async fn daily_spend_adds_up_to_the_month(store: &TestStore, total: i128) {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("cannot group by"), "{err}");
+}
+
+async fn unpriced_tokens_name_their_causes_and_fixes(store: TestStore) {
+    use tollgate_reports::unpriced::{Cause, unpriced};
+    load_reference(&store).await;
+    let lines = [
+        // A backend backends.csv does not list.
+        request(
+            "u1",
+            "2026-10-03T10:00:00Z",
+            "sub-a",
+            "b-new",
+            "m-payg",
+            (1000, 0, 0),
+        ),
+        // A model the price book has no row for.
+        request(
+            "u2",
+            "2026-10-04T10:00:00Z",
+            "sub-a",
+            "b-payg",
+            "m-other",
+            (200, 0, 100),
+        ),
+        // Provisioned traffic after the reservation's one day.
+        request(
+            "u3",
+            "2026-10-05T10:00:00Z",
+            "sub-a",
+            "b-ptu",
+            "m-ptu",
+            (50, 0, 0),
+        ),
+        // Priced: no cause.
+        request(
+            "u4",
+            "2026-10-05T10:00:00Z",
+            "sub-a",
+            "b-payg",
+            "m-payg",
+            (10, 0, 0),
+        ),
+    ];
+    let path = write(&store, "unpriced.jsonl", &(lines.join("\n") + "\n"));
+    ingest_file(
+        &store,
+        &path,
+        &IngestOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    let report = chargeback(&store, october(), &["cost_centre".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(report.total.unpriced_tokens, 1350);
+    let causes = unpriced(&store, october()).await.unwrap();
+    let found: Vec<(Cause, i64, Option<&str>, Option<&str>)> = causes
+        .iter()
+        .map(|u| (u.cause, u.tokens, u.backend.as_deref(), u.model.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Cause::UnknownBackend, 1000, Some("b-new"), None),
+            (Cause::NoPriceRow, 300, None, Some("m-other")),
+            (Cause::NoReservation, 50, Some("b-ptu"), None),
+        ]
+    );
+    // Every unpriced token has its cause.
+    assert_eq!(causes.iter().map(|u| u.tokens).sum::<i64>(), 1350);
+}
+
+async fn a_month_without_traffic_is_no_data(store: TestStore) {
+    use arrow::array::{Array, AsArray};
+    // October holds a reservation's day (idle, $24) but no traffic.
+    load_reference(&store).await;
+    let by = ["cost_centre".to_owned()];
+    let october_report = chargeback(&store, october(), &by).await.unwrap();
+    assert!(!october_report.has_data);
+    assert!(october_report.rows.is_empty(), "{:?}", october_report.rows);
+    assert_eq!(october_report.total.total_pico(), 0);
+    // November's traffic has no October to compare with: not -100%, not $24.
+    let line = request(
+        "n1",
+        "2026-11-03T10:00:00Z",
+        "sub-a",
+        "b-payg",
+        "m-payg",
+        (1000, 0, 0),
+    );
+    let path = write(&store, "november.jsonl", &(line + "\n"));
+    ingest_file(
+        &store,
+        &path,
+        &IngestOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    let november = chargeback(&store, october().next().unwrap(), &by)
+        .await
+        .unwrap();
+    assert!(november.has_data);
+    assert!(!november.previous_has_data);
+    assert_eq!(november.total.previous_total_pico, 0);
+    let (_, table) = tollgate_reports::table::chargeback_table(&november).unwrap();
+    for column in ["previous_month_total", "change_pct"] {
+        let values = table.column_by_name(column).unwrap().as_string::<i32>();
+        assert_eq!(values.null_count(), values.len(), "{column}");
+    }
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tollgate_reports::budget_eval::{BudgetStatus, statuses};
-use tollgate_reports::budgets::{BudgetSpec, KnownScopes};
+use tollgate_reports::budgets::{BudgetSpec, KnownScopes, unseen_scope};
 use tollgate_store::state::{BudgetEvent, BudgetRow};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -29,9 +29,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct Listing {
-    /// The month evaluated: that of the newest data.
+    /// The month evaluated: the current calendar month.
     period: String,
     budgets: Vec<BudgetStatus>,
+    /// Budgets whose scope neither traffic nor the ownership mapping has
+    /// named yet: they show no use until its first request (or a typo).
+    unseen_scopes: Vec<UnseenScope>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+struct UnseenScope {
+    budget_id: i64,
+    note: String,
 }
 
 /// Every budget with its state, month-to-date use and forecast.
@@ -40,9 +49,20 @@ struct Listing {
 async fn list(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Listing>> {
     who.require(READ, "read budgets")?;
     let (budgets, period) = statuses(&state.store, &state.chargeback).await?;
+    let known = KnownScopes::load(&state.store.db).await?;
+    let unseen_scopes = budgets
+        .iter()
+        .filter_map(|b| {
+            unseen_scope(&known, &b.budget.budget).map(|note| UnseenScope {
+                budget_id: b.budget.id,
+                note,
+            })
+        })
+        .collect();
     Ok(Json(Listing {
         period: period.to_string(),
         budgets,
+        unseen_scopes,
     }))
 }
 

@@ -29,6 +29,7 @@ pub const CLOSE: &[Role] = &[Role::Admin, Role::Finops];
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(chargeback))
+        .routes(routes!(unpriced))
         .routes(routes!(months))
         .routes(routes!(close))
         .routes(routes!(reopen))
@@ -98,6 +99,24 @@ async fn chargeback(
     let mut bytes = Vec::new();
     write_batches(format, &schema, &[batch], &mut bytes)?;
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+}
+
+/// Why the month's `unpriced_tokens` is not zero: each cause (a backend not in
+/// `backends.csv`, a missing price-book row, provisioned traffic with no
+/// reservation, no backend logged) with its tokens, days and what to import.
+#[utoipa::path(get, path = "/api/v1/reports/unpriced", tag = "reports", params(MonthQuery),
+    responses((status = 200, body = Vec<tollgate_reports::unpriced::Unpriced>),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn unpriced(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(query): Query<MonthQuery>,
+) -> Result<Json<Vec<tollgate_reports::unpriced::Unpriced>>> {
+    who.require(READ, "read chargeback reports")?;
+    let month = month(&query.month)?;
+    Ok(Json(
+        tollgate_reports::unpriced::unpriced(&state.store, month).await?,
+    ))
 }
 
 /// Every close and re-open, oldest first.

@@ -13,6 +13,7 @@ use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use tollgate_reports::budget_eval;
+use tollgate_reports::budgets::{KnownScopes, unseen_scope};
 use tollgate_reports::chargeback::{ChargebackRow, DailySpend, chargeback_cached, daily_cached};
 use tollgate_reports::month::Month;
 use tollgate_reports::ownership::UNALLOCATED;
@@ -110,6 +111,8 @@ struct Stat {
 struct BudgetLine {
     name: String,
     scope: String,
+    /// Why the scope shows no use yet, when nothing has named it.
+    unseen: Option<String>,
     state: String,
     used: String,
     remaining: String,
@@ -128,6 +131,11 @@ struct Overview {
     stats: Vec<Stat>,
     unallocated: Option<String>,
     unpriced: Option<String>,
+    /// No traffic was ingested for the month, or for the one before.
+    no_data: bool,
+    no_previous: bool,
+    /// Each cause of unpriced tokens: how many, and what to import.
+    unpriced_causes: Vec<(String, String)>,
     cost_centres: Vec<Line>,
     total: Line,
     models: Vec<Line>,
@@ -183,7 +191,7 @@ async fn overview(
         ),
         stat("Requests", "requests", count(t.requests), false),
     ];
-    let cost_centres = by_cc
+    let mut cost_centres: Vec<Line> = by_cc
         .rows
         .iter()
         .map(|r| {
@@ -194,7 +202,7 @@ async fn overview(
             line(&r.group[0], Some(href), r)
         })
         .collect();
-    let models = by_model
+    let mut models: Vec<Line> = by_model
         .rows
         .iter()
         .map(|r| line(&r.group[0], None, r))
@@ -221,6 +229,25 @@ async fn overview(
     };
     let closable = state.store.clock.now().date_naive() >= month.next()?.first_day();
     let (budgets_period, budgets, burn_down) = budgets(&state).await?;
+    let unpriced_causes = if t.unpriced_tokens > 0 {
+        tollgate_reports::unpriced::unpriced(&state.store, month)
+            .await?
+            .into_iter()
+            .map(|u| (count(u.tokens), u.fix))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut total = line("Total", None, t);
+    if !by_cc.previous_has_data {
+        for l in cost_centres
+            .iter_mut()
+            .chain(&mut models)
+            .chain([&mut total])
+        {
+            l.previous = "no data".into();
+        }
+    }
     let page = Overview {
         chrome: Chrome::new(&user, Section::Finops, format!("FinOps · {month}")),
         month: month.to_string(),
@@ -230,8 +257,11 @@ async fn overview(
         stats,
         unallocated: (unallocated > 0).then(|| money(unallocated)),
         unpriced: (t.unpriced_tokens > 0).then(|| count(t.unpriced_tokens)),
+        unpriced_causes,
+        no_data: !by_cc.has_data,
+        no_previous: !by_cc.previous_has_data,
         cost_centres,
-        total: line("Total", None, t),
+        total,
         models,
         daily: daily_chart(&spend, month),
         undated,
@@ -300,11 +330,13 @@ fn daily_chart(spend: &DailySpend, month: Month) -> Chart {
 /// used share of its quota day by day.
 async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Option<Chart>)> {
     let (statuses, period) = budget_eval::statuses(&state.store, &state.chargeback).await?;
+    let known = KnownScopes::load(&state.store.db).await?;
     let lines = statuses
         .iter()
         .map(|s| BudgetLine {
             name: s.budget.budget.name.clone(),
             scope: format!("{} {}", s.budget.budget.scope, s.budget.budget.scope_id),
+            unseen: unseen_scope(&known, &s.budget.budget),
             state: s.state.clone(),
             used: percent(s.used_fraction),
             remaining: match (&s.cost_remaining, s.tokens_remaining) {

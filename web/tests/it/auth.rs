@@ -111,6 +111,12 @@ fn families() -> Vec<(Method, String, Option<Value>, Vec<Role>)> {
             vec![Admin, Finops],
         ),
         (
+            Method::GET,
+            "/api/v1/reports/unpriced?month=2026-10".into(),
+            None,
+            vec![Admin, Finops],
+        ),
+        (
             // An event missing its fields: 422 for those who may push.
             Method::POST,
             "/api/v1/lineage".into(),

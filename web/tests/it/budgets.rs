@@ -38,7 +38,6 @@ pub async fn budgets_are_checked_with_every_problem_named(store: TestStore) {
         .collect();
     for field in [
         "name:",
-        "scope_id: unknown subscription",
         "token_quota: -5",
         "warn_at:",
         "throttle_tokens_per_minute:",
@@ -89,6 +88,66 @@ pub async fn budgets_are_checked_with_every_problem_named(store: TestStore) {
     );
     assert_eq!(app.get("/api/v1/budgets/999", Finops).await.status(), 404);
     assert_eq!(app.get("/api/v1/budgets/abc", Finops).await.status(), 400);
+    app.stop().await;
+}
+
+pub async fn a_budget_set_up_before_its_traffic_says_so_until_it_arrives(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    // Step 1: a budget for a subscription no traffic has named is taken.
+    let early = token_budget("early", "sub-new", 1_000, "notify");
+    let created = app
+        .send_json(Method::POST, "/api/v1/budgets", Finops, &early)
+        .await;
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().await.unwrap()["id"].clone();
+    // Step 2: the listing says its scope is not seen yet.
+    let unseen = || async {
+        let listing: Value = app
+            .get("/api/v1/budgets", Finops)
+            .await
+            .json()
+            .await
+            .unwrap();
+        listing["unseen_scopes"].as_array().unwrap().clone()
+    };
+    let notes = unseen().await;
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert_eq!(notes[0]["budget_id"], id);
+    let note = notes[0]["note"].as_str().unwrap();
+    assert!(
+        note.contains("\"sub-new\" is not yet seen in traffic"),
+        "{note}"
+    );
+    // Step 3: once its traffic arrives, the note goes.
+    app.push_ok(&requests("n", "2026-10-01T00:00:00Z", "sub-new", 1, 10, 10))
+        .await;
+    eventually("sub-new seen", || async { unseen().await.is_empty() }).await;
+    app.stop().await;
+}
+
+pub async fn unpriced_tokens_say_what_to_import(store: TestStore) {
+    let app = TestApp::spawn(store).await;
+    // No backends.csv: the backend that served them selects no price.
+    app.push_ok(&requests("u", "2026-10-02T00:00:00Z", "sub-a", 3, 100, 10))
+        .await;
+    let causes: Value = app
+        .get("/api/v1/reports/unpriced?month=2026-10", Finops)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(causes[0]["cause"], "unknown_backend", "{causes}");
+    assert_eq!(causes[0]["backend"], "payg-eastus");
+    assert_eq!(causes[0]["tokens"], 330);
+    let fix = causes[0]["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("add backend payg-eastus to backends.csv"),
+        "{fix}"
+    );
+    let bad = app
+        .get("/api/v1/reports/unpriced?month=2026-13", Finops)
+        .await;
+    assert_eq!(bad.status(), 400);
     app.stop().await;
 }
 

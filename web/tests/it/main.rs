@@ -24,6 +24,8 @@ tollgate_store::backend_tests!(
     months_close_through_the_api_and_reports_read_alike,
     reference_data_is_replaced_through_the_api_as_the_cli_does,
     budgets_are_checked_with_every_problem_named,
+    a_budget_set_up_before_its_traffic_says_so_until_it_arrives,
+    unpriced_tokens_say_what_to_import,
     budgets_move_as_batches_arrive_and_gateways_see_it,
     the_apim_fragment_blocks_an_exhausted_key,
     metrics_count_requests_by_route_and_show_budget_states,
