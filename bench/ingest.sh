@@ -5,17 +5,26 @@
 # date-partitioned Parquet lake with the same request/LLM join, and the ratio is
 # printed (above 1: Tollgate is faster).
 #
-#   bench/ingest.sh [--requests 1000000] [--vs-duckdb]
+# The estate's cardinality is bench/report.sh's (--subscriptions 400 --agents
+# 300 --users 5000 by default).
+#
+#   bench/ingest.sh [--requests 1000000] [--vs-duckdb] [--subscriptions N] [--agents N] [--users N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requests=1000000
 vs_duckdb=0
+subscriptions=400
+agents=300
+users=5000
 while [ $# -gt 0 ]; do
   case "$1" in
     --requests) requests=$2; shift 2 ;;
     --vs-duckdb) vs_duckdb=1; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    --subscriptions) subscriptions=$2; shift 2 ;;
+    --agents) agents=$2; shift 2 ;;
+    --users) users=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -27,7 +36,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 echo "generating $requests requests ..."
-"$bin" fixtures generate --month 2026-10 --requests "$requests" --out "$work/in"
+"$bin" fixtures generate --month 2026-10 --requests "$requests" --out "$work/in" \
+  --subscriptions "$subscriptions" --agents "$agents" --users "$users"
 bytes=$(cat "$work"/in/*/*.json | wc -c)
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 

@@ -1,7 +1,8 @@
 //! Times the chargeback report: the store is opened once and the report run once
 //! to warm up (rollups caught up, caches filled); then `N` times computed from the
 //! rollups, and `N` times as a long-running process answers it (its cache checked
-//! against the state's inputs version); prints the medians.
+//! against the state's inputs version), then the month's SLA report per
+//! backend `N` times; prints the medians.
 //!
 //!   cargo run --release --example chargeback_timing -- DATA_DIR YYYY-MM [N] [BY]
 //!
@@ -56,6 +57,15 @@ async fn main() -> Result<()> {
         cached.push(started.elapsed());
         assert_eq!(report.total, first.total, "the cached report differs");
     }
+    // The SLA report of the month, per backend (each run reads the rollups).
+    let slo = tollgate_reports::sla::slo_of(&[]);
+    let backend = vec!["backend".to_owned()];
+    let mut sla = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        tollgate_reports::sla::sla(&store, month, &backend, &slo).await?;
+        sla.push(started.elapsed());
+    }
     println!(
         "chargeback {month} by {}: {} groups; first run {:.2} ms; computed from rollups: median {:.2} ms; \
          warm (cached, inputs unchanged): median {:.3} ms ({runs} runs each)",
@@ -65,5 +75,6 @@ async fn main() -> Result<()> {
         median(computed),
         median(cached),
     );
+    println!("sla {month} by backend: median {:.2} ms", median(sla));
     Ok(())
 }

@@ -393,6 +393,17 @@ pub enum FixturesCommand {
         /// The same seed gives the same files.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Subscriptions in the estate (realistic cardinality for benchmarks:
+        /// hundreds).
+        #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        subscriptions: u32,
+        /// Distinct agent instances (at least the 12 agent kinds; above that,
+        /// each subscription runs three numbered instances of its kind).
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        agents: u32,
+        /// Distinct users calling.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        users: u32,
     },
 }
 

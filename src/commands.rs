@@ -38,6 +38,9 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
                 requests,
                 out,
                 seed,
+                subscriptions,
+                agents,
+                users,
             },
     } = command
     {
@@ -49,6 +52,11 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             traffic_seed: None,
             until: None,
             out: out.clone(),
+            scale: tollgate_fixtures::Scale {
+                subscriptions: subscriptions as usize,
+                agents: agents as usize,
+                users: users as usize,
+            },
         };
         let report = tokio::task::spawn_blocking(move || tollgate_fixtures::generate(&options))
             .await?

@@ -68,6 +68,7 @@ impl Harness {
             traffic_seed: None,
             until: None,
             out: out.clone(),
+            scale: Default::default(),
         })
         .map_err(|e| failed("generating seeds", e))?;
         let store = if target == "ingest-file" {

@@ -72,7 +72,7 @@ async fn observed_import(store: &Store, graph: &LineageGraph) -> Result<Import> 
         entry.1 = entry.1.min(seen.1);
         entry.2 = entry.2.max(seen.2);
     };
-    for usage in store.db.observed_usage().await? {
+    for usage in store.observed_usage().await? {
         let seen = (
             u64::try_from(usage.requests).unwrap_or(0),
             usage.first_hour_us,

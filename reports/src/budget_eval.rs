@@ -487,7 +487,6 @@ async fn gateway_views(
     let first = crate::fine::micros(period.first_day());
     let next = crate::fine::micros(period.next()?.first_day());
     let mut ids: BTreeSet<String> = store
-        .db
         .rollup_gateways(first, next)
         .await?
         .into_iter()

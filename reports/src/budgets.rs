@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tollgate_store::StateDb;
+use tollgate_store::Store;
 use tollgate_store::state::{BudgetRow, NewBudget};
 
 use crate::rate::{format_pico_wide, parse_pico_wide};
@@ -94,7 +94,8 @@ pub struct KnownScopes {
 }
 
 impl KnownScopes {
-    pub async fn load(db: &StateDb) -> Result<KnownScopes> {
+    pub async fn load(store: &Store) -> Result<KnownScopes> {
+        let db = &store.db;
         let mut known = KnownScopes::default();
         for row in db.ownership().await? {
             match row.kind.as_str() {
@@ -107,13 +108,13 @@ impl KnownScopes {
         known.cost_centres = db.cost_centres().await?.into_iter().map(|c| c.id).collect();
         known
             .subscriptions
-            .extend(db.seen_dimension_values("subscription").await?);
+            .extend(store.seen_dimension_values("subscription").await?);
         known
             .products
-            .extend(db.seen_dimension_values("product").await?);
+            .extend(store.seen_dimension_values("product").await?);
         known
             .agents
-            .extend(db.seen_dimension_values("agent").await?);
+            .extend(store.seen_dimension_values("agent").await?);
         known.currency = db
             .price_book()
             .await?
@@ -311,13 +312,14 @@ struct BudgetsFile {
 
 /// Imports `budgets.toml`: every budget is checked first (nothing is stored if
 /// any is bad); then each is created, or updated when one of its name exists.
-#[tracing::instrument(skip(db), err)]
-pub async fn import(db: &StateDb, path: &Path, actor: &str) -> Result<Vec<BudgetRow>> {
+#[tracing::instrument(skip(store), err)]
+pub async fn import(store: &Store, path: &Path, actor: &str) -> Result<Vec<BudgetRow>> {
+    let db = &store.db;
     let text = std::fs::read_to_string(path).map_err(|source| ReportsError::Read {
         path: path.to_owned(),
         source,
     })?;
-    let known = KnownScopes::load(db).await?;
+    let known = KnownScopes::load(store).await?;
     let checked = parse(path, &text, &known)?;
     let existing = db.budgets().await?;
     let mut stored = Vec::new();

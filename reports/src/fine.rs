@@ -41,12 +41,12 @@ pub(crate) async fn read_fine(
     backends: &HashMap<String, (String, String)>,
 ) -> Result<Vec<Fine>> {
     store.catch_up_rollups().await?;
-    let rollups = store.db.usage_rollups(micros(first), micros(next)).await?;
+    let rollups = store.rollups(micros(first), micros(next)).await?;
     // Rollups also split by gateway, which no chargeback groups by.
     type Key = (i64, [Option<String>; 7]);
     let mut index: HashMap<Key, usize> = HashMap::new();
     let mut fine: Vec<Fine> = Vec::new();
-    for r in rollups {
+    for r in rollups.iter().map(|r| &r.usage) {
         let key = (
             r.hour_us,
             [

@@ -90,7 +90,7 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
     store.catch_up_rollups().await?;
     let from = crate::fine::micros(month.first_day());
     let to = crate::fine::micros(month.next()?.first_day());
-    let rows = store.db.rollups(from, to).await?;
+    let rows = store.rollups(from, to).await?;
     let episodes = store
         .db
         .alert_episodes(None, None, from, to, 10_000)
@@ -101,7 +101,11 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
 /// The month's rollups as an SLA report reads them: grouped by `by`, with
 /// latency sketches and the requests slower than the SLO's bound (a page
 /// that also draws latencies reuses it).
-pub fn project(rows: &[RollupRow], by: &[String], slo: &SloSpec) -> Series {
+pub fn project<'r>(
+    rows: impl IntoIterator<Item = &'r RollupRow> + Copy,
+    by: &[String],
+    slo: &SloSpec,
+) -> Series {
     Series::project(
         rows,
         &Projection {

@@ -68,7 +68,7 @@ pub async fn run(store: Store, config: &Config, args: DemoArgs) -> Result<ExitCo
         "loading budgets, then evaluating budgets and alert rules",
     );
     let budgets = tollgate_reports::budgets::import(
-        &store.db,
+        &store,
         &reference.join("budgets.toml"),
         &server::cli_actor(),
     )
@@ -163,6 +163,7 @@ async fn generate(
         traffic_seed: Some(args.seed ^ ((u64::from(month.number()) << 32) | month.year() as u64)),
         until,
         out: out.clone(),
+        scale: Default::default(),
     };
     let report = tokio::task::spawn_blocking(move || tollgate_fixtures::generate(&options))
         .await?

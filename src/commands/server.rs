@@ -192,7 +192,7 @@ pub async fn revoke_key(store: &Store, id: i64) -> Result<ExitCode> {
 }
 
 pub async fn import_budgets(store: &Store, path: &Path) -> Result<ExitCode> {
-    let rows = tollgate_reports::budgets::import(&store.db, path, &cli_actor()).await?;
+    let rows = tollgate_reports::budgets::import(store, path, &cli_actor()).await?;
     println!("{}: {} budgets stored", path.display(), rows.len());
     note_unseen_scopes(store, rows.iter()).await?;
     evaluate_budgets(store, &ChargebackCache::default(), None).await;
@@ -204,7 +204,7 @@ async fn note_unseen_scopes(
     store: &Store,
     rows: impl Iterator<Item = &tollgate_store::state::BudgetRow>,
 ) -> Result<()> {
-    let known = tollgate_reports::budgets::KnownScopes::load(&store.db).await?;
+    let known = tollgate_reports::budgets::KnownScopes::load(store).await?;
     for row in rows {
         if let Some(note) = tollgate_reports::budgets::unseen_scope(&known, &row.budget) {
             let line = format!("note: budget {:?}: {note}", row.budget.name);

@@ -79,12 +79,38 @@ impl Lake {
         let (min_time, max_time) = time_range(&sorted, time_idx)?;
 
         let dir_rel = format!("{table}/date={date}");
-        let dir = self.root.join(&dir_rel);
-        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let name = format!("{batch_id:010}-{}.parquet", uuid::Uuid::now_v7().simple());
-        let final_path = dir.join(&name);
-        let tmp_path = dir.join(format!("{TMP_PREFIX}{name}"));
+        let sorting = SortingColumn {
+            column_idx: time_idx as i32,
+            descending: false,
+            nulls_first: false,
+        };
+        let byte_size = self.write_parquet(&dir_rel, &name, &sorted, Some(sorting))?;
 
+        Ok(NewLakeFile {
+            table_name: table.to_owned(),
+            partition_date: date.to_owned(),
+            path: format!("{dir_rel}/{name}"),
+            row_count: sorted.num_rows() as i64,
+            byte_size: byte_size as i64,
+            min_time,
+            max_time,
+        })
+    }
+
+    /// Writes `batch` as `<dir_rel>/<name>` (ZSTD): under a temporary name,
+    /// fsynced, renamed, the directory fsynced. Returns the file's size.
+    pub(crate) fn write_parquet(
+        &self,
+        dir_rel: &str,
+        name: &str,
+        batch: &RecordBatch,
+        sorting: Option<SortingColumn>,
+    ) -> Result<u64> {
+        let dir = self.root.join(dir_rel);
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let final_path = dir.join(name);
+        let tmp_path = dir.join(format!("{TMP_PREFIX}{name}"));
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
                 StoreError::Parquet {
@@ -92,20 +118,16 @@ impl Lake {
                     source: e,
                 }
             })?))
-            .set_sorting_columns(Some(vec![SortingColumn {
-                column_idx: time_idx as i32,
-                descending: false,
-                nulls_first: false,
-            }]))
+            .set_sorting_columns(sorting.map(|s| vec![s]))
             .build();
         let parquet_err = |source| StoreError::Parquet {
             path: tmp_path.clone(),
             source,
         };
         let file = File::create(&tmp_path).map_err(|e| StoreError::io(&tmp_path, e))?;
-        let mut writer = ArrowWriter::try_new(BufWriter::new(file), sorted.schema(), Some(props))
+        let mut writer = ArrowWriter::try_new(BufWriter::new(file), batch.schema(), Some(props))
             .map_err(parquet_err)?;
-        writer.write(&sorted).map_err(parquet_err)?;
+        writer.write(batch).map_err(parquet_err)?;
         let file = writer
             .into_inner()
             .map_err(parquet_err)?
@@ -119,28 +141,46 @@ impl Lake {
         drop(file);
         fs::rename(&tmp_path, &final_path).map_err(|e| StoreError::io(&final_path, e))?;
         sync_dir(&dir)?;
+        Ok(byte_size)
+    }
 
-        Ok(NewLakeFile {
-            table_name: table.to_owned(),
-            partition_date: date.to_owned(),
-            path: format!("{dir_rel}/{name}"),
-            row_count: sorted.num_rows() as i64,
-            byte_size: byte_size as i64,
-            min_time,
-            max_time,
-        })
+    /// Opens a file under the root; a missing one is [`StoreError::MissingLakeFile`].
+    fn open_file(&self, rel: &str) -> Result<(PathBuf, File)> {
+        let path = self.absolute(rel);
+        match File::open(&path) {
+            Ok(f) => Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::MissingLakeFile { path })
+            }
+            Err(e) => Err(StoreError::io(&path, e)),
+        }
+    }
+
+    /// Reads a whole Parquet file under the root.
+    pub(crate) fn read_parquet(&self, rel: &str) -> Result<Vec<RecordBatch>> {
+        let (path, file) = self.open_file(rel)?;
+        let parquet_err = |source| StoreError::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(parquet_err)?
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(parquet_err)?;
+        reader
+            .map(|b| {
+                b.map_err(|source| StoreError::ArrowInFile {
+                    path: path.clone(),
+                    source,
+                })
+            })
+            .collect()
     }
 
     /// Reads one string column of a lake file, e.g. the request ids to dedupe against.
     pub fn read_string_column(&self, rel: &str, column: &str) -> Result<Vec<String>> {
-        let path = self.absolute(rel);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::MissingLakeFile { path });
-            }
-            Err(e) => return Err(StoreError::io(&path, e)),
-        };
+        let (path, file) = self.open_file(rel)?;
         let parquet_err = |source| StoreError::Parquet {
             path: path.clone(),
             source,
@@ -189,58 +229,81 @@ impl Lake {
         grace: Duration,
     ) -> Result<GcReport> {
         let mut report = GcReport::default();
-        let now = SystemTime::now();
         for table in crate::schema::LAKE_TABLES {
-            let table_dir = self.root.join(table);
-            for date_dir in read_dir_if_exists(&table_dir)? {
-                let Some(date_name) = file_name(&date_dir) else {
-                    continue;
-                };
-                if !date_name.starts_with("date=") || !date_dir.is_dir() {
-                    continue;
-                }
-                for path in read_dir_if_exists(&date_dir)? {
-                    let Some(name) = file_name(&path) else {
-                        continue;
-                    };
-                    let ours = name.ends_with(".parquet") || name.starts_with(TMP_PREFIX);
-                    let rel = format!("{table}/{date_name}/{name}");
-                    if !ours || referenced.contains(&rel) {
-                        continue;
-                    }
-                    if batch_of(&name).is_some_and(|b| live.contains(&b)) {
-                        report.files_kept_young += 1;
-                        continue;
-                    }
-                    // A temporary file may be renamed by a running ingest meanwhile.
-                    let meta = match fs::metadata(&path) {
-                        Ok(meta) => meta,
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(StoreError::io(&path, e)),
-                    };
-                    let age = meta
-                        .modified()
-                        .ok()
-                        .and_then(|m| now.duration_since(m).ok())
-                        .unwrap_or_default();
-                    if age < grace {
-                        report.files_kept_young += 1;
-                        continue;
-                    }
-                    match fs::remove_file(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                        Err(e) => return Err(StoreError::io(&path, e)),
-                    }
-                    tracing::info!(path = %rel, bytes = meta.len(), "removed unreferenced lake file");
-                    report.files_removed += 1;
-                    report.bytes_removed += meta.len();
-                }
-                // An emptied partition directory goes too; a non-empty one stays.
-                let _ = fs::remove_dir(&date_dir);
-            }
+            self.gc_table(table, referenced, Some(live), grace, &mut report)?;
         }
         Ok(report)
+    }
+
+    /// The same for the derived tables (`derived/<table>`), whose files the
+    /// rollup hours name (`referenced`).
+    pub fn gc_derived(&self, referenced: &HashSet<String>, grace: Duration) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        for tier in [crate::derived::Tier::Hourly, crate::derived::Tier::Minute] {
+            let table = format!("{}/{}", crate::derived::DERIVED_DIR, tier.table());
+            self.gc_table(&table, referenced, None, grace, &mut report)?;
+        }
+        Ok(report)
+    }
+
+    fn gc_table(
+        &self,
+        table: &str,
+        referenced: &HashSet<String>,
+        live: Option<&HashSet<i64>>,
+        grace: Duration,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let now = SystemTime::now();
+        let table_dir = self.root.join(table);
+        for date_dir in read_dir_if_exists(&table_dir)? {
+            let Some(date_name) = file_name(&date_dir) else {
+                continue;
+            };
+            if !date_name.starts_with("date=") || !date_dir.is_dir() {
+                continue;
+            }
+            for path in read_dir_if_exists(&date_dir)? {
+                let Some(name) = file_name(&path) else {
+                    continue;
+                };
+                let ours = name.ends_with(".parquet") || name.starts_with(TMP_PREFIX);
+                let rel = format!("{table}/{date_name}/{name}");
+                if !ours || referenced.contains(&rel) {
+                    continue;
+                }
+                if live.is_some_and(|live| batch_of(&name).is_some_and(|b| live.contains(&b))) {
+                    report.files_kept_young += 1;
+                    continue;
+                }
+                // A temporary file may be renamed by a running ingest meanwhile.
+                let meta = match fs::metadata(&path) {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io(&path, e)),
+                };
+                let age = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .unwrap_or_default();
+                if age < grace {
+                    report.files_kept_young += 1;
+                    continue;
+                }
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(StoreError::io(&path, e)),
+                }
+                tracing::info!(path = %rel, bytes = meta.len(), "removed unreferenced lake file");
+                report.files_removed += 1;
+                report.bytes_removed += meta.len();
+            }
+            // An emptied partition directory goes too; a non-empty one stays.
+            let _ = fs::remove_dir(&date_dir);
+        }
+        Ok(())
     }
 }
 

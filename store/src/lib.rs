@@ -8,12 +8,14 @@
 //! [`Store::query_session`] registers exactly the committed files with DataFusion,
 //! the one SQL engine. After each commit [`Store::roll_up_batch`] recomputes the
 //! hourly rollups of the hours the batch touched, which reports read instead of
-//! raw rows ([`rollup`]). The state database is SQLite by default and Postgres when a
+//! raw rows ([`rollup`]): one Parquet file per hour under `lake/derived/`,
+//! named in the state database and decoded once per process ([`derived`]). The state database is SQLite by default and Postgres when a
 //! `postgres://` URL is given; both run the same queries and their own migrations.
 
 pub mod bounded_functions;
 pub mod bounded_sql;
 pub mod clock;
+pub mod derived;
 mod error;
 pub mod lake;
 pub mod output;
@@ -69,6 +71,8 @@ pub struct Store {
     pub snapshots_dir: PathBuf,
     pub clock: Clock,
     pub window: TimeWindow,
+    /// Decoded rollup files, shared by every clone of the store.
+    pub(crate) rollup_cache: std::sync::Arc<derived::RollupCache>,
 }
 
 impl Store {
@@ -95,6 +99,7 @@ impl Store {
             snapshots_dir,
             clock: config.clock.clone(),
             window: config.window,
+            rollup_cache: Default::default(),
         })
     }
 
@@ -114,10 +119,20 @@ impl Store {
         // file times and batch times come from different clocks.
         let live = self.db.writing_batch_ids().await?.into_iter().collect();
         let referenced = self.db.all_lake_paths().await?.into_iter().collect();
+        // Listed after the lake's: a rollup file written meanwhile is younger
+        // than the grace period.
+        let derived = self.db.all_rollup_paths().await?.into_iter().collect();
         let lake = self.lake.clone();
-        tokio::task::spawn_blocking(move || lake.gc(&referenced, &live, grace))
-            .await
-            .map_err(|e| StoreError::io(PathBuf::from("<gc task>"), std::io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || -> Result<GcReport> {
+            let mut report = lake.gc(&referenced, &live, grace)?;
+            let more = lake.gc_derived(&derived, grace)?;
+            report.files_removed += more.files_removed;
+            report.bytes_removed += more.bytes_removed;
+            report.files_kept_young += more.files_kept_young;
+            Ok(report)
+        })
+        .await
+        .map_err(|e| StoreError::io(PathBuf::from("<gc task>"), std::io::Error::other(e)))?
     }
 }
 

@@ -18,6 +18,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
+use crate::derived::{Tier, rollup_schema};
 use crate::schema::{LAKE_TABLES, USAGE_VIEW, USAGE_VIEW_SQL, schema_of};
 use crate::security_hits::{SECURITY_HITS_VIEW, view_sql as security_hits_sql};
 use crate::state::LakeFile;
@@ -53,6 +54,7 @@ impl Store {
         // visible or wholly not.
         let watermark = self.db.manifest_watermark().await?;
         let ctx = self.session_with(watermark, &|_| true, runtime).await?;
+        self.register_rollups(&ctx).await?;
         for (view, sql) in [
             (USAGE_VIEW, USAGE_VIEW_SQL.to_owned()),
             (SECURITY_HITS_VIEW, security_hits_sql()),
@@ -105,15 +107,32 @@ impl Store {
             .ok_or_else(|| DataFusionError::Plan(format!("unknown lake table {table}")))?;
         let mut files = self.db.lake_files_upto(table, watermark).await?;
         files.retain(|f| keep(f));
-        if files.is_empty() {
+        let paths: Vec<&str> = files.iter().map(|f| f.file.path.as_str()).collect();
+        self.listing(schema, &paths)
+    }
+
+    /// The derived tables, as SQL sees them: every rolled-up hour's file.
+    async fn register_rollups(&self, ctx: &SessionContext) -> Result<()> {
+        for tier in [Tier::Hourly, Tier::Minute] {
+            let files = self.db.rollup_files(tier, i64::MIN, i64::MAX).await?;
+            let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+            let provider = self.listing(rollup_schema(), &paths)?;
+            ctx.register_table(TableReference::bare(tier.table()), provider)?;
+        }
+        Ok(())
+    }
+
+    /// A table over these Parquet files (paths under the lake root).
+    fn listing(&self, schema: SchemaRef, paths: &[&str]) -> Result<Arc<dyn TableProvider>> {
+        if paths.is_empty() {
             return Ok(Arc::new(EmptyTable::new(schema)));
         }
-        let urls = files
+        let urls = paths
             .iter()
-            .map(|f| {
+            .map(|rel| {
                 // From a URL, not a string: a path with `[`, `?` or `*` in it is a
                 // path, not a glob.
-                let path = self.lake.absolute(&f.file.path);
+                let path = self.lake.absolute(rel);
                 let url = url::Url::from_file_path(&path).map_err(|()| {
                     DataFusionError::Plan(format!("{} is not an absolute path", path.display()))
                 })?;

@@ -20,9 +20,10 @@ use arrow::datatypes::{DataType, Int64Type};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::derived;
 use crate::schema::{REQUESTS, TOKEN_USAGE};
 use crate::sketch::LatencySketch;
-use crate::state::{LakeFile, RollupRow, UsageRollup};
+use crate::state::{LakeFile, RollupHour, RollupRow, UsageRollup};
 use crate::{Result, Store, StoreError};
 
 pub const HOUR_US: i64 = 3_600_000_000;
@@ -90,7 +91,8 @@ impl Store {
     #[tracing::instrument(skip_all, err)]
     pub async fn catch_up_rollups(&self) -> Result<RollupReport> {
         let (from, to) = self.accepted_us();
-        let dropped = self.db.drop_rollup_hours_outside(from, to).await?;
+        let (dropped, files) = self.db.drop_rollup_hours_outside(from, to).await?;
+        self.remove_rollup_files(files);
         if dropped > 0 {
             tracing::warn!(
                 hours = dropped,
@@ -136,7 +138,8 @@ impl Store {
             .collect();
         let report = self.refresh_windows(windows, progress).await?;
         // Hours rolled up from newer batches meanwhile are not this rebuild's to drop.
-        self.db.drop_rollup_hours_except(&hours, watermark).await?;
+        let (_, files) = self.db.drop_rollup_hours_except(&hours, watermark).await?;
+        self.remove_rollup_files(files);
         self.db.clear_pending_rollups(&pending).await?;
         Ok(RollupReport {
             batches: pending.len(),
@@ -213,17 +216,103 @@ impl Store {
             groups.add(batch)?;
         }
         let (rows, minutes) = groups.finish();
+        let row_count = rows.len();
         let hours: Vec<i64> = (from..to).step_by(HOUR_US as usize).collect();
         let replaced = self
-            .db
-            .replace_rollup_hours(&hours, &rows, &minutes, minute_from, watermark)
+            .store_hours(&hours, rows, minutes, minute_from, watermark)
             .await?;
         Ok(RollupReport {
             batches: 0,
             hours: replaced,
-            rows: rows.len(),
+            rows: row_count,
         })
     }
+
+    /// Writes each hour's rows (and minute rows) as its files, then names them
+    /// in the state database unless a newer computation has the hour; the
+    /// files no hour names any more are deleted. Returns the hours stored.
+    /// (Public so that tests can plant an hour as an older version left it.)
+    pub async fn store_hours(
+        &self,
+        hours: &[i64],
+        rows: Vec<RollupRow>,
+        minutes: Vec<RollupRow>,
+        minute_from: i64,
+        watermark: i64,
+    ) -> Result<usize> {
+        let lake = self.lake.clone();
+        let hours_owned = hours.to_vec();
+        let written = tokio::task::spawn_blocking(move || -> Result<Vec<RollupHour>> {
+            let hourly = by_hour(rows);
+            let minute = by_hour(minutes);
+            hours_owned
+                .iter()
+                .map(|&hour| {
+                    let write = |tier, rows: Option<&Vec<RollupRow>>| -> Result<Option<String>> {
+                        let Some(rows) = rows.filter(|r| !r.is_empty()) else {
+                            return Ok(None);
+                        };
+                        let (dir, name) = derived::new_path(tier, hour);
+                        lake.write_parquet(&dir, &name, &derived::encode(rows)?, None)?;
+                        Ok(Some(format!("{dir}/{name}")))
+                    };
+                    Ok(RollupHour {
+                        hour_us: hour,
+                        row_count: hourly.get(&hour).map_or(0, |r| r.len() as i64),
+                        hourly_path: write(derived::Tier::Hourly, hourly.get(&hour))?,
+                        minute_path: write(derived::Tier::Minute, minute.get(&hour))?,
+                    })
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| StoreError::io("<rollup write task>", std::io::Error::other(e)))??;
+        let done = match self
+            .db
+            .replace_rollup_hours(&written, minute_from, watermark)
+            .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                let ours: Vec<String> = written
+                    .into_iter()
+                    .flat_map(|h| h.hourly_path.into_iter().chain(h.minute_path))
+                    .collect();
+                self.remove_rollup_files(ours);
+                return Err(e);
+            }
+        };
+        self.remove_rollup_files(done.obsolete);
+        Ok(done.hours)
+    }
+
+    /// Deletes rollup files no hour names (best effort: what is left is
+    /// garbage [`Store::gc`] collects) and forgets their decoded rows.
+    pub(crate) fn remove_rollup_files(&self, paths: Vec<String>) {
+        self.rollup_cache.forget(&paths);
+        for path in paths {
+            let path = self.lake.absolute(&path);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "an obsolete rollup file was not removed")
+                }
+            }
+        }
+    }
+}
+
+/// Rows by the hour they fall in (a minute row's `hour_us` holds its minute).
+fn by_hour(rows: Vec<RollupRow>) -> HashMap<i64, Vec<RollupRow>> {
+    let mut hours: HashMap<i64, Vec<RollupRow>> = HashMap::new();
+    for row in rows {
+        hours
+            .entry(floor_hour_us(row.usage.hour_us))
+            .or_default()
+            .push(row);
+    }
+    hours
 }
 
 fn timestamp(us: i64) -> String {

@@ -159,6 +159,7 @@ async fn a_generated_months_dlp_file_ingests_whole_and_names_its_requests(store:
         traffic_seed: None,
         until: None,
         out: out.clone(),
+        scale: Default::default(),
     })
     .unwrap();
     let events = out.join("dlp/dlp-events.jsonl");

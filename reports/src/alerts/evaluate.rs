@@ -7,7 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use tollgate_store::Store;
-use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed, RollupRow};
+use tollgate_store::derived::Rollups;
+use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed};
 
 use super::anomaly::{robust_z, spread_floor};
 use super::burn::{self, WINDOWS};
@@ -179,15 +180,15 @@ pub async fn evaluate(
     } else {
         data_end.min(to_us + EXTEND_US).max(to_us)
     };
-    let rows = store.db.rollups(engine_from - lookback, judge_to).await?;
+    let rows = store.rollups(engine_from - lookback, judge_to).await?;
     // The minute tier, for burn-rate short windows over the newest hours.
     let minutes = if rules
         .iter()
         .any(|r| matches!(r.condition, Condition::BurnRate(_)))
     {
-        store.db.minute_rollups(engine_from, judge_to).await?
+        store.minute_rollups(engine_from, judge_to).await?
     } else {
-        Vec::new()
+        Rollups::default()
     };
     let budgets = store.db.budgets().await?;
     let ptu = super::series::ptu_backends(&store.db.backends().await?);
@@ -275,8 +276,8 @@ fn lookback_us(rule: &Rule) -> i64 {
 /// Runs one rule over every hour of `[from_us, to_us)`.
 fn run_rule(
     rule: &Rule,
-    rows: &[RollupRow],
-    minutes: &[RollupRow],
+    rows: &Rollups,
+    minutes: &Rollups,
     budgets: &[tollgate_store::state::BudgetRow],
     ptu_backends: &std::collections::HashSet<String>,
     from_us: i64,
@@ -449,7 +450,7 @@ fn burn_observations(
 /// Tokens per hour and budget, for budgets with a token quota on a
 /// subscription, product or agent (the dimensions the rollups carry).
 fn budget_tokens(
-    rows: &[RollupRow],
+    rows: &Rollups,
     budgets: &[tollgate_store::state::BudgetRow],
 ) -> BTreeMap<i64, HashMap<i64, i64>> {
     let mut tokens: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();

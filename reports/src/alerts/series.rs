@@ -252,12 +252,16 @@ fn dimension<'r>(row: &'r RollupRow, name: &str) -> Option<&'r str> {
 }
 
 impl Series {
-    pub fn project(rows: &[RollupRow], p: &Projection) -> Series {
+    /// `rows` is read twice: a slice, a `&Vec` or `&Rollups`.
+    pub fn project<'r>(
+        rows: impl IntoIterator<Item = &'r RollupRow> + Copy,
+        p: &Projection,
+    ) -> Series {
         let mut series = Series::default();
         // Deployments a PTU backend served in these hours: their traffic
         // elsewhere is spillover.
         let on_ptu: std::collections::HashSet<&str> = rows
-            .iter()
+            .into_iter()
             .filter(|r| {
                 r.usage
                     .backend

@@ -61,6 +61,7 @@ async fn generated_month_through(
         traffic_seed: None,
         until: None,
         out: out.clone(),
+        scale: Default::default(),
     })
     .unwrap();
     let reference = out.join("reference");
@@ -72,7 +73,7 @@ async fn generated_month_through(
         .unwrap();
     ingest_days(store, &out, 1..=last_day).await;
     // Budgets name products and subscriptions the traffic shows.
-    tollgate_reports::budgets::import(&store.db, &reference.join("budgets.toml"), "test")
+    tollgate_reports::budgets::import(store, &reference.join("budgets.toml"), "test")
         .await
         .unwrap();
     out
@@ -296,10 +297,10 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
 
     // The minute tier holds the newest 48 hours of data, and adds up to them.
     let end = at(31, 23) + H;
-    let minutes = store.db.minute_rollups(at(1, 0), end).await.unwrap();
+    let minutes = store.minute_rollups(at(1, 0), end).await.unwrap();
     assert!(minutes.iter().all(|m| m.usage.hour_us >= at(30, 0)));
-    let hourly = store.db.rollups(at(30, 0), end).await.unwrap();
-    let totals = |rows: &[tollgate_store::state::RollupRow]| {
+    let hourly = store.rollups(at(30, 0), end).await.unwrap();
+    let totals = |rows: &tollgate_store::derived::Rollups| {
         rows.iter().fold([0i64; 5], |t, r| {
             [
                 t[0] + r.usage.requests,
@@ -316,7 +317,7 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
 
     // PTU spillover: gpt-4o's traffic leaves its PTU backend during the
     // saturation, and only then.
-    let rows = store.db.rollups(at(14, 0), at(15, 0)).await.unwrap();
+    let rows = store.rollups(at(14, 0), at(15, 0)).await.unwrap();
     let ptu = series::ptu_backends(&store.db.backends().await.unwrap());
     let projected = Series::project(
         &rows,

@@ -103,8 +103,7 @@ async fn reports_answer_over_a_lake_with_absurd_values(store: TestStore) {
     };
     let watermark = store.db.manifest_watermark().await.unwrap();
     store
-        .db
-        .replace_rollup_hours(&[future], &[row], &[], future, watermark)
+        .store_hours(&[future], vec![row], Vec::new(), future, watermark)
         .await
         .unwrap();
     assert_eq!(store.db.latest_rollup_hour().await.unwrap(), Some(future));
@@ -152,7 +151,7 @@ async fn reports_answer_over_a_lake_with_absurd_values(store: TestStore) {
         store.db.latest_rollup_hour().await.unwrap(),
         Some(at("2026-10-01T10:00:00Z"))
     );
-    let hours = store.db.rollups(i64::MIN, i64::MAX).await.unwrap();
+    let hours = store.rollups(i64::MIN, i64::MAX).await.unwrap();
     assert!(
         hours
             .iter()

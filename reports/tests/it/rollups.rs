@@ -12,7 +12,8 @@ use tollgate_store::testing::TestStore;
 
 tollgate_store::backend_tests!(
     rollups_do_not_depend_on_arrival_order,
-    an_llm_row_pairs_with_its_request_within_an_hour
+    an_llm_row_pairs_with_its_request_within_an_hour,
+    rollups_are_parquet_in_the_lake_one_file_per_hour
 );
 
 fn files(dir: &Path) -> Vec<PathBuf> {
@@ -39,7 +40,13 @@ async fn ingest_all(store: &Store, files: &[PathBuf]) {
 }
 
 async fn all_rollups(store: &Store) -> Vec<RollupRow> {
-    let mut rows = store.db.rollups(i64::MIN, i64::MAX).await.unwrap();
+    let mut rows: Vec<RollupRow> = store
+        .rollups(i64::MIN, i64::MAX)
+        .await
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect();
     rows.sort_by(|a, b| format!("{:?}", a.usage).cmp(&format!("{:?}", b.usage)));
     rows
 }
@@ -54,6 +61,7 @@ async fn rollups_do_not_depend_on_arrival_order(store: TestStore) {
         traffic_seed: None,
         until: None,
         out: out.clone(),
+        scale: Default::default(),
     })
     .unwrap();
     let (gateway, llm) = (
@@ -174,4 +182,90 @@ async fn an_llm_row_pairs_with_its_request_within_an_hour(store: TestStore) {
     // The same whatever window computed it.
     store.rebuild_rollups(&|_, _| {}).await.unwrap();
     assert_eq!(all_rollups(&store).await, after_ingest);
+}
+
+/// The rollup files under `lake/derived/<tier>`, relative to the lake root.
+fn derived_files(store: &Store, tier: &str) -> Vec<String> {
+    let root = store.lake.root().to_owned();
+    let mut found = Vec::new();
+    let dir = root.join("derived").join(tier);
+    for day in std::fs::read_dir(&dir).into_iter().flatten() {
+        for file in std::fs::read_dir(day.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            found.push(path.strip_prefix(&root).unwrap().display().to_string());
+        }
+    }
+    found.sort();
+    found
+}
+
+async fn rollups_are_parquet_in_the_lake_one_file_per_hour(store: TestStore) {
+    let line = |id: &str, time: &str| {
+        format!(
+            r#"{{"time":"{time}","category":"GatewayLogs","correlationId":"{id}","properties":{{"responseCode":200,"apimSubscriptionId":"sub-1","backendId":"b1"}}}}"#
+        )
+    };
+    let dir = store.dir.path();
+    // Two hours, then a second file into the first of them.
+    std::fs::write(
+        dir.join("a.json"),
+        [
+            line("a", "2026-10-02T08:10:00Z"),
+            line("b", "2026-10-02T09:10:00Z"),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("b.json"), line("c", "2026-10-02T08:20:00Z")).unwrap();
+    ingest_all(&store, &[dir.join("a.json")]).await;
+    let first = derived_files(&store, "rollup_hourly");
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(
+        first[0].starts_with("derived/rollup_hourly/date=2026-10-02/08-"),
+        "{first:?}"
+    );
+
+    ingest_all(&store, &[dir.join("b.json")]).await;
+    let second = derived_files(&store, "rollup_hourly");
+    assert_eq!(second.len(), 2, "the replaced file is gone: {second:?}");
+    assert_ne!(second[0], first[0], "hour 08 was written again");
+    assert_eq!(second[1], first[1], "hour 09 was not touched");
+    let requests: Vec<i64> = all_rollups(&store)
+        .await
+        .iter()
+        .map(|r| r.usage.requests)
+        .collect();
+    assert_eq!(requests.iter().sum::<i64>(), 3);
+
+    // The files are plain Parquet, which SQL reads as the table `rollup_hourly`.
+    let total = store
+        .sql_read_only("SELECT CAST(SUM(requests) AS BIGINT), COUNT(*) FROM rollup_hourly")
+        .await
+        .unwrap();
+    let column = |i: usize| {
+        arrow::array::AsArray::as_primitive::<arrow::datatypes::Int64Type>(
+            total.batches[0].column(i),
+        )
+        .value(0)
+    };
+    assert_eq!((column(0), column(1)), (3, 2));
+
+    // A rollup file nothing names (a crash between writing it and naming it)
+    // is garbage; the named ones are not.
+    let orphan = store
+        .lake
+        .root()
+        .join("derived/rollup_hourly/date=2026-10-02/07-orphan.parquet");
+    std::fs::copy(store.lake.root().join(&second[1]), &orphan).unwrap();
+    let gc = store.gc(std::time::Duration::ZERO).await.unwrap();
+    assert_eq!(gc.files_removed, 1, "{gc:?}");
+    assert!(!orphan.exists());
+    assert_eq!(derived_files(&store, "rollup_hourly"), second);
+    assert_eq!(all_rollups(&store).await.len(), 2);
+
+    // A rebuild writes every hour again, to the same rows.
+    let before = all_rollups(&store).await;
+    store.rebuild_rollups(&|_, _| {}).await.unwrap();
+    assert_eq!(all_rollups(&store).await, before);
+    assert_eq!(derived_files(&store, "rollup_hourly").len(), 2);
 }

@@ -268,15 +268,6 @@ impl StateDb {
         }))
     }
 
-    /// The earliest hour rolled up with any traffic.
-    pub async fn first_rollup_hour(&self) -> Result<Option<i64>> {
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_scalar::<Db, Option<i64>>("SELECT MIN(hour_us) FROM rollup_hourly")
-                .fetch_one(pool)
-                .await?
-        }))
-    }
-
     /// Applies an evaluation under a lock: replaces the evaluated rules'
     /// episodes that started within the period, continues (or closes) those open
     /// when it began, queues a notification for each firing and each resolution

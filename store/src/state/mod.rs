@@ -1,6 +1,7 @@
 //! The state database: configuration and state (batches, the lake manifest,
-//! quarantine, the price book, ownership, backends and PTU reservations, hourly
-//! rollups), never request facts. One interface, two backends chosen by URL;
+//! quarantine, the price book, ownership, backends and PTU reservations, which
+//! lake file holds each rolled-up hour), never request facts nor aggregates.
+//! One interface, two backends chosen by URL;
 //! the SQL text is shared (both drivers take `$N` placeholders), the migrations are
 //! one folder per backend.
 
@@ -47,7 +48,9 @@ pub use self::lineage::{LineageApplied, LineageEdgeRow, LineageMode, LineageNode
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;
-pub use self::rollups::{ObservedUsage, RollupRow, UsageRollup};
+pub use self::rollups::{
+    ObservedUsage, RollupFile, RollupHour, RollupRow, RollupsReplaced, UsageRollup,
+};
 pub use self::url::{Backend, DatabaseUrl};
 use crate::Result;
 

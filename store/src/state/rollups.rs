@@ -1,9 +1,9 @@
-//! Stored hourly rollups: replaced an hour at a time, and only by a computation
+//! Which file holds each rolled-up hour (the rows are Parquet in the lake,
+//! `crate::derived`): replaced an hour at a time, and only by a computation
 //! that saw at least as much of the lake as the one it replaces.
 
 use chrono::Utc;
 use serde::Serialize;
-use sqlx::QueryBuilder;
 
 use super::{StateDb, begin_write, bump_version, on_pool};
 use crate::Result;
@@ -54,39 +54,46 @@ pub struct RollupRow {
     pub backend_latency_sketch: Vec<u8>,
 }
 
-/// The columns of [`RollupRow`] beyond the usage ones.
-macro_rules! measure_columns {
-    () => {
-        "status_2xx, status_3xx, status_4xx, status_5xx, client_429, backend_429, quota_403, \
-         breaker_trips, region, latency_sketch, backend_latency_sketch"
-    };
+/// The file holding one hour of a tier.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RollupFile {
+    pub hour_us: i64,
+    /// Under the lake root.
+    pub path: String,
 }
 
-/// The columns of [`UsageRollup`], as a literal so queries stay `&'static str`.
-macro_rules! usage_columns {
-    () => {
-        "hour_us, subscription, product, agent, api, gateway_id, backend, deployment, model, \
-         requests, cache_hits, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens"
-    };
+/// One recomputed hour, its files already written (`None`: no rows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupHour {
+    pub hour_us: i64,
+    pub row_count: i64,
+    pub hourly_path: Option<String>,
+    pub minute_path: Option<String>,
+}
+
+/// What storing recomputed hours did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RollupsReplaced {
+    /// Hours stored (a newer computation had the others).
+    pub hours: usize,
+    /// Files no hour names any more, to delete: the replaced ones, and this
+    /// computation's own for hours it lost.
+    pub obsolete: Vec<String>,
 }
 
 impl StateDb {
-    /// Replaces the rollups of each hour in `hours` (sorted, `[start, end)` in
-    /// microseconds, hour aligned) with `rows`, and their minute tier with
-    /// `minutes` (each `hour_us` holding its minute), unless an hour was already
-    /// computed at a newer `watermark`; drops minute rows of hours before
-    /// `minutes_from`. Returns how many hours were replaced.
-    #[tracing::instrument(skip_all, fields(rows = rows.len(), minutes = minutes.len()), err)]
+    /// Names the files of each hour in `hours` (hour aligned, sorted), unless
+    /// an hour was already computed at a newer `watermark`; stops naming minute
+    /// files of hours before `minutes_from`.
+    #[tracing::instrument(skip_all, fields(hours = hours.len()), err)]
     pub async fn replace_rollup_hours(
         &self,
-        hours: &[i64],
-        rows: &[RollupRow],
-        minutes: &[RollupRow],
+        hours: &[RollupHour],
         minutes_from: i64,
         watermark: i64,
-    ) -> Result<usize> {
+    ) -> Result<RollupsReplaced> {
         let now = Utc::now().to_rfc3339();
-        let replaced;
+        let mut done = RollupsReplaced::default();
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             // Counted first: it takes SQLite's write lock, and on Postgres the
@@ -98,180 +105,102 @@ impl StateDb {
             )
             .fetch_one(&mut *tx)
             .await?;
-            let mut won = Vec::with_capacity(hours.len());
-            for &hour in hours {
-                // The conditional upsert is the first write: it takes SQLite's write
-                // lock, or on Postgres the hour's row lock until commit, so two
-                // refreshes of one hour are ordered and the older one loses.
+            for hour in hours {
+                let old: Option<(Option<String>, Option<String>)> = sqlx::query_as::<Db, _>(
+                    "SELECT hourly_path, minute_path FROM rollup_hours \
+                     WHERE hour_us = $1 AND watermark <= $2",
+                )
+                .bind(hour.hour_us)
+                .bind(watermark)
+                .fetch_optional(&mut *tx)
+                .await?;
+                // The conditional upsert takes SQLite's write lock, or on Postgres
+                // the hour's row lock until commit, so two refreshes of one hour
+                // are ordered and the older one loses.
                 let claimed = sqlx::query::<Db>(
-                    "INSERT INTO rollup_hours (hour_us, watermark, computed_at, seq) \
-                     VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO rollup_hours (hour_us, watermark, computed_at, seq, row_count, \
+                     hourly_path, minute_path) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                      ON CONFLICT (hour_us) DO UPDATE SET watermark = excluded.watermark, \
-                     computed_at = excluded.computed_at, seq = excluded.seq \
+                     computed_at = excluded.computed_at, seq = excluded.seq, \
+                     row_count = excluded.row_count, hourly_path = excluded.hourly_path, \
+                     minute_path = excluded.minute_path \
                      WHERE rollup_hours.watermark <= excluded.watermark",
                 )
-                .bind(hour)
+                .bind(hour.hour_us)
                 .bind(watermark)
                 .bind(&now)
                 .bind(seq)
+                .bind(hour.row_count)
+                .bind(&hour.hourly_path)
+                .bind(&hour.minute_path)
                 .execute(&mut *tx)
                 .await?;
-                if claimed.rows_affected() == 1 {
-                    sqlx::query::<Db>("DELETE FROM rollup_hourly WHERE hour_us = $1")
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query::<Db>("DELETE FROM rollup_minute WHERE hour_us = $1")
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    won.push(hour);
-                }
+                let (replaced, lost) = if claimed.rows_affected() == 1 {
+                    done.hours += 1;
+                    let (a, b) = old.unwrap_or_default();
+                    (a, b)
+                } else {
+                    (hour.hourly_path.clone(), hour.minute_path.clone())
+                };
+                done.obsolete.extend(replaced.into_iter().chain(lost));
             }
-            replaced = won.len();
-            let kept: Vec<&RollupRow> = rows
-                .iter()
-                .filter(|r| won.binary_search(&r.usage.hour_us).is_ok())
-                .collect();
-            // 26 binds a row: well under both drivers' limits per statement.
-            for chunk in kept.chunks(500) {
-                let mut query = QueryBuilder::<Db>::new(concat!(
-                    "INSERT INTO rollup_hourly (",
-                    usage_columns!(),
-                    ", ",
-                    measure_columns!(),
-                    ") "
-                ));
-                query.push_values(chunk, |mut b, r| {
-                    let u = &r.usage;
-                    b.push_bind(u.hour_us)
-                        .push_bind(u.subscription.clone())
-                        .push_bind(u.product.clone())
-                        .push_bind(u.agent.clone())
-                        .push_bind(u.api.clone())
-                        .push_bind(u.gateway_id.clone())
-                        .push_bind(u.backend.clone())
-                        .push_bind(u.deployment.clone())
-                        .push_bind(u.model.clone())
-                        .push_bind(u.requests)
-                        .push_bind(u.cache_hits)
-                        .push_bind(u.prompt_tokens)
-                        .push_bind(u.cached_tokens)
-                        .push_bind(u.completion_tokens)
-                        .push_bind(u.reasoning_tokens)
-                        .push_bind(r.status_2xx)
-                        .push_bind(r.status_3xx)
-                        .push_bind(r.status_4xx)
-                        .push_bind(r.status_5xx)
-                        .push_bind(r.client_429)
-                        .push_bind(r.backend_429)
-                        .push_bind(r.quota_403)
-                        .push_bind(r.breaker_trips)
-                        .push_bind(r.region.clone())
-                        .push_bind(r.latency_sketch.clone())
-                        .push_bind(r.backend_latency_sketch.clone());
-                });
-                query.build().execute(&mut *tx).await?;
-            }
-            let floor = |us: i64| us.div_euclid(crate::rollup::HOUR_US) * crate::rollup::HOUR_US;
-            let kept: Vec<&RollupRow> = minutes
-                .iter()
-                .filter(|r| won.binary_search(&floor(r.usage.hour_us)).is_ok())
-                .collect();
-            for chunk in kept.chunks(500) {
-                let mut query = QueryBuilder::<Db>::new(
-                    "INSERT INTO rollup_minute (minute_us, hour_us, subscription, product, \
-                     gateway_id, backend, deployment, region, requests, status_5xx, client_429, \
-                     backend_429, quota_403, breaker_trips, cache_hits, prompt_tokens, \
-                     completion_tokens, latency_sketch, backend_latency_sketch) ",
-                );
-                query.push_values(chunk, |mut b, r| {
-                    let u = &r.usage;
-                    b.push_bind(u.hour_us)
-                        .push_bind(floor(u.hour_us))
-                        .push_bind(u.subscription.clone())
-                        .push_bind(u.product.clone())
-                        .push_bind(u.gateway_id.clone())
-                        .push_bind(u.backend.clone())
-                        .push_bind(u.deployment.clone())
-                        .push_bind(r.region.clone())
-                        .push_bind(u.requests)
-                        .push_bind(r.status_5xx)
-                        .push_bind(r.client_429)
-                        .push_bind(r.backend_429)
-                        .push_bind(r.quota_403)
-                        .push_bind(r.breaker_trips)
-                        .push_bind(u.cache_hits)
-                        .push_bind(u.prompt_tokens)
-                        .push_bind(u.completion_tokens)
-                        .push_bind(r.latency_sketch.clone())
-                        .push_bind(r.backend_latency_sketch.clone());
-                });
-                query.build().execute(&mut *tx).await?;
-            }
-            sqlx::query::<Db>("DELETE FROM rollup_minute WHERE hour_us < $1")
+            let old_minutes: Vec<String> = sqlx::query_scalar::<Db, String>(
+                "SELECT minute_path FROM rollup_hours \
+                 WHERE hour_us < $1 AND minute_path IS NOT NULL",
+            )
+            .bind(minutes_from)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !old_minutes.is_empty() {
+                sqlx::query::<Db>(
+                    "UPDATE rollup_hours SET minute_path = NULL \
+                     WHERE hour_us < $1 AND minute_path IS NOT NULL",
+                )
                 .bind(minutes_from)
                 .execute(&mut *tx)
                 .await?;
+            }
+            done.obsolete.extend(old_minutes);
             tx.commit().await?;
         });
-        Ok(replaced)
+        Ok(done)
     }
 
-    /// The minute tier of `[from_us, to_us)`, as rollup rows whose `hour_us`
-    /// holds the minute (agent, API, model and the status classes other than
-    /// 5xx are not kept per minute).
-    pub async fn minute_rollups(&self, from_us: i64, to_us: i64) -> Result<Vec<RollupRow>> {
+    /// The files of a tier holding hours in `[from_us, to_us)`, ordered by hour.
+    pub async fn rollup_files(
+        &self,
+        tier: crate::derived::Tier,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<RollupFile>> {
+        let sql = match tier {
+            crate::derived::Tier::Hourly => {
+                "SELECT hour_us, hourly_path AS path FROM rollup_hours \
+                 WHERE hour_us >= $1 AND hour_us < $2 AND hourly_path IS NOT NULL ORDER BY hour_us"
+            }
+            crate::derived::Tier::Minute => {
+                "SELECT hour_us, minute_path AS path FROM rollup_hours \
+                 WHERE hour_us >= $1 AND hour_us < $2 AND minute_path IS NOT NULL ORDER BY hour_us"
+            }
+        };
         Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<Db, RollupRow>(
-                "SELECT minute_us AS hour_us, subscription, product, \
-                 CAST(NULL AS TEXT) AS agent, CAST(NULL AS TEXT) AS api, gateway_id, backend, \
-                 deployment, CAST(NULL AS TEXT) AS model, requests, cache_hits, prompt_tokens, \
-                 CAST(0 AS BIGINT) AS cached_tokens, completion_tokens, \
-                 CAST(0 AS BIGINT) AS reasoning_tokens, CAST(0 AS BIGINT) AS status_2xx, \
-                 CAST(0 AS BIGINT) AS status_3xx, CAST(0 AS BIGINT) AS status_4xx, status_5xx, \
-                 client_429, backend_429, quota_403, breaker_trips, region, latency_sketch, \
-                 backend_latency_sketch FROM rollup_minute \
-                 WHERE minute_us >= $1 AND minute_us < $2 ORDER BY minute_us",
+            sqlx::query_as::<Db, RollupFile>(sql)
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Every file the rollups name, for the derived tables' garbage collection.
+    pub async fn all_rollup_paths(&self) -> Result<Vec<String>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, String>(
+                "SELECT hourly_path FROM rollup_hours WHERE hourly_path IS NOT NULL \
+                 UNION ALL SELECT minute_path FROM rollup_hours WHERE minute_path IS NOT NULL",
             )
-            .bind(from_us)
-            .bind(to_us)
             .fetch_all(pool)
             .await?
-        }))
-    }
-
-    /// Usage rollups of `[from_us, to_us)`, without the latency sketches.
-    pub async fn usage_rollups(&self, from_us: i64, to_us: i64) -> Result<Vec<UsageRollup>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            usage_columns!(),
-            " FROM rollup_hourly WHERE hour_us >= $1 AND hour_us < $2"
-        );
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<Db, UsageRollup>(SQL)
-                .bind(from_us)
-                .bind(to_us)
-                .fetch_all(pool)
-                .await?
-        }))
-    }
-
-    /// Whole rollup rows of `[from_us, to_us)`, ordered by hour.
-    pub async fn rollups(&self, from_us: i64, to_us: i64) -> Result<Vec<RollupRow>> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            usage_columns!(),
-            ", ",
-            measure_columns!(),
-            " FROM rollup_hourly WHERE hour_us >= $1 AND hour_us < $2 ORDER BY hour_us"
-        );
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<Db, RollupRow>(SQL)
-                .bind(from_us)
-                .bind(to_us)
-                .fetch_all(pool)
-                .await?
         }))
     }
 
@@ -279,48 +208,23 @@ impl StateDb {
     /// evaluated at.
     pub async fn latest_rollup_hour(&self) -> Result<Option<i64>> {
         Ok(on_pool!(self, |pool| {
-            sqlx::query_scalar::<Db, Option<i64>>("SELECT MAX(hour_us) FROM rollup_hourly")
-                .fetch_one(pool)
-                .await?
-        }))
-    }
-
-    /// Every value a dimension (`subscription`, `product` or `agent`) has taken in
-    /// the rollups, for checking that a budget names something real.
-    pub async fn seen_dimension_values(&self, dimension: &str) -> Result<Vec<String>> {
-        let sql = match dimension {
-            "subscription" => {
-                "SELECT DISTINCT subscription FROM rollup_hourly WHERE subscription IS NOT NULL"
-            }
-            "product" => "SELECT DISTINCT product FROM rollup_hourly WHERE product IS NOT NULL",
-            "agent" => "SELECT DISTINCT agent FROM rollup_hourly WHERE agent IS NOT NULL",
-            other => {
-                return Err(crate::StoreError::NotFound(format!(
-                    "no rollup dimension {other:?}"
-                )));
-            }
-        };
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_scalar::<Db, String>(sql)
-                .fetch_all(pool)
-                .await?
-        }))
-    }
-
-    /// The gateways seen in `[from_us, to_us)`, sorted.
-    pub async fn rollup_gateways(&self, from_us: i64, to_us: i64) -> Result<Vec<String>> {
-        let mut ids = on_pool!(self, |pool| {
-            sqlx::query_scalar::<Db, String>(
-                "SELECT DISTINCT gateway_id FROM rollup_hourly \
-                 WHERE hour_us >= $1 AND hour_us < $2 AND gateway_id IS NOT NULL",
+            sqlx::query_scalar::<Db, Option<i64>>(
+                "SELECT MAX(hour_us) FROM rollup_hours WHERE row_count > 0",
             )
-            .bind(from_us)
-            .bind(to_us)
-            .fetch_all(pool)
+            .fetch_one(pool)
             .await?
-        });
-        ids.sort();
-        Ok(ids)
+        }))
+    }
+
+    /// The earliest hour rolled up with any traffic.
+    pub async fn first_rollup_hour(&self) -> Result<Option<i64>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar::<Db, Option<i64>>(
+                "SELECT MIN(hour_us) FROM rollup_hours WHERE row_count > 0",
+            )
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     /// Batches committed but not rolled up yet, oldest first.
@@ -347,14 +251,15 @@ impl StateDb {
         Ok(())
     }
 
-    /// Removes the rollups of hours outside `keep` (sorted hour starts) computed
-    /// at or below `watermark`: what a rebuild that listed the files at
-    /// `watermark` does to hours no committed file covers any more. An hour a
-    /// newer batch rolled up meanwhile is left alone.
     /// Drops stored rollup hours outside `[from, to)`: hours rolled up before
     /// ingest bounded times (a line dated 2030 left its hour, which moved the
     /// newest hour for alerts and pages). Writes only when there are some.
-    pub async fn drop_rollup_hours_outside(&self, from: i64, to: i64) -> Result<u64> {
+    /// Returns the hours dropped and the files no longer named.
+    pub async fn drop_rollup_hours_outside(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<(u64, Vec<String>)> {
         let outside = on_pool!(self, |pool| {
             sqlx::query_scalar::<Db, i64>(
                 "SELECT COUNT(*) FROM rollup_hours WHERE hour_us < $1 OR hour_us >= $2",
@@ -365,38 +270,55 @@ impl StateDb {
             .await?
         });
         if outside == 0 {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
+        let mut paths = Vec::new();
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
-            for sql in [
-                "DELETE FROM rollup_hourly WHERE hour_us < $1 OR hour_us >= $2",
-                "DELETE FROM rollup_minute WHERE hour_us < $1 OR hour_us >= $2",
-                "DELETE FROM rollup_hours WHERE hour_us < $1 OR hour_us >= $2",
-            ] {
-                sqlx::query::<Db>(sql)
-                    .bind(from)
-                    .bind(to)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let files: Vec<(Option<String>, Option<String>)> = sqlx::query_as::<Db, _>(
+                "SELECT hourly_path, minute_path FROM rollup_hours \
+                 WHERE hour_us < $1 OR hour_us >= $2",
+            )
+            .bind(from)
+            .bind(to)
+            .fetch_all(&mut *tx)
+            .await?;
+            paths.extend(files.into_iter().flat_map(|(a, b)| a.into_iter().chain(b)));
+            sqlx::query::<Db>("DELETE FROM rollup_hours WHERE hour_us < $1 OR hour_us >= $2")
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await?;
             bump_version!(tx, "rollups");
             tx.commit().await?;
         });
-        Ok(outside as u64)
+        Ok((outside as u64, paths))
     }
 
-    pub async fn drop_rollup_hours_except(&self, keep: &[i64], watermark: i64) -> Result<u64> {
+    /// Removes the rollups of hours outside `keep` (sorted hour starts) computed
+    /// at or below `watermark`: what a rebuild that listed the files at
+    /// `watermark` does to hours no committed file covers any more. An hour a
+    /// newer batch rolled up meanwhile is left alone. Returns the hours dropped
+    /// and the files no longer named.
+    pub async fn drop_rollup_hours_except(
+        &self,
+        keep: &[i64],
+        watermark: i64,
+    ) -> Result<(u64, Vec<String>)> {
         let mut dropped = 0;
+        let mut paths = Vec::new();
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
-            let stored: Vec<i64> = sqlx::query_scalar::<Db, i64>(
-                "SELECT hour_us FROM rollup_hours WHERE watermark <= $1",
+            let stored: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as::<Db, _>(
+                "SELECT hour_us, hourly_path, minute_path FROM rollup_hours WHERE watermark <= $1",
             )
             .bind(watermark)
             .fetch_all(&mut *tx)
             .await?;
-            for hour in stored.iter().filter(|h| keep.binary_search(h).is_err()) {
+            for (hour, hourly, minute) in stored
+                .into_iter()
+                .filter(|(h, _, _)| keep.binary_search(h).is_err())
+            {
                 let gone = sqlx::query::<Db>(
                     "DELETE FROM rollup_hours WHERE hour_us = $1 AND watermark <= $2",
                 )
@@ -405,14 +327,7 @@ impl StateDb {
                 .execute(&mut *tx)
                 .await?;
                 if gone.rows_affected() == 1 {
-                    sqlx::query::<Db>("DELETE FROM rollup_hourly WHERE hour_us = $1")
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query::<Db>("DELETE FROM rollup_minute WHERE hour_us = $1")
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
+                    paths.extend(hourly.into_iter().chain(minute));
                     dropped += 1;
                 }
             }
@@ -421,13 +336,13 @@ impl StateDb {
             }
             tx.commit().await?;
         });
-        Ok(dropped)
+        Ok((dropped, paths))
     }
 }
 
 /// Traffic between an agent, a subscription, a gateway and a deployment over all
 /// rolled-up hours: what the lineage graph's observed edges are made of.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedUsage {
     pub agent: Option<String>,
     pub subscription: Option<String>,
@@ -437,21 +352,4 @@ pub struct ObservedUsage {
     pub requests: i64,
     pub first_hour_us: i64,
     pub last_hour_us: i64,
-}
-
-impl StateDb {
-    /// Requests per agent, subscription, gateway, backend and deployment, with
-    /// the first and last hour they were seen.
-    pub async fn observed_usage(&self) -> Result<Vec<ObservedUsage>> {
-        Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<Db, ObservedUsage>(
-                "SELECT agent, subscription, gateway_id, backend, deployment, \
-                 CAST(SUM(requests) AS BIGINT) AS requests, MIN(hour_us) AS first_hour_us, \
-                 MAX(hour_us) AS last_hour_us FROM rollup_hourly \
-                 GROUP BY agent, subscription, gateway_id, backend, deployment",
-            )
-            .fetch_all(pool)
-            .await?
-        }))
-    }
 }

@@ -319,9 +319,9 @@ async fn series(
         )));
     }
     let rows = if minutely {
-        state.store.db.minute_rollups(from, to).await?
+        state.store.minute_rollups(from, to).await?
     } else {
-        state.store.db.rollups(from, to).await?
+        state.store.rollups(from, to).await?
     };
     let ptu = tollgate_reports::alerts::series::ptu_backends(&state.store.db.backends().await?);
     let series = Series::project(

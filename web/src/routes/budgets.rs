@@ -49,7 +49,7 @@ struct UnseenScope {
 async fn list(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Listing>> {
     who.require(READ, "read budgets")?;
     let (budgets, period) = statuses(&state.store, &state.chargeback).await?;
-    let known = KnownScopes::load(&state.store.db).await?;
+    let known = KnownScopes::load(&state.store).await?;
     let unseen_scopes = budgets
         .iter()
         .filter_map(|b| {
@@ -89,7 +89,7 @@ async fn checked(
     body: Result<Json<BudgetSpec>, JsonRejection>,
 ) -> Result<tollgate_store::state::NewBudget> {
     let Json(spec) = body?;
-    let known = KnownScopes::load(&state.store.db).await?;
+    let known = KnownScopes::load(&state.store).await?;
     spec.check(&known).map_err(AppError::Invalid)
 }
 

@@ -330,7 +330,7 @@ fn daily_chart(spend: &DailySpend, month: Month) -> Chart {
 /// used share of its quota day by day.
 async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Option<Chart>)> {
     let (statuses, period) = budget_eval::statuses(&state.store, &state.chargeback).await?;
-    let known = KnownScopes::load(&state.store.db).await?;
+    let known = KnownScopes::load(&state.store).await?;
     let lines = statuses
         .iter()
         .map(|s| BudgetLine {

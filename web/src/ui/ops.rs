@@ -117,7 +117,7 @@ async fn page(
 
     // One read of the month serves the charts and the SLA report.
     state.store.catch_up_rollups().await?;
-    let rows = db.rollups(from, to).await?;
+    let rows = state.store.rollups(from, to).await?;
     let episodes = db.alert_episodes(None, None, from, next, 10_000).await?;
     let rules = alerts::load_rules(&state.store).await?;
     let slo_spec = slo_of(&rules);

@@ -58,6 +58,7 @@ pub async fn load_shedding_follows_the_ptu_saturation_to_the_gateways(store: Tes
         traffic_seed: None,
         until: None,
         out: out.clone(),
+        scale: Default::default(),
     })
     .unwrap();
     // The first 13 days straight into the store, as an earlier ingest would.
@@ -77,13 +78,9 @@ pub async fn load_shedding_follows_the_ptu_saturation_to_the_gateways(store: Tes
     tollgate_reports::ownership::import(&store.db, &reference.join("ownership.toml"))
         .await
         .unwrap();
-    tollgate_reports::budgets::import(
-        &store.db,
-        &out.join("reference").join("budgets.toml"),
-        "test",
-    )
-    .await
-    .unwrap();
+    tollgate_reports::budgets::import(&store, &out.join("reference").join("budgets.toml"), "test")
+        .await
+        .unwrap();
     let (hook, seen) = receiver(2, 200).await;
     let db = store.db.clone();
     let config = tollgate_web::ServerConfig {

@@ -19,6 +19,7 @@ pub async fn a_gateway_watches_its_budgets_move_as_a_generated_month_arrives(sto
         traffic_seed: None,
         until: None,
         out: out.clone(),
+        scale: Default::default(),
     })
     .unwrap();
     assert!(report.requests > 3_000);
@@ -33,7 +34,7 @@ pub async fn a_gateway_watches_its_budgets_move_as_a_generated_month_arrives(sto
         .await
         .unwrap();
     let gateway = "apim-contoso";
-    let db = store.db.clone();
+    let budget_store = (*store).clone();
     let app = TestApp::spawn(store).await;
     let gateway_key = app
         .send_json(
@@ -83,9 +84,13 @@ pub async fn a_gateway_watches_its_budgets_move_as_a_generated_month_arrives(sto
         }
         if i == 0 {
             // Budgets once the first day made the estate's products known.
-            tollgate_reports::budgets::import(&db, &reference.join("budgets.toml"), "test")
-                .await
-                .unwrap();
+            tollgate_reports::budgets::import(
+                &budget_store,
+                &reference.join("budgets.toml"),
+                "test",
+            )
+            .await
+            .unwrap();
         }
         let response = pull(etag.clone()).await.unwrap();
         if response.status() == 304 {

@@ -26,6 +26,7 @@ async fn fixture(store: &TestStore) {
         traffic_seed: None,
         until: Some("2026-10-03T00:00:00Z".parse().unwrap()),
         out: out.clone(),
+        scale: Default::default(),
     })
     .unwrap();
     let reference = out.join("reference");
@@ -51,7 +52,7 @@ async fn fixture(store: &TestStore) {
             .await
             .unwrap();
     }
-    tollgate_reports::budgets::import(db, &reference.join("budgets.toml"), "test")
+    tollgate_reports::budgets::import(store, &reference.join("budgets.toml"), "test")
         .await
         .unwrap();
     let taxonomy = Taxonomy::default();

@@ -1,0 +1,608 @@
+//! The rollups' columnar home. Each rolled-up hour is one Parquet file per
+//! tier under `lake/derived/` (`rollup_hourly/date=YYYY-MM-DD/HH-<uuid>.parquet`,
+//! and `rollup_minute/...` for the minute tier of the newest hours), written
+//! before the state database names it in `rollup_hours`: the state database
+//! says which file holds an hour, the lake holds the aggregates.
+//!
+//! A file never changes (a recomputation writes a new one and the old one is
+//! deleted once no longer named), so decoded hours are kept in memory by path
+//! ([`RollupCache`]): a report after a push decodes only the hours the push
+//! touched. Readers of another process may find a file just replaced; they
+//! list the hours again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use arrow::array::{Array, ArrayRef, AsArray, BinaryArray, Int64Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use chrono::DateTime;
+
+use crate::state::{RollupFile, RollupRow, UsageRollup};
+use crate::{Result, Store, StoreError};
+
+/// Where derived tables live under the lake root (never a lake table: the
+/// manifest does not list them and the lake's gc does not walk them).
+pub const DERIVED_DIR: &str = "derived";
+
+/// The two tiers of rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    /// Per hour and every dimension.
+    Hourly,
+    /// Per minute, on fewer dimensions, for the newest hours of data.
+    Minute,
+}
+
+impl Tier {
+    pub fn table(self) -> &'static str {
+        match self {
+            Tier::Hourly => "rollup_hourly",
+            Tier::Minute => "rollup_minute",
+        }
+    }
+}
+
+const DIMENSIONS: [&str; 9] = [
+    "subscription",
+    "product",
+    "agent",
+    "api",
+    "gateway_id",
+    "backend",
+    "deployment",
+    "model",
+    "region",
+];
+const COUNTS: [&str; 14] = [
+    "requests",
+    "cache_hits",
+    "prompt_tokens",
+    "cached_tokens",
+    "completion_tokens",
+    "reasoning_tokens",
+    "status_2xx",
+    "status_3xx",
+    "status_4xx",
+    "status_5xx",
+    "client_429",
+    "backend_429",
+    "quota_403",
+    "breaker_trips",
+];
+const SKETCHES: [&str; 2] = ["latency_sketch", "backend_latency_sketch"];
+
+/// The rollup files' schema: the time (`hour_us`, the minute's start in the
+/// minute tier), the dimensions, the counts and the two latency sketches.
+pub fn rollup_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        let mut fields = vec![Field::new("hour_us", DataType::Int64, false)];
+        fields.extend(DIMENSIONS.map(|d| Field::new(d, DataType::Utf8, true)));
+        fields.extend(COUNTS.map(|c| Field::new(c, DataType::Int64, false)));
+        fields.extend(SKETCHES.map(|s| Field::new(s, DataType::Binary, false)));
+        Arc::new(Schema::new(fields))
+    });
+    SCHEMA.clone()
+}
+
+fn dimension(r: &RollupRow, i: usize) -> Option<&str> {
+    let u = &r.usage;
+    [
+        &u.subscription,
+        &u.product,
+        &u.agent,
+        &u.api,
+        &u.gateway_id,
+        &u.backend,
+        &u.deployment,
+        &u.model,
+        &r.region,
+    ][i]
+        .as_deref()
+}
+
+fn counts(r: &RollupRow) -> [i64; 14] {
+    let u = &r.usage;
+    [
+        u.requests,
+        u.cache_hits,
+        u.prompt_tokens,
+        u.cached_tokens,
+        u.completion_tokens,
+        u.reasoning_tokens,
+        r.status_2xx,
+        r.status_3xx,
+        r.status_4xx,
+        r.status_5xx,
+        r.client_429,
+        r.backend_429,
+        r.quota_403,
+        r.breaker_trips,
+    ]
+}
+
+/// Rollup rows as one Arrow batch of [`rollup_schema`].
+pub fn encode(rows: &[RollupRow]) -> Result<RecordBatch> {
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(Int64Array::from_iter_values(
+        rows.iter().map(|r| r.usage.hour_us),
+    ))];
+    for i in 0..DIMENSIONS.len() {
+        columns.push(Arc::new(StringArray::from_iter(
+            rows.iter().map(|r| dimension(r, i)),
+        )));
+    }
+    for i in 0..COUNTS.len() {
+        columns.push(Arc::new(Int64Array::from_iter_values(
+            rows.iter().map(|r| counts(r)[i]),
+        )));
+    }
+    columns.push(Arc::new(BinaryArray::from_iter_values(
+        rows.iter().map(|r| r.latency_sketch.as_slice()),
+    )));
+    columns.push(Arc::new(BinaryArray::from_iter_values(
+        rows.iter().map(|r| r.backend_latency_sketch.as_slice()),
+    )));
+    Ok(RecordBatch::try_new(rollup_schema(), columns)?)
+}
+
+/// Rollup rows back from a batch of [`rollup_schema`] (columns found by name,
+/// so a file with its columns in another order still reads).
+pub fn decode(batch: &RecordBatch) -> Result<Vec<RollupRow>> {
+    let column = |name: &str| -> Result<&ArrayRef> {
+        batch.column_by_name(name).ok_or_else(|| {
+            StoreError::from(arrow::error::ArrowError::SchemaError(format!(
+                "rollup file without column {name}"
+            )))
+        })
+    };
+    let ints = |name: &str| -> Result<&arrow::array::PrimitiveArray<Int64Type>> {
+        column(name)?
+            .as_primitive_opt::<Int64Type>()
+            .ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("rollup column {name} is not Int64"))
+                    .into()
+            })
+    };
+    let texts = |name: &str| -> Result<&StringArray> {
+        column(name)?.as_string_opt::<i32>().ok_or_else(|| {
+            arrow::error::ArrowError::SchemaError(format!("rollup column {name} is not Utf8"))
+                .into()
+        })
+    };
+    let bytes = |name: &str| -> Result<&BinaryArray> {
+        column(name)?.as_binary_opt::<i32>().ok_or_else(|| {
+            arrow::error::ArrowError::SchemaError(format!("rollup column {name} is not Binary"))
+                .into()
+        })
+    };
+    let hour = ints("hour_us")?;
+    let dims: Vec<&StringArray> = DIMENSIONS.iter().map(|d| texts(d)).collect::<Result<_>>()?;
+    let count: Vec<_> = COUNTS.iter().map(|c| ints(c)).collect::<Result<_>>()?;
+    let (sketch, backend_sketch) = (bytes(SKETCHES[0])?, bytes(SKETCHES[1])?);
+    let rows = (0..batch.num_rows())
+        .map(|row| {
+            let text = |i: usize| (!dims[i].is_null(row)).then(|| dims[i].value(row).to_owned());
+            let n = |i: usize| count[i].value(row);
+            RollupRow {
+                usage: UsageRollup {
+                    hour_us: hour.value(row),
+                    subscription: text(0),
+                    product: text(1),
+                    agent: text(2),
+                    api: text(3),
+                    gateway_id: text(4),
+                    backend: text(5),
+                    deployment: text(6),
+                    model: text(7),
+                    requests: n(0),
+                    cache_hits: n(1),
+                    prompt_tokens: n(2),
+                    cached_tokens: n(3),
+                    completion_tokens: n(4),
+                    reasoning_tokens: n(5),
+                },
+                status_2xx: n(6),
+                status_3xx: n(7),
+                status_4xx: n(8),
+                status_5xx: n(9),
+                client_429: n(10),
+                backend_429: n(11),
+                quota_403: n(12),
+                breaker_trips: n(13),
+                region: text(8),
+                latency_sketch: sketch.value(row).to_vec(),
+                backend_latency_sketch: backend_sketch.value(row).to_vec(),
+            }
+        })
+        .collect();
+    Ok(rows)
+}
+
+/// The lake path a new file of `tier` for the hour starting at `hour_us` gets.
+pub fn new_path(tier: Tier, hour_us: i64) -> (String, String) {
+    let hour = DateTime::from_timestamp_micros(hour_us).unwrap_or_default();
+    let dir = format!(
+        "{DERIVED_DIR}/{}/date={}",
+        tier.table(),
+        hour.format("%Y-%m-%d")
+    );
+    let name = format!(
+        "{}-{}.parquet",
+        hour.format("%H"),
+        uuid::Uuid::now_v7().simple()
+    );
+    (dir, name)
+}
+
+/// Decoded rollup files by path, bounded by the rows held.
+#[derive(Debug, Default)]
+pub struct RollupCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    files: HashMap<String, Arc<[RollupRow]>>,
+    rows: usize,
+}
+
+/// At about 0.5 KiB a row, a few hundred MiB: a month of a 1M-request estate
+/// with realistic cardinality, or the open week of a larger one.
+const CACHE_MAX_ROWS: usize = 1_000_000;
+
+impl RollupCache {
+    fn get(&self, path: &str) -> Option<Arc<[RollupRow]>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.files.get(path).cloned()
+    }
+
+    fn put(&self, path: &str, rows: Arc<[RollupRow]>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if rows.len() > CACHE_MAX_ROWS {
+            return;
+        }
+        while inner.rows + rows.len() > CACHE_MAX_ROWS {
+            // Any file will do: it is decoded again when read again.
+            let Some(victim) = inner.files.keys().next().cloned() else {
+                break;
+            };
+            if let Some(gone) = inner.files.remove(&victim) {
+                inner.rows -= gone.len();
+            }
+        }
+        inner.rows += rows.len();
+        if let Some(old) = inner.files.insert(path.to_owned(), rows) {
+            inner.rows -= old.len();
+        }
+    }
+
+    /// Forgets files no longer named (replaced or dropped).
+    pub(crate) fn forget(&self, paths: &[String]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for path in paths {
+            if let Some(gone) = inner.files.remove(path) {
+                inner.rows -= gone.len();
+            }
+        }
+    }
+}
+
+/// One decoded rollup file.
+type Hour = Arc<[RollupRow]>;
+
+/// Rollup rows of a time range, as the decoded hours that hold them (shared
+/// with the cache, never copied).
+#[derive(Debug, Clone, Default)]
+pub struct Rollups {
+    hours: Vec<Arc<[RollupRow]>>,
+    from: i64,
+    to: i64,
+}
+
+impl Rollups {
+    /// Rows made elsewhere (tests, a computation not stored), as one part.
+    pub fn from_rows(rows: Vec<RollupRow>) -> Rollups {
+        Rollups {
+            hours: vec![rows.into()],
+            from: i64::MIN,
+            to: i64::MAX,
+        }
+    }
+
+    /// The rows within the range, ordered by time.
+    pub fn iter(&self) -> RollupIter<'_> {
+        RollupIter {
+            hours: &self.hours,
+            current: [].iter(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+}
+
+impl<'a> IntoIterator for &'a Rollups {
+    type Item = &'a RollupRow;
+    type IntoIter = RollupIter<'a>;
+    fn into_iter(self) -> RollupIter<'a> {
+        self.iter()
+    }
+}
+
+/// The rows of [`Rollups`], hour after hour.
+#[derive(Debug, Clone)]
+pub struct RollupIter<'a> {
+    hours: &'a [Arc<[RollupRow]>],
+    current: std::slice::Iter<'a, RollupRow>,
+    from: i64,
+    to: i64,
+}
+
+impl<'a> Iterator for RollupIter<'a> {
+    type Item = &'a RollupRow;
+    fn next(&mut self) -> Option<&'a RollupRow> {
+        loop {
+            if let Some(row) = self.current.next() {
+                if (self.from..self.to).contains(&row.usage.hour_us) {
+                    return Some(row);
+                }
+                continue;
+            }
+            let (first, rest) = self.hours.split_first()?;
+            self.current = first.iter();
+            self.hours = rest;
+        }
+    }
+}
+
+impl Store {
+    /// Whole hourly rollup rows of `[from_us, to_us)`, ordered by hour.
+    pub async fn rollups(&self, from_us: i64, to_us: i64) -> Result<Rollups> {
+        self.read_tier(Tier::Hourly, from_us, to_us).await
+    }
+
+    /// The minute tier of `[from_us, to_us)`, as rollup rows whose `hour_us`
+    /// holds the minute (agent, API, model, cached and reasoning tokens and the
+    /// status classes other than 5xx are not kept per minute).
+    pub async fn minute_rollups(&self, from_us: i64, to_us: i64) -> Result<Rollups> {
+        self.read_tier(Tier::Minute, from_us, to_us).await
+    }
+
+    async fn read_tier(&self, tier: Tier, from_us: i64, to_us: i64) -> Result<Rollups> {
+        let hour = crate::rollup::HOUR_US;
+        let first_hour = from_us.div_euclid(hour).saturating_mul(hour);
+        // A file listed may be replaced (and deleted) by another process before
+        // it is read: the hours are listed again.
+        let mut attempt = 0;
+        loop {
+            let files = self.db.rollup_files(tier, first_hour, to_us).await?;
+            match self.load_files(&files).await {
+                Ok(hours) => {
+                    return Ok(Rollups {
+                        hours,
+                        from: from_us,
+                        to: to_us,
+                    });
+                }
+                Err(StoreError::MissingLakeFile { .. }) if attempt < 10 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The decoded rows of each file, from the cache or read on a blocking
+    /// thread (all misses in one go).
+    async fn load_files(&self, files: &[RollupFile]) -> Result<Vec<Arc<[RollupRow]>>> {
+        let mut hours: Vec<Option<Arc<[RollupRow]>>> = files
+            .iter()
+            .map(|f| self.rollup_cache.get(&f.path))
+            .collect();
+        let missing: Vec<(usize, String)> = hours
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.is_none())
+            .map(|(i, _)| (i, files[i].path.clone()))
+            .collect();
+        if !missing.is_empty() {
+            let lake = self.lake.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                missing
+                    .into_iter()
+                    .map(|(i, path)| {
+                        let rows = read_hour(&lake, &path);
+                        (i, path, rows)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| StoreError::io("<rollup read task>", std::io::Error::other(e)))?;
+            // What was read is kept even if another file was gone: the next
+            // listing then only has the replaced hours to read.
+            let mut gone = None;
+            for (i, path, rows) in read {
+                match rows {
+                    Ok(rows) => {
+                        self.rollup_cache.put(&path, Arc::clone(&rows));
+                        hours[i] = Some(rows);
+                    }
+                    Err(e @ StoreError::MissingLakeFile { .. }) => gone = Some(e),
+                    Err(e) => return Err(e),
+                }
+            }
+            if let Some(e) = gone {
+                return Err(e);
+            }
+        }
+        Ok(hours.into_iter().flatten().collect())
+    }
+
+    /// Every value a dimension (`subscription`, `product` or `agent`) has taken
+    /// in the rollups, for checking that a budget names something real.
+    pub async fn seen_dimension_values(&self, dimension: &str) -> Result<Vec<String>> {
+        let pick: fn(&UsageRollup) -> &Option<String> = match dimension {
+            "subscription" => |u| &u.subscription,
+            "product" => |u| &u.product,
+            "agent" => |u| &u.agent,
+            other => {
+                return Err(StoreError::NotFound(format!(
+                    "no rollup dimension {other:?}"
+                )));
+            }
+        };
+        let rows = self.rollups(i64::MIN, i64::MAX).await?;
+        let mut seen: Vec<String> = rows
+            .iter()
+            .filter_map(|r| pick(&r.usage).clone())
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .collect();
+        seen.sort();
+        Ok(seen)
+    }
+
+    /// The gateways seen in `[from_us, to_us)`, sorted.
+    pub async fn rollup_gateways(&self, from_us: i64, to_us: i64) -> Result<Vec<String>> {
+        let rows = self.rollups(from_us, to_us).await?;
+        let mut ids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.usage.gateway_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// Requests per agent, subscription, gateway, backend and deployment over
+    /// every rolled-up hour, with the first and last hour they were seen: what
+    /// the lineage graph's observed edges are made of.
+    pub async fn observed_usage(&self) -> Result<Vec<crate::state::ObservedUsage>> {
+        type Key<'a> = [&'a Option<String>; 5];
+        let rows = self.rollups(i64::MIN, i64::MAX).await?;
+        let mut groups: HashMap<Key<'_>, (i64, i64, i64)> = HashMap::new();
+        for r in &rows {
+            let u = &r.usage;
+            let key = [
+                &u.agent,
+                &u.subscription,
+                &u.gateway_id,
+                &u.backend,
+                &u.deployment,
+            ];
+            let g = groups.entry(key).or_insert((0, i64::MAX, i64::MIN));
+            g.0 = g.0.saturating_add(u.requests);
+            g.1 = g.1.min(u.hour_us);
+            g.2 = g.2.max(u.hour_us);
+        }
+        Ok(groups
+            .into_iter()
+            .map(|(k, (requests, first, last))| crate::state::ObservedUsage {
+                agent: k[0].clone(),
+                subscription: k[1].clone(),
+                gateway_id: k[2].clone(),
+                backend: k[3].clone(),
+                deployment: k[4].clone(),
+                requests,
+                first_hour_us: first,
+                last_hour_us: last,
+            })
+            .collect())
+    }
+}
+
+/// One rollup file's rows.
+fn read_hour(lake: &crate::Lake, path: &str) -> Result<Hour> {
+    let mut rows = Vec::new();
+    for batch in lake.read_parquet(path)? {
+        rows.extend(decode(&batch).map_err(|e| in_file(lake, path, e))?);
+    }
+    Ok(rows.into())
+}
+
+fn in_file(lake: &crate::Lake, path: &str, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Arrow(source) => StoreError::ArrowInFile {
+            path: lake.absolute(path),
+            source,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(hour_us: i64, subscription: Option<&str>, requests: i64) -> RollupRow {
+        RollupRow {
+            usage: UsageRollup {
+                hour_us,
+                subscription: subscription.map(str::to_owned),
+                model: Some("gpt-4o".into()),
+                requests,
+                prompt_tokens: 7,
+                ..UsageRollup::default()
+            },
+            status_2xx: requests,
+            client_429: 1,
+            region: Some("eastus".into()),
+            latency_sketch: vec![1, 2, 3],
+            backend_latency_sketch: vec![],
+            ..RollupRow::default()
+        }
+    }
+
+    #[test]
+    fn rows_survive_the_columnar_round_trip() {
+        let rows = vec![row(0, Some("s1"), 3), row(3_600_000_000, None, i64::MAX)];
+        let batch = encode(&rows).unwrap();
+        assert_eq!(batch.schema(), rollup_schema());
+        assert_eq!(decode(&batch).unwrap(), rows);
+    }
+
+    #[test]
+    fn a_file_without_a_column_is_an_error_naming_it() {
+        let batch = encode(&[row(0, None, 1)]).unwrap();
+        let batch = batch.project(&[0, 1]).unwrap();
+        let e = decode(&batch).unwrap_err().to_string();
+        assert!(e.contains("without column product"), "{e}");
+    }
+
+    #[test]
+    fn rollups_iterate_only_their_range_in_order() {
+        let hours: Vec<Arc<[RollupRow]>> = vec![
+            vec![row(10, None, 1), row(20, None, 2)].into(),
+            Vec::new().into(),
+            vec![row(30, None, 3), row(40, None, 4)].into(),
+        ];
+        let set = Rollups {
+            hours,
+            from: 20,
+            to: 40,
+        };
+        let got: Vec<i64> = set.iter().map(|r| r.usage.requests).collect();
+        assert_eq!(got, [2, 3]);
+        assert_eq!(set.len(), 2);
+        assert!(!Rollups::default().iter().any(|_| true));
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bound() {
+        let cache = RollupCache::default();
+        let big: Arc<[RollupRow]> = vec![row(0, None, 1); CACHE_MAX_ROWS / 2 + 1].into();
+        cache.put("a", Arc::clone(&big));
+        cache.put("b", Arc::clone(&big));
+        let inner = cache.inner.lock().unwrap();
+        assert!(inner.rows <= CACHE_MAX_ROWS);
+        assert_eq!(inner.files.len(), 1);
+        drop(inner);
+        cache.forget(&["a".into(), "b".into()]);
+        assert_eq!(cache.inner.lock().unwrap().rows, 0);
+    }
+}
