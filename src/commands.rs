@@ -17,7 +17,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use arrow::array::RecordBatch;
 use futures::StreamExt;
-use tollgate_ingest::{Format, IngestOptions, Outcome, Progress};
+use tollgate_ingest::{Derive, Format, IngestOptions, Outcome, Progress};
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
@@ -74,6 +74,18 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
     let store = Store::open(&config.store)
         .await
         .context("opening the Tollgate store")?;
+    if reads_derived(&command) {
+        let report = store
+            .catch_up_rollups()
+            .await
+            .context("rolling up committed batches")?;
+        if report.batches > 0 {
+            eprintln!(
+                "rolled up {} committed batches first ({} hours)",
+                report.batches, report.hours
+            );
+        }
+    }
     match command {
         Command::Migrate => {
             println!("state database is up to date ({:?})", store.db.backend());
@@ -201,6 +213,24 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
     }
 }
 
+/// Whether a command answers from derived data (rollups, and what budgets,
+/// alerts and lineage make of them), which is then brought up to date first:
+/// batches a deferring or crashed ingest left owed their rollups. The server
+/// derives in the background instead, and an ingest once its files are in.
+fn reads_derived(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Serve { .. }
+            | Command::Demo(_)
+            | Command::Ingest { .. }
+            | Command::Rollups { .. }
+            | Command::Migrate
+            | Command::Keys { .. }
+            | Command::Lake { .. }
+            | Command::Fixtures { .. }
+    )
+}
+
 async fn ingest(
     store: &Store,
     config: &Config,
@@ -212,6 +242,10 @@ async fn ingest(
         format: format.parse::<Format>()?,
         dimensions: config.dimensions.clone(),
         limits: config.limits.clone(),
+        // Rolled up once the files are in (or by the budget evaluator as
+        // they arrive): a day's requests and its LLM rows, in two files,
+        // then make one computation of their hours instead of two.
+        derive: Derive::Deferred,
         ..IngestOptions::default()
     };
     let jobs = jobs
@@ -279,6 +313,20 @@ async fn ingest(
     }
     bar.done();
     if committed {
+        let started = std::time::Instant::now();
+        let rolled = store
+            .catch_up_rollups()
+            .await
+            .context("rolling up the committed batches (`tollgate rollups catch-up` retries)")?;
+        if rolled.batches > 0 {
+            eprintln!(
+                "rolled up {} batches: {} hours, {} rows in {:.1} s",
+                rolled.batches,
+                rolled.hours,
+                rolled.rows,
+                started.elapsed().as_secs_f64()
+            );
+        }
         // The traffic just committed is lineage too (observed edges), and is
         // judged by the alert rules once its files are all in.
         lineage::observe_now(store, config).await?;

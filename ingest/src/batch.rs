@@ -249,6 +249,7 @@ impl BatchRun<'_> {
                     outcome: Outcome::AlreadyIngested,
                     counts: BatchCounts::default(),
                     files: 0,
+                    watermark: 0,
                 },
             });
         }

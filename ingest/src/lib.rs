@@ -33,7 +33,7 @@ pub use error::{IngestError, Result};
 pub use format::Format;
 pub use limits::Limits;
 pub use pipeline::{
-    IngestOptions, IngestReport, Outcome, QUARANTINE_RAW_BYTES, ingest_file, ingest_named,
+    Derive, IngestOptions, IngestReport, Outcome, QUARANTINE_RAW_BYTES, ingest_file, ingest_named,
 };
 pub use progress::{NoProgress, Progress};
 pub use record::Record;

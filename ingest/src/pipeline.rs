@@ -39,6 +39,8 @@ pub struct IngestOptions {
     pub dimensions: Dimensions,
     /// What a record, a file and a batch may hold.
     pub limits: Limits,
+    /// Whether the batch's rollups are computed before [`ingest_file`] returns.
+    pub derive: Derive,
 }
 
 impl Default for IngestOptions {
@@ -48,8 +50,22 @@ impl Default for IngestOptions {
             max_buffered_rows: 262_144,
             dimensions: Dimensions::default(),
             limits: Limits::default(),
+            derive: Derive::Inline,
         }
     }
+}
+
+/// When a committed batch's derived data (its hours' rollups) is computed.
+/// Either way the commit lists the batch as owed its rollups, so nothing is
+/// lost if the process dies before they are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Derive {
+    /// Right after the commit, before the ingest returns.
+    Inline,
+    /// Later, by whoever catches up ([`Store::catch_up_rollups`]): a server's
+    /// deriver after acknowledging a push, or a CLI ingest once all its files
+    /// are in, so a burst of batches is rolled up once.
+    Deferred,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -67,6 +83,9 @@ pub struct IngestReport {
     pub outcome: Outcome,
     pub counts: BatchCounts,
     pub files: usize,
+    /// The manifest watermark once the batch was committed: a derived answer
+    /// whose watermark is at least this one includes the batch.
+    pub watermark: i64,
 }
 
 impl std::fmt::Display for IngestReport {
@@ -117,7 +136,9 @@ pub async fn ingest_named(
     let (sha256, size) = tokio::task::spawn_blocking(move || hash_file(&owned)).await??;
 
     if let Some(existing) = store.db.committed_batch_by_content(&sha256).await? {
-        return Ok(already_ingested(source, &existing));
+        let mut report = already_ingested(source, &existing);
+        report.watermark = store.db.manifest_watermark().await?;
+        return Ok(report);
     }
     // Detected only for content not yet committed: a file ingested before under
     // an explicit format is "already ingested", whatever auto would make of it.
@@ -149,9 +170,12 @@ pub async fn ingest_named(
         size,
         fingerprint,
     };
-    let outcome = batch.run().await;
+    let mut outcome = batch.run().await;
+    if let Ok(report) = &mut outcome {
+        report.watermark = store.db.manifest_watermark().await?;
+    }
     match &outcome {
-        Ok(report) if report.outcome == Outcome::Committed => {
+        Ok(report) if report.outcome == Outcome::Committed && options.derive == Derive::Inline => {
             // The commit listed the batch as owed a rollup: if this fails, the
             // next report or `tollgate rollups catch-up` does it. On a task of
             // its own, so that even a panic in derived work cannot turn a
@@ -207,6 +231,7 @@ pub(crate) fn committed(
         outcome: Outcome::Committed,
         counts,
         files: files.len(),
+        watermark: 0,
     }
 }
 
@@ -226,6 +251,7 @@ pub(crate) fn already_ingested(
             bytes_read: existing.bytes_read,
         },
         files: 0,
+        watermark: 0,
     }
 }
 

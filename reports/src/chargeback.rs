@@ -13,13 +13,13 @@ use std::sync::Arc;
 use chrono::{DateTime, NaiveDate};
 use serde::{Deserialize, Serialize};
 use tollgate_store::StateDb;
-use tollgate_store::Store;
 use tollgate_store::state::{BackendRow, OwnershipRow, PriceRow, PtuReservation};
+use tollgate_store::{Store, Sym};
 
 use crate::cost::{
     IdlePolicy, PriceBook, Tokens, allocate_ptu_hour, prompt_cache_savings_pico, token_cost_pico,
 };
-use crate::fine::{Fine, micros, read_fine};
+use crate::fine::{BackendKinds, FastMap, Fine, micros, none, read_fine};
 use crate::month::Month;
 use crate::ownership::{Ownership, UNALLOCATED};
 use crate::{ReportsError, Result};
@@ -115,7 +115,34 @@ pub struct ChargebackCache {
     months: std::sync::Mutex<HashMap<Month, (i64, Arc<MonthRows>)>>,
 }
 
-type MonthRows = (Vec<ChargebackRow>, Option<crate::close::Closure>);
+type MonthRows = (Vec<Keyed>, Option<crate::close::Closure>);
+
+/// A fine row with its dimensions interned ([`DIMENSIONS`] order); its
+/// `row.group` is left empty until it is grouped for an answer.
+#[derive(Debug, Clone)]
+pub(crate) struct Keyed {
+    pub(crate) dims: [Sym; 8],
+    pub(crate) row: ChargebackRow,
+}
+
+impl Keyed {
+    /// A row as a snapshot or an adjustment holds it (all [`DIMENSIONS`]).
+    pub(crate) fn from_row(mut row: ChargebackRow) -> Keyed {
+        let mut dims = [none(); 8];
+        for (slot, value) in dims.iter_mut().zip(&row.group) {
+            *slot = Sym::new(value);
+        }
+        row.group = Vec::new();
+        Keyed { dims, row }
+    }
+
+    pub(crate) fn into_row(self) -> ChargebackRow {
+        ChargebackRow {
+            group: self.dims.iter().map(|d| d.to_string()).collect(),
+            ..self.row
+        }
+    }
+}
 
 impl ChargebackCache {
     async fn month_rows(
@@ -143,7 +170,7 @@ impl ChargebackCache {
             }
             return Ok(rows);
         }
-        let rows = Arc::new(crate::close::month_rows(store, month).await?);
+        let rows = Arc::new(crate::close::keyed_month_rows(store, month).await?);
         lock().insert(month, (version, rows.clone()));
         Ok(rows)
     }
@@ -158,31 +185,34 @@ pub async fn chargeback_cached(
     by: &[String],
 ) -> Result<Chargeback> {
     let positions = positions(by)?;
-    // Owed rollups first: they change the version.
-    store.catch_up_rollups().await?;
     let version = store.db.inputs_version().await?;
     let current = cache.month_rows(store, month, version).await?;
     let previous = cache.month_rows(store, month.previous()?, version).await?;
     let ((current, closed), (previous, _)) = (current.as_ref(), previous.as_ref());
-    let mut groups: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
+    let mut groups: FastMap<[Sym; 8], ChargebackRow> = FastMap::default();
     let mut total = ChargebackRow::default();
     let has_data = closed.is_some() || has_traffic(current);
-    for row in current.iter().filter(|_| has_data) {
-        let row = regroup(row, &positions);
-        add(&mut total, &row);
-        add(group_of(&mut groups, &row.group), &row);
+    for k in current.iter().filter(|_| has_data) {
+        add(&mut total, &k.row);
+        add(
+            groups.entry(regroup(&k.dims, &positions)).or_default(),
+            &k.row,
+        );
     }
     // Groups of last month only still show, at zero, so totals add up.
     let previous_has_data = has_traffic(previous);
-    for row in previous.iter().filter(|_| previous_has_data) {
-        let row = regroup(row, &positions);
-        total.previous_total_pico += row.total_pico();
-        group_of(&mut groups, &row.group).previous_total_pico += row.total_pico();
+    for k in previous.iter().filter(|_| previous_has_data) {
+        let pico = k.row.total_pico();
+        total.previous_total_pico += pico;
+        groups
+            .entry(regroup(&k.dims, &positions))
+            .or_default()
+            .previous_total_pico += pico;
     }
     Ok(Chargeback {
         month,
         by: by.to_vec(),
-        rows: groups.into_values().collect(),
+        rows: sorted_groups(groups, positions.len()),
         total,
         closed: closed.clone(),
         has_data,
@@ -190,11 +220,33 @@ pub async fn chargeback_cached(
     })
 }
 
+/// The dimensions at `positions`, in that order (the rest left as `(none)`):
+/// a grouping's key.
+fn regroup(dims: &[Sym; 8], positions: &[usize]) -> [Sym; 8] {
+    let mut key = [none(); 8];
+    for (slot, &i) in key.iter_mut().zip(positions) {
+        *slot = dims[i];
+    }
+    key
+}
+
+/// Groups as rows ordered by their values, each naming its first `len` values.
+fn sorted_groups(groups: FastMap<[Sym; 8], ChargebackRow>, len: usize) -> Vec<ChargebackRow> {
+    let mut rows: Vec<([Sym; 8], ChargebackRow)> = groups.into_iter().collect();
+    rows.sort_unstable_by(|a, b| a.0[..len].cmp(&b.0[..len]));
+    rows.into_iter()
+        .map(|(key, row)| ChargebackRow {
+            group: key[..len].iter().map(|d| d.to_string()).collect(),
+            ..row
+        })
+        .collect()
+}
+
 /// Whether `rows` hold any request, or a correction of a closed month for
 /// late data: a month with neither has no data, whatever its reservations cost.
-fn has_traffic(rows: &[ChargebackRow]) -> bool {
+fn has_traffic(rows: &[Keyed]) -> bool {
     rows.iter()
-        .any(|r| r.requests > 0 || r.adjustment_pico != 0)
+        .any(|k| k.row.requests > 0 || k.row.adjustment_pico != 0)
 }
 
 /// Where each of `by` sits among [`DIMENSIONS`].
@@ -212,26 +264,6 @@ fn positions(by: &[String]) -> Result<Vec<usize>> {
                 })
         })
         .collect()
-}
-
-fn regroup(fine: &ChargebackRow, positions: &[usize]) -> ChargebackRow {
-    ChargebackRow {
-        group: positions.iter().map(|&i| fine.group[i].clone()).collect(),
-        adjusts: None,
-        ..fine.clone()
-    }
-}
-
-fn group_of<'g>(
-    groups: &'g mut BTreeMap<Vec<String>, ChargebackRow>,
-    group: &[String],
-) -> &'g mut ChargebackRow {
-    groups
-        .entry(group.to_vec())
-        .or_insert_with(|| ChargebackRow {
-            group: group.to_vec(),
-            ..ChargebackRow::default()
-        })
 }
 
 /// What a month is priced with: the price book, backends, ownership and PTU
@@ -264,30 +296,104 @@ pub async fn fine_charges(store: &Store, month: Month) -> Result<Vec<ChargebackR
 }
 
 /// [`fine_charges`] priced with the given reference data.
-#[tracing::instrument(skip(store, reference), err)]
 pub async fn fine_charges_with(
     store: &Store,
     month: Month,
     reference: &Reference,
 ) -> Result<Vec<ChargebackRow>> {
-    let priced = price_hours(store, month, reference).await?;
-    // One row per combination, in a stable order: what a snapshot stores.
-    let mut merged: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
-    for row in priced.charged.into_iter().chain(priced.unassigned_idle) {
-        add(group_of(&mut merged, &row.group), &row);
-    }
-    Ok(merged.into_values().collect())
+    Ok(keyed_charges(store, month, reference)
+        .await?
+        .into_iter()
+        .map(Keyed::into_row)
+        .collect())
 }
 
-/// A month priced hour by hour: `charged[i]` is what the fine hour `fine[i]`
+/// [`fine_charges_with`], its dimensions left interned.
+#[tracing::instrument(skip(store, reference), err)]
+pub(crate) async fn keyed_charges(
+    store: &Store,
+    month: Month,
+    reference: &Reference,
+) -> Result<Vec<Keyed>> {
+    let priced = price_hours(store, month, reference).await?;
+    // One row per combination, in a stable order: what a snapshot stores.
+    let mut merged: FastMap<[Sym; 8], ChargebackRow> = FastMap::default();
+    for (f, charge) in priced.fine.iter().zip(&priced.charges) {
+        charge.add_to(merged.entry(f.dims).or_default(), f);
+    }
+    for (dims, idle) in &priced.unassigned_idle {
+        merged.entry(*dims).or_default().idle_pico += idle;
+    }
+    let mut rows: Vec<Keyed> = merged
+        .into_iter()
+        .map(|(dims, row)| Keyed { dims, row })
+        .collect();
+    rows.sort_unstable_by_key(|k| k.dims);
+    Ok(rows)
+}
+
+/// What one fine row costs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Charge {
+    payg: i128,
+    ptu: i128,
+    idle: i128,
+    cache_savings: i128,
+    unpriced_tokens: i64,
+}
+
+impl Charge {
+    /// Adds the fine row's counts and this charge into `into`.
+    fn add_to(&self, into: &mut ChargebackRow, f: &Fine) {
+        into.requests = into.requests.saturating_add(f.requests);
+        into.prompt_tokens = into.prompt_tokens.saturating_add(f.tokens.prompt);
+        into.cached_tokens = into.cached_tokens.saturating_add(f.tokens.cached);
+        into.completion_tokens = into.completion_tokens.saturating_add(f.tokens.completion);
+        into.cache_hits = into.cache_hits.saturating_add(f.cache_hits);
+        into.payg_pico += self.payg;
+        into.ptu_pico += self.ptu;
+        into.idle_pico += self.idle;
+        into.cache_savings_pico += self.cache_savings;
+        into.unpriced_tokens = into.unpriced_tokens.saturating_add(self.unpriced_tokens);
+    }
+}
+
+/// A month priced hour by hour: `charges[i]` is what the fine hour `fine[i]`
 /// costs; idle PTU capacity no hour's consumers took is apart, per reservation.
 pub(crate) struct PricedHours {
     pub(crate) fine: Vec<Fine>,
-    charged: Vec<ChargebackRow>,
-    unassigned_idle: Vec<ChargebackRow>,
+    charges: Vec<Charge>,
+    unassigned_idle: Vec<([Sym; 8], i128)>,
     /// The fine rows whose tokens no price covered ([`crate::unpriced`]).
     pub(crate) unpriced: Vec<usize>,
 }
+
+/// The price in force for a fine row, looked up once per model, deployment
+/// type, region and day.
+struct Prices<'a> {
+    book: &'a PriceBook,
+    found: FastMap<(Sym, Sym, Sym, i64), Option<&'a PriceRow>>,
+}
+
+impl<'a> Prices<'a> {
+    fn of(&mut self, f: &Fine) -> Option<&'a PriceRow> {
+        let day = f.hour_us.div_euclid(DAY_US);
+        let book = self.book;
+        *self
+            .found
+            .entry((f.model(), f.deployment_type(), f.region(), day))
+            .or_insert_with(|| {
+                book.in_force(
+                    f.model().as_str(),
+                    f.deployment_type().as_str(),
+                    f.region().as_str(),
+                    &day_of(f.hour_us),
+                )
+            })
+    }
+}
+
+const DAY_US: i64 = 24 * HOUR_US;
 
 pub(crate) async fn price_hours(
     store: &Store,
@@ -296,13 +402,13 @@ pub(crate) async fn price_hours(
 ) -> Result<PricedHours> {
     let (first, next) = (month.first_day(), month.next()?.first_day());
     let prices = PriceBook::new(reference.prices.clone());
-    let backends: HashMap<String, (String, String)> = reference
+    let backends: BackendKinds = reference
         .backends
         .iter()
         .map(|b| {
             (
-                b.backend.clone(),
-                (b.deployment_type.clone(), b.region.clone()),
+                Sym::new(&b.backend),
+                (Sym::new(&b.deployment_type), Sym::new(&b.region)),
             )
         })
         .collect();
@@ -321,34 +427,25 @@ pub(crate) async fn price_hours(
     }
 
     let fine = read_fine(store, first, next, &ownership, &backends).await?;
-    let mut charged: Vec<ChargebackRow> = fine
-        .iter()
-        .map(|f| ChargebackRow {
-            group: f.dims.to_vec(),
-            requests: f.requests,
-            prompt_tokens: f.tokens.prompt,
-            cached_tokens: f.tokens.cached,
-            completion_tokens: f.tokens.completion,
-            cache_hits: f.cache_hits,
-            ..ChargebackRow::default()
-        })
-        .collect();
+    let mut charges = vec![Charge::default(); fine.len()];
 
     // Pay-as-you-go: each fine row at the price in force on its day.
     let mut unpriced = Vec::new();
-    for (i, (f, row)) in fine.iter().zip(charged.iter_mut()).enumerate() {
-        let (kind, region, model) = (&f.dims[4], &f.dims[5], &f.dims[3]);
-        if is_provisioned(kind) || f.tokens == Tokens::default() {
+    let mut in_force = Prices {
+        book: &prices,
+        found: FastMap::default(),
+    };
+    for (i, (f, charge)) in fine.iter().zip(charges.iter_mut()).enumerate() {
+        if is_provisioned(&f.deployment_type()) || f.tokens == Tokens::default() {
             continue;
         }
-        let day = day_of(f.hour_us);
-        match prices.in_force(model, kind, region, &day) {
+        match in_force.of(f) {
             Some(price) => {
-                row.payg_pico += token_cost_pico(&f.tokens, price);
-                row.cache_savings_pico += prompt_cache_savings_pico(&f.tokens, price);
+                charge.payg += token_cost_pico(&f.tokens, price);
+                charge.cache_savings += prompt_cache_savings_pico(&f.tokens, price);
             }
             None => {
-                row.unpriced_tokens = row.unpriced_tokens.saturating_add(f.tokens.billable());
+                charge.unpriced_tokens = charge.unpriced_tokens.saturating_add(f.tokens.billable());
                 unpriced.push(i);
             }
         }
@@ -360,47 +457,46 @@ pub(crate) async fn price_hours(
     for r in reservations {
         let (used, idle) = allocate_reservation(r, &fine, first, next)?;
         for (i, pico) in used {
-            charged[i].ptu_pico += pico.0;
-            charged[i].idle_pico += pico.1;
+            charges[i].ptu += pico.0;
+            charges[i].idle += pico.1;
             covered[i] = true;
         }
         if idle > 0 {
             // Idle capacity nobody's share covers: its owner's, or unallocated.
             let owner = match IdlePolicy::parse(&r.idle_charged_to) {
-                IdlePolicy::Owner(owner) => owner,
-                IdlePolicy::Spread => UNALLOCATED.to_owned(),
+                IdlePolicy::Owner(owner) => Sym::new(&owner),
+                IdlePolicy::Spread => Sym::new(UNALLOCATED),
             };
             let (kind, region) = backends
-                .get(&r.backend)
-                .cloned()
-                .unwrap_or_else(|| (NONE.to_owned(), NONE.to_owned()));
-            extra.push(ChargebackRow {
-                group: vec![
-                    owner,
-                    NONE.into(),
-                    NONE.into(),
-                    r.deployment.clone(),
-                    kind,
-                    region,
-                    NONE.into(),
-                    NONE.into(),
-                ],
-                idle_pico: idle,
-                ..ChargebackRow::default()
-            });
+                .get(&Sym::new(&r.backend))
+                .copied()
+                .unwrap_or((none(), none()));
+            let none = none();
+            let dims = [
+                owner,
+                none,
+                none,
+                Sym::new(&r.deployment),
+                kind,
+                region,
+                none,
+                none,
+            ];
+            extra.push((dims, idle));
         }
     }
     // Provisioned traffic no reservation was in force for has no price either.
-    for (i, ((f, row), covered)) in fine.iter().zip(charged.iter_mut()).zip(covered).enumerate() {
-        if is_provisioned(&f.dims[4]) && !covered && f.tokens != Tokens::default() {
-            row.unpriced_tokens = row.unpriced_tokens.saturating_add(f.tokens.billable());
+    for (i, ((f, charge), covered)) in fine.iter().zip(charges.iter_mut()).zip(covered).enumerate()
+    {
+        if is_provisioned(&f.deployment_type()) && !covered && f.tokens != Tokens::default() {
+            charge.unpriced_tokens = charge.unpriced_tokens.saturating_add(f.tokens.billable());
             unpriced.push(i);
         }
     }
-    semantic_cache_savings(&fine, &mut charged);
+    semantic_cache_savings(&fine, &mut charges);
     Ok(PricedHours {
         fine,
-        charged,
+        charges,
         unassigned_idle: extra,
         unpriced,
     })
@@ -415,7 +511,6 @@ pub(crate) async fn price_hours(
 #[tracing::instrument(skip(store), err)]
 pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySpend> {
     let positions = positions(by)?;
-    store.catch_up_rollups().await?;
     let (reference, adjustments) = match crate::close::frozen_reference(store, month).await? {
         Some(frozen) => (frozen, Vec::new()),
         None => (
@@ -424,27 +519,42 @@ pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySp
         ),
     };
     let priced = price_hours(store, month, &reference).await?;
-    let mut days: BTreeMap<(String, Vec<String>), ChargebackRow> = BTreeMap::new();
-    for (f, row) in priced.fine.iter().zip(&priced.charged) {
-        let row = regroup(row, &positions);
-        let entry = days
-            .entry((day_of(f.hour_us), row.group.clone()))
-            .or_insert_with(|| ChargebackRow {
-                group: row.group.clone(),
-                ..ChargebackRow::default()
-            });
-        add(entry, &row);
+    let mut by_day: FastMap<(i64, [Sym; 8]), ChargebackRow> = FastMap::default();
+    for (f, charge) in priced.fine.iter().zip(&priced.charges) {
+        let key = (f.hour_us.div_euclid(DAY_US), regroup(&f.dims, &positions));
+        charge.add_to(by_day.entry(key).or_default(), f);
     }
-    let mut undated: BTreeMap<Vec<String>, ChargebackRow> = BTreeMap::new();
-    for row in priced.unassigned_idle.iter().chain(&adjustments) {
-        let row = regroup(row, &positions);
-        add(group_of(&mut undated, &row.group), &row);
+    let mut days: Vec<((i64, [Sym; 8]), ChargebackRow)> = by_day.into_iter().collect();
+    let len = positions.len();
+    days.sort_unstable_by(|a, b| (a.0.0, &a.0.1[..len]).cmp(&(b.0.0, &b.0.1[..len])));
+    let days = days
+        .into_iter()
+        .map(|((day, key), row)| {
+            let row = ChargebackRow {
+                group: key[..len].iter().map(|d| d.to_string()).collect(),
+                ..row
+            };
+            (day_of(day * DAY_US), row)
+        })
+        .collect();
+    let mut undated: FastMap<[Sym; 8], ChargebackRow> = FastMap::default();
+    for (dims, idle) in &priced.unassigned_idle {
+        undated
+            .entry(regroup(dims, &positions))
+            .or_default()
+            .idle_pico += idle;
+    }
+    for k in adjustments.into_iter().map(Keyed::from_row) {
+        add(
+            undated.entry(regroup(&k.dims, &positions)).or_default(),
+            &k.row,
+        );
     }
     Ok(DailySpend {
         month,
         by: by.to_vec(),
-        days: days.into_iter().map(|((day, _), row)| (day, row)).collect(),
-        undated: undated.into_values().collect(),
+        days,
+        undated: sorted_groups(undated, len),
     })
 }
 
@@ -469,7 +579,6 @@ pub async fn daily_cached(
     month: Month,
     by: &[String],
 ) -> Result<Arc<DailySpend>> {
-    store.catch_up_rollups().await?;
     let version = store.db.inputs_version().await?;
     let key = (month, by.to_vec());
     let lock = || {
@@ -504,21 +613,22 @@ pub struct DailySpend {
 
 /// A semantic cache hit never reaches a model, so what it saved is estimated:
 /// the mean cost of a model call of the same subscription in the month.
-fn semantic_cache_savings(fine: &[Fine], charged: &mut [ChargebackRow]) {
-    let mut cost_and_calls: HashMap<&str, (i128, i128)> = HashMap::new();
-    for (f, row) in fine.iter().zip(charged.iter()) {
-        if f.dims[3] != NONE {
-            let entry = cost_and_calls.entry(f.dims[1].as_str()).or_default();
-            entry.0 += row.payg_pico + row.ptu_pico;
+fn semantic_cache_savings(fine: &[Fine], charges: &mut [Charge]) {
+    let none = none();
+    let mut cost_and_calls: FastMap<Sym, (i128, i128)> = FastMap::default();
+    for (f, charge) in fine.iter().zip(charges.iter()) {
+        if f.model() != none {
+            let entry = cost_and_calls.entry(f.subscription()).or_default();
+            entry.0 += charge.payg + charge.ptu;
             entry.1 += i128::from(f.requests - f.cache_hits);
         }
     }
-    for (f, row) in fine.iter().zip(charged.iter_mut()) {
+    for (f, charge) in fine.iter().zip(charges.iter_mut()) {
         if f.cache_hits > 0
-            && let Some(&(cost, calls)) = cost_and_calls.get(f.dims[1].as_str())
+            && let Some(&(cost, calls)) = cost_and_calls.get(&f.subscription())
             && calls > 0
         {
-            row.cache_savings_pico += i128::from(f.cache_hits) * cost / calls;
+            charge.cache_savings += i128::from(f.cache_hits) * cost / calls;
         }
     }
 }

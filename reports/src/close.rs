@@ -12,7 +12,8 @@ use tollgate_store::Store;
 use tollgate_store::state::{MonthClose, NewMonthClose};
 
 use crate::chargeback::{
-    ChargebackRow, DIMENSIONS, Reference, add, fine_charges, fine_charges_with,
+    ChargebackRow, DIMENSIONS, Keyed, Reference, add, fine_charges, fine_charges_with,
+    keyed_charges,
 };
 use crate::month::Month;
 use crate::rate::format_pico_wide;
@@ -165,6 +166,26 @@ pub async fn month_rows(
     }
     let mut rows = fine_charges(store, month).await?;
     rows.extend(adjustments(store, month).await?);
+    Ok((rows, None))
+}
+
+/// [`month_rows`] with their dimensions interned, for grouping.
+pub(crate) async fn keyed_month_rows(
+    store: &Store,
+    month: Month,
+) -> Result<(Vec<Keyed>, Option<Closure>)> {
+    if let Some((closure, snapshot)) = closed(store, month).await? {
+        let rows = snapshot.rows.into_iter().map(Keyed::from_row).collect();
+        return Ok((rows, Some(closure)));
+    }
+    let reference = Reference::load(&store.db).await?;
+    let mut rows = keyed_charges(store, month, &reference).await?;
+    rows.extend(
+        adjustments(store, month)
+            .await?
+            .into_iter()
+            .map(Keyed::from_row),
+    );
     Ok((rows, None))
 }
 

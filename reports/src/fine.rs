@@ -1,11 +1,15 @@
 //! The finest grain a chargeback needs: an hour and every dimension, read from
-//! the hourly rollups (brought up to date first) with owners and deployment
-//! types resolved.
+//! the hourly rollups as derived so far (the CLI catches up before every
+//! command that reads them, a server's deriver after every commit) with
+//! owners and deployment types resolved.
+//!
+//! Dimension values are interned ([`Sym`]): a month's fine rows group, price
+//! and split without allocating a string per row.
 
-use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use chrono::NaiveDate;
-use tollgate_store::Store;
+use tollgate_store::{Store, Sym};
 
 use crate::Result;
 use crate::cost::Tokens;
@@ -14,17 +18,43 @@ use crate::ownership::Ownership;
 /// A value for rows that have none (a request without a model, an unknown backend).
 pub const NONE: &str = "(none)";
 
+/// [`NONE`], interned.
+pub(crate) fn none() -> Sym {
+    static SYM: LazyLock<Sym> = LazyLock::new(|| Sym::new(NONE));
+    *SYM
+}
+
+pub(crate) type FastMap<K, V> = foldhash::HashMap<K, V>;
+
+/// A backend's deployment type and region, by backend name.
+pub(crate) type BackendKinds = FastMap<Sym, (Sym, Sym)>;
+
 /// One fine row: an hour and every chargeback dimension, with its usage.
 #[derive(Debug, Clone)]
 pub(crate) struct Fine {
     pub hour_us: i64,
     /// In [`crate::chargeback::DIMENSIONS`] order.
-    pub dims: [String; 8],
-    pub backend: Option<String>,
-    pub deployment: Option<String>,
+    pub dims: [Sym; 8],
+    pub backend: Option<Sym>,
+    pub deployment: Option<Sym>,
     pub requests: i64,
     pub cache_hits: i64,
     pub tokens: Tokens,
+}
+
+impl Fine {
+    pub(crate) fn model(&self) -> Sym {
+        self.dims[3]
+    }
+    pub(crate) fn deployment_type(&self) -> Sym {
+        self.dims[4]
+    }
+    pub(crate) fn region(&self) -> Sym {
+        self.dims[5]
+    }
+    pub(crate) fn subscription(&self) -> Sym {
+        self.dims[1]
+    }
 }
 
 pub(crate) fn micros(day: NaiveDate) -> i64 {
@@ -38,55 +68,58 @@ pub(crate) async fn read_fine(
     first: NaiveDate,
     next: NaiveDate,
     ownership: &Ownership,
-    backends: &HashMap<String, (String, String)>,
+    backends: &BackendKinds,
 ) -> Result<Vec<Fine>> {
-    store.catch_up_rollups().await?;
     let rollups = store.rollups(micros(first), micros(next)).await?;
-    // Rollups also split by gateway, which no chargeback groups by.
-    type Key = (i64, [Option<String>; 7]);
-    let mut index: HashMap<Key, usize> = HashMap::new();
+    // Rollups also split by gateway and region, which no chargeback groups
+    // by: rows differing only there are merged.
+    type Key = (i64, [Option<Sym>; 7]);
+    let mut index: FastMap<Key, usize> = FastMap::default();
+    let mut owners: FastMap<[Option<Sym>; 3], Sym> = FastMap::default();
+    let none = none();
     let mut fine: Vec<Fine> = Vec::new();
     for r in rollups.iter().map(|r| &r.usage) {
         let key = (
             r.hour_us,
             [
-                r.subscription.clone(),
-                r.product.clone(),
-                r.agent.clone(),
-                r.api.clone(),
-                r.backend.clone(),
-                r.deployment.clone(),
-                r.model.clone(),
+                r.subscription,
+                r.product,
+                r.agent,
+                r.api,
+                r.backend,
+                r.deployment,
+                r.model,
             ],
         );
         let at = *index.entry(key).or_insert_with(|| {
             let (kind, region) = r
                 .backend
-                .as_ref()
-                .and_then(|b| backends.get(b).cloned())
-                .unwrap_or_else(|| (NONE.to_owned(), NONE.to_owned()));
-            let owner = ownership
-                .cost_centre(
-                    r.subscription.as_deref(),
-                    r.agent.as_deref(),
-                    r.product.as_deref(),
-                )
-                .to_owned();
-            let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| NONE.to_owned());
+                .and_then(|b| backends.get(&b).copied())
+                .unwrap_or((none, none));
+            let owner = *owners
+                .entry([r.subscription, r.agent, r.product])
+                .or_insert_with(|| {
+                    Sym::new(ownership.cost_centre(
+                        r.subscription.as_deref(),
+                        r.agent.as_deref(),
+                        r.product.as_deref(),
+                    ))
+                });
+            let or_none = |v: Option<Sym>| v.unwrap_or(none);
             fine.push(Fine {
                 hour_us: r.hour_us,
                 dims: [
                     owner,
-                    or_none(&r.subscription),
-                    or_none(&r.product),
-                    or_none(&r.model),
+                    or_none(r.subscription),
+                    or_none(r.product),
+                    or_none(r.model),
                     kind,
                     region,
-                    or_none(&r.api),
-                    or_none(&r.agent),
+                    or_none(r.api),
+                    or_none(r.agent),
                 ],
-                backend: r.backend.clone(),
-                deployment: r.deployment.clone(),
+                backend: r.backend,
+                deployment: r.deployment,
                 requests: 0,
                 cache_hits: 0,
                 tokens: Tokens::default(),

@@ -87,7 +87,6 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
     if !problems.is_empty() {
         return Err(ReportsError::Argument(problems.join("; ")));
     }
-    store.catch_up_rollups().await?;
     let from = crate::fine::micros(month.first_day());
     let to = crate::fine::micros(month.next()?.first_day());
     let rows = store.rollups(from, to).await?;

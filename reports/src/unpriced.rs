@@ -102,11 +102,11 @@ pub(crate) fn explain(fine: &[Fine], unpriced: &[usize], reference: &Reference) 
 fn key_of(f: &Fine, listed: impl Fn(&str) -> bool) -> Key {
     let known = |v: &str| (v != NONE).then(|| v.to_owned());
     let (model, kind, region) = (known(&f.dims[3]), known(&f.dims[4]), known(&f.dims[5]));
-    match &f.backend {
+    match f.backend {
         None => (Cause::NoBackend, [None, None, model, None, None]),
-        Some(b) if !listed(b) => (
+        Some(b) if !listed(&b) => (
             Cause::UnknownBackend,
-            [Some(b.clone()), None, None, None, None],
+            [Some(b.to_string()), None, None, None, None],
         ),
         Some(b)
             if kind
@@ -115,7 +115,13 @@ fn key_of(f: &Fine, listed: impl Fn(&str) -> bool) -> Key {
         {
             (
                 Cause::NoReservation,
-                [Some(b.clone()), f.deployment.clone(), None, kind, None],
+                [
+                    Some(b.to_string()),
+                    f.deployment.map(String::from),
+                    None,
+                    kind,
+                    None,
+                ],
             )
         }
         Some(_) => (Cause::NoPriceRow, [None, None, model, kind, region]),
@@ -164,7 +170,7 @@ mod tests {
     const OCT_1: i64 = 1_790_812_800_000_000;
 
     fn fine(day: i64, backend: Option<&str>, model: &str, kind: &str, region: &str) -> Fine {
-        let s = |v: &str| v.to_owned();
+        let s = tollgate_store::Sym::new;
         Fine {
             hour_us: OCT_1 + day * 24 * HOUR,
             dims: [NONE, "sub-a", NONE, model, kind, region, NONE, NONE].map(s),

@@ -337,8 +337,9 @@ pub async fn evaluate_budgets(store: &Store, cache: &ChargebackCache, bar: Optio
 }
 
 /// Evaluates budgets beside an ingest: told after each committed batch, it
-/// evaluates once per signal it sees (several batches committed meanwhile make
-/// one evaluation, which sees them all), and a last time when finished.
+/// rolls up what is owed and evaluates once per signal it sees (several
+/// batches committed meanwhile make one evaluation, which sees them all), and
+/// a last time when finished.
 #[derive(Debug)]
 pub struct BudgetEvaluator {
     signal: tokio::sync::mpsc::UnboundedSender<()>,
@@ -352,6 +353,9 @@ impl BudgetEvaluator {
             let cache = ChargebackCache::default();
             while signals.recv().await.is_some() {
                 while signals.try_recv().is_ok() {}
+                if let Err(e) = store.catch_up_rollups().await {
+                    bar.println(&format!("warning: rollups not caught up: {e}"));
+                }
                 evaluate_budgets(&store, &cache, Some(&bar)).await;
             }
         });

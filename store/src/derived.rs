@@ -18,6 +18,7 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use chrono::DateTime;
 
 use crate::state::{RollupFile, RollupRow, UsageRollup};
+use crate::symbol::Sym;
 use crate::{Result, Store, StoreError};
 
 /// Where derived tables live under the lake root (never a lake table: the
@@ -180,7 +181,7 @@ pub fn decode(batch: &RecordBatch) -> Result<Vec<RollupRow>> {
     let (sketch, backend_sketch) = (bytes(SKETCHES[0])?, bytes(SKETCHES[1])?);
     let rows = (0..batch.num_rows())
         .map(|row| {
-            let text = |i: usize| (!dims[i].is_null(row)).then(|| dims[i].value(row).to_owned());
+            let text = |i: usize| (!dims[i].is_null(row)).then(|| Sym::new(dims[i].value(row)));
             let n = |i: usize| count[i].value(row);
             RollupRow {
                 usage: UsageRollup {
@@ -445,10 +446,10 @@ impl Store {
     /// Every value a dimension (`subscription`, `product` or `agent`) has taken
     /// in the rollups, for checking that a budget names something real.
     pub async fn seen_dimension_values(&self, dimension: &str) -> Result<Vec<String>> {
-        let pick: fn(&UsageRollup) -> &Option<String> = match dimension {
-            "subscription" => |u| &u.subscription,
-            "product" => |u| &u.product,
-            "agent" => |u| &u.agent,
+        let pick: fn(&UsageRollup) -> Option<Sym> = match dimension {
+            "subscription" => |u| u.subscription,
+            "product" => |u| u.product,
+            "agent" => |u| u.agent,
             other => {
                 return Err(StoreError::NotFound(format!(
                     "no rollup dimension {other:?}"
@@ -458,9 +459,10 @@ impl Store {
         let rows = self.rollups(i64::MIN, i64::MAX).await?;
         let mut seen: Vec<String> = rows
             .iter()
-            .filter_map(|r| pick(&r.usage).clone())
+            .filter_map(|r| pick(&r.usage))
             .collect::<std::collections::HashSet<_>>()
             .into_iter()
+            .map(String::from)
             .collect();
         seen.sort();
         Ok(seen)
@@ -471,9 +473,10 @@ impl Store {
         let rows = self.rollups(from_us, to_us).await?;
         let mut ids: Vec<String> = rows
             .iter()
-            .filter_map(|r| r.usage.gateway_id.clone())
+            .filter_map(|r| r.usage.gateway_id)
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
+            .map(String::from)
             .collect();
         ids.dedup();
         Ok(ids)
@@ -483,17 +486,17 @@ impl Store {
     /// every rolled-up hour, with the first and last hour they were seen: what
     /// the lineage graph's observed edges are made of.
     pub async fn observed_usage(&self) -> Result<Vec<crate::state::ObservedUsage>> {
-        type Key<'a> = [&'a Option<String>; 5];
+        type Key = [Option<Sym>; 5];
         let rows = self.rollups(i64::MIN, i64::MAX).await?;
-        let mut groups: HashMap<Key<'_>, (i64, i64, i64)> = HashMap::new();
+        let mut groups: HashMap<Key, (i64, i64, i64)> = HashMap::new();
         for r in &rows {
             let u = &r.usage;
             let key = [
-                &u.agent,
-                &u.subscription,
-                &u.gateway_id,
-                &u.backend,
-                &u.deployment,
+                u.agent,
+                u.subscription,
+                u.gateway_id,
+                u.backend,
+                u.deployment,
             ];
             let g = groups.entry(key).or_insert((0, i64::MAX, i64::MIN));
             g.0 = g.0.saturating_add(u.requests);
@@ -503,11 +506,11 @@ impl Store {
         Ok(groups
             .into_iter()
             .map(|(k, (requests, first, last))| crate::state::ObservedUsage {
-                agent: k[0].clone(),
-                subscription: k[1].clone(),
-                gateway_id: k[2].clone(),
-                backend: k[3].clone(),
-                deployment: k[4].clone(),
+                agent: k[0].map(String::from),
+                subscription: k[1].map(String::from),
+                gateway_id: k[2].map(String::from),
+                backend: k[3].map(String::from),
+                deployment: k[4].map(String::from),
                 requests,
                 first_hour_us: first,
                 last_hour_us: last,
@@ -543,7 +546,7 @@ mod tests {
         RollupRow {
             usage: UsageRollup {
                 hour_us,
-                subscription: subscription.map(str::to_owned),
+                subscription: subscription.map(Sym::new),
                 model: Some("gpt-4o".into()),
                 requests,
                 prompt_tokens: 7,

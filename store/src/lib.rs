@@ -25,6 +25,7 @@ pub mod schema;
 pub mod security_hits;
 pub mod sketch;
 pub mod state;
+pub mod symbol;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -34,6 +35,7 @@ pub use clock::{Clock, TimeWindow};
 pub use error::{Result, StoreError};
 pub use lake::{GcReport, Lake};
 pub use state::{Backend, DatabaseUrl, StateDb};
+pub use symbol::Sym;
 
 /// Where the store lives. With no database URL, state is SQLite in the data dir.
 #[derive(Debug, Clone)]

@@ -24,6 +24,7 @@ use crate::derived;
 use crate::schema::{REQUESTS, TOKEN_USAGE};
 use crate::sketch::LatencySketch;
 use crate::state::{LakeFile, RollupHour, RollupRow, UsageRollup};
+use crate::symbol::Sym;
 use crate::{Result, Store, StoreError};
 
 pub const HOUR_US: i64 = 3_600_000_000;
@@ -436,7 +437,7 @@ impl Tier {
         let at = match self.index.get(self.key.as_slice()) {
             Some(&at) => at,
             None => {
-                let text = |i: usize| dims[i].map(str::to_owned);
+                let text = |i: usize| dims[i].map(Sym::new);
                 let usage = UsageRollup {
                     hour_us: time,
                     subscription: text(0),

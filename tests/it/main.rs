@@ -578,13 +578,15 @@ async fn budgets_move_as_the_cli_ingests_side_by_side(store: TestStore) {
         !said.contains("not evaluated") && !warned.contains("not evaluated"),
         "{said}{warned}"
     );
-    for change in ["ok -> warning", "warning -> exhausted"] {
-        assert!(
-            said.lines()
-                .any(|l| l.starts_with("budget ") && l.ends_with(change)),
-            "{change} in\n{said}"
-        );
-    }
+    // Batches committed while an evaluation runs are evaluated together, so a
+    // budget may go from ok to exhausted in one step; it never goes back.
+    let changes: Vec<&str> = said.lines().filter(|l| l.starts_with("budget ")).collect();
+    let exhausted = changes
+        .iter()
+        .filter(|l| l.ends_with("-> exhausted"))
+        .count();
+    assert_eq!(exhausted, 2, "{said}");
+    assert!(changes.iter().all(|l| !l.ends_with("-> ok")), "{said}");
     let listed = tollgate(&store, &["budgets", "list", "--format", "csv"], &october);
     assert_eq!(
         stdout(&listed).matches(",exhausted,").count(),

@@ -6,9 +6,11 @@
 //! as a versioned view per gateway after every committed batch; the server holds
 //! them ready in memory ([`views`]) and answers `If-None-Match` with 304. Log
 //! shippers push batches to `/api/v1/ingest`, answered once the batch is
-//! committed; a push wakes the budget evaluator, whose state changes go out as
-//! webhooks from an outbox ([`notify`]), so a slow receiver never holds up
-//! ingest. Security analysts query the lineage graph, held in memory
+//! committed; a push wakes the deriver ([`derive`]), which rolls up what was
+//! committed, judges the alert rules and evaluates budgets off the request
+//! path (answers derived from aggregates say how fresh they are), and whose
+//! state changes go out as webhooks from an outbox ([`notify`]), so a slow
+//! receiver never holds up ingest. Security analysts query the lineage graph, held in memory
 //! ([`lineage`]) and reloaded when an import changes it. Every change made
 //! through the API is in the audit log. People use the same server through
 //! its web pages ([`ui`]), logged in with a key into a session.
@@ -21,6 +23,7 @@ pub mod alert_notify;
 pub mod apim;
 pub mod auth;
 mod background;
+pub mod derive;
 pub mod error;
 pub mod lineage;
 mod listener;

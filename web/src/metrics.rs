@@ -99,6 +99,10 @@ pub struct Metrics {
     alerts: Family<RuleLabels, Gauge>,
     sheds: Gauge,
     sql_running: Gauge,
+    committed_watermark: Gauge,
+    derived_watermark: Gauge,
+    derived_lag: Gauge<f64, AtomicU64>,
+    derive_cycle: Gauge<f64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -155,7 +159,35 @@ impl Default for Metrics {
             "User SQL queries running now (each within its memory and time bounds)",
             sql_running.clone(),
         );
+        let committed_watermark = Gauge::default();
+        registry.register(
+            "committed_watermark",
+            "The newest committed manifest watermark (lake file id)",
+            committed_watermark.clone(),
+        );
+        let derived_watermark = Gauge::default();
+        registry.register(
+            "derived_watermark",
+            "The manifest watermark derived answers (rollups, alerts, budgets, views) cover",
+            derived_watermark.clone(),
+        );
+        let derived_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "derived_lag_seconds",
+            "How long the oldest commit not yet derived has waited (0: none owed)",
+            derived_lag.clone(),
+        );
+        let derive_cycle = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "derive_cycle_seconds",
+            "How long the last derivation cycle took",
+            derive_cycle.clone(),
+        );
         Metrics {
+            committed_watermark,
+            derived_watermark,
+            derived_lag,
+            derive_cycle,
             sql_running,
             registry,
             requests,
@@ -273,6 +305,14 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
     metrics
         .sql_running
         .set(tollgate_store::bounded_sql::running() as i64);
+    let fresh = state
+        .freshness
+        .view()
+        .with_committed(db.manifest_watermark().await?);
+    metrics.committed_watermark.set(fresh.committed_watermark);
+    metrics.derived_watermark.set(fresh.derived_watermark);
+    metrics.derived_lag.set(fresh.lag_ms as f64 / 1e3);
+    metrics.derive_cycle.set(fresh.last_cycle_ms as f64 / 1e3);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
         .map_err(|e| AppError::Internal(format!("encoding metrics: {e}")))?;

@@ -125,8 +125,10 @@ pub struct Inner {
     pub sql_slots: Semaphore,
     /// One budget evaluation at a time in this process.
     pub evaluating: Mutex<()>,
-    /// Wakes the evaluator after a push commits.
-    pub evaluate_now: Notify,
+    /// Wakes the deriver after a push commits.
+    pub derive_now: Notify,
+    /// How far derived answers are current ([`crate::derive`]).
+    pub freshness: crate::derive::Freshness,
     /// Wakes the webhook sender after events are recorded.
     pub deliver_now: Notify,
 }
@@ -162,7 +164,8 @@ impl AppState {
             daily: Default::default(),
             metrics: crate::metrics::Metrics::default(),
             evaluating: Mutex::new(()),
-            evaluate_now: Notify::new(),
+            derive_now: Notify::new(),
+            freshness: crate::derive::Freshness::new(),
             deliver_now: Notify::new(),
         }))
     }

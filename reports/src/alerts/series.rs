@@ -266,7 +266,7 @@ impl Series {
                 r.usage
                     .backend
                     .as_ref()
-                    .is_some_and(|b| p.ptu_backends.contains(b))
+                    .is_some_and(|b| p.ptu_backends.contains(b.as_str()))
             })
             .filter_map(|r| r.usage.deployment.as_deref())
             .collect();
@@ -297,7 +297,7 @@ impl Series {
                 .usage
                 .backend
                 .as_ref()
-                .is_some_and(|b| p.ptu_backends.contains(b));
+                .is_some_and(|b| p.ptu_backends.contains(b.as_str()));
             let measures = Measures {
                 ptu_deployment_requests: if ptu_deployment {
                     row.usage.requests

@@ -7,20 +7,21 @@ use serde::Serialize;
 
 use super::{StateDb, begin_write, bump_version, on_pool};
 use crate::Result;
+use crate::symbol::Sym;
 
 /// The dimensions and usage of one hourly rollup row: what chargeback reads.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct UsageRollup {
     /// The first microsecond of the UTC hour.
     pub hour_us: i64,
-    pub subscription: Option<String>,
-    pub product: Option<String>,
-    pub agent: Option<String>,
-    pub api: Option<String>,
-    pub gateway_id: Option<String>,
-    pub backend: Option<String>,
-    pub deployment: Option<String>,
-    pub model: Option<String>,
+    pub subscription: Option<Sym>,
+    pub product: Option<Sym>,
+    pub agent: Option<Sym>,
+    pub api: Option<Sym>,
+    pub gateway_id: Option<Sym>,
+    pub backend: Option<Sym>,
+    pub deployment: Option<Sym>,
+    pub model: Option<Sym>,
     pub requests: i64,
     pub cache_hits: i64,
     pub prompt_tokens: i64,
@@ -30,9 +31,8 @@ pub struct UsageRollup {
 }
 
 /// A whole rollup row: usage plus status classes, 429s and the latency sketch.
-#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RollupRow {
-    #[sqlx(flatten)]
     #[serde(flatten)]
     pub usage: UsageRollup,
     pub status_2xx: i64,
@@ -45,7 +45,7 @@ pub struct RollupRow {
     pub quota_403: i64,
     /// Answered by an open circuit breaker (its error source or reason says so).
     pub breaker_trips: i64,
-    pub region: Option<String>,
+    pub region: Option<Sym>,
     /// [`crate::sketch::LatencySketch::encode`]d total latency.
     #[serde(skip)]
     pub latency_sketch: Vec<u8>,

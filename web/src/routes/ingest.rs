@@ -1,8 +1,9 @@
 //! `POST /api/v1/ingest?format=...`: a log shipper pushes a body of JSON lines
 //! (plain or gzip) in any adapter format; it is spooled to a file and ingested as
-//! one batch, answered with the reconciliation counts only once committed, then
-//! budgets are evaluated. An `Idempotency-Key` makes a retry return the first
-//! answer; a full house answers 503 with `Retry-After`.
+//! one batch, answered with the reconciliation counts once committed; its
+//! rollups, alerts, budgets and observed lineage are derived after, off the
+//! request path ([`crate::derive`]). An `Idempotency-Key` makes a retry return
+//! the first answer; a full house answers 503 with `Retry-After`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -11,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
-use tollgate_ingest::{Format, IngestError, IngestOptions, NoProgress};
+use tollgate_ingest::{Derive, Format, IngestError, IngestOptions, NoProgress};
 use tollgate_store::state::IdempotencyClaim;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -197,8 +198,8 @@ async fn claim(
     }
 }
 
-/// Ingests the body, records the answer under the key it holds, then
-/// evaluates budgets and observed lineage.
+/// Ingests the body, records the answer under the key it holds, and wakes the
+/// deriver: what the batch changes is derived after the answer.
 async fn ingest_and_answer(
     state: &AppState,
     body: &Bytes,
@@ -220,12 +221,8 @@ async fn ingest_and_answer(
     if let Some(claim) = claim {
         claim.answer(state, &answer).await;
     }
-    super::budgets::evaluate(state).await;
-    // Inline, as the budget evaluation: a background write racing the pusher's
-    // next request made SQLite refuse that request's transaction.
-    if let Err(e) = state.observe_lineage().await {
-        tracing::error!(error = %e, "refreshing observed lineage after a push failed");
-    }
+    state.freshness.committed(report.watermark);
+    state.derive_now.notify_one();
     Ok(answer)
 }
 
@@ -244,6 +241,7 @@ async fn ingest_body(
         .map_err(|e| AppError::Internal(format!("{}: {e}", path.display())))?;
     let mut options = IngestOptions {
         format,
+        derive: Derive::Deferred,
         ..state.config.ingest.clone()
     };
     // A small body may not expand to the whole bound: 64 times what was

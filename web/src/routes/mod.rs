@@ -56,15 +56,23 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::router())
         .routes(utoipa_axum::routes!(crate::metrics::scrape))
-        .merge(budgets::router())
-        .merge(alerts::router())
-        .merge(gateways::router())
+        .merge(derived(state, budgets::router()))
+        .merge(derived(state, alerts::router()))
+        .merge(derived(state, gateways::router()))
         .merge(audit::router())
         .merge(keys::router())
-        .merge(reports::router())
+        .merge(derived(state, reports::router()))
         .merge(lineage::router())
         .merge(sql::router())
         .merge(ingest::router(&state.config))
+}
+
+/// Routes whose answers are derived from aggregates say how fresh they are.
+fn derived(state: &AppState, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    routes.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        crate::derive::freshness_headers,
+    ))
 }
 
 pub fn router(state: AppState) -> Router {

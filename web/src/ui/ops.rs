@@ -116,7 +116,6 @@ async fn page(
     let labels: Vec<String> = hours.iter().map(|h| hour_text(*h)).collect();
 
     // One read of the month serves the charts and the SLA report.
-    state.store.catch_up_rollups().await?;
     let rows = state.store.rollups(from, to).await?;
     let episodes = db.alert_episodes(None, None, from, next, 10_000).await?;
     let rules = alerts::load_rules(&state.store).await?;

@@ -115,6 +115,7 @@ pub async fn load_shedding_follows_the_ptu_saturation_to_the_gateways(store: Tes
         let pushed = push(split_day(&day14(category), true)).await.unwrap();
         assert_eq!(pushed.status(), 200, "{category}");
     }
+    app.settled().await;
     let firing: Vec<Value> = app
         .get(
             "/api/v1/alerts/episodes?state=firing&rule=backend-429-rate",
@@ -146,6 +147,7 @@ pub async fn load_shedding_follows_the_ptu_saturation_to_the_gateways(store: Tes
         let pushed = push(split_day(&day14(category), false)).await.unwrap();
         assert_eq!(pushed.status(), 200, "{category}");
     }
+    app.settled().await;
     let restored = app.pull().await;
     assert_eq!(sandbox(&restored)["tokens_per_minute"], 5000);
     assert!(sandbox(&restored).get("shed_by").is_none());

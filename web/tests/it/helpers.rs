@@ -143,13 +143,45 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
-    /// Pushes and expects the batch committed.
+    /// Pushes, expects the batch committed, and waits until what it changes
+    /// is derived (rollups, alerts, budgets, gateway views).
     pub async fn push_ok(&self, lines: &str) -> Value {
         let response = self.push(lines, None).await;
         assert_eq!(response.status(), 200);
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["outcome"], "committed", "{answer}");
+        self.derived(answer["watermark"].as_i64().unwrap()).await;
         answer
+    }
+
+    /// The server's `/api/v1/freshness` answer.
+    pub async fn freshness(&self) -> Value {
+        let response = self.get("/api/v1/freshness", Role::Ingest).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until derived answers cover the manifest `watermark`, at most 30 s.
+    pub async fn derived(&self, watermark: i64) {
+        for _ in 0..600 {
+            if self.freshness().await["derived_watermark"]
+                .as_i64()
+                .unwrap()
+                >= watermark
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("derived data did not reach watermark {watermark} in 30 s");
+    }
+
+    /// Waits until derived answers cover everything committed so far.
+    pub async fn settled(&self) {
+        let committed = self.freshness().await["committed_watermark"]
+            .as_i64()
+            .unwrap();
+        self.derived(committed).await;
     }
 
     /// The gateway key's view of its gateway.

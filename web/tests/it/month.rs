@@ -82,6 +82,8 @@ pub async fn a_gateway_watches_its_budgets_move_as_a_generated_month_arrives(sto
                 .unwrap();
             assert_eq!(pushed.status(), 200, "{day:?} {category}");
         }
+        // Budgets move once the deriver has the day (after the answers).
+        app.settled().await;
         if i == 0 {
             // Budgets once the first day made the estate's products known.
             tollgate_reports::budgets::import(
