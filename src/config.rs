@@ -70,8 +70,12 @@ pub struct ServerSection {
     pub budget_max_age_seconds: Option<u64>,
     /// Largest push-ingest body in MiB (default 64).
     pub max_ingest_mib: Option<usize>,
-    /// Seconds between budget evaluations without a push (default 60).
+    /// Seconds between derivations (rollups, alerts, budgets) without a push
+    /// (default 60).
     pub evaluate_every_seconds: Option<u64>,
+    /// Milliseconds the deriver waits after a push before it starts, so a
+    /// burst of pushes is derived once (default 0).
+    pub derive_delay_ms: Option<u64>,
     /// Seconds a client has to send a request's headers (default 10).
     pub header_read_timeout_seconds: Option<u64>,
     /// Seconds a request's body has to arrive, plus one per 64 KiB it brings (default 30).

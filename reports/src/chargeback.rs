@@ -7,21 +7,18 @@
 //! The fine rows come from the hourly rollups ([`crate::fine`]), never from raw
 //! rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate};
+use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use tollgate_store::StateDb;
 use tollgate_store::state::{BackendRow, OwnershipRow, PriceRow, PtuReservation};
 use tollgate_store::{Store, Sym};
 
-use crate::cost::{
-    IdlePolicy, PriceBook, Tokens, allocate_ptu_hour, prompt_cache_savings_pico, token_cost_pico,
-};
-use crate::fine::{BackendKinds, FastMap, Fine, micros, none, read_fine};
+use crate::fine::{FastMap, none};
 use crate::month::Month;
-use crate::ownership::{Ownership, UNALLOCATED};
+use crate::priced::price_month;
 use crate::{ReportsError, Result};
 
 /// What a chargeback can be grouped by.
@@ -301,205 +298,32 @@ pub async fn fine_charges_with(
     month: Month,
     reference: &Reference,
 ) -> Result<Vec<ChargebackRow>> {
-    Ok(keyed_charges(store, month, reference)
-        .await?
-        .into_iter()
-        .map(Keyed::into_row)
-        .collect())
+    let mut rows = keyed_charges(store, month, reference).await?;
+    // A stable order: what a snapshot stores.
+    rows.sort_unstable_by_key(|k| k.dims);
+    Ok(rows.into_iter().map(Keyed::into_row).collect())
 }
 
-/// [`fine_charges_with`], its dimensions left interned.
+/// [`fine_charges_with`], its dimensions left interned, in no order.
 #[tracing::instrument(skip(store, reference), err)]
 pub(crate) async fn keyed_charges(
     store: &Store,
     month: Month,
     reference: &Reference,
 ) -> Result<Vec<Keyed>> {
-    let priced = price_hours(store, month, reference).await?;
-    // One row per combination, in a stable order: what a snapshot stores.
+    let priced = price_month(store, month, reference).await?;
+    // One row per combination.
     let mut merged: FastMap<[Sym; 8], ChargebackRow> = FastMap::default();
-    for (f, charge) in priced.fine.iter().zip(&priced.charges) {
+    for (f, charge) in priced.rows() {
         charge.add_to(merged.entry(f.dims).or_default(), f);
     }
     for (dims, idle) in &priced.unassigned_idle {
         merged.entry(*dims).or_default().idle_pico += idle;
     }
-    let mut rows: Vec<Keyed> = merged
+    Ok(merged
         .into_iter()
         .map(|(dims, row)| Keyed { dims, row })
-        .collect();
-    rows.sort_unstable_by_key(|k| k.dims);
-    Ok(rows)
-}
-
-/// What one fine row costs.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Charge {
-    payg: i128,
-    ptu: i128,
-    idle: i128,
-    cache_savings: i128,
-    unpriced_tokens: i64,
-}
-
-impl Charge {
-    /// Adds the fine row's counts and this charge into `into`.
-    fn add_to(&self, into: &mut ChargebackRow, f: &Fine) {
-        into.requests = into.requests.saturating_add(f.requests);
-        into.prompt_tokens = into.prompt_tokens.saturating_add(f.tokens.prompt);
-        into.cached_tokens = into.cached_tokens.saturating_add(f.tokens.cached);
-        into.completion_tokens = into.completion_tokens.saturating_add(f.tokens.completion);
-        into.cache_hits = into.cache_hits.saturating_add(f.cache_hits);
-        into.payg_pico += self.payg;
-        into.ptu_pico += self.ptu;
-        into.idle_pico += self.idle;
-        into.cache_savings_pico += self.cache_savings;
-        into.unpriced_tokens = into.unpriced_tokens.saturating_add(self.unpriced_tokens);
-    }
-}
-
-/// A month priced hour by hour: `charges[i]` is what the fine hour `fine[i]`
-/// costs; idle PTU capacity no hour's consumers took is apart, per reservation.
-pub(crate) struct PricedHours {
-    pub(crate) fine: Vec<Fine>,
-    charges: Vec<Charge>,
-    unassigned_idle: Vec<([Sym; 8], i128)>,
-    /// The fine rows whose tokens no price covered ([`crate::unpriced`]).
-    pub(crate) unpriced: Vec<usize>,
-}
-
-/// The price in force for a fine row, looked up once per model, deployment
-/// type, region and day.
-struct Prices<'a> {
-    book: &'a PriceBook,
-    found: FastMap<(Sym, Sym, Sym, i64), Option<&'a PriceRow>>,
-}
-
-impl<'a> Prices<'a> {
-    fn of(&mut self, f: &Fine) -> Option<&'a PriceRow> {
-        let day = f.hour_us.div_euclid(DAY_US);
-        let book = self.book;
-        *self
-            .found
-            .entry((f.model(), f.deployment_type(), f.region(), day))
-            .or_insert_with(|| {
-                book.in_force(
-                    f.model().as_str(),
-                    f.deployment_type().as_str(),
-                    f.region().as_str(),
-                    &day_of(f.hour_us),
-                )
-            })
-    }
-}
-
-const DAY_US: i64 = 24 * HOUR_US;
-
-pub(crate) async fn price_hours(
-    store: &Store,
-    month: Month,
-    reference: &Reference,
-) -> Result<PricedHours> {
-    let (first, next) = (month.first_day(), month.next()?.first_day());
-    let prices = PriceBook::new(reference.prices.clone());
-    let backends: BackendKinds = reference
-        .backends
-        .iter()
-        .map(|b| {
-            (
-                Sym::new(&b.backend),
-                (Sym::new(&b.deployment_type), Sym::new(&b.region)),
-            )
-        })
-        .collect();
-    let ownership = Ownership::new(&reference.ownership);
-    let reservations = &reference.reservations;
-    // Amounts of different currencies cannot be added up.
-    let mut currencies: Vec<&str> = reservations.iter().map(|r| r.currency.as_str()).collect();
-    currencies.extend(prices.currencies());
-    currencies.sort_unstable();
-    currencies.dedup();
-    if currencies.len() > 1 {
-        return Err(ReportsError::Argument(format!(
-            "the price book and PTU reservations mix currencies ({}); a chargeback needs one",
-            currencies.join(", ")
-        )));
-    }
-
-    let fine = read_fine(store, first, next, &ownership, &backends).await?;
-    let mut charges = vec![Charge::default(); fine.len()];
-
-    // Pay-as-you-go: each fine row at the price in force on its day.
-    let mut unpriced = Vec::new();
-    let mut in_force = Prices {
-        book: &prices,
-        found: FastMap::default(),
-    };
-    for (i, (f, charge)) in fine.iter().zip(charges.iter_mut()).enumerate() {
-        if is_provisioned(&f.deployment_type()) || f.tokens == Tokens::default() {
-            continue;
-        }
-        match in_force.of(f) {
-            Some(price) => {
-                charge.payg += token_cost_pico(&f.tokens, price);
-                charge.cache_savings += prompt_cache_savings_pico(&f.tokens, price);
-            }
-            None => {
-                charge.unpriced_tokens = charge.unpriced_tokens.saturating_add(f.tokens.billable());
-                unpriced.push(i);
-            }
-        }
-    }
-
-    // PTU: every hour of every reservation in force, split by weighted tokens.
-    let mut extra = Vec::new();
-    let mut covered = vec![false; fine.len()];
-    for r in reservations {
-        let (used, idle) = allocate_reservation(r, &fine, first, next)?;
-        for (i, pico) in used {
-            charges[i].ptu += pico.0;
-            charges[i].idle += pico.1;
-            covered[i] = true;
-        }
-        if idle > 0 {
-            // Idle capacity nobody's share covers: its owner's, or unallocated.
-            let owner = match IdlePolicy::parse(&r.idle_charged_to) {
-                IdlePolicy::Owner(owner) => Sym::new(&owner),
-                IdlePolicy::Spread => Sym::new(UNALLOCATED),
-            };
-            let (kind, region) = backends
-                .get(&Sym::new(&r.backend))
-                .copied()
-                .unwrap_or((none(), none()));
-            let none = none();
-            let dims = [
-                owner,
-                none,
-                none,
-                Sym::new(&r.deployment),
-                kind,
-                region,
-                none,
-                none,
-            ];
-            extra.push((dims, idle));
-        }
-    }
-    // Provisioned traffic no reservation was in force for has no price either.
-    for (i, ((f, charge), covered)) in fine.iter().zip(charges.iter_mut()).zip(covered).enumerate()
-    {
-        if is_provisioned(&f.deployment_type()) && !covered && f.tokens != Tokens::default() {
-            charge.unpriced_tokens = charge.unpriced_tokens.saturating_add(f.tokens.billable());
-            unpriced.push(i);
-        }
-    }
-    semantic_cache_savings(&fine, &mut charges);
-    Ok(PricedHours {
-        fine,
-        charges,
-        unassigned_idle: extra,
-        unpriced,
-    })
+        .collect())
 }
 
 /// A month's spend day by day, grouped by `by` (names from [`DIMENSIONS`]),
@@ -518,9 +342,9 @@ pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySp
             crate::close::adjustments(store, month).await?,
         ),
     };
-    let priced = price_hours(store, month, &reference).await?;
+    let priced = price_month(store, month, &reference).await?;
     let mut by_day: FastMap<(i64, [Sym; 8]), ChargebackRow> = FastMap::default();
-    for (f, charge) in priced.fine.iter().zip(&priced.charges) {
+    for (f, charge) in priced.rows() {
         let key = (f.hour_us.div_euclid(DAY_US), regroup(&f.dims, &positions));
         charge.add_to(by_day.entry(key).or_default(), f);
     }
@@ -611,28 +435,6 @@ pub struct DailySpend {
     pub undated: Vec<ChargebackRow>,
 }
 
-/// A semantic cache hit never reaches a model, so what it saved is estimated:
-/// the mean cost of a model call of the same subscription in the month.
-fn semantic_cache_savings(fine: &[Fine], charges: &mut [Charge]) {
-    let none = none();
-    let mut cost_and_calls: FastMap<Sym, (i128, i128)> = FastMap::default();
-    for (f, charge) in fine.iter().zip(charges.iter()) {
-        if f.model() != none {
-            let entry = cost_and_calls.entry(f.subscription()).or_default();
-            entry.0 += charge.payg + charge.ptu;
-            entry.1 += i128::from(f.requests - f.cache_hits);
-        }
-    }
-    for (f, charge) in fine.iter().zip(charges.iter_mut()) {
-        if f.cache_hits > 0
-            && let Some(&(cost, calls)) = cost_and_calls.get(&f.subscription())
-            && calls > 0
-        {
-            charge.cache_savings += i128::from(f.cache_hits) * cost / calls;
-        }
-    }
-}
-
 /// Adds `row`'s amounts and counts into `into` (its group is left alone).
 pub fn add(into: &mut ChargebackRow, row: &ChargebackRow) {
     into.requests = into.requests.saturating_add(row.requests);
@@ -660,86 +462,7 @@ pub(crate) fn day_of(hour_us: i64) -> String {
 }
 
 const HOUR_US: i64 = 3_600_000_000;
-
-/// Splits a reservation's hours of the month: per fine row, its (used, idle)
-/// pico-amounts; and the idle cost of hours nobody's share covers.
-#[allow(clippy::type_complexity)]
-fn allocate_reservation(
-    r: &PtuReservation,
-    fine: &[Fine],
-    first: NaiveDate,
-    next: NaiveDate,
-) -> Result<(Vec<(usize, (i128, i128))>, i128)> {
-    let start = first.max(parse_day(&r.effective_from)?);
-    let end = match &r.effective_to {
-        Some(to) => next.min(parse_day(to)?),
-        None => next,
-    };
-    if start >= end {
-        return Ok((Vec::new(), 0));
-    }
-    let hours_in_month = (next - first).num_hours() as i128;
-    let per_period = i128::from(r.ptus) * i128::from(r.cost_pico);
-    // A monthly price is cut into hours whose costs add up to it exactly: hour k
-    // of the month costs floor((k+1)·M/H) − floor(k·M/H).
-    let hour_cost = |hour_us: i64| match r.cost_period.as_str() {
-        "month" => {
-            let k = i128::from((hour_us - micros(first)) / HOUR_US);
-            per_period * (k + 1) / hours_in_month - per_period * k / hours_in_month
-        }
-        _ => per_period,
-    };
-    let mut consumers: BTreeMap<i64, Vec<(usize, i128)>> = BTreeMap::new();
-    // Only the reservation's own hours: traffic outside them is not its consumer
-    // (and takes no share of its idle hours).
-    let (from_us, to_us) = (micros(start), micros(end));
-    for (i, f) in fine.iter().enumerate() {
-        if f.backend.as_deref() == Some(r.backend.as_str())
-            && f.deployment.as_deref() == Some(r.deployment.as_str())
-            && (from_us..to_us).contains(&f.hour_us)
-        {
-            let weight = f.tokens.weighted_milli(r.output_token_weight_milli);
-            consumers.entry(f.hour_us).or_default().push((i, weight));
-        }
-    }
-    let policy = IdlePolicy::parse(&r.idle_charged_to);
-    let mut used = Vec::new();
-    let mut unassigned = 0;
-    let mut hour = micros(start);
-    while hour < micros(end) {
-        let on_hour = consumers.get(&hour).map_or(&[][..], Vec::as_slice);
-        let split = allocate_ptu_hour(hour_cost(hour), None, on_hour, &policy);
-        for c in split.charges {
-            used.push((c.consumer, (c.used_pico, c.idle_pico)));
-        }
-        unassigned += split.unassigned_idle_pico;
-        hour += HOUR_US;
-    }
-    if policy == IdlePolicy::Spread && unassigned > 0 {
-        // Hours nobody used are spread by the month's shares of the reservation.
-        let month_consumers: Vec<(usize, i128)> = {
-            let mut by_row: BTreeMap<usize, i128> = BTreeMap::new();
-            for (i, w) in consumers.values().flatten() {
-                *by_row.entry(*i).or_default() += w;
-            }
-            by_row.into_iter().collect()
-        };
-        let weights: Vec<i128> = month_consumers.iter().map(|(_, w)| *w).collect();
-        if weights.iter().any(|w| *w > 0) {
-            let parts = crate::cost::split(unassigned, &weights);
-            for ((i, _), part) in month_consumers.iter().zip(parts) {
-                used.push((*i, (0, part)));
-            }
-            unassigned = 0;
-        }
-    }
-    Ok((used, unassigned))
-}
-
-fn parse_day(text: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ReportsError::Argument(format!("stored date {text:?} is not YYYY-MM-DD")))
-}
+const DAY_US: i64 = 24 * HOUR_US;
 
 /// Pico-amounts rounded to cents so that the rounded parts add up to the rounded
 /// total (largest remainder): a column of a report always sums to its total.
@@ -771,83 +494,6 @@ mod tests {
         assert_eq!(total, 100);
         assert_eq!(cents.iter().sum::<i64>(), total);
         assert_eq!(cents, vec![34, 33, 33]);
-    }
-
-    #[test]
-    fn spread_idle_hours_follow_the_months_shares() {
-        // $1 an hour for one day; one hour used by two consumers 3:1.
-        let r = PtuReservation {
-            backend: "b".into(),
-            deployment: "d".into(),
-            ptus: 1,
-            cost_pico: crate::rate::PICO,
-            cost_period: "hour".into(),
-            currency: "USD".into(),
-            output_token_weight_milli: 1000,
-            idle_charged_to: "spread".into(),
-            effective_from: "2026-10-01".into(),
-            effective_to: Some("2026-10-02".into()),
-            source: String::new(),
-        };
-        let fine = |prompt: i64| Fine {
-            hour_us: crate::fine::micros(NaiveDate::from_ymd_opt(2026, 10, 1).unwrap()),
-            dims: Default::default(),
-            backend: Some("b".into()),
-            deployment: Some("d".into()),
-            requests: 1,
-            cache_hits: 0,
-            tokens: Tokens {
-                prompt,
-                cached: 0,
-                completion: 0,
-            },
-        };
-        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
-        // A third row after the reservation ended takes no share.
-        let mut outside = fine(1000);
-        outside.hour_us += 48 * HOUR_US;
-        let (used, idle) = allocate_reservation(
-            &r,
-            &[fine(300), fine(100), outside],
-            day("2026-10-01"),
-            day("2026-11-01"),
-        )
-        .unwrap();
-        assert_eq!(idle, 0, "nothing left unallocated");
-        let charged = |i: usize| -> i128 {
-            used.iter()
-                .filter(|(at, _)| *at == i)
-                .map(|(_, (u, idle))| u + idle)
-                .sum()
-        };
-        let pico = i128::from(crate::rate::PICO);
-        assert_eq!(
-            (charged(0), charged(1), charged(2)),
-            (18 * pico, 6 * pico, 0)
-        );
-    }
-
-    #[test]
-    fn a_monthly_reservation_costs_its_month_to_the_pico() {
-        // $100 over October's 744 hours does not divide evenly.
-        let r = PtuReservation {
-            backend: "b".into(),
-            deployment: "d".into(),
-            ptus: 1,
-            cost_pico: 100 * crate::rate::PICO,
-            cost_period: "month".into(),
-            currency: "USD".into(),
-            output_token_weight_milli: 1000,
-            idle_charged_to: "cc-ops".into(),
-            effective_from: "2026-01-01".into(),
-            effective_to: None,
-            source: String::new(),
-        };
-        let day = |d: &str| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
-        let (used, idle) =
-            allocate_reservation(&r, &[], day("2026-10-01"), day("2026-11-01")).unwrap();
-        assert!(used.is_empty());
-        assert_eq!(idle, 100 * i128::from(crate::rate::PICO));
     }
 
     proptest::proptest! {

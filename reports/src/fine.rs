@@ -1,5 +1,5 @@
-//! The finest grain a chargeback needs: an hour and every dimension, read from
-//! the hourly rollups as derived so far (the CLI catches up before every
+//! The finest grain a chargeback needs: an hour and every dimension, made
+//! from the hourly rollups as derived so far (the CLI catches up before every
 //! command that reads them, a server's deriver after every commit) with
 //! owners and deployment types resolved.
 //!
@@ -9,9 +9,9 @@
 use std::sync::LazyLock;
 
 use chrono::NaiveDate;
-use tollgate_store::{Store, Sym};
+use tollgate_store::Sym;
+use tollgate_store::state::RollupRow;
 
-use crate::Result;
 use crate::cost::Tokens;
 use crate::ownership::Ownership;
 
@@ -62,23 +62,19 @@ pub(crate) fn micros(day: NaiveDate) -> i64 {
         .map_or(0, |t| t.and_utc().timestamp_micros())
 }
 
-/// `[first, next)`'s usage per hour and every dimension.
-pub(crate) async fn read_fine(
-    store: &Store,
-    first: NaiveDate,
-    next: NaiveDate,
+/// Rollup rows as fine rows: rows differing only by gateway or region
+/// (which no chargeback groups by) merged, in the order they first come.
+pub(crate) fn fine_rows<'r>(
+    rows: impl Iterator<Item = &'r RollupRow>,
     ownership: &Ownership,
     backends: &BackendKinds,
-) -> Result<Vec<Fine>> {
-    let rollups = store.rollups(micros(first), micros(next)).await?;
-    // Rollups also split by gateway and region, which no chargeback groups
-    // by: rows differing only there are merged.
+) -> Vec<Fine> {
     type Key = (i64, [Option<Sym>; 7]);
     let mut index: FastMap<Key, usize> = FastMap::default();
     let mut owners: FastMap<[Option<Sym>; 3], Sym> = FastMap::default();
     let none = none();
     let mut fine: Vec<Fine> = Vec::new();
-    for r in rollups.iter().map(|r| &r.usage) {
+    for r in rows.map(|r| &r.usage) {
         let key = (
             r.hour_us,
             [
@@ -135,5 +131,5 @@ pub(crate) async fn read_fine(
         f.tokens.cached = f.tokens.cached.saturating_add(r.cached_tokens);
         f.tokens.completion = f.tokens.completion.saturating_add(r.completion_tokens);
     }
-    Ok(fine)
+    fine
 }

@@ -36,6 +36,7 @@ pub mod focus;
 pub mod month;
 pub mod ownership;
 pub mod price_book;
+mod priced;
 pub mod rate;
 pub mod sla;
 pub mod snapshot;

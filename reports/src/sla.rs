@@ -6,10 +6,11 @@
 
 use serde::Serialize;
 use tollgate_store::Store;
-use tollgate_store::state::{AlertEpisode, RollupRow};
+use tollgate_store::derived::Rollups;
+use tollgate_store::state::AlertEpisode;
 
 use crate::alerts::rule::{Condition, SloSpec};
-use crate::alerts::series::{Labels, Projection, STEP_US, Series, dimension_problems};
+use crate::alerts::series::{Labels, PROJECTIONS, Projection, STEP_US, Series, dimension_problems};
 use crate::month::Month;
 use crate::{ReportsError, Result};
 
@@ -100,12 +101,8 @@ pub async fn sla(store: &Store, month: Month, by: &[String], slo: &SloSpec) -> R
 /// The month's rollups as an SLA report reads them: grouped by `by`, with
 /// latency sketches and the requests slower than the SLO's bound (a page
 /// that also draws latencies reuses it).
-pub fn project<'r>(
-    rows: impl IntoIterator<Item = &'r RollupRow> + Copy,
-    by: &[String],
-    slo: &SloSpec,
-) -> Series {
-    Series::project(
+pub fn project(rows: &Rollups, by: &[String], slo: &SloSpec) -> Series {
+    Series::project_cached(
         rows,
         &Projection {
             scope: &Default::default(),
@@ -114,6 +111,7 @@ pub fn project<'r>(
             slow_above_ms: slo.latency_ms,
             ptu_backends: &Default::default(),
         },
+        &PROJECTIONS,
     )
 }
 

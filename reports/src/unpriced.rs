@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
-use crate::chargeback::{Reference, price_hours};
+use crate::chargeback::Reference;
 use crate::fine::{Fine, NONE};
 use crate::month::Month;
+use crate::priced::price_month;
 use crate::{Result, close};
 
 /// What kept tokens from a price.
@@ -50,21 +51,24 @@ pub async fn unpriced(store: &tollgate_store::Store, month: Month) -> Result<Vec
         Some(frozen) => frozen,
         None => Reference::load(&store.db).await?,
     };
-    let priced = price_hours(store, month, &reference).await?;
-    Ok(explain(&priced.fine, &priced.unpriced, &reference))
+    let priced = price_month(store, month, &reference).await?;
+    Ok(explain(priced.unpriced(), &reference))
 }
 
 type Key = (Cause, [Option<String>; 5]);
 
-/// Groups the fine rows at `unpriced` (indices into `fine`) by cause.
-pub(crate) fn explain(fine: &[Fine], unpriced: &[usize], reference: &Reference) -> Vec<Unpriced> {
+/// Groups the fine rows no price covered by cause.
+pub(crate) fn explain<'f>(
+    unpriced: impl Iterator<Item = &'f Fine>,
+    reference: &Reference,
+) -> Vec<Unpriced> {
     let listed: HashSet<&str> = reference
         .backends
         .iter()
         .map(|b| b.backend.as_str())
         .collect();
     let mut causes: BTreeMap<Key, (i64, String, String)> = BTreeMap::new();
-    for f in unpriced.iter().filter_map(|&i| fine.get(i)) {
+    for f in unpriced {
         let key = key_of(f, |b| listed.contains(b));
         let day = crate::chargeback::day_of(f.hour_us);
         let entry = causes
@@ -204,7 +208,7 @@ mod tests {
 
     #[test]
     fn every_cause_names_what_to_import() {
-        let rows = vec![
+        let rows = [
             fine(0, Some("aoai-paygo"), "gpt-4o", "GlobalStandard", "eastus"),
             fine(4, Some("aoai-paygo"), "gpt-4o", "GlobalStandard", "eastus"),
             fine(1, Some("aoai-new"), "gpt-4o", NONE, NONE),
@@ -225,7 +229,7 @@ mod tests {
                 "eastus",
             ),
         ];
-        let causes = explain(&rows, &[0, 1, 2, 3, 4], &reference());
+        let causes = explain(rows[..5].iter(), &reference());
         let summary: Vec<(Cause, i64, &str, &str)> = causes
             .iter()
             .map(|u| (u.cause, u.tokens, u.first_day.as_str(), u.last_day.as_str()))

@@ -76,6 +76,9 @@ pub fn server_config(config: &Config, webhook_url: Option<String>) -> ServerConf
         evaluate_every: section
             .evaluate_every_seconds
             .map_or(defaults.evaluate_every, std::time::Duration::from_secs),
+        derive_delay: section
+            .derive_delay_ms
+            .map_or(defaults.derive_delay, std::time::Duration::from_millis),
         header_read_timeout: section
             .header_read_timeout_seconds
             .map_or(defaults.header_read_timeout, std::time::Duration::from_secs),

@@ -291,12 +291,46 @@ impl RollupCache {
 type Hour = Arc<[RollupRow]>;
 
 /// Rollup rows of a time range, as the decoded hours that hold them (shared
-/// with the cache, never copied).
+/// with the cache, never copied), each with the path of its file.
 #[derive(Debug, Clone, Default)]
 pub struct Rollups {
     hours: Vec<Arc<[RollupRow]>>,
+    /// The file each of `hours` was read from (empty for rows made elsewhere).
+    paths: Vec<Arc<str>>,
     from: i64,
     to: i64,
+}
+
+/// One file's rows within a [`Rollups`] range.
+#[derive(Debug, Clone, Copy)]
+pub struct RollupPart<'a> {
+    /// The file the rows come from: the same path always holds the same rows
+    /// (files are immutable), so what is computed from a part may be kept by
+    /// its path. Empty for rows made elsewhere.
+    pub path: &'a str,
+    rows: &'a [RollupRow],
+    from: i64,
+    to: i64,
+}
+
+impl<'a> RollupPart<'a> {
+    /// Whether every row of the file is within the range: what is computed
+    /// from the part is then what the file gives.
+    pub fn is_whole(&self) -> bool {
+        !self.path.is_empty()
+            && self
+                .rows
+                .iter()
+                .all(|r| (self.from..self.to).contains(&r.usage.hour_us))
+    }
+
+    /// The part's rows within the range.
+    pub fn iter(&self) -> impl Iterator<Item = &'a RollupRow> + Clone + 'a {
+        let (from, to) = (self.from, self.to);
+        self.rows
+            .iter()
+            .filter(move |r| (from..to).contains(&r.usage.hour_us))
+    }
 }
 
 impl Rollups {
@@ -304,6 +338,7 @@ impl Rollups {
     pub fn from_rows(rows: Vec<RollupRow>) -> Rollups {
         Rollups {
             hours: vec![rows.into()],
+            paths: vec![Arc::from("")],
             from: i64::MIN,
             to: i64::MAX,
         }
@@ -317,6 +352,19 @@ impl Rollups {
             from: self.from,
             to: self.to,
         }
+    }
+
+    /// The rows file by file, in time order.
+    pub fn parts(&self) -> impl Iterator<Item = RollupPart<'_>> {
+        self.hours
+            .iter()
+            .zip(&self.paths)
+            .map(|(rows, path)| RollupPart {
+                path,
+                rows,
+                from: self.from,
+                to: self.to,
+            })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -387,6 +435,7 @@ impl Store {
                 Ok(hours) => {
                     return Ok(Rollups {
                         hours,
+                        paths: files.iter().map(|f| Arc::from(f.path.as_str())).collect(),
                         from: from_us,
                         to: to_us,
                     });
@@ -585,6 +634,7 @@ mod tests {
             vec![row(30, None, 3), row(40, None, 4)].into(),
         ];
         let set = Rollups {
+            paths: vec![Arc::from("a"), Arc::from("b"), Arc::from("c")],
             hours,
             from: 20,
             to: 40,

@@ -88,7 +88,8 @@ impl Store {
     }
 
     /// Rolls up every committed batch still owed one (a process died between
-    /// its commit and its rollup). Reports call this before reading.
+    /// its commit and its rollup, or deferred it): the server's deriver and
+    /// the CLI call this before anything reads the rollups.
     #[tracing::instrument(skip_all, err)]
     pub async fn catch_up_rollups(&self) -> Result<RollupReport> {
         let (from, to) = self.accepted_us();

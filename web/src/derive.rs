@@ -143,7 +143,13 @@ pub async fn deriver(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         cycle(&state).await;
         tokio::select! {
-            _ = state.derive_now.notified() => {}
+            _ = state.derive_now.notified() => {
+                // Pushes arriving meanwhile are derived with this one.
+                tokio::select! {
+                    _ = tokio::time::sleep(state.config.derive_delay) => {}
+                    _ = stop.changed() => return,
+                }
+            }
             _ = tokio::time::sleep(state.config.evaluate_every) => {}
             _ = stop.changed() => return,
         }

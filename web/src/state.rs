@@ -21,8 +21,13 @@ pub struct ServerConfig {
     pub max_ingest_bytes: usize,
     /// Push ingests committing at once; more are answered 503.
     pub ingest_slots: usize,
-    /// How often budgets are re-evaluated and caches checked without a push.
+    /// How often derived data is brought up to date (batches other processes
+    /// committed) without a push.
     pub evaluate_every: Duration,
+    /// How long the deriver waits after a push before it starts, so that a
+    /// burst of pushes is derived once (0: at once; pushes arriving during a
+    /// cycle are coalesced into the next one anyway).
+    pub derive_delay: Duration,
     pub refresh_every: Duration,
     /// Where budget events are POSTed (none: recorded only).
     pub webhook_url: Option<String>,
@@ -80,6 +85,7 @@ impl Default for ServerConfig {
             max_ingest_bytes,
             ingest_slots: 2,
             evaluate_every: Duration::from_secs(60),
+            derive_delay: Duration::ZERO,
             refresh_every: Duration::from_secs(1),
             webhook_url: None,
             webhook_timeout: Duration::from_secs(5),

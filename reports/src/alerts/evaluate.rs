@@ -15,7 +15,9 @@ use super::burn::{self, WINDOWS};
 use super::engine::{self, Episode, Observation};
 use super::payload;
 use super::rule::{Condition, Rule, RuleSpec};
-use super::series::{Labels, MINUTE_DIMENSIONS, Measures, Projection, STEP_US, Series};
+use super::series::{
+    Labels, MINUTE_DIMENSIONS, Measures, PROJECTIONS, Projection, STEP_US, Series,
+};
 use crate::Result;
 
 const WEEK_US: i64 = 7 * 24 * STEP_US;
@@ -285,7 +287,7 @@ fn run_rule(
 ) -> Vec<Episode> {
     let hours = (from_us..to_us).step_by(STEP_US as usize);
     if let Condition::BudgetUsedAbove { threshold } = rule.condition {
-        let tokens = budget_tokens(rows, budgets);
+        let tokens = budget_tokens(rows, budgets, ptu_backends);
         let evaluations = hours.map(|h| (h, budget_observations(&tokens, budgets, h, threshold)));
         return engine::run(rule.for_us, rule.keep_firing_for_us, evaluations);
     }
@@ -297,7 +299,7 @@ fn run_rule(
         Condition::BurnRate(slo) => Some(slo),
         _ => None,
     };
-    let series = Series::project(
+    let series = Series::project_cached(
         rows,
         &Projection {
             scope: &rule.spec.scope,
@@ -306,6 +308,7 @@ fn run_rule(
             slow_above_ms: slo.and_then(|s| s.latency_ms),
             ptu_backends,
         },
+        &PROJECTIONS,
     );
     let windows = Windows::new(&series, rule.window_us);
     // Short burn windows read the minute tier where it has the rule's dimensions.
@@ -318,7 +321,7 @@ fn run_rule(
             .chain(rule.spec.scope.keys())
             .all(|d| MINUTE_DIMENSIONS.contains(&d.as_str())))
     .then(|| {
-        Series::project(
+        Series::project_cached(
             minutes,
             &Projection {
                 scope: &rule.spec.scope,
@@ -327,6 +330,7 @@ fn run_rule(
                 slow_above_ms: slo.and_then(|s| s.latency_ms),
                 ptu_backends,
             },
+            &PROJECTIONS,
         )
     });
     let evaluations = hours.map(|hour| {
@@ -448,28 +452,47 @@ fn burn_observations(
 }
 
 /// Tokens per hour and budget, for budgets with a token quota on a
-/// subscription, product or agent (the dimensions the rollups carry).
+/// subscription, product or agent (the dimensions the rollups carry): each
+/// scope's tokens per hour projected once per file (and kept), then looked up
+/// per budget.
 fn budget_tokens(
     rows: &Rollups,
     budgets: &[tollgate_store::state::BudgetRow],
+    ptu_backends: &std::collections::HashSet<String>,
 ) -> BTreeMap<i64, HashMap<i64, i64>> {
     let mut tokens: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
-    for row in rows {
-        let u = &row.usage;
-        for b in budgets.iter().filter(|b| b.budget.token_quota.is_some()) {
-            let id = match b.budget.scope.as_str() {
-                "subscription" => u.subscription.as_deref(),
-                "product" => u.product.as_deref(),
-                "agent" => u.agent.as_deref(),
-                _ => None,
-            };
-            if id == Some(b.budget.scope_id.as_str()) {
-                let used = tokens
-                    .entry(u.hour_us)
-                    .or_default()
-                    .entry(b.id)
-                    .or_default();
-                *used = used.saturating_add(u.prompt_tokens.saturating_add(u.completion_tokens));
+    let none = BTreeMap::new();
+    for scope in ["subscription", "product", "agent"] {
+        let quota_budgets: Vec<(i64, Labels)> = budgets
+            .iter()
+            .filter(|b| b.budget.token_quota.is_some() && b.budget.scope == scope)
+            .map(|b| {
+                let labels = Labels::from([(scope.to_owned(), b.budget.scope_id.clone())]);
+                (b.id, labels)
+            })
+            .collect();
+        if quota_budgets.is_empty() {
+            continue;
+        }
+        let group_by = [scope.to_owned()];
+        let series = Series::project_cached(
+            rows,
+            &Projection {
+                scope: &none,
+                group_by: &group_by,
+                sketches: false,
+                slow_above_ms: None,
+                ptu_backends,
+            },
+            &PROJECTIONS,
+        );
+        for (hour, groups) in &series.hours {
+            for (id, labels) in &quota_budgets {
+                if let Some(m) = groups.get(labels) {
+                    let used = tokens.entry(*hour).or_default().entry(*id).or_default();
+                    *used =
+                        used.saturating_add(m.prompt_tokens.saturating_add(m.completion_tokens));
+                }
             }
         }
     }
@@ -606,9 +629,7 @@ mod tests {
     fn series(points: &[(i64, Measures)]) -> Series {
         let mut s = Series::default();
         for (at, m) in points {
-            s.hours
-                .entry(*at)
-                .or_default()
+            std::sync::Arc::make_mut(s.hours.entry(*at).or_default())
                 .insert(Labels::new(), m.clone());
         }
         s

@@ -3,8 +3,10 @@
 //! latency sketches, from which every metric a rule names is computed over any
 //! window.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
+use tollgate_store::derived::Rollups;
 use tollgate_store::sketch::LatencySketch;
 use tollgate_store::state::RollupRow;
 
@@ -209,7 +211,44 @@ impl Measures {
 /// dimensions grouped.
 #[derive(Debug, Clone, Default)]
 pub struct Series {
-    pub hours: BTreeMap<i64, HashMap<Labels, Measures>>,
+    pub hours: BTreeMap<i64, Arc<HashMap<Labels, Measures>>>,
+}
+
+/// One rollup file's projection: each of its times' measures per label set.
+type Projected = Arc<Vec<(i64, Arc<HashMap<Labels, Measures>>)>>;
+
+/// Projections of rollup files, by projection and file. A file never changes
+/// (a recomputed hour is a new file), so a projection is kept until the bound
+/// is reached: an evaluation after a push projects only the hours it touched.
+#[derive(Debug, Default)]
+pub struct ProjectionCache {
+    kept: Mutex<HashMap<(String, Arc<str>), Projected>>,
+}
+
+/// Rollup files as rules, reports and pages project them, kept across calls:
+/// a live evaluation after a push projects the hours the push touched, and
+/// reads every other hour of its look-back (up to five weeks) from here.
+pub static PROJECTIONS: std::sync::LazyLock<ProjectionCache> =
+    std::sync::LazyLock::new(ProjectionCache::default);
+
+/// Files' projections kept at most (then all are dropped and made again).
+const PROJECTIONS_KEPT: usize = 200_000;
+
+impl ProjectionCache {
+    fn get_or(&self, key: &str, path: &Arc<str>, make: impl FnOnce() -> Projected) -> Projected {
+        let lock = || self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let id = (key.to_owned(), Arc::clone(path));
+        if let Some(found) = lock().get(&id) {
+            return Arc::clone(found);
+        }
+        let made = make();
+        let mut kept = lock();
+        if kept.len() >= PROJECTIONS_KEPT {
+            kept.clear();
+        }
+        kept.insert(id, Arc::clone(&made));
+        made
+    }
 }
 
 /// How a rule reads the rollups.
@@ -251,94 +290,70 @@ fn dimension<'r>(row: &'r RollupRow, name: &str) -> Option<&'r str> {
     }
 }
 
+impl Projection<'_> {
+    /// What tells this projection from another, for [`ProjectionCache`].
+    fn key(&self) -> String {
+        let mut ptu: Vec<&String> = self.ptu_backends.iter().collect();
+        ptu.sort();
+        format!(
+            "{:?}|{:?}|{}|{:?}|{:?}",
+            self.scope, self.group_by, self.sketches, self.slow_above_ms, ptu
+        )
+    }
+}
+
+fn floor_hour(us: i64) -> i64 {
+    us.div_euclid(STEP_US) * STEP_US
+}
+
 impl Series {
-    /// `rows` is read twice: a slice, a `&Vec` or `&Rollups`.
+    /// Projects rows (read twice: a slice, a `&Vec` or `&Rollups`).
     pub fn project<'r>(
-        rows: impl IntoIterator<Item = &'r RollupRow> + Copy,
+        rows: impl IntoIterator<Item = &'r RollupRow, IntoIter: Clone>,
         p: &Projection,
     ) -> Series {
+        Series {
+            hours: project_rows(rows.into_iter(), p)
+                .into_iter()
+                .map(|(at, groups)| (at, Arc::new(groups)))
+                .collect(),
+        }
+    }
+
+    /// [`Series::project`] file by file, each file's projection taken from
+    /// `cache` when it was made before: the same series, at the cost of the
+    /// files not seen yet.
+    pub fn project_cached(rollups: &Rollups, p: &Projection, cache: &ProjectionCache) -> Series {
+        let key = p.key();
         let mut series = Series::default();
-        // Deployments a PTU backend served in these hours: their traffic
-        // elsewhere is spillover.
-        let on_ptu: std::collections::HashSet<&str> = rows
-            .into_iter()
-            .filter(|r| {
-                r.usage
-                    .backend
-                    .as_ref()
-                    .is_some_and(|b| p.ptu_backends.contains(b.as_str()))
-            })
-            .filter_map(|r| r.usage.deployment.as_deref())
-            .collect();
-        for row in rows {
-            let selected = p.scope.iter().all(|(name, values)| {
-                dimension(row, name).is_some_and(|v| values.iter().any(|w| w == v))
-            });
-            if !selected {
-                continue;
-            }
-            let labels: Labels = p
-                .group_by
-                .iter()
-                .map(|d| (d.clone(), dimension(row, d).unwrap_or("").to_owned()))
-                .collect();
-            let decode = |bytes: &[u8]| LatencySketch::decode(bytes).unwrap_or_default();
-            let latency = if p.sketches || p.slow_above_ms.is_some() {
-                decode(&row.latency_sketch)
+        for part in rollups.parts() {
+            let make = || -> Projected {
+                Arc::new(
+                    project_rows(part.iter(), p)
+                        .into_iter()
+                        .map(|(at, groups)| (at, Arc::new(groups)))
+                        .collect(),
+                )
+            };
+            let projected = if part.is_whole() {
+                let path: Arc<str> = Arc::from(part.path);
+                cache.get_or(&key, &path, make)
             } else {
-                LatencySketch::new()
+                make()
             };
-            let ptu_deployment = row
-                .usage
-                .deployment
-                .as_deref()
-                .is_some_and(|d| on_ptu.contains(d));
-            let on_ptu_backend = row
-                .usage
-                .backend
-                .as_ref()
-                .is_some_and(|b| p.ptu_backends.contains(b.as_str()));
-            let measures = Measures {
-                ptu_deployment_requests: if ptu_deployment {
-                    row.usage.requests
-                } else {
-                    0
-                },
-                spilled: if ptu_deployment && !on_ptu_backend {
-                    row.usage.requests
-                } else {
-                    0
-                },
-                requests: row.usage.requests,
-                status_5xx: row.status_5xx,
-                client_429: row.client_429,
-                backend_429: row.backend_429,
-                quota_403: row.quota_403,
-                breaker_trips: row.breaker_trips,
-                cache_hits: row.usage.cache_hits,
-                prompt_tokens: row.usage.prompt_tokens,
-                completion_tokens: row.usage.completion_tokens,
-                slow: p
-                    .slow_above_ms
-                    .map_or(0, |ms| latency.count_above(ms) as i64),
-                backend_latency: if p.sketches {
-                    decode(&row.backend_latency_sketch)
-                } else {
-                    LatencySketch::new()
-                },
-                latency: if p.sketches {
-                    latency
-                } else {
-                    LatencySketch::new()
-                },
-            };
-            series
-                .hours
-                .entry(row.usage.hour_us)
-                .or_default()
-                .entry(labels)
-                .or_default()
-                .add(&measures);
+            for (at, groups) in projected.iter() {
+                match series.hours.entry(*at) {
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(Arc::clone(groups));
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut slot) => {
+                        let merged = Arc::make_mut(slot.get_mut());
+                        for (labels, m) in groups.iter() {
+                            merged.entry(labels.clone()).or_default().add(m);
+                        }
+                    }
+                }
+            }
         }
         series
     }
@@ -347,7 +362,7 @@ impl Series {
     pub fn window(&self, from_us: i64, to_us: i64) -> HashMap<Labels, Measures> {
         let mut sum: HashMap<Labels, Measures> = HashMap::new();
         for groups in self.hours.range(from_us..to_us).map(|(_, g)| g) {
-            for (labels, m) in groups {
+            for (labels, m) in groups.iter() {
                 sum.entry(labels.clone()).or_default().add(m);
             }
         }
@@ -358,6 +373,95 @@ impl Series {
     pub fn at(&self, hour_us: i64, labels: &Labels) -> Option<&Measures> {
         self.hours.get(&hour_us).and_then(|g| g.get(labels))
     }
+}
+
+/// Measures per time and label set of `rows` (read twice). A deployment
+/// a provisioned (PTU) backend served in an hour is a PTU deployment in that
+/// hour: its traffic elsewhere in the hour is spillover.
+fn project_rows<'r>(
+    rows: impl Iterator<Item = &'r RollupRow> + Clone,
+    p: &Projection,
+) -> BTreeMap<i64, HashMap<Labels, Measures>> {
+    let mut hours: BTreeMap<i64, HashMap<Labels, Measures>> = BTreeMap::new();
+    let on_ptu: HashSet<(i64, &str)> = rows
+        .clone()
+        .filter(|r| {
+            r.usage
+                .backend
+                .as_ref()
+                .is_some_and(|b| p.ptu_backends.contains(b.as_str()))
+        })
+        .filter_map(|r| Some((floor_hour(r.usage.hour_us), r.usage.deployment?.as_str())))
+        .collect();
+    for row in rows {
+        let selected = p.scope.iter().all(|(name, values)| {
+            dimension(row, name).is_some_and(|v| values.iter().any(|w| w == v))
+        });
+        if !selected {
+            continue;
+        }
+        let labels: Labels = p
+            .group_by
+            .iter()
+            .map(|d| (d.clone(), dimension(row, d).unwrap_or("").to_owned()))
+            .collect();
+        let decode = |bytes: &[u8]| LatencySketch::decode(bytes).unwrap_or_default();
+        let latency = if p.sketches || p.slow_above_ms.is_some() {
+            decode(&row.latency_sketch)
+        } else {
+            LatencySketch::new()
+        };
+        let hour = floor_hour(row.usage.hour_us);
+        let ptu_deployment = row
+            .usage
+            .deployment
+            .is_some_and(|d| on_ptu.contains(&(hour, d.as_str())));
+        let on_ptu_backend = row
+            .usage
+            .backend
+            .is_some_and(|b| p.ptu_backends.contains(b.as_str()));
+        let measures = Measures {
+            ptu_deployment_requests: if ptu_deployment {
+                row.usage.requests
+            } else {
+                0
+            },
+            spilled: if ptu_deployment && !on_ptu_backend {
+                row.usage.requests
+            } else {
+                0
+            },
+            requests: row.usage.requests,
+            status_5xx: row.status_5xx,
+            client_429: row.client_429,
+            backend_429: row.backend_429,
+            quota_403: row.quota_403,
+            breaker_trips: row.breaker_trips,
+            cache_hits: row.usage.cache_hits,
+            prompt_tokens: row.usage.prompt_tokens,
+            completion_tokens: row.usage.completion_tokens,
+            slow: p
+                .slow_above_ms
+                .map_or(0, |ms| latency.count_above(ms) as i64),
+            backend_latency: if p.sketches {
+                decode(&row.backend_latency_sketch)
+            } else {
+                LatencySketch::new()
+            },
+            latency: if p.sketches {
+                latency
+            } else {
+                LatencySketch::new()
+            },
+        };
+        hours
+            .entry(row.usage.hour_us)
+            .or_default()
+            .entry(labels)
+            .or_default()
+            .add(&measures);
+    }
+    hours
 }
 
 #[cfg(test)]

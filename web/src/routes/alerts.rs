@@ -324,7 +324,7 @@ async fn series(
         state.store.rollups(from, to).await?
     };
     let ptu = tollgate_reports::alerts::series::ptu_backends(&state.store.db.backends().await?);
-    let series = Series::project(
+    let series = Series::project_cached(
         &rows,
         &Projection {
             scope: &Default::default(),
@@ -333,10 +333,11 @@ async fn series(
             slow_above_ms: None,
             ptu_backends: &ptu,
         },
+        &tollgate_reports::alerts::series::PROJECTIONS,
     );
     let mut points = Vec::new();
     for (hour, groups) in &series.hours {
-        for (labels, m) in groups {
+        for (labels, m) in groups.iter() {
             if let Some(value) = m.value(&q.metric) {
                 points.push(SeriesPoint {
                     hour: alerts::payload::rfc3339(*hour),

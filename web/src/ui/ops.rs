@@ -121,7 +121,7 @@ async fn page(
     let rules = alerts::load_rules(&state.store).await?;
     let slo_spec = slo_of(&rules);
     let ptu = series::ptu_backends(&db.backends().await?);
-    let whole = Series::project(
+    let whole = Series::project_cached(
         &rows,
         &Projection {
             scope: &BTreeMap::new(),
@@ -130,6 +130,7 @@ async fn page(
             slow_above_ms: None,
             ptu_backends: &ptu,
         },
+        &series::PROJECTIONS,
     );
     let by_backend = ["backend".to_owned()];
     let backends = sla::project(&rows, &by_backend, &slo_spec);

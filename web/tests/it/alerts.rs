@@ -458,15 +458,7 @@ pub async fn metrics_pass_promtool_and_count_alerts(store: TestStore) {
         .send_json(reqwest::Method::POST, "/api/v1/budgets", Admin, &budget)
         .await;
     assert_eq!(created.status(), 201);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"tollgate_alerts{rule="any-traffic",state="firing"} 1"#),
         "{text}"

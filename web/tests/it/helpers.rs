@@ -154,6 +154,13 @@ impl TestApp {
         answer
     }
 
+    /// `/metrics` as text.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+
     /// The server's `/api/v1/freshness` answer.
     pub async fn freshness(&self) -> Value {
         let response = self.get("/api/v1/freshness", Role::Ingest).await;

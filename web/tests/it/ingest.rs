@@ -238,3 +238,163 @@ pub async fn shutdown_lets_a_push_in_flight_commit(store: TestStore) {
     // And the server is gone.
     assert!(client.get(url).send().await.is_err());
 }
+
+/// The budget entry for `sub-a` the gateway is served now, and the watermark
+/// its answer says it covers.
+async fn sub_a_entry(app: &TestApp) -> (Value, i64) {
+    let response = app
+        .get(
+            &format!("/api/v1/gateways/{}/budgets", crate::helpers::GATEWAY),
+            Gateway,
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let watermark: i64 = response.headers()["x-tollgate-derived-watermark"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let view: Value = response.json().await.unwrap();
+    let entry = view["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["counter_key"] == "subscription:sub-a")
+        .cloned()
+        .unwrap();
+    (entry, watermark)
+}
+
+async fn a_budget_on_sub_a(app: &TestApp) {
+    let created = app
+        .send_json(
+            reqwest::Method::POST,
+            "/api/v1/budgets",
+            Finops,
+            &crate::helpers::token_budget("sub-a", "sub-a", 1000, "block"),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+}
+
+/// A push is answered once committed; its rollups, budgets and gateway view
+/// follow, and the freshness watermark says when.
+pub async fn a_push_is_acknowledged_before_its_derived_work(store: TestStore) {
+    let config = ServerConfig {
+        // Long enough to look at the state between the answer and the derivation.
+        derive_delay: std::time::Duration::from_millis(1500),
+        ..test_config()
+    };
+    let app = TestApp::spawn_with(store, config).await;
+    app.settled().await;
+    a_budget_on_sub_a(&app).await;
+    let (entry, _) = sub_a_entry(&app).await;
+    assert_eq!(entry["tokens_used"], 0);
+
+    // step 1: the answer comes with the batch committed and its watermark.
+    let pushed = app
+        .push(
+            &requests("d", "2026-10-02T00:00:00Z", "sub-a", 4, 200, 100),
+            None,
+        )
+        .await;
+    assert_eq!(pushed.status(), 200);
+    let answer: Value = pushed.json().await.unwrap();
+    assert_eq!(answer["outcome"], "committed");
+    let watermark = answer["watermark"].as_i64().unwrap();
+    assert!(watermark > 0, "{answer}");
+
+    // step 2: derived answers do not cover it yet, and say so.
+    let fresh = app.freshness().await;
+    assert!(
+        fresh["committed_watermark"].as_i64().unwrap() >= watermark,
+        "{fresh}"
+    );
+    assert!(
+        fresh["derived_watermark"].as_i64().unwrap() < watermark,
+        "{fresh}"
+    );
+    let (entry, covered) = sub_a_entry(&app).await;
+    assert!(covered < watermark);
+    assert_eq!(entry["tokens_used"], 0, "derived before the answer");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(&format!("tollgate_committed_watermark {watermark}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_derived_lag_seconds "),
+        "{metrics}"
+    );
+
+    // step 3: the deriver catches up; the same answers now include the push.
+    app.derived(watermark).await;
+    let (entry, covered) = sub_a_entry(&app).await;
+    assert!(covered >= watermark);
+    assert_eq!(entry["tokens_used"], 1200);
+    assert_eq!(entry["state"], "exhausted");
+    let fresh = app.freshness().await;
+    assert_eq!(fresh["lag_ms"], 0, "{fresh}");
+    assert!(fresh["derived_at"].is_string(), "{fresh}");
+    app.stop().await;
+}
+
+/// A server that dies between a push's commit and its derivation leaves the
+/// batch owed; the next server derives it when it starts, counted once.
+pub async fn a_crash_between_commit_and_derivation_is_caught_up_at_start(store: TestStore) {
+    let config = ServerConfig {
+        // It never gets to derive the push.
+        derive_delay: std::time::Duration::from_secs(3600),
+        ..test_config()
+    };
+    let app = TestApp::spawn_with(store, config).await;
+    app.settled().await;
+    a_budget_on_sub_a(&app).await;
+    let lines = requests("c", "2026-10-03T00:00:00Z", "sub-a", 3, 100, 50);
+
+    // step 1: committed and answered, then the server stops before deriving.
+    let answer = app.push(&lines, None).await.json::<Value>().await.unwrap();
+    assert_eq!(answer["outcome"], "committed");
+    let watermark = answer["watermark"].as_i64().unwrap();
+    let store = app.stop().await;
+    assert_eq!(
+        store.db.pending_rollup_batches().await.unwrap(),
+        [answer["batch_id"].as_i64().unwrap()],
+        "the commit recorded the batch as owed"
+    );
+
+    // step 2: the next server catches up at start.
+    let app = TestApp::spawn(store).await;
+    app.derived(watermark).await;
+    assert!(
+        app.store
+            .db
+            .pending_rollup_batches()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let (entry, _) = sub_a_entry(&app).await;
+    assert_eq!(entry["tokens_used"], 450);
+
+    // step 3: nothing is counted twice, whatever is derived again.
+    let again: Value = app.push(&lines, None).await.json().await.unwrap();
+    assert_eq!(again["outcome"], "already_ingested");
+    app.store.rebuild_rollups(&|_, _| {}).await.unwrap();
+    app.settled().await;
+    let report: Value = app
+        .get(
+            "/api/v1/reports/chargeback?month=2026-10&by=subscription",
+            Finops,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let rows = report.as_array().unwrap();
+    assert_eq!(rows.last().unwrap()["subscription"], "TOTAL", "{report}");
+    assert_eq!(rows.last().unwrap()["requests"], 3, "{report}");
+    let (entry, _) = sub_a_entry(&app).await;
+    assert_eq!(entry["tokens_used"], 450);
+    app.stop().await;
+}

@@ -54,6 +54,8 @@ tollgate_store::backend_tests!(
     slow_clients_are_cut_and_shutdown_has_a_deadline,
     api_reads_with_a_session_are_not_stored_or_sniffed,
     a_push_that_expands_too_far_is_refused_and_frees_its_key,
+    a_push_is_acknowledged_before_its_derived_work,
+    a_crash_between_commit_and_derivation_is_caught_up_at_start,
 );
 
 use alerts::*;
