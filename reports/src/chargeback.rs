@@ -18,7 +18,7 @@ use tollgate_store::{Store, Sym};
 
 use crate::fine::{FastMap, none};
 use crate::month::Month;
-use crate::priced::price_month;
+use crate::priced::{PricedMonth, price_month};
 use crate::{ReportsError, Result};
 
 /// What a chargeback can be grouped by.
@@ -103,16 +103,99 @@ pub async fn chargeback(store: &Store, month: Month, by: &[String]) -> Result<Ch
     chargeback_cached(store, &ChargebackCache::default(), month, by).await
 }
 
-/// A month's fine rows as last computed, with the inputs version they were
-/// computed at: reused while [`tollgate_store::StateDb::inputs_version`] stays the
-/// same (no batch rolled up, no reference import, no close since), so a
-/// long-running process answers a repeated report without recomputing it.
+/// Months as last computed, and answers as last grouped, with the inputs
+/// version they were computed at: reused while
+/// [`tollgate_store::StateDb::inputs_version`] stays the same (no batch rolled
+/// up, no reference import, no close since), so a long-running process
+/// answers a repeated report without computing it again, and a new grouping
+/// of an unchanged month without pricing it again.
 #[derive(Debug, Default)]
 pub struct ChargebackCache {
     months: std::sync::Mutex<HashMap<Month, (i64, Arc<MonthRows>)>>,
+    answers: std::sync::Mutex<HashMap<Grouping, (i64, Arc<Chargeback>)>>,
 }
 
-type MonthRows = (Vec<Keyed>, Option<crate::close::Closure>);
+/// A month and the dimensions it is grouped by.
+type Grouping = (Month, Vec<String>);
+
+/// Groupings kept at most per version.
+const ANSWERS_KEPT: usize = 64;
+
+/// A month's rows: priced now from the rollups (with the adjustments of
+/// closed months it corrects), or as its snapshot stored them.
+#[derive(Debug)]
+pub(crate) enum MonthData {
+    Priced {
+        priced: PricedMonth,
+        adjustments: Vec<Keyed>,
+    },
+    Stored(Vec<Keyed>),
+}
+
+type MonthRows = (MonthData, Option<crate::close::Closure>);
+
+impl MonthData {
+    /// Adds every row into its group (`key` makes the group of its
+    /// dimensions) and into `total`; `previous` adds only its total into
+    /// `previous_total_pico`.
+    fn group_into(
+        &self,
+        groups: &mut FastMap<[Sym; 8], ChargebackRow>,
+        total: &mut ChargebackRow,
+        key: impl Fn(&[Sym; 8]) -> [Sym; 8],
+        previous: bool,
+    ) {
+        let mut keyed = |dims: &[Sym; 8], row: &ChargebackRow| {
+            let group = groups.entry(key(dims)).or_default();
+            if previous {
+                let pico = row.total_pico();
+                total.previous_total_pico += pico;
+                group.previous_total_pico += pico;
+            } else {
+                add(total, row);
+                add(group, row);
+            }
+        };
+        match self {
+            MonthData::Priced {
+                priced,
+                adjustments,
+            } => {
+                for (f, charge) in priced.rows() {
+                    let mut row = ChargebackRow::default();
+                    charge.add_to(&mut row, f);
+                    keyed(&f.dims, &row);
+                }
+                for (dims, idle) in &priced.unassigned_idle {
+                    let row = ChargebackRow {
+                        idle_pico: *idle,
+                        ..ChargebackRow::default()
+                    };
+                    keyed(dims, &row);
+                }
+                adjustments.iter().for_each(|k| keyed(&k.dims, &k.row));
+            }
+            MonthData::Stored(rows) => rows.iter().for_each(|k| keyed(&k.dims, &k.row)),
+        }
+    }
+
+    /// Whether the month holds any request, or a correction of a closed month
+    /// for late data: a month with neither has no data, whatever its
+    /// reservations cost.
+    fn has_traffic(&self) -> bool {
+        let corrects = |rows: &[Keyed]| {
+            rows.iter()
+                .any(|k| k.row.requests > 0 || k.row.adjustment_pico != 0)
+        };
+        match self {
+            MonthData::Priced {
+                priced,
+                adjustments,
+            } => priced.rows().any(|(f, _)| f.requests > 0) || corrects(adjustments),
+            MonthData::Stored(rows) => corrects(rows),
+        }
+    }
+}
 
 /// A fine row with its dimensions interned ([`DIMENSIONS`] order); its
 /// `row.group` is left empty until it is grouped for an answer.
@@ -158,18 +241,43 @@ impl ChargebackCache {
             .filter(|(at, _)| *at == version)
             .map(|(_, rows)| rows.clone());
         if let Some(rows) = hit {
-            // A closed month is only ever served from its snapshot as closed.
-            if let Some(closed) = &rows.1 {
-                crate::snapshot::verified(
-                    std::path::Path::new(&closed.json_path),
-                    &closed.json_sha256,
-                )?;
-            }
+            verify_closed(rows.1.as_ref())?;
             return Ok(rows);
         }
-        let rows = Arc::new(crate::close::keyed_month_rows(store, month).await?);
-        lock().insert(month, (version, rows.clone()));
+        let rows = Arc::new(crate::close::month_data(store, month).await?);
+        let mut months = lock();
+        months.retain(|_, (at, _)| *at == version);
+        months.insert(month, (version, rows.clone()));
         Ok(rows)
+    }
+
+    fn answer(&self, month: Month, by: &[String], version: i64) -> Option<Arc<Chargeback>> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        answers
+            .get(&(month, by.to_vec()))
+            .filter(|(at, _)| *at == version)
+            .map(|(_, answer)| answer.clone())
+    }
+
+    fn keep(&self, by: &[String], version: i64, answer: Arc<Chargeback>) {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        answers.retain(|_, (at, _)| *at == version);
+        if answers.len() >= ANSWERS_KEPT {
+            answers.clear();
+        }
+        answers.insert((answer.month, by.to_vec()), (version, answer));
+    }
+}
+
+/// A closed month is only ever served from its snapshot as closed: a cached
+/// answer of one is checked against the snapshot's sha256 again.
+fn verify_closed(closed: Option<&crate::close::Closure>) -> Result<()> {
+    match closed {
+        Some(closed) => {
+            crate::snapshot::verified(std::path::Path::new(&closed.json_path), &closed.json_sha256)
+                .map(drop)
+        }
+        None => Ok(()),
     }
 }
 
@@ -183,30 +291,26 @@ pub async fn chargeback_cached(
 ) -> Result<Chargeback> {
     let positions = positions(by)?;
     let version = store.db.inputs_version().await?;
+    if let Some(answer) = cache.answer(month, by, version) {
+        verify_closed(answer.closed.as_ref())?;
+        return Ok(answer.as_ref().clone());
+    }
     let current = cache.month_rows(store, month, version).await?;
     let previous = cache.month_rows(store, month.previous()?, version).await?;
     let ((current, closed), (previous, _)) = (current.as_ref(), previous.as_ref());
     let mut groups: FastMap<[Sym; 8], ChargebackRow> = FastMap::default();
     let mut total = ChargebackRow::default();
-    let has_data = closed.is_some() || has_traffic(current);
-    for k in current.iter().filter(|_| has_data) {
-        add(&mut total, &k.row);
-        add(
-            groups.entry(regroup(&k.dims, &positions)).or_default(),
-            &k.row,
-        );
+    let key = |dims: &[Sym; 8]| regroup(dims, &positions);
+    let has_data = closed.is_some() || current.has_traffic();
+    if has_data {
+        current.group_into(&mut groups, &mut total, key, false);
     }
     // Groups of last month only still show, at zero, so totals add up.
-    let previous_has_data = has_traffic(previous);
-    for k in previous.iter().filter(|_| previous_has_data) {
-        let pico = k.row.total_pico();
-        total.previous_total_pico += pico;
-        groups
-            .entry(regroup(&k.dims, &positions))
-            .or_default()
-            .previous_total_pico += pico;
+    let previous_has_data = previous.has_traffic();
+    if previous_has_data {
+        previous.group_into(&mut groups, &mut total, key, true);
     }
-    Ok(Chargeback {
+    let answer = Chargeback {
         month,
         by: by.to_vec(),
         rows: sorted_groups(groups, positions.len()),
@@ -214,7 +318,9 @@ pub async fn chargeback_cached(
         closed: closed.clone(),
         has_data,
         previous_has_data,
-    })
+    };
+    cache.keep(by, version, Arc::new(answer.clone()));
+    Ok(answer)
 }
 
 /// The dimensions at `positions`, in that order (the rest left as `(none)`):
@@ -237,13 +343,6 @@ fn sorted_groups(groups: FastMap<[Sym; 8], ChargebackRow>, len: usize) -> Vec<Ch
             ..row
         })
         .collect()
-}
-
-/// Whether `rows` hold any request, or a correction of a closed month for
-/// late data: a month with neither has no data, whatever its reservations cost.
-fn has_traffic(rows: &[Keyed]) -> bool {
-    rows.iter()
-        .any(|k| k.row.requests > 0 || k.row.adjustment_pico != 0)
 }
 
 /// Where each of `by` sits among [`DIMENSIONS`].

@@ -12,8 +12,7 @@ use tollgate_store::Store;
 use tollgate_store::state::{MonthClose, NewMonthClose};
 
 use crate::chargeback::{
-    ChargebackRow, DIMENSIONS, Keyed, Reference, add, fine_charges, fine_charges_with,
-    keyed_charges,
+    ChargebackRow, DIMENSIONS, Keyed, MonthData, Reference, add, fine_charges, fine_charges_with,
 };
 use crate::month::Month;
 use crate::rate::format_pico_wide;
@@ -169,24 +168,30 @@ pub async fn month_rows(
     Ok((rows, None))
 }
 
-/// [`month_rows`] with their dimensions interned, for grouping.
-pub(crate) async fn keyed_month_rows(
+/// [`month_rows`] as the chargeback groups them: the snapshot's rows, or the
+/// month priced now with its adjustments.
+pub(crate) async fn month_data(
     store: &Store,
     month: Month,
-) -> Result<(Vec<Keyed>, Option<Closure>)> {
+) -> Result<(MonthData, Option<Closure>)> {
     if let Some((closure, snapshot)) = closed(store, month).await? {
         let rows = snapshot.rows.into_iter().map(Keyed::from_row).collect();
-        return Ok((rows, Some(closure)));
+        return Ok((MonthData::Stored(rows), Some(closure)));
     }
     let reference = Reference::load(&store.db).await?;
-    let mut rows = keyed_charges(store, month, &reference).await?;
-    rows.extend(
-        adjustments(store, month)
-            .await?
-            .into_iter()
-            .map(Keyed::from_row),
-    );
-    Ok((rows, None))
+    let priced = crate::priced::price_month(store, month, &reference).await?;
+    let adjustments = adjustments(store, month)
+        .await?
+        .into_iter()
+        .map(Keyed::from_row)
+        .collect();
+    Ok((
+        MonthData::Priced {
+            priced,
+            adjustments,
+        },
+        None,
+    ))
 }
 
 /// The reference data a closed month was priced with; `None` for an open month

@@ -11,7 +11,7 @@
 //! their order (hour by hour, rows in the order the rollups give them), and
 //! every split is the same largest-remainder split.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
@@ -443,9 +443,11 @@ fn assemble(
         .collect();
     for (reservation, w) in windows.iter().enumerate() {
         let Some(w) = w else { continue };
+        let spread = w.policy == IdlePolicy::Spread;
         let mut unassigned = 0;
-        // The month's consumers in fine-row order, with their weights.
-        let mut consumers: BTreeMap<(usize, usize), i128> = BTreeMap::new();
+        // Under the spread policy: the month's consumers in fine-row order
+        // (hour by hour, each row once), with their weights.
+        let mut consumers: Vec<((usize, usize), i128)> = Vec::new();
         let mut hour = w.from_us;
         while hour < w.to_us {
             let part = with_traffic.get(&hour).and_then(|&at| {
@@ -463,20 +465,20 @@ fn assemble(
                             covered[at][*i] = true;
                         }
                     }
-                    for (i, weight) in &p.consumers {
-                        *consumers.entry((at, *i)).or_default() += weight;
+                    if spread {
+                        consumers.extend(p.consumers.iter().map(|(i, w)| ((at, *i), *w)));
                     }
                 }
                 None => unassigned += w.hour_cost(hour),
             }
             hour += HOUR_US;
         }
-        if w.policy == IdlePolicy::Spread && unassigned > 0 {
+        if spread && unassigned > 0 {
             // Hours nobody used are spread by the month's shares of the reservation.
-            let weights: Vec<i128> = consumers.values().copied().collect();
+            let weights: Vec<i128> = consumers.iter().map(|(_, w)| *w).collect();
             if weights.iter().any(|w| *w > 0) {
                 let parts = crate::cost::split(unassigned, &weights);
-                for ((at, i), part) in consumers.keys().zip(parts) {
+                for (((at, i), _), part) in consumers.iter().zip(parts) {
                     let rows =
                         extra[*at].get_or_insert_with(|| vec![(0, 0); hours[*at].fine.len()]);
                     rows[*i].0 += part;

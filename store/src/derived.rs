@@ -317,11 +317,11 @@ impl<'a> RollupPart<'a> {
     /// Whether every row of the file is within the range: what is computed
     /// from the part is then what the file gives.
     pub fn is_whole(&self) -> bool {
-        !self.path.is_empty()
-            && self
-                .rows
-                .iter()
-                .all(|r| (self.from..self.to).contains(&r.usage.hour_us))
+        // A file's rows are in time order: its first and last say.
+        let inside = |r: Option<&RollupRow>| {
+            r.is_none_or(|r| (self.from..self.to).contains(&r.usage.hour_us))
+        };
+        !self.path.is_empty() && inside(self.rows.first()) && inside(self.rows.last())
     }
 
     /// The part's rows within the range.
