@@ -161,11 +161,6 @@ impl MonthData {
                 priced,
                 adjustments,
             } => {
-                for (f, charge) in priced.rows() {
-                    let mut row = ChargebackRow::default();
-                    charge.add_to(&mut row, f);
-                    keyed(&f.dims, &row);
-                }
                 for (dims, idle) in &priced.unassigned_idle {
                     let row = ChargebackRow {
                         idle_pico: *idle,
@@ -174,6 +169,17 @@ impl MonthData {
                     keyed(dims, &row);
                 }
                 adjustments.iter().for_each(|k| keyed(&k.dims, &k.row));
+                // The fine rows straight into their groups (the bulk of a month).
+                for (f, charge) in priced.rows() {
+                    let group = groups.entry(key(&f.dims)).or_default();
+                    if previous {
+                        total.previous_total_pico += charge.total();
+                        group.previous_total_pico += charge.total();
+                    } else {
+                        charge.add_to(total, f);
+                        charge.add_to(group, f);
+                    }
+                }
             }
             MonthData::Stored(rows) => rows.iter().for_each(|k| keyed(&k.dims, &k.row)),
         }

@@ -41,6 +41,11 @@ pub(crate) struct Charge {
 }
 
 impl Charge {
+    /// What the row is charged (cache savings are an estimate, not charged).
+    pub(crate) fn total(&self) -> i128 {
+        self.payg + self.ptu + self.idle
+    }
+
     /// Adds the fine row's counts and this charge into `into`.
     pub(crate) fn add_to(&self, into: &mut crate::chargeback::ChargebackRow, f: &Fine) {
         into.requests = into.requests.saturating_add(f.requests);
