@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
+use tollgate_store::derived::{RollupPart, Tier};
 use tollgate_store::state::{PriceRow, PtuReservation};
 use tollgate_store::{Store, Sym};
 
@@ -303,38 +304,50 @@ impl PricedHour {
     }
 }
 
-/// Priced hours by rollup file and reference data. A file never changes, so
+/// Priced hours by reference data and rollup file. A file never changes, so
 /// an hour stays priced until the bound is reached (then all are dropped and
 /// priced again as asked).
 #[derive(Debug, Default)]
 pub struct PricedCache {
-    hours: Mutex<HashMap<PricedKey, Arc<PricedHour>>>,
-    rows: Mutex<usize>,
+    kept: Mutex<Kept>,
 }
 
-/// A rollup file's path and the reference data's fingerprint.
-type PricedKey = (Arc<str>, String);
+#[derive(Debug, Default)]
+struct Kept {
+    /// By the reference data's fingerprint, then by file path.
+    hours: HashMap<String, HashMap<Arc<str>, Arc<PricedHour>>>,
+    rows: usize,
+}
 
 /// Fine rows kept at most: a few months of a 10M-request estate.
 const PRICED_ROWS_KEPT: usize = 8_000_000;
 
 impl PricedCache {
-    fn get(&self, path: &str, fingerprint: &str) -> Option<Arc<PricedHour>> {
-        let hours = self.hours.lock().unwrap_or_else(|e| e.into_inner());
-        hours
-            .get(&(Arc::from(path), fingerprint.to_owned()))
-            .cloned()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn put(&self, path: &str, fingerprint: &str, hour: Arc<PricedHour>) {
-        let mut hours = self.hours.lock().unwrap_or_else(|e| e.into_inner());
-        let mut rows = self.rows.lock().unwrap_or_else(|e| e.into_inner());
-        if *rows + hour.fine.len() > PRICED_ROWS_KEPT {
-            hours.clear();
-            *rows = 0;
+    fn get(&self, fingerprint: &str, path: &str) -> Option<Arc<PricedHour>> {
+        self.lock().hours.get(fingerprint)?.get(path).cloned()
+    }
+
+    fn has(&self, fingerprint: &str, path: &str) -> bool {
+        self.lock()
+            .hours
+            .get(fingerprint)
+            .is_some_and(|h| h.contains_key(path))
+    }
+
+    fn put(&self, fingerprint: &str, path: &str, hour: Arc<PricedHour>) {
+        let mut kept = self.lock();
+        if kept.rows + hour.fine.len() > PRICED_ROWS_KEPT {
+            *kept = Kept::default();
         }
-        *rows += hour.fine.len();
-        hours.insert((Arc::from(path), fingerprint.to_owned()), hour);
+        kept.rows += hour.fine.len();
+        kept.hours
+            .entry(fingerprint.to_owned())
+            .or_default()
+            .insert(Arc::from(path), hour);
     }
 }
 
@@ -403,29 +416,35 @@ pub(crate) async fn price_month(
 ) -> Result<PricedMonth> {
     let pricing = Pricing::new(reference, month)?;
     let windows = pricing.windows()?;
-    let rollups = store
-        .rollups(micros(pricing.first), micros(pricing.next))
+    let fingerprint = pricing.fingerprint.as_str();
+    // Only the hours not priced with this reference data yet are decoded.
+    let (listing, decoded) = store
+        .rollups_where(
+            Tier::Hourly,
+            micros(pricing.first),
+            micros(pricing.next),
+            |f, whole| !whole || !PRICED.has(fingerprint, &f.path),
+        )
         .await?;
+    let parts: HashMap<&str, RollupPart<'_>> = decoded.parts().map(|p| (p.path, p)).collect();
     let mut hours = Vec::new();
-    for part in rollups.parts() {
-        let cached = part
-            .is_whole()
-            .then(|| PRICED.get(part.path, &pricing.fingerprint))
-            .flatten();
-        let hour = match cached {
-            Some(hour) => hour,
-            None => {
-                let fine = fine_rows(part.iter(), &pricing.ownership, &pricing.backends);
-                if fine.is_empty() {
-                    continue;
-                }
-                let hour = Arc::new(PricedHour::price(fine, &pricing, &windows));
-                if part.is_whole() {
-                    PRICED.put(part.path, &pricing.fingerprint, Arc::clone(&hour));
-                }
-                hour
-            }
+    for file in &listing.files {
+        let whole = listing.is_whole(file);
+        if let Some(hour) = whole.then(|| PRICED.get(fingerprint, &file.path)).flatten() {
+            hours.push(hour);
+            continue;
+        }
+        let Some(part) = parts.get(file.path.as_str()) else {
+            continue;
         };
+        let fine = fine_rows(part.iter(), &pricing.ownership, &pricing.backends);
+        if fine.is_empty() {
+            continue;
+        }
+        let hour = Arc::new(PricedHour::price(fine, &pricing, &windows));
+        if whole {
+            PRICED.put(fingerprint, &file.path, Arc::clone(&hour));
+        }
         hours.push(hour);
     }
     Ok(assemble(hours, &pricing, &windows))

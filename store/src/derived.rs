@@ -333,7 +333,27 @@ impl<'a> RollupPart<'a> {
     }
 }
 
+/// Which file holds each hour of a range (not their rows).
+#[derive(Debug, Clone, Default)]
+pub struct RollupListing {
+    pub files: Vec<RollupFile>,
+    from: i64,
+    to: i64,
+}
+
+impl RollupListing {
+    /// Whether the range holds every row of the file (a file holds one hour).
+    pub fn is_whole(&self, file: &RollupFile) -> bool {
+        self.from <= file.hour_us && file.hour_us.saturating_add(crate::rollup::HOUR_US) <= self.to
+    }
+}
+
 impl Rollups {
+    /// The rows read from `path`, if this set holds them.
+    pub fn part(&self, path: &str) -> Option<RollupPart<'_>> {
+        self.parts().find(|p| p.path == path)
+    }
+
     /// Rows made elsewhere (tests, a computation not stored), as one part.
     pub fn from_rows(rows: Vec<RollupRow>) -> Rollups {
         Rollups {
@@ -424,21 +444,49 @@ impl Store {
     }
 
     async fn read_tier(&self, tier: Tier, from_us: i64, to_us: i64) -> Result<Rollups> {
+        let (_, rows) = self
+            .rollups_where(tier, from_us, to_us, |_, _| true)
+            .await?;
+        Ok(rows)
+    }
+
+    /// The files holding `[from_us, to_us)` of `tier`, and the rows of those
+    /// `needed` asks for (given each file and whether the range holds all of
+    /// it): a reader that keeps what it computes from a file by its path
+    /// decodes only the files it has not seen.
+    pub async fn rollups_where(
+        &self,
+        tier: Tier,
+        from_us: i64,
+        to_us: i64,
+        needed: impl Fn(&RollupFile, bool) -> bool,
+    ) -> Result<(RollupListing, Rollups)> {
         let hour = crate::rollup::HOUR_US;
         let first_hour = from_us.div_euclid(hour).saturating_mul(hour);
         // A file listed may be replaced (and deleted) by another process before
         // it is read: the hours are listed again.
         let mut attempt = 0;
         loop {
-            let files = self.db.rollup_files(tier, first_hour, to_us).await?;
-            match self.load_files(&files).await {
+            let listing = RollupListing {
+                files: self.db.rollup_files(tier, first_hour, to_us).await?,
+                from: from_us,
+                to: to_us,
+            };
+            let wanted: Vec<RollupFile> = listing
+                .files
+                .iter()
+                .filter(|f| needed(f, listing.is_whole(f)))
+                .cloned()
+                .collect();
+            match self.load_files(&wanted).await {
                 Ok(hours) => {
-                    return Ok(Rollups {
+                    let rows = Rollups {
                         hours,
-                        paths: files.iter().map(|f| Arc::from(f.path.as_str())).collect(),
+                        paths: wanted.iter().map(|f| Arc::from(f.path.as_str())).collect(),
                         from: from_us,
                         to: to_us,
-                    });
+                    };
+                    return Ok((listing, rows));
                 }
                 Err(StoreError::MissingLakeFile { .. }) if attempt < 10 => attempt += 1,
                 Err(e) => return Err(e),

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use tollgate_store::Store;
-use tollgate_store::derived::Rollups;
+use tollgate_store::derived::{RollupListing, Rollups, Tier};
 use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed};
 
 use super::anomaly::{robust_z, spread_floor};
@@ -182,18 +182,34 @@ pub async fn evaluate(
     } else {
         data_end.min(to_us + EXTEND_US).max(to_us)
     };
-    let rows = store.rollups(engine_from - lookback, judge_to).await?;
-    // The minute tier, for burn-rate short windows over the newest hours.
-    let minutes = if rules
-        .iter()
-        .any(|r| matches!(r.condition, Condition::BurnRate(_)))
-    {
-        store.minute_rollups(engine_from, judge_to).await?
-    } else {
-        Rollups::default()
-    };
     let budgets = store.db.budgets().await?;
     let ptu = super::series::ptu_backends(&store.db.backends().await?);
+    // Only the files some rule has not projected yet are decoded: after a
+    // push, the hours it touched.
+    let hourly_keys: Vec<String> = rules
+        .iter()
+        .flat_map(|r| hourly_projections(r, &ptu))
+        .map(|p| p.key())
+        .collect();
+    let rows = Listed::read(
+        store,
+        Tier::Hourly,
+        engine_from - lookback,
+        judge_to,
+        &hourly_keys,
+    )
+    .await?;
+    // The minute tier, for burn-rate short windows over the newest hours.
+    let minute_keys: Vec<String> = rules
+        .iter()
+        .filter_map(|r| minute_projection(r, &ptu))
+        .map(|p| p.key())
+        .collect();
+    let minutes = if minute_keys.is_empty() {
+        Listed::default()
+    } else {
+        Listed::read(store, Tier::Minute, engine_from, judge_to, &minute_keys).await?
+    };
     let mut episodes = Vec::new();
     let mut sheds = Vec::new();
     let open: Vec<AlertEpisode> = if live {
@@ -275,11 +291,111 @@ fn lookback_us(rule: &Rule) -> i64 {
     }
 }
 
+/// The files of a range, and the rows of those some projection has not
+/// been made of yet.
+#[derive(Debug, Default)]
+struct Listed {
+    listing: RollupListing,
+    decoded: Rollups,
+}
+
+impl Listed {
+    async fn read(
+        store: &Store,
+        tier: Tier,
+        from: i64,
+        to: i64,
+        keys: &[String],
+    ) -> Result<Listed> {
+        let (listing, decoded) = store
+            .rollups_where(tier, from, to, |f, whole| {
+                !whole || !PROJECTIONS.has_all(&f.path, keys)
+            })
+            .await?;
+        Ok(Listed { listing, decoded })
+    }
+
+    fn project(&self, p: &Projection) -> Series {
+        Series::project_listed(&self.listing, &self.decoded, p, &PROJECTIONS)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.listing.files.is_empty()
+    }
+}
+
+/// No scope: every row.
+static UNSCOPED: std::sync::LazyLock<BTreeMap<String, Vec<String>>> =
+    std::sync::LazyLock::new(BTreeMap::new);
+/// The dimensions a token budget can be on, each a grouping.
+static BUDGET_SCOPES: std::sync::LazyLock<[Vec<String>; 3]> = std::sync::LazyLock::new(|| {
+    ["subscription", "product", "agent"].map(|scope| vec![scope.to_owned()])
+});
+
+/// How a rule reads the hourly tier: its own projection, or for a token
+/// budget rule each budget scope's tokens.
+fn hourly_projections<'a>(
+    rule: &'a Rule,
+    ptu_backends: &'a std::collections::HashSet<String>,
+) -> Vec<Projection<'a>> {
+    if let Condition::BudgetUsedAbove { .. } = rule.condition {
+        return BUDGET_SCOPES
+            .iter()
+            .map(|group_by| Projection {
+                scope: &UNSCOPED,
+                group_by,
+                sketches: false,
+                slow_above_ms: None,
+                ptu_backends,
+            })
+            .collect();
+    }
+    let metric = match &rule.condition {
+        Condition::Above { metric, .. } | Condition::Anomaly { metric, .. } => metric.as_str(),
+        _ => "",
+    };
+    vec![Projection {
+        scope: &rule.spec.scope,
+        group_by: &rule.spec.group_by,
+        sketches: metric.contains("latency_p"),
+        slow_above_ms: slo_of(rule).and_then(|s| s.latency_ms),
+        ptu_backends,
+    }]
+}
+
+/// How a burn-rate rule reads the minute tier, when the tier has its
+/// dimensions (short windows).
+fn minute_projection<'a>(
+    rule: &'a Rule,
+    ptu_backends: &'a std::collections::HashSet<String>,
+) -> Option<Projection<'a>> {
+    let slo = slo_of(rule)?;
+    rule.spec
+        .group_by
+        .iter()
+        .chain(rule.spec.scope.keys())
+        .all(|d| MINUTE_DIMENSIONS.contains(&d.as_str()))
+        .then(|| Projection {
+            scope: &rule.spec.scope,
+            group_by: &rule.spec.group_by,
+            sketches: false,
+            slow_above_ms: slo.latency_ms,
+            ptu_backends,
+        })
+}
+
+fn slo_of(rule: &Rule) -> Option<&super::rule::SloSpec> {
+    match &rule.condition {
+        Condition::BurnRate(slo) => Some(slo),
+        _ => None,
+    }
+}
+
 /// Runs one rule over every hour of `[from_us, to_us)`.
 fn run_rule(
     rule: &Rule,
-    rows: &Rollups,
-    minutes: &Rollups,
+    rows: &Listed,
+    minutes: &Listed,
     budgets: &[tollgate_store::state::BudgetRow],
     ptu_backends: &std::collections::HashSet<String>,
     from_us: i64,
@@ -291,48 +407,15 @@ fn run_rule(
         let evaluations = hours.map(|h| (h, budget_observations(&tokens, budgets, h, threshold)));
         return engine::run(rule.for_us, rule.keep_firing_for_us, evaluations);
     }
-    let metric = match &rule.condition {
-        Condition::Above { metric, .. } | Condition::Anomaly { metric, .. } => metric.as_str(),
-        _ => "",
-    };
-    let slo = match &rule.condition {
-        Condition::BurnRate(slo) => Some(slo),
-        _ => None,
-    };
-    let series = Series::project_cached(
-        rows,
-        &Projection {
-            scope: &rule.spec.scope,
-            group_by: &rule.spec.group_by,
-            sketches: metric.contains("latency_p"),
-            slow_above_ms: slo.and_then(|s| s.latency_ms),
-            ptu_backends,
-        },
-        &PROJECTIONS,
-    );
+    let series = hourly_projections(rule, ptu_backends)
+        .first()
+        .map(|p| rows.project(p))
+        .unwrap_or_default();
     let windows = Windows::new(&series, rule.window_us);
     // Short burn windows read the minute tier where it has the rule's dimensions.
-    let minute_series = (slo.is_some()
-        && !minutes.is_empty()
-        && rule
-            .spec
-            .group_by
-            .iter()
-            .chain(rule.spec.scope.keys())
-            .all(|d| MINUTE_DIMENSIONS.contains(&d.as_str())))
-    .then(|| {
-        Series::project_cached(
-            minutes,
-            &Projection {
-                scope: &rule.spec.scope,
-                group_by: &rule.spec.group_by,
-                sketches: false,
-                slow_above_ms: slo.and_then(|s| s.latency_ms),
-                ptu_backends,
-            },
-            &PROJECTIONS,
-        )
-    });
+    let minute_series = minute_projection(rule, ptu_backends)
+        .filter(|_| !minutes.is_empty())
+        .map(|p| minutes.project(&p));
     let evaluations = hours.map(|hour| {
         let observations = match &rule.condition {
             Condition::Above { metric, threshold } => windows
@@ -456,13 +539,13 @@ fn burn_observations(
 /// scope's tokens per hour projected once per file (and kept), then looked up
 /// per budget.
 fn budget_tokens(
-    rows: &Rollups,
+    rows: &Listed,
     budgets: &[tollgate_store::state::BudgetRow],
     ptu_backends: &std::collections::HashSet<String>,
 ) -> BTreeMap<i64, HashMap<i64, i64>> {
     let mut tokens: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
-    let none = BTreeMap::new();
-    for scope in ["subscription", "product", "agent"] {
+    for group_by in BUDGET_SCOPES.iter() {
+        let scope = group_by[0].as_str();
         let quota_budgets: Vec<(i64, Labels)> = budgets
             .iter()
             .filter(|b| b.budget.token_quota.is_some() && b.budget.scope == scope)
@@ -474,18 +557,13 @@ fn budget_tokens(
         if quota_budgets.is_empty() {
             continue;
         }
-        let group_by = [scope.to_owned()];
-        let series = Series::project_cached(
-            rows,
-            &Projection {
-                scope: &none,
-                group_by: &group_by,
-                sketches: false,
-                slow_above_ms: None,
-                ptu_backends,
-            },
-            &PROJECTIONS,
-        );
+        let series = rows.project(&Projection {
+            scope: &UNSCOPED,
+            group_by,
+            sketches: false,
+            slow_above_ms: None,
+            ptu_backends,
+        });
         for (hour, groups) in &series.hours {
             for (id, labels) in &quota_budgets {
                 if let Some(m) = groups.get(labels) {

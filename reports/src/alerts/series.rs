@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use tollgate_store::derived::Rollups;
+use tollgate_store::derived::{RollupListing, RollupPart, Rollups};
 use tollgate_store::sketch::LatencySketch;
 use tollgate_store::state::RollupRow;
 
@@ -217,12 +217,18 @@ pub struct Series {
 /// One rollup file's projection: each of its times' measures per label set.
 type Projected = Arc<Vec<(i64, Arc<HashMap<Labels, Measures>>)>>;
 
-/// Projections of rollup files, by projection and file. A file never changes
+/// Projections of rollup files, by file and projection. A file never changes
 /// (a recomputed hour is a new file), so a projection is kept until the bound
 /// is reached: an evaluation after a push projects only the hours it touched.
 #[derive(Debug, Default)]
 pub struct ProjectionCache {
-    kept: Mutex<HashMap<(String, Arc<str>), Projected>>,
+    kept: Mutex<Kept>,
+}
+
+#[derive(Debug, Default)]
+struct Kept {
+    files: HashMap<Arc<str>, HashMap<String, Projected>>,
+    count: usize,
 }
 
 /// Rollup files as rules, reports and pages project them, kept across calls:
@@ -235,19 +241,35 @@ pub static PROJECTIONS: std::sync::LazyLock<ProjectionCache> =
 const PROJECTIONS_KEPT: usize = 200_000;
 
 impl ProjectionCache {
-    fn get_or(&self, key: &str, path: &Arc<str>, make: impl FnOnce() -> Projected) -> Projected {
-        let lock = || self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        let id = (key.to_owned(), Arc::clone(path));
-        if let Some(found) = lock().get(&id) {
-            return Arc::clone(found);
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, path: &str, key: &str) -> Option<Projected> {
+        self.lock().files.get(path)?.get(key).cloned()
+    }
+
+    fn put(&self, path: &str, key: &str, projected: Projected) {
+        let mut kept = self.lock();
+        if kept.count >= PROJECTIONS_KEPT {
+            *kept = Kept::default();
         }
-        let made = make();
-        let mut kept = lock();
-        if kept.len() >= PROJECTIONS_KEPT {
-            kept.clear();
+        let previous = kept
+            .files
+            .entry(Arc::from(path))
+            .or_default()
+            .insert(key.to_owned(), projected);
+        if previous.is_none() {
+            kept.count += 1;
         }
-        kept.insert(id, Arc::clone(&made));
-        made
+    }
+
+    /// Whether the file's projection is kept for every one of `keys`.
+    pub fn has_all(&self, path: &str, keys: &[String]) -> bool {
+        let kept = self.lock();
+        kept.files
+            .get(path)
+            .is_some_and(|k| keys.iter().all(|key| k.contains_key(key.as_str())))
     }
 }
 
@@ -292,7 +314,7 @@ fn dimension<'r>(row: &'r RollupRow, name: &str) -> Option<&'r str> {
 
 impl Projection<'_> {
     /// What tells this projection from another, for [`ProjectionCache`].
-    fn key(&self) -> String {
+    pub fn key(&self) -> String {
         let mut ptu: Vec<&String> = self.ptu_backends.iter().collect();
         ptu.sort();
         format!(
@@ -327,35 +349,52 @@ impl Series {
         let key = p.key();
         let mut series = Series::default();
         for part in rollups.parts() {
-            let make = || -> Projected {
-                Arc::new(
-                    project_rows(part.iter(), p)
-                        .into_iter()
-                        .map(|(at, groups)| (at, Arc::new(groups)))
-                        .collect(),
-                )
+            let whole = part.is_whole();
+            series.merge(&project_part(part, whole, p, &key, cache));
+        }
+        series
+    }
+
+    /// [`Series::project_cached`] over the files `listing` names, projecting
+    /// those `cache` does not have from `decoded` (a file it lacks is left
+    /// out: [`tollgate_store::Store::rollups_where`] decodes what is not
+    /// kept).
+    pub fn project_listed(
+        listing: &RollupListing,
+        decoded: &Rollups,
+        p: &Projection,
+        cache: &ProjectionCache,
+    ) -> Series {
+        let key = p.key();
+        let parts: HashMap<&str, RollupPart<'_>> = decoded.parts().map(|r| (r.path, r)).collect();
+        let mut series = Series::default();
+        for file in &listing.files {
+            let whole = listing.is_whole(file);
+            let cached = whole.then(|| cache.get(&file.path, &key)).flatten();
+            let projected = match (cached, parts.get(file.path.as_str())) {
+                (Some(projected), _) => projected,
+                (None, Some(part)) => project_part(*part, whole, p, &key, cache),
+                (None, None) => continue,
             };
-            let projected = if part.is_whole() {
-                let path: Arc<str> = Arc::from(part.path);
-                cache.get_or(&key, &path, make)
-            } else {
-                make()
-            };
-            for (at, groups) in projected.iter() {
-                match series.hours.entry(*at) {
-                    std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(Arc::clone(groups));
-                    }
-                    std::collections::btree_map::Entry::Occupied(mut slot) => {
-                        let merged = Arc::make_mut(slot.get_mut());
-                        for (labels, m) in groups.iter() {
-                            merged.entry(labels.clone()).or_default().add(m);
-                        }
+            series.merge(&projected);
+        }
+        series
+    }
+
+    fn merge(&mut self, projected: &Projected) {
+        for (at, groups) in projected.iter() {
+            match self.hours.entry(*at) {
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    slot.insert(Arc::clone(groups));
+                }
+                std::collections::btree_map::Entry::Occupied(mut slot) => {
+                    let merged = Arc::make_mut(slot.get_mut());
+                    for (labels, m) in groups.iter() {
+                        merged.entry(labels.clone()).or_default().add(m);
                     }
                 }
             }
         }
-        series
     }
 
     /// Every label set's measures summed over `[from_us, to_us)`.
@@ -373,6 +412,30 @@ impl Series {
     pub fn at(&self, hour_us: i64, labels: &Labels) -> Option<&Measures> {
         self.hours.get(&hour_us).and_then(|g| g.get(labels))
     }
+}
+
+/// One file's projection, from `cache` or made (and kept when the file is
+/// whole in the range read).
+fn project_part(
+    part: RollupPart<'_>,
+    whole: bool,
+    p: &Projection,
+    key: &str,
+    cache: &ProjectionCache,
+) -> Projected {
+    if whole && let Some(kept) = cache.get(part.path, key) {
+        return kept;
+    }
+    let made: Projected = Arc::new(
+        project_rows(part.iter(), p)
+            .into_iter()
+            .map(|(at, groups)| (at, Arc::new(groups)))
+            .collect(),
+    );
+    if whole {
+        cache.put(part.path, key, Arc::clone(&made));
+    }
+    made
 }
 
 /// Measures per time and label set of `rows` (read twice). A deployment
