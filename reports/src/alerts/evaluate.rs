@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tollgate_store::Store;
 use tollgate_store::derived::{RollupListing, Rollups, Tier};
-use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed};
+use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed, AlertsRead};
 
 use super::anomaly::{robust_z, spread_floor};
 use super::burn::{self, WINDOWS};
@@ -257,10 +257,17 @@ pub async fn evaluate(
         sheds: live.then_some(sheds),
         cursor,
     };
+    let read = AlertsRead {
+        from_us,
+        to_us,
+        keep_resolved: evaluation.keep_resolved,
+    };
     let applied = store
         .db
-        .apply_alert_evaluation(&evaluation, |episode, status, receiver| {
-            payload::notification(episode, status, receiver, &options.external_url)
+        .apply_alert_changes(&read, |stored| {
+            super::apply::plan(&evaluation, stored, |episode, status, receiver| {
+                payload::notification(episode, status, receiver, &options.external_url)
+            })
         })
         .await?;
     for shed in &applied.sheds_started {

@@ -6,6 +6,7 @@
 //! firing rule's load shedding cuts budgets' per-minute limits ([`evaluate`]).
 
 pub mod anomaly;
+pub mod apply;
 pub mod burn;
 pub mod engine;
 pub mod evaluate;

@@ -114,6 +114,76 @@ pub struct AlertApplied {
     pub sheds_ended: Vec<AlertShed>,
 }
 
+/// Which period an evaluation replaces, and whether it keeps the ends
+/// stored for episodes it judged still open.
+#[derive(Debug, Clone, Copy)]
+pub struct AlertsRead {
+    pub from_us: i64,
+    pub to_us: i64,
+    pub keep_resolved: bool,
+}
+
+/// What the store holds for an evaluation's period, read under its lock.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertsStored {
+    /// Resolved episodes that started within the period (when asked to keep
+    /// their ends).
+    pub resolved_in_period: Vec<AlertEpisode>,
+    /// Episodes open when the period began.
+    pub open_before: Vec<AlertEpisode>,
+    /// The budget cuts in force.
+    pub active_sheds: Vec<AlertShed>,
+}
+
+/// An episode's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpisodeKey {
+    pub rule: String,
+    pub fingerprint: String,
+    pub active_at: i64,
+}
+
+impl EpisodeKey {
+    pub fn of(e: &AlertEpisode) -> EpisodeKey {
+        EpisodeKey {
+            rule: e.rule.clone(),
+            fingerprint: e.fingerprint.clone(),
+            active_at: e.active_at,
+        }
+    }
+}
+
+/// A notification to queue for an episode's transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlertNotification {
+    pub episode: EpisodeKey,
+    pub status: String,
+    pub receiver: String,
+    pub payload: String,
+}
+
+/// What to write for an evaluation, as `tollgate_reports` decided it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertChanges {
+    /// The evaluated rules: their episodes that started within
+    /// `[from_us, to_us)` are replaced by `upsert`.
+    pub rules: Vec<String>,
+    pub from_us: i64,
+    pub to_us: i64,
+    pub upsert: Vec<AlertEpisode>,
+    /// Episodes open before the period, never fired, that nothing continued.
+    pub delete: Vec<EpisodeKey>,
+    /// Episodes open before the period, fired, that nothing continued: ended
+    /// at the given time.
+    pub resolve: Vec<(EpisodeKey, i64)>,
+    /// Episodes as judged now (stored and resolved).
+    pub episodes: usize,
+    pub notify: Vec<NewAlertNotification>,
+    pub start_sheds: Vec<AlertShed>,
+    pub end_sheds: Vec<AlertShed>,
+    pub cursor: Option<AlertCursor>,
+}
+
 macro_rules! episode_columns {
     () => {
         "rule, fingerprint, labels, annotations, state, active_at, fired_at, resolved_at, value, peak"
@@ -268,19 +338,17 @@ impl StateDb {
         }))
     }
 
-    /// Applies an evaluation under a lock: replaces the evaluated rules'
-    /// episodes that started within the period, continues (or closes) those open
-    /// when it began, queues a notification for each firing and each resolution
-    /// not queued before, moves the budget cuts to what is asked now (each start
-    /// and end in the audit log), and stores the cursor.
-    #[tracing::instrument(skip_all, fields(episodes = evaluation.episodes.len()), err)]
-    pub async fn apply_alert_evaluation<F>(
-        &self,
-        evaluation: &AlertEvaluation,
-        payload: F,
-    ) -> Result<AlertApplied>
+    /// Applies an evaluation under a lock: reads what the period holds
+    /// ([`AlertsStored`]), hands it to `plan` (`tollgate_reports` decides what
+    /// changes), and writes the changes in the same transaction: the
+    /// evaluated rules' episodes that started within the period replaced,
+    /// open ones deleted or resolved, notifications queued (one per episode,
+    /// status and receiver), cuts ended and started (each in the audit log),
+    /// the cursor stored.
+    #[tracing::instrument(skip_all, fields(from = read.from_us, to = read.to_us), err)]
+    pub async fn apply_alert_changes<F>(&self, read: &AlertsRead, plan: F) -> Result<AlertApplied>
     where
-        F: Fn(&AlertEpisode, &str, &str) -> String,
+        F: FnOnce(&AlertsStored) -> AlertChanges,
     {
         let now = timestamp(Utc::now());
         let mut applied = AlertApplied::default();
@@ -291,79 +359,50 @@ impl StateDb {
             sqlx::query::<Db>("DELETE FROM alert_cursor WHERE 1 = 0")
                 .execute(&mut *tx)
                 .await?;
-            let (from, to) = (evaluation.from_us, evaluation.to_us);
-            let replaced: Vec<AlertEpisode> = if evaluation.keep_resolved {
-                sqlx::query_as::<Db, AlertEpisode>(concat!(
+            let (from, to) = (read.from_us, read.to_us);
+            let mut stored = AlertsStored::default();
+            if read.keep_resolved {
+                stored.resolved_in_period = sqlx::query_as::<Db, AlertEpisode>(concat!(
                     "SELECT ",
                     episode_columns!(),
-                    " FROM alert_episodes WHERE state = 'resolved' AND active_at >= $1 \
-                     AND active_at < $2"
+                    " FROM alert_episodes WHERE state = 'resolved' AND active_at >= $1                      AND active_at < $2"
                 ))
                 .bind(from)
                 .bind(to)
                 .fetch_all(&mut *tx)
-                .await?
-            } else {
-                Vec::new()
-            };
-            for rule in &evaluation.rules {
-                sqlx::query::<Db>(
-                    "DELETE FROM alert_episodes WHERE rule = $1 AND active_at >= $2 \
-                     AND active_at < $3",
-                )
-                .bind(rule)
-                .bind(from)
-                .bind(to)
-                .execute(&mut *tx)
                 .await?;
             }
-            // Episodes open when the period began: continued below, else closed.
-            let open_before: Vec<AlertEpisode> = sqlx::query_as::<Db, AlertEpisode>(concat!(
+            stored.open_before = sqlx::query_as::<Db, AlertEpisode>(concat!(
                 "SELECT ",
                 episode_columns!(),
-                " FROM alert_episodes WHERE active_at < $1 \
-                 AND (resolved_at IS NULL OR resolved_at >= $1)"
+                " FROM alert_episodes WHERE active_at < $1                  AND (resolved_at IS NULL OR resolved_at >= $1)"
             ))
             .bind(from)
             .fetch_all(&mut *tx)
             .await?;
-            let mut continued = Vec::new();
-            let mut stored = Vec::with_capacity(evaluation.episodes.len());
-            for episode in &evaluation.episodes {
-                let mut episode = episode.clone();
-                if episode.resolved_at.is_none()
-                    && let Some(ended) = replaced.iter().find(|r| {
-                        r.rule == episode.rule
-                            && r.fingerprint == episode.fingerprint
-                            && r.active_at == episode.active_at
-                    })
-                {
-                    episode.state = ended.state.clone();
-                    episode.resolved_at = ended.resolved_at;
-                    episode.fired_at = ended.fired_at.or(episode.fired_at);
-                }
-                if episode.active_at < from
-                    && let Some(open) = open_before
-                        .iter()
-                        .find(|o| o.rule == episode.rule && o.fingerprint == episode.fingerprint)
-                {
-                    continued.push((open.rule.clone(), open.fingerprint.clone()));
-                    episode.active_at = open.active_at;
-                    episode.fired_at = open.fired_at.or(episode.fired_at);
-                    episode.peak = episode.peak.max(open.peak);
-                    if episode.fired_at.is_some() && episode.state == "pending" {
-                        episode.state = "firing".into();
-                    }
-                }
+            stored.active_sheds = sqlx::query_as::<Db, AlertShed>(
+                "SELECT rule, fingerprint, active_at, budget_id, factor, started_at, ended_at                  FROM alert_sheds WHERE ended_at IS NULL",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+
+            let changes = plan(&stored);
+
+            for rule in &changes.rules {
+                sqlx::query::<Db>(
+                    "DELETE FROM alert_episodes WHERE rule = $1 AND active_at >= $2                      AND active_at < $3",
+                )
+                .bind(rule)
+                .bind(changes.from_us)
+                .bind(changes.to_us)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for episode in &changes.upsert {
                 sqlx::query::<Db>(concat!(
                     "INSERT INTO alert_episodes (",
                     episode_columns!(),
-                    ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-                     ON CONFLICT (rule, fingerprint, active_at) DO UPDATE SET \
-                     labels = excluded.labels, annotations = excluded.annotations, \
-                     state = excluded.state, fired_at = excluded.fired_at, \
-                     resolved_at = excluded.resolved_at, value = excluded.value, \
-                     peak = excluded.peak, updated_at = excluded.updated_at"
+                    ", updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)                      ON CONFLICT (rule, fingerprint, active_at) DO UPDATE SET                      labels = excluded.labels, annotations = excluded.annotations,                      state = excluded.state, fired_at = excluded.fired_at,                      resolved_at = excluded.resolved_at, value = excluded.value,                      peak = excluded.peak, updated_at = excluded.updated_at"
                 ))
                 .bind(&episode.rule)
                 .bind(&episode.fingerprint)
@@ -378,146 +417,99 @@ impl StateDb {
                 .bind(&now)
                 .execute(&mut *tx)
                 .await?;
-                stored.push(episode);
             }
-            // An evaluated rule's episode open at `from` that nothing continued:
-            // its condition no longer held when the period began.
-            for open in &open_before {
-                let key = (open.rule.clone(), open.fingerprint.clone());
-                if !evaluation.rules.contains(&open.rule) || continued.contains(&key) {
-                    continue;
-                }
-                if open.fired_at.is_none() {
-                    sqlx::query::<Db>(
-                        "DELETE FROM alert_episodes WHERE rule = $1 AND fingerprint = $2 \
-                         AND active_at = $3",
-                    )
-                    .bind(&open.rule)
-                    .bind(&open.fingerprint)
-                    .bind(open.active_at)
-                    .execute(&mut *tx)
-                    .await?;
-                } else if open.resolved_at.is_none() {
-                    sqlx::query::<Db>(
-                        "UPDATE alert_episodes SET state = 'resolved', resolved_at = $4, \
-                         updated_at = $5 WHERE rule = $1 AND fingerprint = $2 AND active_at = $3",
-                    )
-                    .bind(&open.rule)
-                    .bind(&open.fingerprint)
-                    .bind(open.active_at)
-                    .bind(from)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let mut closed = open.clone();
-                    closed.state = "resolved".into();
-                    closed.resolved_at = Some(from);
-                    stored.push(closed);
-                }
-            }
-            applied.episodes = stored.len();
-            let since = evaluation.notify_since;
-            for episode in stored.iter().filter(|e| e.fired_at.is_some()) {
-                let mut statuses = Vec::new();
-                if episode.fired_at.is_some_and(|t| t >= since) || episode.state == "firing" {
-                    statuses.push("firing");
-                }
-                if episode.state == "resolved" && episode.resolved_at.is_some_and(|t| t >= since) {
-                    statuses.push("resolved");
-                }
-                for status in statuses {
-                    for receiver in &evaluation.receivers {
-                        let queued = sqlx::query::<Db>(
-                            "INSERT INTO alert_notifications (rule, fingerprint, active_at, \
-                             status, receiver, payload, created_at, next_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-                             ON CONFLICT (rule, fingerprint, active_at, status, receiver) \
-                             DO NOTHING",
-                        )
-                        .bind(&episode.rule)
-                        .bind(&episode.fingerprint)
-                        .bind(episode.active_at)
-                        .bind(status)
-                        .bind(receiver)
-                        .bind(payload(episode, status, receiver))
-                        .bind(&now)
-                        .execute(&mut *tx)
-                        .await?;
-                        applied.notifications += queued.rows_affected() as usize;
-                    }
-                }
-            }
-            if let Some(wanted) = &evaluation.sheds {
-                let active = sqlx::query_as::<Db, AlertShed>(
-                    "SELECT rule, fingerprint, active_at, budget_id, factor, started_at, ended_at \
-                     FROM alert_sheds WHERE ended_at IS NULL",
+            for key in &changes.delete {
+                sqlx::query::<Db>(
+                    "DELETE FROM alert_episodes WHERE rule = $1 AND fingerprint = $2                      AND active_at = $3",
                 )
-                .fetch_all(&mut *tx)
+                .bind(&key.rule)
+                .bind(&key.fingerprint)
+                .bind(key.active_at)
+                .execute(&mut *tx)
                 .await?;
-                let same = |a: &AlertShed, b: &AlertShed| {
-                    a.rule == b.rule
-                        && a.fingerprint == b.fingerprint
-                        && a.active_at == b.active_at
-                        && a.budget_id == b.budget_id
-                };
-                for shed in active.iter().filter(|a| !wanted.iter().any(|w| same(a, w))) {
-                    sqlx::query::<Db>(
-                        "UPDATE alert_sheds SET ended_at = $5 WHERE rule = $1 AND fingerprint = $2 \
-                         AND active_at = $3 AND budget_id = $4",
+            }
+            for (key, at) in &changes.resolve {
+                sqlx::query::<Db>(
+                    "UPDATE alert_episodes SET state = 'resolved', resolved_at = $4,                      updated_at = $5 WHERE rule = $1 AND fingerprint = $2 AND active_at = $3",
+                )
+                .bind(&key.rule)
+                .bind(&key.fingerprint)
+                .bind(key.active_at)
+                .bind(at)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            applied.episodes = changes.episodes;
+            for n in &changes.notify {
+                let queued = sqlx::query::<Db>(
+                    "INSERT INTO alert_notifications (rule, fingerprint, active_at,                      status, receiver, payload, created_at, next_at)                      VALUES ($1, $2, $3, $4, $5, $6, $7, $7)                      ON CONFLICT (rule, fingerprint, active_at, status, receiver)                      DO NOTHING",
+                )
+                .bind(&n.episode.rule)
+                .bind(&n.episode.fingerprint)
+                .bind(n.episode.active_at)
+                .bind(&n.status)
+                .bind(&n.receiver)
+                .bind(&n.payload)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                applied.notifications += queued.rows_affected() as usize;
+            }
+            for shed in &changes.end_sheds {
+                sqlx::query::<Db>(
+                    "UPDATE alert_sheds SET ended_at = $5 WHERE rule = $1 AND fingerprint = $2                      AND active_at = $3 AND budget_id = $4",
+                )
+                .bind(&shed.rule)
+                .bind(&shed.fingerprint)
+                .bind(shed.active_at)
+                .bind(shed.budget_id)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                let mut ended = shed.clone();
+                ended.ended_at = Some(now.clone());
+                audit!(
+                    tx,
+                    &NewAudit::new(
+                        "alerts",
+                        "budget.shed.end",
+                        format!("budget:{}", shed.budget_id)
                     )
-                    .bind(&shed.rule)
-                    .bind(&shed.fingerprint)
-                    .bind(shed.active_at)
-                    .bind(shed.budget_id)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let mut ended = shed.clone();
-                    ended.ended_at = Some(now.clone());
+                    .before(shed)
+                    .after(&ended)
+                );
+                applied.sheds_ended.push(ended);
+            }
+            for shed in &changes.start_sheds {
+                // A resolved episode's cut stays ended, even if asked again.
+                let started = sqlx::query::<Db>(
+                    "INSERT INTO alert_sheds (rule, fingerprint, active_at, budget_id,                      factor, started_at) VALUES ($1, $2, $3, $4, $5, $6)                      ON CONFLICT (rule, fingerprint, active_at, budget_id) DO NOTHING",
+                )
+                .bind(&shed.rule)
+                .bind(&shed.fingerprint)
+                .bind(shed.active_at)
+                .bind(shed.budget_id)
+                .bind(shed.factor)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+                if started.rows_affected() == 1 {
+                    let mut row = shed.clone();
+                    row.started_at = now.clone();
                     audit!(
                         tx,
                         &NewAudit::new(
                             "alerts",
-                            "budget.shed.end",
+                            "budget.shed.start",
                             format!("budget:{}", shed.budget_id)
                         )
-                        .before(shed)
-                        .after(&ended)
+                        .after(&row)
                     );
-                    applied.sheds_ended.push(ended);
-                }
-                for shed in wanted.iter().filter(|w| !active.iter().any(|a| same(a, w))) {
-                    // A resolved episode's cut stays ended, even if asked again.
-                    let started = sqlx::query::<Db>(
-                        "INSERT INTO alert_sheds (rule, fingerprint, active_at, budget_id, \
-                         factor, started_at) VALUES ($1, $2, $3, $4, $5, $6) \
-                         ON CONFLICT (rule, fingerprint, active_at, budget_id) DO NOTHING",
-                    )
-                    .bind(&shed.rule)
-                    .bind(&shed.fingerprint)
-                    .bind(shed.active_at)
-                    .bind(shed.budget_id)
-                    .bind(shed.factor)
-                    .bind(&now)
-                    .execute(&mut *tx)
-                    .await?;
-                    if started.rows_affected() == 1 {
-                        let mut row = shed.clone();
-                        row.started_at = now.clone();
-                        audit!(
-                            tx,
-                            &NewAudit::new(
-                                "alerts",
-                                "budget.shed.start",
-                                format!("budget:{}", shed.budget_id)
-                            )
-                            .after(&row)
-                        );
-                        applied.sheds_started.push(row);
-                    }
+                    applied.sheds_started.push(row);
                 }
             }
-            if let Some(cursor) = evaluation.cursor {
+            if let Some(cursor) = changes.cursor {
                 sqlx::query::<Db>(
                     "INSERT INTO alert_cursor (id, evaluated_to, watermark, evaluated_at) \
                      VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET \

@@ -30,8 +30,8 @@ use sqlx::sqlite::{
 };
 
 pub use self::alerts::{
-    AlertApplied, AlertCursor, AlertEpisode, AlertEvaluation, AlertNotification, AlertRuleRow,
-    AlertShed,
+    AlertApplied, AlertChanges, AlertCursor, AlertEpisode, AlertEvaluation, AlertNotification,
+    AlertRuleRow, AlertShed, AlertsRead, AlertsStored, EpisodeKey, NewAlertNotification,
 };
 pub(crate) use self::audit::audit;
 pub use self::audit::{AuditEntry, NewAudit};

@@ -4,7 +4,9 @@
 //! "database is locked"; every write transaction starts `BEGIN IMMEDIATE`, so
 //! they queue instead. Also the alert outbox's order and a deleted rule's cuts.
 
-use tollgate_store::state::{AlertEpisode, AlertEvaluation, AlertShed};
+use tollgate_store::state::{
+    AlertChanges, AlertEpisode, AlertShed, AlertsRead, EpisodeKey, NewAlertNotification,
+};
 use tollgate_store::testing::TestStore;
 
 tollgate_store::backend_tests!(
@@ -24,12 +26,12 @@ async fn read_then_write_transactions_queue_behind_other_writers(store: TestStor
         }));
         let db = store.db.clone();
         tasks.push(tokio::spawn(async move {
-            let evaluation = AlertEvaluation {
+            let read = AlertsRead {
                 from_us: i,
                 to_us: i + 1,
-                ..AlertEvaluation::default()
+                keep_resolved: false,
             };
-            db.apply_alert_evaluation(&evaluation, |_, _, _| String::new())
+            db.apply_alert_changes(&read, |_| AlertChanges::default())
                 .await
                 .map(|_| ())
         }));
@@ -67,29 +69,52 @@ async fn a_deleted_rule_ends_its_cuts_and_a_resolution_waits_for_its_firing(stor
         started_at: String::new(),
         ended_at: None,
     };
-    let firing = AlertEvaluation {
+    let read = AlertsRead {
         from_us: 0,
         to_us: 100,
+        keep_resolved: false,
+    };
+    let notify = |e: &AlertEpisode, status: &str| NewAlertNotification {
+        episode: EpisodeKey::of(e),
+        status: status.into(),
+        receiver: "webhook".into(),
+        payload: status.into(),
+    };
+    let firing = episode("firing", None);
+    let changes = AlertChanges {
         rules: vec!["r".into()],
-        episodes: vec![episode("firing", None)],
-        receivers: vec!["webhook".into()],
-        notify_since: 0,
-        sheds: Some(vec![shed]),
-        ..AlertEvaluation::default()
+        from_us: 0,
+        to_us: 100,
+        notify: vec![notify(&firing, "firing")],
+        upsert: vec![firing],
+        episodes: 1,
+        start_sheds: vec![shed],
+        ..AlertChanges::default()
     };
     let applied = db
-        .apply_alert_evaluation(&firing, |_, s, _| s.into())
+        .apply_alert_changes(&read, |stored| {
+            assert!(stored.open_before.is_empty() && stored.active_sheds.is_empty());
+            changes.clone()
+        })
         .await
         .unwrap();
     assert_eq!((applied.notifications, applied.sheds_started.len()), (1, 1));
-    let resolved = AlertEvaluation {
-        episodes: vec![episode("resolved", Some(50))],
-        sheds: None,
-        ..firing.clone()
+    let resolved = episode("resolved", Some(50));
+    let changes = AlertChanges {
+        // The firing is queued already: not a second time.
+        notify: vec![notify(&resolved, "firing"), notify(&resolved, "resolved")],
+        upsert: vec![resolved],
+        start_sheds: Vec::new(),
+        ..changes
     };
-    db.apply_alert_evaluation(&resolved, |_, s, _| s.into())
+    let applied = db
+        .apply_alert_changes(&read, |stored| {
+            assert_eq!(stored.active_sheds.len(), 1, "the cut is in force");
+            changes.clone()
+        })
         .await
         .unwrap();
+    assert_eq!(applied.notifications, 1);
     // The resolution is queued but not due while its firing is undelivered.
     let due = db.due_alert_notifications(10).await.unwrap();
     assert_eq!(
