@@ -543,62 +543,47 @@ impl Store {
     /// Every value a dimension (`subscription`, `product` or `agent`) has taken
     /// in the rollups, for checking that a budget names something real.
     pub async fn seen_dimension_values(&self, dimension: &str) -> Result<Vec<String>> {
-        let pick: fn(&UsageRollup) -> Option<Sym> = match dimension {
-            "subscription" => |u| u.subscription,
-            "product" => |u| u.product,
-            "agent" => |u| u.agent,
+        let pick: fn(&Summary) -> &[Sym] = match dimension {
+            "subscription" => |s| &s.subscriptions,
+            "product" => |s| &s.products,
+            "agent" => |s| &s.agents,
             other => {
                 return Err(StoreError::NotFound(format!(
                     "no rollup dimension {other:?}"
                 )));
             }
         };
-        let rows = self.rollups(i64::MIN, i64::MAX).await?;
-        let mut seen: Vec<String> = rows
+        let summaries = self.summaries(i64::MIN, i64::MAX).await?;
+        let seen: std::collections::BTreeSet<Sym> = summaries
             .iter()
-            .filter_map(|r| pick(&r.usage))
-            .collect::<std::collections::HashSet<_>>()
-            .into_iter()
-            .map(String::from)
+            .flat_map(|s| pick(s).iter().copied())
             .collect();
-        seen.sort();
-        Ok(seen)
+        Ok(seen.into_iter().map(String::from).collect())
     }
 
     /// The gateways seen in `[from_us, to_us)`, sorted.
     pub async fn rollup_gateways(&self, from_us: i64, to_us: i64) -> Result<Vec<String>> {
-        let rows = self.rollups(from_us, to_us).await?;
-        let mut ids: Vec<String> = rows
+        let summaries = self.summaries(from_us, to_us).await?;
+        let ids: std::collections::BTreeSet<Sym> = summaries
             .iter()
-            .filter_map(|r| r.usage.gateway_id)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .map(String::from)
+            .flat_map(|s| s.gateways.iter().copied())
             .collect();
-        ids.dedup();
-        Ok(ids)
+        Ok(ids.into_iter().map(String::from).collect())
     }
 
     /// Requests per agent, subscription, gateway, backend and deployment over
     /// every rolled-up hour, with the first and last hour they were seen: what
     /// the lineage graph's observed edges are made of.
     pub async fn observed_usage(&self) -> Result<Vec<crate::state::ObservedUsage>> {
-        type Key = [Option<Sym>; 5];
-        let rows = self.rollups(i64::MIN, i64::MAX).await?;
-        let mut groups: HashMap<Key, (i64, i64, i64)> = HashMap::new();
-        for r in &rows {
-            let u = &r.usage;
-            let key = [
-                u.agent,
-                u.subscription,
-                u.gateway_id,
-                u.backend,
-                u.deployment,
-            ];
-            let g = groups.entry(key).or_insert((0, i64::MAX, i64::MIN));
-            g.0 = g.0.saturating_add(u.requests);
-            g.1 = g.1.min(u.hour_us);
-            g.2 = g.2.max(u.hour_us);
+        let summaries = self.summaries(i64::MIN, i64::MAX).await?;
+        let mut groups: HashMap<ObservedKey, (i64, i64, i64)> = HashMap::new();
+        for summary in &summaries {
+            for (key, requests) in &summary.observed {
+                let g = groups.entry(*key).or_insert((0, i64::MAX, i64::MIN));
+                g.0 = g.0.saturating_add(*requests);
+                g.1 = g.1.min(summary.hour_us);
+                g.2 = g.2.max(summary.hour_us);
+            }
         }
         Ok(groups
             .into_iter()
@@ -613,6 +598,120 @@ impl Store {
                 last_hour_us: last,
             })
             .collect())
+    }
+
+    /// The summary of every hourly file of `[from_us, to_us)` (hour-aligned
+    /// ranges), each made once per process: only the files not summarised
+    /// yet are decoded.
+    async fn summaries(&self, from_us: i64, to_us: i64) -> Result<Vec<Arc<Summary>>> {
+        let cache = &self.summary_cache;
+        let (listing, decoded) = self
+            .rollups_where(Tier::Hourly, from_us, to_us, |f, whole| {
+                !whole || !cache.has(&f.path)
+            })
+            .await?;
+        let mut made: HashMap<&str, Arc<Summary>> = HashMap::new();
+        for part in decoded.parts() {
+            let summary = Summary::of(part);
+            if part.is_whole() {
+                cache.put(part.path, Arc::clone(&summary));
+            }
+            made.insert(part.path, summary);
+        }
+        Ok(listing
+            .files
+            .iter()
+            .filter_map(|f| {
+                made.get(f.path.as_str())
+                    .cloned()
+                    .or_else(|| cache.get(&f.path))
+            })
+            .collect())
+    }
+}
+
+/// Agent, subscription, gateway, backend, deployment: an observed edge's key.
+type ObservedKey = [Option<Sym>; 5];
+
+/// What the dimension reads need of one hourly file.
+#[derive(Debug)]
+pub(crate) struct Summary {
+    hour_us: i64,
+    gateways: Vec<Sym>,
+    subscriptions: Vec<Sym>,
+    products: Vec<Sym>,
+    agents: Vec<Sym>,
+    observed: Vec<(ObservedKey, i64)>,
+}
+
+impl Summary {
+    fn of(part: RollupPart<'_>) -> Arc<Summary> {
+        let distinct = |pick: fn(&UsageRollup) -> Option<Sym>| -> Vec<Sym> {
+            let set: std::collections::HashSet<Sym> =
+                part.iter().filter_map(|r| pick(&r.usage)).collect();
+            set.into_iter().collect()
+        };
+        let mut observed: HashMap<ObservedKey, i64> = HashMap::new();
+        for r in part.iter() {
+            let u = &r.usage;
+            let n = observed
+                .entry([
+                    u.agent,
+                    u.subscription,
+                    u.gateway_id,
+                    u.backend,
+                    u.deployment,
+                ])
+                .or_default();
+            *n = n.saturating_add(u.requests);
+        }
+        Arc::new(Summary {
+            hour_us: part.iter().next().map_or(0, |r| r.usage.hour_us),
+            gateways: distinct(|u| u.gateway_id),
+            subscriptions: distinct(|u| u.subscription),
+            products: distinct(|u| u.product),
+            agents: distinct(|u| u.agent),
+            observed: observed.into_iter().collect(),
+        })
+    }
+}
+
+/// File summaries by path (files never change; a replaced hour is a new path).
+#[derive(Debug, Default)]
+pub struct SummaryCache {
+    files: Mutex<HashMap<Arc<str>, Arc<Summary>>>,
+}
+
+/// Summaries kept at most: over ten years of hours.
+const SUMMARIES_KEPT: usize = 100_000;
+
+impl SummaryCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Summary>>> {
+        self.files.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn has(&self, path: &str) -> bool {
+        self.lock().contains_key(path)
+    }
+
+    fn get(&self, path: &str) -> Option<Arc<Summary>> {
+        self.lock().get(path).cloned()
+    }
+
+    fn put(&self, path: &str, summary: Arc<Summary>) {
+        let mut files = self.lock();
+        if files.len() >= SUMMARIES_KEPT {
+            files.clear();
+        }
+        files.insert(Arc::from(path), summary);
+    }
+
+    /// Forgets files no longer named.
+    pub(crate) fn forget(&self, paths: &[String]) {
+        let mut files = self.lock();
+        for path in paths {
+            files.remove(path.as_str());
+        }
     }
 }
 

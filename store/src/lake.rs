@@ -85,7 +85,7 @@ impl Lake {
             descending: false,
             nulls_first: false,
         };
-        let byte_size = self.write_parquet(&dir_rel, &name, &sorted, Some(sorting))?;
+        let byte_size = self.write_parquet(&dir_rel, &name, &sorted, Some(sorting), Codec::Zstd)?;
 
         Ok(NewLakeFile {
             table_name: table.to_owned(),
@@ -98,26 +98,31 @@ impl Lake {
         })
     }
 
-    /// Writes `batch` as `<dir_rel>/<name>` (ZSTD): under a temporary name,
-    /// fsynced, renamed, the directory fsynced. Returns the file's size.
+    /// Writes `batch` as `<dir_rel>/<name>`: under a temporary name, fsynced,
+    /// renamed, the directory fsynced. Returns the file's size.
     pub(crate) fn write_parquet(
         &self,
         dir_rel: &str,
         name: &str,
         batch: &RecordBatch,
         sorting: Option<SortingColumn>,
+        codec: Codec,
     ) -> Result<u64> {
         let dir = self.root.join(dir_rel);
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let final_path = dir.join(name);
         let tmp_path = dir.join(format!("{TMP_PREFIX}{name}"));
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| {
-                StoreError::Parquet {
+        let compression = match codec {
+            Codec::Zstd => {
+                Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| StoreError::Parquet {
                     path: tmp_path.clone(),
                     source: e,
-                }
-            })?))
+                })?)
+            }
+            Codec::Plain => Compression::UNCOMPRESSED,
+        };
+        let props = WriterProperties::builder()
+            .set_compression(compression)
             .set_sorting_columns(sorting.map(|s| vec![s]))
             .build();
         let parquet_err = |source| StoreError::Parquet {
@@ -345,6 +350,17 @@ fn read_dir_if_exists(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn file_name(path: &Path) -> Option<String> {
     path.file_name()?.to_str().map(str::to_owned)
+}
+
+/// How a file's pages are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// The lake's facts: written once, read by every engine, smallest.
+    Zstd,
+    /// Derived files, a thousand small ones a month, rewritten as data
+    /// arrives: zstd made a compression context per column chunk, which
+    /// cost more than the bytes it saved.
+    Plain,
 }
 
 /// Makes a rename durable: the directory entry itself must reach the disk.

@@ -75,6 +75,9 @@ pub struct Store {
     pub window: TimeWindow,
     /// Decoded rollup files, shared by every clone of the store.
     pub(crate) rollup_cache: std::sync::Arc<derived::RollupCache>,
+    /// What the dimension reads (gateways, scopes seen, observed usage) need
+    /// of each rollup file, shared likewise.
+    pub(crate) summary_cache: std::sync::Arc<derived::SummaryCache>,
 }
 
 impl Store {
@@ -102,6 +105,7 @@ impl Store {
             clock: config.clock.clone(),
             window: config.window,
             rollup_cache: Default::default(),
+            summary_cache: Default::default(),
         })
     }
 

@@ -15,12 +15,15 @@
 
 use std::collections::HashMap;
 
+use futures::StreamExt;
+
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::derived;
+use crate::lake::Codec;
 use crate::schema::{REQUESTS, TOKEN_USAGE};
 use crate::sketch::LatencySketch;
 use crate::state::{LakeFile, RollupHour, RollupRow, UsageRollup};
@@ -162,10 +165,31 @@ impl Store {
         windows: Vec<(i64, i64)>,
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<RollupReport> {
+        let mut windows = windows;
+        let total = windows.len();
+        // The newest first, alone: the minute tier follows the newest hour
+        // stored, which the other windows then find in place.
+        windows.sort_unstable_by_key(|w| std::cmp::Reverse(w.0));
         let mut report = RollupReport::default();
-        for (i, &(from, to)) in windows.iter().enumerate() {
-            report.add(self.refresh_window(from, to).await?);
-            progress(i + 1, windows.len());
+        let Some(&(from, to)) = windows.first() else {
+            return Ok(report);
+        };
+        report.add(self.refresh_window(from, to).await?);
+        progress(1, total);
+        // The others side by side, one per core: each is its own hours.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut running = futures::stream::iter(windows.into_iter().skip(1).map(|(from, to)| {
+            let store = self.clone();
+            tokio::spawn(async move { store.refresh_window(from, to).await })
+        }))
+        .buffer_unordered(cores.clamp(1, 4));
+        let mut done = 1;
+        while let Some(joined) = running.next().await {
+            let part = joined
+                .map_err(|e| StoreError::io("<rollup window task>", std::io::Error::other(e)))??;
+            report.add(part);
+            done += 1;
+            progress(done, total);
         }
         Ok(report)
     }
@@ -255,7 +279,8 @@ impl Store {
                             return Ok(None);
                         };
                         let (dir, name) = derived::new_path(tier, hour);
-                        lake.write_parquet(&dir, &name, &derived::encode(rows)?, None)?;
+                        let batch = derived::encode(rows)?;
+                        lake.write_parquet(&dir, &name, &batch, None, Codec::Plain)?;
                         Ok(Some(format!("{dir}/{name}")))
                     };
                     Ok(RollupHour {
@@ -292,6 +317,7 @@ impl Store {
     /// garbage [`Store::gc`] collects) and forgets their decoded rows.
     pub(crate) fn remove_rollup_files(&self, paths: Vec<String>) {
         self.rollup_cache.forget(&paths);
+        self.summary_cache.forget(&paths);
         for path in paths {
             let path = self.lake.absolute(&path);
             match std::fs::remove_file(&path) {
@@ -395,7 +421,7 @@ struct Groups {
 /// One tier's rows, found by the bytes of their key.
 #[derive(Default)]
 struct Tier {
-    index: HashMap<Vec<u8>, usize>,
+    index: foldhash::HashMap<Vec<u8>, usize>,
     rows: Vec<(RollupRow, LatencySketch, LatencySketch)>,
     key: Vec<u8>,
 }
