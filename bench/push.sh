@@ -68,7 +68,8 @@ echo "hourly rollup rows: $rows"
 
 if curl -s -o /dev/null "http://127.0.0.1:$port/"; then echo "port $port is already in use" >&2; exit 1; fi
 echo "--- serving on 127.0.0.1:$port"
-TOLLGATE_LOG=warn "$bin" --data-dir "$work/data" --now "$now" serve --listen "127.0.0.1:$port" \
+NO_COLOR=1 TOLLGATE_LOG=warn,tollgate_web::derive=debug \
+  "$bin" --data-dir "$work/data" --now "$now" serve --listen "127.0.0.1:$port" \
   > "$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 300); do
@@ -136,3 +137,9 @@ print(f"derived (push sent -> freshness covers it): p50 {pct(derived, 50):.0f} m
       f"p99 {pct(derived, 99):.0f} ms, max {max(derived):.0f} ms (target: < 2000 ms)")
 print(f"derivation cycle per push: p50 {pct(cycles, 50)} ms, max {max(cycles)} ms")
 PY
+
+# What each derivation cycle spent where (the server's debug log), medians.
+sed 's/\x1b\[[0-9;]*m//g' "$work/serve.log" | grep ' derived' | tail -n "$pushes" |
+  awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] ~ /_ms$/) v[kv[1]][NR] = kv[2] } }
+       END { for (k in v) { n = asort(v[k], s); printf "  %s median %.1f\n", k, s[int((n + 1) / 2)] } }' |
+  sort | sed '1i derivation cycle, by step (median ms):'

@@ -174,9 +174,11 @@ pub async fn cycle(state: &AppState) {
     if let Err(e) = &rolled {
         tracing::error!(error = %e, "derivation: rolling up committed batches failed");
     }
+    let rolled_at = started.elapsed();
     if let Err(e) = state.evaluate_budgets().await {
         tracing::error!(error = %e, "derivation: budget evaluation failed");
     }
+    let evaluated_at = started.elapsed();
     if let Err(e) = state.observe_lineage().await {
         tracing::error!(error = %e, "derivation: refreshing observed lineage failed");
     }
@@ -185,7 +187,15 @@ pub async fn cycle(state: &AppState) {
         state
             .freshness
             .derived(target, started_us, took.as_micros() as i64);
-        tracing::debug!(watermark = target, ms = took.as_secs_f64() * 1e3, "derived");
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        tracing::debug!(
+            watermark = target,
+            ms = ms(took),
+            rollups_ms = ms(rolled_at),
+            alerts_budgets_views_ms = ms(evaluated_at - rolled_at),
+            lineage_ms = ms(took - evaluated_at),
+            "derived"
+        );
     }
 }
 
