@@ -13,13 +13,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
 use tollgate_store::Store;
 use tollgate_store::state::LineageApplied;
 
 use crate::model::{Edge, Node, NodeKey, NodeKind, Origin};
-use crate::{Error, Import, LineageGraph, LineageMode, Result, Taxonomy, save_import};
+use crate::{Import, LineageGraph, LineageMode, Result, Taxonomy, save_import};
 
 /// The namespace of nodes that only traffic knows.
 pub const OBSERVED_NAMESPACE: &str = "observed";
@@ -98,38 +96,15 @@ async fn observed_import(store: &Store, graph: &LineageGraph) -> Result<Import> 
             add(gateway.clone(), subscription, "serves", seen);
         }
     }
-    let tools = store
-        .sql_read_only(
-            "SELECT tool, agent, COUNT(*) AS calls, CAST(MIN(time) AS BIGINT) AS first_us, \
-             CAST(MAX(time) AS BIGINT) AS last_us FROM requests \
-             WHERE tool IS NOT NULL AND agent IS NOT NULL GROUP BY tool, agent",
-        )
-        .await?;
-    for batch in &tools.batches {
-        let text = |i: usize| {
-            datafusion::arrow::compute::cast(batch.column(i), &DataType::Utf8)
-                .map_err(|e| Error::Store(datafusion::error::DataFusionError::from(e).into()))
-        };
-        let (tool, agent) = (text(0)?, text(1)?);
-        let (tool, agent) = (tool.as_string::<i32>(), agent.as_string::<i32>());
-        let calls = batch.column(2).as_primitive::<Int64Type>();
-        let (first, last) = (
-            batch.column(3).as_primitive::<Int64Type>(),
-            batch.column(4).as_primitive::<Int64Type>(),
+    for calls in store.tool_calls().await? {
+        let from = node(&calls.tool, NodeKind::McpTool);
+        let to = node(&calls.agent, NodeKind::Agent);
+        let seen = (
+            u64::try_from(calls.calls).unwrap_or(0),
+            calls.first_us,
+            calls.last_us,
         );
-        for row in 0..batch.num_rows() {
-            if tool.is_null(row) || agent.is_null(row) {
-                continue;
-            }
-            let from = node(tool.value(row), NodeKind::McpTool);
-            let to = node(agent.value(row), NodeKind::Agent);
-            let seen = (
-                u64::try_from(calls.value(row)).unwrap_or(0),
-                first.value(row),
-                last.value(row),
-            );
-            add(from, to, "calls", seen);
-        }
+        add(from, to, "calls", seen);
     }
     let time = |us: i64| {
         chrono::DateTime::from_timestamp_micros(us)

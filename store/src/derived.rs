@@ -630,6 +630,76 @@ impl Store {
     }
 }
 
+/// Tool calls accumulated over the requests files up to a manifest watermark.
+#[derive(Debug, Default)]
+pub struct ToolCallsSoFar {
+    watermark: i64,
+    /// (tool, agent) -> (calls, first µs, last µs).
+    calls: std::collections::BTreeMap<(String, String), (i64, i64, i64)>,
+}
+
+impl Store {
+    /// Calls per MCP tool and agent over the whole lake. Lake files are
+    /// immutable and a request is in one of them: each call adds only the
+    /// requests files committed since the last, so its cost grows with what
+    /// was committed meanwhile, not with the lake.
+    pub async fn tool_calls(&self) -> Result<Vec<crate::state::ToolCalls>> {
+        let watermark = self.db.manifest_watermark().await?;
+        let mut so_far = self.tool_calls.lock().await;
+        if so_far.watermark < watermark {
+            let after = so_far.watermark;
+            let ctx = self
+                .session_at(watermark, &|f| {
+                    f.id > after && f.file.table_name == crate::schema::REQUESTS
+                })
+                .await?;
+            let batches = ctx
+                .sql(
+                    "SELECT tool, agent, COUNT(*), \
+                     CAST(MIN(time) AS BIGINT), CAST(MAX(time) AS BIGINT) FROM requests \
+                     WHERE tool IS NOT NULL AND agent IS NOT NULL GROUP BY tool, agent",
+                )
+                .await?
+                .collect()
+                .await?;
+            for batch in &batches {
+                let text = |i: usize| arrow::compute::cast(batch.column(i), &DataType::Utf8);
+                let (tool, agent) = (text(0)?, text(1)?);
+                let (tool, agent) = (tool.as_string::<i32>(), agent.as_string::<i32>());
+                let calls = batch.column(2).as_primitive::<Int64Type>();
+                let (first, last) = (
+                    batch.column(3).as_primitive::<Int64Type>(),
+                    batch.column(4).as_primitive::<Int64Type>(),
+                );
+                for row in 0..batch.num_rows() {
+                    if tool.is_null(row) || agent.is_null(row) {
+                        continue;
+                    }
+                    let key = (tool.value(row).to_owned(), agent.value(row).to_owned());
+                    let seen = so_far.calls.entry(key).or_insert((0, i64::MAX, i64::MIN));
+                    seen.0 = seen.0.saturating_add(calls.value(row));
+                    seen.1 = seen.1.min(first.value(row));
+                    seen.2 = seen.2.max(last.value(row));
+                }
+            }
+            so_far.watermark = watermark;
+        }
+        Ok(so_far
+            .calls
+            .iter()
+            .map(
+                |((tool, agent), &(calls, first_us, last_us))| crate::state::ToolCalls {
+                    tool: tool.clone(),
+                    agent: agent.clone(),
+                    calls,
+                    first_us,
+                    last_us,
+                },
+            )
+            .collect())
+    }
+}
+
 /// Agent, subscription, gateway, backend, deployment: an observed edge's key.
 type ObservedKey = [Option<Sym>; 5];
 

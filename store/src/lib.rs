@@ -78,6 +78,8 @@ pub struct Store {
     /// What the dimension reads (gateways, scopes seen, observed usage) need
     /// of each rollup file, shared likewise.
     pub(crate) summary_cache: std::sync::Arc<derived::SummaryCache>,
+    /// MCP tool calls per agent so far, added to as files are committed.
+    pub(crate) tool_calls: std::sync::Arc<tokio::sync::Mutex<derived::ToolCallsSoFar>>,
 }
 
 impl Store {
@@ -106,6 +108,7 @@ impl Store {
             window: config.window,
             rollup_cache: Default::default(),
             summary_cache: Default::default(),
+            tool_calls: Default::default(),
         })
     }
 

@@ -11,6 +11,7 @@ use tollgate_store::state::RollupRow;
 use tollgate_store::testing::TestStore;
 
 tollgate_store::backend_tests!(
+    tool_calls_add_up_file_by_file_to_the_whole_lake,
     rollups_do_not_depend_on_arrival_order,
     an_llm_row_pairs_with_its_request_within_an_hour,
     rollups_are_parquet_in_the_lake_one_file_per_hour
@@ -49,6 +50,63 @@ async fn all_rollups(store: &Store) -> Vec<RollupRow> {
         .collect();
     rows.sort_by(|a, b| format!("{:?}", a.usage).cmp(&format!("{:?}", b.usage)));
     rows
+}
+
+/// The observed tool -> agent calls are added to as files are committed; after
+/// any number of batches they are what one query over the whole lake says.
+async fn tool_calls_add_up_file_by_file_to_the_whole_lake(store: TestStore) {
+    let out = store.dir.path().join("month");
+    tollgate_fixtures::generate(&tollgate_fixtures::GenerateOptions {
+        year: 2026,
+        month: 10,
+        requests: 2_000,
+        seed: 11,
+        traffic_seed: None,
+        until: None,
+        out: out.clone(),
+        scale: Default::default(),
+    })
+    .unwrap();
+    let gateway = files(&out.join("gateway-logs"));
+    let (first, rest) = gateway.split_at(gateway.len() / 2);
+    ingest_all(&store, first).await;
+    let early = store.tool_calls().await.unwrap();
+    assert!(!early.is_empty(), "the generator's agents call tools");
+    ingest_all(&store, rest).await;
+    let calls = store.tool_calls().await.unwrap();
+    let whole = store
+        .sql_read_only(
+            "SELECT tool, agent, COUNT(*), CAST(MIN(time) AS BIGINT), CAST(MAX(time) AS BIGINT) \
+             FROM requests WHERE tool IS NOT NULL AND agent IS NOT NULL \
+             GROUP BY tool, agent ORDER BY tool, agent",
+        )
+        .await
+        .unwrap();
+    let mut expected = Vec::new();
+    for batch in &whole.batches {
+        let text = |i: usize| {
+            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8).unwrap()
+        };
+        let int = |i: usize| {
+            arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Int64).unwrap()
+        };
+        let (tool, agent, n, lo, hi) = (text(0), text(1), int(2), int(3), int(4));
+        use arrow::array::AsArray;
+        use arrow::datatypes::Int64Type;
+        for row in 0..batch.num_rows() {
+            expected.push(tollgate_store::state::ToolCalls {
+                tool: tool.as_string::<i32>().value(row).to_owned(),
+                agent: agent.as_string::<i32>().value(row).to_owned(),
+                calls: n.as_primitive::<Int64Type>().value(row),
+                first_us: lo.as_primitive::<Int64Type>().value(row),
+                last_us: hi.as_primitive::<Int64Type>().value(row),
+            });
+        }
+    }
+    assert_eq!(calls, expected);
+    assert!(
+        calls.iter().map(|c| c.calls).sum::<i64>() > early.iter().map(|c| c.calls).sum::<i64>()
+    );
 }
 
 async fn rollups_do_not_depend_on_arrival_order(store: TestStore) {

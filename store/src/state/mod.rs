@@ -49,7 +49,7 @@ pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;
 pub use self::rollups::{
-    ObservedUsage, RollupFile, RollupHour, RollupRow, RollupsReplaced, UsageRollup,
+    ObservedUsage, RollupFile, RollupHour, RollupRow, RollupsReplaced, ToolCalls, UsageRollup,
 };
 pub use self::url::{Backend, DatabaseUrl};
 use crate::Result;

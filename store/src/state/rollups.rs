@@ -340,6 +340,17 @@ impl StateDb {
     }
 }
 
+/// Calls of one MCP tool by one agent over the whole lake, with the first and
+/// last time (microseconds): the observed tool -> agent edges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCalls {
+    pub tool: String,
+    pub agent: String,
+    pub calls: i64,
+    pub first_us: i64,
+    pub last_us: i64,
+}
+
 /// Traffic between an agent, a subscription, a gateway and a deployment over all
 /// rolled-up hours: what the lineage graph's observed edges are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
