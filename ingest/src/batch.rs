@@ -185,16 +185,9 @@ impl BatchRun<'_> {
         let overlaps = tokio::task::spawn_blocking(move || -> Result<bool> {
             for (table, ours, theirs) in pairs {
                 let column = dedupe_column(table);
-                let ours: HashSet<String> = lake
-                    .read_string_column(&ours, column)?
-                    .into_iter()
-                    .collect();
+                let ours = lake.id_set(&ours, column)?;
                 for path in theirs {
-                    if lake
-                        .read_string_column(&path, column)?
-                        .iter()
-                        .any(|id| ours.contains(id))
-                    {
+                    if lake.id_set(&path, column)?.meets(&ours) {
                         return Ok(true);
                     }
                 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::DateTime;
 use serde::Serialize;
 use tokio::runtime::Handle;
+use tollgate_store::ids::{IdSet, id_hash};
 use tollgate_store::schema::{DLP_HITS, REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column};
 use tollgate_store::state::{BatchCounts, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
@@ -719,30 +720,31 @@ impl Pass {
         day: i64,
         request_id: &str,
     ) -> Result<bool> {
+        let hash = id_hash(request_id);
         let seen = self.load_seen(state, table, day)?;
-        if seen.contains(request_id) {
-            return Ok(false);
-        }
-        seen.insert(request_id.to_owned());
-        Ok(true)
+        Ok(!seen.committed.iter().any(|set| set.contains_hash(hash)) && seen.ours.insert(hash))
     }
 
-    /// The ids seen in `table` for `day`, loaded from the committed lake first time.
+    /// The ids seen in `table` for `day`: the committed files' sets (loaded the
+    /// first time, from the lake's cache) and this batch's own.
     fn load_seen<'s>(
         &self,
         state: &'s mut PassState,
         table: &'static str,
         day: i64,
-    ) -> Result<&'s mut HashSet<String>> {
+    ) -> Result<&'s mut Seen> {
         Ok(match state.seen.entry((table, day)) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
-                let mut ids = HashSet::new();
                 let key = (table, date_of_day(day));
-                for path in self.files_by_date.get(&key).into_iter().flatten() {
-                    ids.extend(self.lake.read_string_column(path, dedupe_column(table))?);
-                }
-                e.insert(ids)
+                let column = dedupe_column(table);
+                let committed = (self.files_by_date.get(&key).into_iter().flatten())
+                    .map(|path| self.lake.id_set(path, column))
+                    .collect::<tollgate_store::Result<_>>()?;
+                e.insert(Seen {
+                    committed,
+                    ours: HashSet::new(),
+                })
             }
         })
     }
@@ -755,7 +757,9 @@ impl Pass {
         day: i64,
         request_id: &str,
     ) -> Result<bool> {
-        Ok(!self.load_seen(state, table, day)?.contains(request_id))
+        let hash = id_hash(request_id);
+        let seen = self.load_seen(state, table, day)?;
+        Ok(!seen.committed.iter().any(|set| set.contains_hash(hash)) && !seen.ours.contains(&hash))
     }
 
     fn flush_rows(&self, state: &mut PassState) -> Result<()> {
@@ -783,12 +787,18 @@ impl Pass {
     }
 }
 
+/// The ids of one (table, day) a pass has seen.
+struct Seen {
+    committed: Vec<Arc<IdSet>>,
+    ours: HashSet<u128>,
+}
+
 #[derive(Default)]
 struct PassState {
     counts: BatchCounts,
     buffers: LakeBuffers,
     /// Request ids per (table, day): committed ones plus this batch's.
-    seen: HashMap<(&'static str, i64), HashSet<String>>,
+    seen: HashMap<(&'static str, i64), Seen>,
     /// Token rows without counts, held until the pass ends (see `hold_countless`).
     countless: BTreeMap<(i64, String), TokenRecord>,
     /// The records of the current line, reused across lines.

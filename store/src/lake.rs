@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
@@ -22,6 +23,7 @@ use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
+use crate::ids::{IdCache, IdSet, id_hash};
 use crate::state::NewLakeFile;
 use crate::{Result, StoreError};
 
@@ -30,6 +32,8 @@ const TMP_PREFIX: &str = ".tmp-";
 #[derive(Debug, Clone)]
 pub struct Lake {
     root: PathBuf,
+    /// Committed files' id sets, shared by every clone (see [`Lake::id_set`]).
+    ids: Arc<IdCache>,
 }
 
 /// What garbage collection removed.
@@ -44,7 +48,10 @@ pub struct GcReport {
 
 impl Lake {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Lake { root: root.into() }
+        Lake {
+            root: root.into(),
+            ids: Arc::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -184,7 +191,12 @@ impl Lake {
     }
 
     /// Reads one string column of a lake file, e.g. the request ids to dedupe against.
-    pub fn read_string_column(&self, rel: &str, column: &str) -> Result<Vec<String>> {
+    /// The ids of the file `rel` in its dedupe `column`, hashed once and kept
+    /// (lake files never change).
+    pub fn id_set(&self, rel: &str, column: &'static str) -> Result<Arc<IdSet>> {
+        if let Some(set) = self.ids.get(rel, column) {
+            return Ok(set);
+        }
         let (path, file) = self.open_file(rel)?;
         let parquet_err = |source| StoreError::Parquet {
             path: path.clone(),
@@ -198,7 +210,7 @@ impl Lake {
         let idx = builder.schema().index_of(column).map_err(arrow_err)?;
         let mask = ProjectionMask::roots(builder.parquet_schema(), [idx]);
         let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
-        let mut values = Vec::new();
+        let mut hashes = Vec::new();
         for batch in reader {
             let batch = batch.map_err(arrow_err)?;
             let strings = batch
@@ -210,9 +222,11 @@ impl Lake {
                         "column {column} is not a string column"
                     )))
                 })?;
-            values.extend(strings.iter().flatten().map(str::to_owned));
+            hashes.extend(strings.iter().flatten().map(id_hash));
         }
-        Ok(values)
+        let set = Arc::new(IdSet::from_hashes(hashes));
+        self.ids.put(rel, column, Arc::clone(&set));
+        Ok(set)
     }
 
     /// Removes a file this process wrote but will not commit. Best effort: what is

@@ -17,6 +17,7 @@ pub mod bounded_sql;
 pub mod clock;
 pub mod derived;
 mod error;
+pub mod ids;
 pub mod lake;
 pub mod output;
 pub mod query;
