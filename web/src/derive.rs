@@ -20,7 +20,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tokio::sync::watch;
 
-use crate::state::AppState;
+use crate::state::{AlertsPass, AppState};
 
 /// The header naming the manifest watermark an answer's aggregates cover.
 pub const DERIVED_WATERMARK: &str = "x-tollgate-derived-watermark";
@@ -136,12 +136,15 @@ impl Freshness {
     }
 }
 
-/// Runs a derivation cycle at start (what a crash left owed), after every
+/// Runs a derivation cycle at start (what a crash left owed; the newest hour
+/// judged again, see [`AlertsPass::NewestAgain`]), after every
 /// push (coalesced), and on the evaluation timer (batches other processes
 /// committed), until `stop`.
 pub async fn deriver(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut pass = AlertsPass::NewestAgain;
     loop {
-        cycle(&state).await;
+        cycle(&state, pass).await;
+        pass = AlertsPass::Since;
         tokio::select! {
             _ = state.derive_now.notified() => {
                 // Pushes arriving meanwhile are derived with this one.
@@ -160,7 +163,7 @@ pub async fn deriver(state: AppState, mut stop: watch::Receiver<bool>) {
 /// failing step is logged and the next still runs (a broken rule must not
 /// stop the gateways' updates); the cycle counts as derived only if the
 /// rollups were caught up.
-pub async fn cycle(state: &AppState) {
+pub async fn cycle(state: &AppState, pass: AlertsPass) {
     let started = Instant::now();
     let started_us = now_us();
     let target = match state.store.db.manifest_watermark().await {
@@ -175,7 +178,7 @@ pub async fn cycle(state: &AppState) {
         tracing::error!(error = %e, "derivation: rolling up committed batches failed");
     }
     let rolled_at = started.elapsed();
-    if let Err(e) = state.evaluate_budgets().await {
+    if let Err(e) = state.evaluate(pass).await {
         tracing::error!(error = %e, "derivation: budget evaluation failed");
     }
     let evaluated_at = started.elapsed();

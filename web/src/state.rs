@@ -221,8 +221,14 @@ impl AppState {
     /// then budgets (whose gateway entries carry the load shedding firing rules
     /// ask for), then reloads the served views if they changed.
     pub async fn evaluate_budgets(&self) -> crate::error::Result<()> {
+        self.evaluate(AlertsPass::Since).await
+    }
+
+    /// [`AppState::evaluate_budgets`], with the alert rules judging `pass`.
+    pub async fn evaluate(&self, pass: AlertsPass) -> crate::error::Result<()> {
         let _one = self.evaluating.lock().await;
-        match tollgate_reports::alerts::evaluate_live(&self.store, &self.alert_options(), false)
+        let force = pass == AlertsPass::NewestAgain;
+        match tollgate_reports::alerts::evaluate_live(&self.store, &self.alert_options(), force)
             .await
         {
             Ok(Some(run)) if run.notifications > 0 => self.deliver_now.notify_one(),
@@ -242,4 +248,16 @@ impl AppState {
         self.views.refresh(&self.store.db, false).await?;
         Ok(())
     }
+}
+
+/// What the alert rules judge in an evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertsPass {
+    /// The hours rolled up since they last ran; nothing if none were.
+    Since,
+    /// The newest hour again, even if nothing changed since: at start, so the
+    /// rules' look-back (a month for token rules) is projected and cached
+    /// before the first push needs it, instead of during that push's
+    /// derivation. Judging an hour again finds what it found (no notification).
+    NewestAgain,
 }

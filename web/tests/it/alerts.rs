@@ -348,6 +348,50 @@ async fn any_traffic_rule(app: &TestApp) {
     assert_eq!(stored.status(), 200);
 }
 
+/// A server judges the newest hour again at start (to have the rules'
+/// look-back projected before the first push): it finds what the last server
+/// found, so nothing is notified twice and no episode changes.
+pub async fn a_restart_judges_the_newest_hour_again_without_notifying_twice(store: TestStore) {
+    let (hook, _seen) = receiver(10, 200).await;
+    let config = tollgate_web::ServerConfig {
+        alert_webhook_url: Some(hook),
+        ..test_config()
+    };
+    let app = TestApp::spawn_with(store, config.clone()).await;
+    any_traffic_rule(&app).await;
+    app.set_clock("2026-11-20T12:00:00Z");
+    let lines = crate::helpers::requests("rs", "2026-11-20T10:15:00Z", "sub-rs", 3, 10, 5);
+
+    // step 1: the push makes the rule fire, once.
+    app.push_ok(&lines).await;
+    let db = app.store.db.clone();
+    let notified = db.alert_notifications(Some("any-traffic")).await.unwrap();
+    assert_eq!(notified.len(), 1, "{notified:?}");
+    let episodes = |db: tollgate_store::StateDb| async move {
+        (db.alert_episodes(None, Some("any-traffic"), 0, i64::MAX, 100)
+            .await)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.fingerprint, e.state, e.active_at, e.resolved_at))
+            .collect::<Vec<_>>()
+    };
+    let before = episodes(db.clone()).await;
+    assert!(!before.is_empty());
+    let cursor = db.alert_cursor().await.unwrap();
+    let store = app.stop().await;
+
+    // step 2: the next server's first cycle judges that hour again.
+    let app = TestApp::spawn_with(store, config).await;
+    app.set_clock("2026-11-20T12:00:00Z");
+    app.settled().await;
+    let db = app.store.db.clone();
+    assert_eq!(db.alert_cursor().await.unwrap(), cursor);
+    assert_eq!(episodes(db.clone()).await, before);
+    let again = db.alert_notifications(Some("any-traffic")).await.unwrap();
+    assert_eq!(again.len(), 1, "notified twice: {again:?}");
+    app.stop().await;
+}
+
 pub async fn alerts_reach_a_real_alertmanager(store: TestStore) {
     let Some(binary) = tool("alertmanager") else {
         return;

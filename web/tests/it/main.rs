@@ -42,6 +42,7 @@ tollgate_store::backend_tests!(
     load_shedding_follows_the_ptu_saturation_to_the_gateways,
     alert_rules_are_checked_and_changed_through_the_api,
     alerts_reach_a_real_alertmanager,
+    a_restart_judges_the_newest_hour_again_without_notifying_twice,
     metrics_pass_promtool_and_count_alerts,
     each_role_logs_in_and_sees_its_pages,
     sessions_forms_and_roles_are_guarded,
