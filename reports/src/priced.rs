@@ -331,23 +331,16 @@ impl PricedCache {
         self.lock().hours.get(fingerprint)?.get(path).cloned()
     }
 
-    fn has(&self, fingerprint: &str, path: &str) -> bool {
-        self.lock()
-            .hours
-            .get(fingerprint)
-            .is_some_and(|h| h.contains_key(path))
-    }
-
     fn put(&self, fingerprint: &str, path: &str, hour: Arc<PricedHour>) {
         let mut kept = self.lock();
         if kept.rows + hour.fine.len() > PRICED_ROWS_KEPT {
             *kept = Kept::default();
         }
         kept.rows += hour.fine.len();
-        kept.hours
-            .entry(fingerprint.to_owned())
-            .or_default()
-            .insert(Arc::from(path), hour);
+        let previous =
+            (kept.hours.entry(fingerprint.to_owned()).or_default()).insert(Arc::from(path), hour);
+        // Priced twice at once: the hour is held once.
+        kept.rows -= previous.map_or(0, |p| p.fine.len());
     }
 }
 
@@ -417,23 +410,30 @@ pub(crate) async fn price_month(
     let pricing = Pricing::new(reference, month)?;
     let windows = pricing.windows()?;
     let fingerprint = pricing.fingerprint.as_str();
-    // Only the hours not priced with this reference data yet are decoded.
+    // Only the hours not priced with this reference data yet are decoded;
+    // those priced are taken from the cache as they are listed (it may be
+    // cleared before they are used).
+    let mut kept: HashMap<String, Arc<PricedHour>> = HashMap::new();
     let (listing, decoded) = store
         .rollups_where(
             Tier::Hourly,
             micros(pricing.first),
             micros(pricing.next),
-            |f, whole| !whole || !PRICED.has(fingerprint, &f.path),
+            |f, whole| {
+                let hit = whole.then(|| PRICED.get(fingerprint, &f.path)).flatten();
+                hit.map(|h| kept.insert(f.path.clone(), h)).is_none()
+            },
         )
         .await?;
     let parts: HashMap<&str, RollupPart<'_>> = decoded.parts().map(|p| (p.path, p)).collect();
     let mut hours = Vec::new();
     for file in &listing.files {
         let whole = listing.is_whole(file);
-        if let Some(hour) = whole.then(|| PRICED.get(fingerprint, &file.path)).flatten() {
+        if let Some(hour) = whole.then(|| kept.remove(&file.path)).flatten() {
             hours.push(hour);
             continue;
         }
+        // Every file listed and not kept was read.
         let Some(part) = parts.get(file.path.as_str()) else {
             continue;
         };

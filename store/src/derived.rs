@@ -453,13 +453,15 @@ impl Store {
     /// The files holding `[from_us, to_us)` of `tier`, and the rows of those
     /// `needed` asks for (given each file and whether the range holds all of
     /// it): a reader that keeps what it computes from a file by its path
-    /// decodes only the files it has not seen.
+    /// decodes only the files it has not seen. `needed` should take what it
+    /// answers "not needed" for out of its cache there and then: a cache
+    /// cleared before it looks again must not lose the file.
     pub async fn rollups_where(
         &self,
         tier: Tier,
         from_us: i64,
         to_us: i64,
-        needed: impl Fn(&RollupFile, bool) -> bool,
+        mut needed: impl FnMut(&RollupFile, bool) -> bool,
     ) -> Result<(RollupListing, Rollups)> {
         let hour = crate::rollup::HOUR_US;
         let first_hour = from_us.div_euclid(hour).saturating_mul(hour);
@@ -605,27 +607,25 @@ impl Store {
     /// yet are decoded.
     async fn summaries(&self, from_us: i64, to_us: i64) -> Result<Vec<Arc<Summary>>> {
         let cache = &self.summary_cache;
+        let mut kept: HashMap<String, Arc<Summary>> = HashMap::new();
         let (listing, decoded) = self
             .rollups_where(Tier::Hourly, from_us, to_us, |f, whole| {
-                !whole || !cache.has(&f.path)
+                let hit = whole.then(|| cache.get(&f.path)).flatten();
+                hit.map(|s| kept.insert(f.path.clone(), s)).is_none()
             })
             .await?;
-        let mut made: HashMap<&str, Arc<Summary>> = HashMap::new();
         for part in decoded.parts() {
             let summary = Summary::of(part);
             if part.is_whole() {
                 cache.put(part.path, Arc::clone(&summary));
             }
-            made.insert(part.path, summary);
+            kept.insert(part.path.to_owned(), summary);
         }
+        // Every file listed was either kept or decoded.
         Ok(listing
             .files
             .iter()
-            .filter_map(|f| {
-                made.get(f.path.as_str())
-                    .cloned()
-                    .or_else(|| cache.get(&f.path))
-            })
+            .filter_map(|f| kept.get(&f.path).cloned())
             .collect())
     }
 }
@@ -758,10 +758,6 @@ const SUMMARIES_KEPT: usize = 100_000;
 impl SummaryCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Summary>>> {
         self.files.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn has(&self, path: &str) -> bool {
-        self.lock().contains_key(path)
     }
 
     fn get(&self, path: &str) -> Option<Arc<Summary>> {

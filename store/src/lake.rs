@@ -190,7 +190,6 @@ impl Lake {
             .collect()
     }
 
-    /// Reads one string column of a lake file, e.g. the request ids to dedupe against.
     /// The ids of the file `rel` in its dedupe `column`, hashed once and kept
     /// (lake files never change).
     pub fn id_set(&self, rel: &str, column: &'static str) -> Result<Arc<IdSet>> {

@@ -16,7 +16,7 @@ use super::engine::{self, Episode, Observation};
 use super::payload;
 use super::rule::{Condition, Rule, RuleSpec};
 use super::series::{
-    Labels, MINUTE_DIMENSIONS, Measures, PROJECTIONS, Projection, STEP_US, Series,
+    Labels, MINUTE_DIMENSIONS, Measures, PROJECTIONS, Pinned, Projection, STEP_US, Series,
 };
 use crate::Result;
 
@@ -188,7 +188,7 @@ pub async fn evaluate(
     // push, the hours it touched.
     let hourly_keys: Vec<String> = rules
         .iter()
-        .flat_map(|r| hourly_projections(r, &ptu))
+        .flat_map(|r| hourly_projections(r, &budgets, &ptu))
         .map(|p| p.key())
         .collect();
     let rows = Listed::read(
@@ -304,6 +304,7 @@ fn lookback_us(rule: &Rule) -> i64 {
 struct Listed {
     listing: RollupListing,
     decoded: Rollups,
+    pinned: Pinned,
 }
 
 impl Listed {
@@ -314,16 +315,21 @@ impl Listed {
         to: i64,
         keys: &[String],
     ) -> Result<Listed> {
+        let mut pinned = Pinned::default();
         let (listing, decoded) = store
             .rollups_where(tier, from, to, |f, whole| {
-                !whole || !PROJECTIONS.has_all(&f.path, keys)
+                !whole || !pinned.take(&PROJECTIONS, &f.path, keys)
             })
             .await?;
-        Ok(Listed { listing, decoded })
+        Ok(Listed {
+            listing,
+            decoded,
+            pinned,
+        })
     }
 
     fn project(&self, p: &Projection) -> Series {
-        Series::project_listed(&self.listing, &self.decoded, p, &PROJECTIONS)
+        Series::project_listed(&self.listing, &self.decoded, &self.pinned, p, &PROJECTIONS)
     }
 
     fn is_empty(&self) -> bool {
@@ -340,14 +346,21 @@ static BUDGET_SCOPES: std::sync::LazyLock<[Vec<String>; 3]> = std::sync::LazyLoc
 });
 
 /// How a rule reads the hourly tier: its own projection, or for a token
-/// budget rule each budget scope's tokens.
+/// budget rule the tokens of each scope some token budget is on.
 fn hourly_projections<'a>(
     rule: &'a Rule,
+    budgets: &[tollgate_store::state::BudgetRow],
     ptu_backends: &'a std::collections::HashSet<String>,
 ) -> Vec<Projection<'a>> {
     if let Condition::BudgetUsedAbove { .. } = rule.condition {
         return BUDGET_SCOPES
             .iter()
+            .filter(|group_by| {
+                let quota_on = |b: &tollgate_store::state::BudgetRow| {
+                    b.budget.token_quota.is_some() && b.budget.scope == group_by[0]
+                };
+                budgets.iter().any(quota_on)
+            })
             .map(|group_by| Projection {
                 scope: &UNSCOPED,
                 group_by,
@@ -410,11 +423,15 @@ fn run_rule(
 ) -> Vec<Episode> {
     let hours = (from_us..to_us).step_by(STEP_US as usize);
     if let Condition::BudgetUsedAbove { threshold } = rule.condition {
-        let tokens = budget_tokens(rows, budgets, ptu_backends);
+        let tokens = budget_tokens(
+            rows,
+            budgets,
+            hourly_projections(rule, budgets, ptu_backends),
+        );
         let evaluations = hours.map(|h| (h, budget_observations(&tokens, budgets, h, threshold)));
         return engine::run(rule.for_us, rule.keep_firing_for_us, evaluations);
     }
-    let series = hourly_projections(rule, ptu_backends)
+    let series = hourly_projections(rule, budgets, ptu_backends)
         .first()
         .map(|p| rows.project(p))
         .unwrap_or_default();
@@ -543,16 +560,16 @@ fn burn_observations(
 
 /// Tokens per hour and budget, for budgets with a token quota on a
 /// subscription, product or agent (the dimensions the rollups carry): each
-/// scope's tokens per hour projected once per file (and kept), then looked up
-/// per budget.
+/// scope's tokens per hour (`scopes`, from [`hourly_projections`]) projected
+/// once per file (and kept), then looked up per budget.
 fn budget_tokens(
     rows: &Listed,
     budgets: &[tollgate_store::state::BudgetRow],
-    ptu_backends: &std::collections::HashSet<String>,
+    scopes: Vec<Projection<'_>>,
 ) -> BTreeMap<i64, HashMap<i64, i64>> {
     let mut tokens: BTreeMap<i64, HashMap<i64, i64>> = BTreeMap::new();
-    for group_by in BUDGET_SCOPES.iter() {
-        let scope = group_by[0].as_str();
+    for projection in &scopes {
+        let scope = projection.group_by[0].as_str();
         let quota_budgets: Vec<(i64, Labels)> = budgets
             .iter()
             .filter(|b| b.budget.token_quota.is_some() && b.budget.scope == scope)
@@ -561,16 +578,7 @@ fn budget_tokens(
                 (b.id, labels)
             })
             .collect();
-        if quota_budgets.is_empty() {
-            continue;
-        }
-        let series = rows.project(&Projection {
-            scope: &UNSCOPED,
-            group_by,
-            sketches: false,
-            slow_above_ms: None,
-            ptu_backends,
-        });
+        let series = rows.project(projection);
         for (hour, groups) in &series.hours {
             for (id, labels) in &quota_budgets {
                 if let Some(m) = groups.get(labels) {

@@ -263,13 +263,38 @@ impl ProjectionCache {
             kept.count += 1;
         }
     }
+}
 
-    /// Whether the file's projection is kept for every one of `keys`.
-    pub fn has_all(&self, path: &str, keys: &[String]) -> bool {
-        let kept = self.lock();
-        kept.files
-            .get(path)
-            .is_some_and(|k| keys.iter().all(|key| k.contains_key(key.as_str())))
+/// Projections taken out of a [`ProjectionCache`] as a range was listed: a
+/// file left undecoded because its projections were kept is projected from
+/// here, even if the cache is cleared before it is used.
+#[derive(Debug, Default)]
+pub struct Pinned {
+    files: HashMap<String, HashMap<String, Projected>>,
+}
+
+impl Pinned {
+    /// Takes the file's projections for every one of `keys` from `cache`;
+    /// false, taking nothing, if any is missing (the file is then decoded).
+    pub fn take(&mut self, cache: &ProjectionCache, path: &str, keys: &[String]) -> bool {
+        let found: Option<HashMap<String, Projected>> = {
+            let kept = cache.lock();
+            let Some(file) = kept.files.get(path) else {
+                return false;
+            };
+            keys.iter()
+                .map(|key| Some((key.clone(), Arc::clone(file.get(key.as_str())?))))
+                .collect()
+        };
+        let Some(found) = found else {
+            return false;
+        };
+        self.files.insert(path.to_owned(), found);
+        true
+    }
+
+    fn get(&self, path: &str, key: &str) -> Option<&Projected> {
+        self.files.get(path)?.get(key)
     }
 }
 
@@ -355,13 +380,13 @@ impl Series {
         series
     }
 
-    /// [`Series::project_cached`] over the files `listing` names, projecting
-    /// those `cache` does not have from `decoded` (a file it lacks is left
-    /// out: [`tollgate_store::Store::rollups_where`] decodes what is not
-    /// kept).
+    /// [`Series::project_cached`] over the files `listing` names: each from
+    /// `pinned` or, where nothing was pinned, from `decoded` (through `cache`).
+    /// The projection's key must be one the pinning asked for.
     pub fn project_listed(
         listing: &RollupListing,
         decoded: &Rollups,
+        pinned: &Pinned,
         p: &Projection,
         cache: &ProjectionCache,
     ) -> Series {
@@ -370,11 +395,15 @@ impl Series {
         let mut series = Series::default();
         for file in &listing.files {
             let whole = listing.is_whole(file);
-            let cached = whole.then(|| cache.get(&file.path, &key)).flatten();
-            let projected = match (cached, parts.get(file.path.as_str())) {
-                (Some(projected), _) => projected,
+            let kept = whole.then(|| pinned.get(&file.path, &key)).flatten();
+            let projected = match (kept, parts.get(file.path.as_str())) {
+                (Some(projected), _) => Arc::clone(projected),
                 (None, Some(part)) => project_part(*part, whole, p, &key, cache),
-                (None, None) => continue,
+                (None, None) => {
+                    // Only a projection the pinning was not asked for.
+                    tracing::error!(path = %file.path, key, "a rollup file was neither pinned nor read");
+                    continue;
+                }
             };
             series.merge(&projected);
         }
@@ -530,6 +559,28 @@ fn project_rows<'r>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pinned_projections_outlive_a_cleared_cache() {
+        let cache = ProjectionCache::default();
+        let projected: Projected = Arc::new(vec![(7, Arc::new(HashMap::new()))]);
+        cache.put("f1", "k1", Arc::clone(&projected));
+        cache.put("f1", "k2", Arc::clone(&projected));
+        let keys = |k: &[&str]| k.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        let mut pinned = Pinned::default();
+        assert!(
+            !pinned.take(&cache, "f1", &keys(&["k1", "k3"])),
+            "k3 missing"
+        );
+        assert!(pinned.get("f1", "k1").is_none(), "nothing taken");
+        assert!(!pinned.take(&cache, "f2", &keys(&["k1"])), "no such file");
+        assert!(pinned.take(&cache, "f1", &keys(&["k1", "k2"])));
+        // The cache is cleared (its bound reached) before the pins are used.
+        *cache.lock() = Kept::default();
+        assert!(cache.get("f1", "k1").is_none());
+        assert_eq!(pinned.get("f1", "k1"), Some(&projected));
+        assert_eq!(pinned.get("f1", "k2"), Some(&projected));
+    }
 
     #[test]
     fn rates_and_percentiles_come_from_the_measures() {
