@@ -6,14 +6,18 @@
 # printed (above 1: Tollgate is faster).
 #
 # The estate's cardinality is bench/report.sh's (--subscriptions 400 --agents
-# 300 --users 5000 by default).
+# 300 --users 5000 by default). With --lake-url, the lake is written there (a
+# fresh prefix under it; e.g. az://bench with AZURE_STORAGE_USE_EMULATOR=true
+# for Azurite) instead of the local data directory. The lake's size is printed.
 #
-#   bench/ingest.sh [--requests 1000000] [--vs-duckdb] [--subscriptions N] [--agents N] [--users N]
+#   bench/ingest.sh [--requests 1000000] [--vs-duckdb] [--lake-url URL]
+#                   [--subscriptions N] [--agents N] [--users N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 requests=1000000
 vs_duckdb=0
+lake=()
 subscriptions=400
 agents=300
 users=5000
@@ -21,10 +25,11 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --requests) requests=$2; shift 2 ;;
     --vs-duckdb) vs_duckdb=1; shift ;;
+    --lake-url) lake=(--lake-url "${2%/}/bench-$(date +%s)-$$"); shift 2 ;;
     --subscriptions) subscriptions=$2; shift 2 ;;
     --agents) agents=$2; shift 2 ;;
     --users) users=$2; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -42,18 +47,20 @@ bytes=$(cat "$work"/in/*/*.json | wc -c)
 mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }')
 
 jobs=$(nproc)
-echo "ingesting $mb MB with tollgate ($jobs jobs) ..."
+echo "ingesting $mb MB with tollgate ($jobs jobs) into ${lake[1]:-the local data directory} ..."
 /usr/bin/time -f "%e %M" -o "$work/time" \
-  "$bin" --data-dir "$work/data" ingest --jobs "$jobs" "$work"/in/gateway-logs/*.json "$work"/in/llm-logs/*.json \
+  "$bin" --data-dir "$work/data" "${lake[@]}" ingest --jobs "$jobs" "$work"/in/gateway-logs/*.json "$work"/in/llm-logs/*.json \
   > "$work/ingest.log"
 read -r secs rss_kb < "$work/time"
 if grep -qv 'quarantined 0$' "$work/ingest.log"; then
   echo "warning: some lines were quarantined:" >&2
   grep -v 'quarantined 0$' "$work/ingest.log" >&2 || true
 fi
-awk -v n="$requests" -v s="$secs" -v mb="$mb" -v rss="$rss_kb" 'BEGIN {
-  printf "tollgate: %d requests, %s MB in %.2f s: %.0f requests/s, %.1f MB/s, peak RSS %.0f MiB\n",
-    n, mb, s, n / s, mb / s, rss / 1024 }'
+lake_bytes=$("$bin" --data-dir "$work/data" "${lake[@]}" lake ls --format csv \
+  | awk -F, 'NR > 1 { b += $NF } END { print b + 0 }')
+awk -v n="$requests" -v s="$secs" -v mb="$mb" -v rss="$rss_kb" -v lake="$lake_bytes" 'BEGIN {
+  printf "tollgate: %d requests, %s MB in %.2f s: %.0f requests/s, %.1f MB/s, peak RSS %.0f MiB; lake %.1f MB\n",
+    n, mb, s, n / s, mb / s, rss / 1024, lake / 1e6 }'
 
 if [ "$vs_duckdb" = 1 ]; then
   bash scripts/install-python-tools.sh

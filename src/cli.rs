@@ -44,6 +44,13 @@ pub struct GlobalArgs {
     )]
     pub database_url: Option<String>,
 
+    /// Where the lake is: a local directory, az://container/prefix (or
+    /// abfss://container@account.dfs.core.windows.net/prefix), s3://bucket/prefix or
+    /// gs://bucket/prefix. Credentials come from the environment (AZURE_STORAGE_*,
+    /// AWS_*, GOOGLE_*), never from the URL [default: the lake directory of the data dir]
+    #[arg(long, env = "TOLLGATE_LAKE_URL", value_name = "URL")]
+    pub lake_url: Option<String>,
+
     /// Configuration file [default: ./tollgate.toml when it exists]
     #[arg(long, env = "TOLLGATE_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -733,6 +740,17 @@ pub enum LakeCommand {
         /// Minimum age of an unreferenced file before it is removed, e.g. 30s, 15m, 1h.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         grace: std::time::Duration,
+    },
+    /// Publish every fact table as a Delta table (`<lake>/<table>/_delta_log/`).
+    ///
+    /// Adds to each table's log the files the manifest committed since its last
+    /// Delta commit, and only those: files no committed batch names (a crashed
+    /// ingest's) are never published. Ingest and the server publish as they
+    /// commit; this command publishes a lake written before, or catches up after
+    /// a crash. Running it again with nothing new writes nothing.
+    Publish {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
     },
 }
 

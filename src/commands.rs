@@ -124,6 +124,9 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Lake {
+            command: LakeCommand::Publish { format },
+        } => lake_publish(&store, format).await,
         Command::Prices { command } => match command {
             PricesCommand::Import { file } => prices::import(&store, &file).await,
             PricesCommand::List { format } => prices::list(&store, format).await,
@@ -327,6 +330,13 @@ async fn ingest(
                 started.elapsed().as_secs_f64()
             );
         }
+        // Readers outside Tollgate see the batches once published; a failure
+        // here loses nothing (the next publish starts from the log's last one).
+        if let Err(e) = store.publish_delta().await {
+            eprintln!(
+                "warning: the Delta logs were not published (`tollgate lake publish` retries): {e}"
+            );
+        }
         // The traffic just committed is lineage too (observed edges), and is
         // judged by the alert rules once its files are all in.
         lineage::observe_now(store, config).await?;
@@ -399,6 +409,35 @@ async fn lake_ls(store: &Store, format: OutputFormat) -> Result<ExitCode> {
         ("files", ints(rows.iter().map(|r| r.files))),
         ("rows", ints(rows.iter().map(|r| r.rows))),
         ("bytes", ints(rows.iter().map(|r| r.bytes))),
+    ])?;
+    print(format, &schema, &[batch])
+}
+
+async fn lake_publish(store: &Store, format: OutputFormat) -> Result<ExitCode> {
+    let published = store
+        .publish_delta()
+        .await
+        .context("publishing the lake's Delta logs")?;
+    let (schema, batch) = table(vec![
+        ("table", strings(published.iter().map(|p| Some(p.table)))),
+        (
+            "committed",
+            texts(
+                &published
+                    .iter()
+                    .map(|p| {
+                        p.version
+                            .map_or_else(|| "up to date".into(), |v| format!("version {v}"))
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "files_added",
+            ints(published.iter().map(|p| p.files_added as i64)),
+        ),
+        ("rows_added", ints(published.iter().map(|p| p.rows_added))),
+        ("watermark", ints(published.iter().map(|p| p.watermark))),
     ])?;
     print(format, &schema, &[batch])
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use tollgate_ingest::{DimensionSources, Dimensions};
-use tollgate_store::{Clock, DatabaseUrl, StoreConfig, TimeWindow};
+use tollgate_store::{Clock, DatabaseUrl, LakeUrl, StoreConfig, TimeWindow};
 
 use crate::cli::GlobalArgs;
 
@@ -19,6 +19,7 @@ const DEFAULT_CONFIG_FILE: &str = "tollgate.toml";
 struct FileConfig {
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
+    lake_url: Option<String>,
     #[serde(default)]
     ingest: IngestFileConfig,
     #[serde(default)]
@@ -82,6 +83,10 @@ pub struct ServerSection {
     pub body_timeout_seconds: Option<u64>,
     /// Seconds requests in flight get at shutdown before they are cut (default 30).
     pub shutdown_grace_seconds: Option<u64>,
+    /// Seconds the background lease lasts unrenewed (default 15): with servers
+    /// side by side, how soon another takes the background work over when its
+    /// holder dies.
+    pub lease_ttl_seconds: Option<u64>,
 }
 
 /// `[ingest]` of tollgate.toml.
@@ -238,6 +243,13 @@ impl Config {
             .filter(|url| !url.is_empty())
             .map(|url| DatabaseUrl::parse(&url))
             .transpose()?;
+        let lake_url = args
+            .lake_url
+            .clone()
+            .or(file.lake_url)
+            .filter(|url| !url.is_empty())
+            .map(|url| LakeUrl::parse(&url))
+            .transpose()?;
         let dimensions = Dimensions::from_sources(&file.ingest.dimensions)
             .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
         let (limits, window) = file.ingest.limits.apply()?;
@@ -260,6 +272,7 @@ impl Config {
             store: StoreConfig {
                 data_dir,
                 database_url,
+                lake_url,
                 clock,
                 window,
             },
@@ -301,6 +314,7 @@ mod tests {
         GlobalArgs {
             data_dir: data_dir.map(PathBuf::from),
             database_url: url.map(str::to_owned),
+            lake_url: None,
             config: None,
             now: None,
         }
@@ -311,6 +325,25 @@ mod tests {
         let config = Config::layer(&args(None, None), FileConfig::default()).unwrap();
         assert_eq!(config.store.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
         assert!(config.store.database_url.is_none());
+        assert_eq!(
+            config.store.lake_url(),
+            LakeUrl::Local(PathBuf::from(DEFAULT_DATA_DIR).join("lake"))
+        );
+    }
+
+    #[test]
+    fn the_lake_url_flag_wins_over_the_file_and_a_bad_one_is_refused() {
+        let file = FileConfig {
+            lake_url: Some("s3://from-file/p".into()),
+            ..FileConfig::default()
+        };
+        let mut flags = args(None, None);
+        flags.lake_url = Some("az://from-flag/p".into());
+        let config = Config::layer(&flags, file).unwrap();
+        assert_eq!(config.store.lake_url().to_string(), "az://from-flag/p");
+        flags.lake_url = Some("ftp://x/y".into());
+        let err = Config::layer(&flags, FileConfig::default()).unwrap_err();
+        assert!(err.to_string().contains("unknown scheme ftp"), "{err}");
     }
 
     #[test]
@@ -346,6 +379,7 @@ mod tests {
         let file = FileConfig {
             data_dir: Some("/from/file".into()),
             database_url: Some("postgres://u:filepw@h/db".into()),
+            lake_url: None,
             ingest: IngestFileConfig::default(),
             server: ServerSection::default(),
             lineage: LineageSection::default(),

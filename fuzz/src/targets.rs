@@ -228,7 +228,7 @@ impl Harness {
             return Err("no store".into());
         };
         let digest = ring::digest::digest(&ring::digest::SHA256, input);
-        let dir = store.lake.root().join("../fuzz-inputs");
+        let dir = store.data_dir.join("fuzz-inputs");
         std::fs::create_dir_all(&dir).map_err(|e| failed("input directory", e))?;
         let path = dir.join(hex::encode(&digest.as_ref()[..8]));
         let bytes = if input.first().is_some_and(|b| b % 2 == 1) {

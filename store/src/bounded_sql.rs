@@ -115,7 +115,15 @@ impl Store {
         let ctx = self.query_session_in(Some(runtime)).await?;
         crate::bounded_functions::bound_functions(&ctx, limits.max_value_bytes)?;
         let mut task = AbortOnDrop(sql_runtime()?.spawn(run_bounded(ctx, sql.to_owned(), limits)));
-        let lake_root = self.lake.root().display().to_string();
+        let lake_root = match self.lake.local_root() {
+            Some(root) => root.display().to_string(),
+            None => self
+                .lake
+                .query_url("")?
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+        };
         let outcome = match tokio::time::timeout(limits.timeout, &mut task.0).await {
             Err(_) => Err(StoreError::QueryLimit(format!(
                 "the query ran longer than {} s and was stopped",

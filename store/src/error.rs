@@ -77,6 +77,22 @@ pub enum StoreError {
     #[error("{0}")]
     UserQuery(String),
 
+    /// The lake on object storage failed (the path is relative to the lake URL).
+    #[error("lake object {path}: {source}")]
+    Object {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// A lake URL that names no lake Tollgate can open.
+    #[error("lake URL {url}: {reason}")]
+    InvalidLakeUrl { url: String, reason: String },
+
+    /// A Delta log that does not read as the protocol says.
+    #[error("Delta log of {table}: {reason}")]
+    DeltaLog { table: String, reason: String },
+
     #[error("lake manifest names {} but it is missing: the lake is damaged", path.display())]
     MissingLakeFile { path: PathBuf },
 }

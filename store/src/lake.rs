@@ -1,9 +1,16 @@
-//! The lake on disk: `<root>/<table>/date=YYYY-MM-DD/<batch>-<uuid>.parquet`.
+//! The lake: `<lake>/<table>/date=YYYY-MM-DD/<batch>-<uuid>.parquet`, in a local
+//! directory or under an object-store prefix ([`LakeUrl`]).
 //!
-//! Files are written atomically (temporary name, fsync, rename, fsync the directory)
-//! but a written file is not yet *visible*: only the manifest in the state database
-//! says which files readers see. Anything else under the root is garbage once old
-//! enough, and [`Lake::gc`] removes it.
+//! Files are written atomically (on disk: temporary name, fsync, rename, fsync the
+//! directory; in an object store: one put or a multipart upload, each complete or
+//! absent) but a written file is not yet *visible*: only the manifest in the state
+//! database says which files readers see. Anything else under the lake is garbage
+//! once old enough, and [`Lake::gc`] removes it.
+
+mod location;
+pub(crate) mod objects;
+
+pub use location::{Cloud, LakeUrl};
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -15,12 +22,15 @@ use std::time::{Duration, SystemTime};
 use arrow::array::{Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::compute::{SortOptions, sort_to_indices, take_record_batch};
 use chrono::{DateTime, Utc};
+use object_store::ObjectStore;
+use object_store::prefix::PrefixStore;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::WriterProperties;
+use parquet::file::reader::Length;
 use serde::Serialize;
 
 use crate::ids::{IdCache, IdSet, id_hash};
@@ -29,9 +39,22 @@ use crate::{Result, StoreError};
 
 const TMP_PREFIX: &str = ".tmp-";
 
+/// Where query sessions find a lake in an object store (see [`Lake::query_url`]).
+pub const QUERY_STORE_URL: &str = "tollgate-lake://lake/";
+
 #[derive(Debug, Clone)]
 pub struct Lake {
+    url: Arc<LakeUrl>,
+    /// The directory of a local lake (absolute); its files are read and written
+    /// with the file system's own calls, fsync included.
     root: PathBuf,
+    /// The object store of a lake that is not local, rooted at the lake.
+    objects: Option<Arc<dyn ObjectStore>>,
+    /// The same store unrooted (its whole bucket or container), and the lake's
+    /// prefix in it: what query sessions read through. Not the rooted store:
+    /// object_store 0.13's `PrefixStore` answers `head` with the full path,
+    /// which DataFusion then does not recognise as the file it asked for.
+    bucket: Option<(Arc<dyn ObjectStore>, String)>,
     /// Committed files' id sets, shared by every clone (see [`Lake::id_set`]).
     ids: Arc<IdCache>,
 }
@@ -47,20 +70,107 @@ pub struct GcReport {
 }
 
 impl Lake {
+    /// A lake in a local directory.
     pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
         Lake {
-            root: root.into(),
+            url: Arc::new(LakeUrl::Local(root.clone())),
+            root,
+            objects: None,
+            bucket: None,
             ids: Arc::default(),
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The lake at `url`: a local directory (created, made absolute) or an
+    /// object-store prefix (opened with the environment's credentials).
+    pub fn open(url: &LakeUrl) -> Result<Self> {
+        match url {
+            LakeUrl::Local(dir) => {
+                fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+                // Readers address files by absolute URL: a relative path must work too.
+                let root = std::path::absolute(dir).map_err(|e| StoreError::io(dir, e))?;
+                Ok(Lake::new(root))
+            }
+            LakeUrl::Object { .. } => {
+                let bucket = url.open_objects()?;
+                let objects = bucket
+                    .as_ref()
+                    .map(|(store, prefix)| -> Arc<dyn ObjectStore> {
+                        if prefix.is_empty() {
+                            Arc::clone(store)
+                        } else {
+                            Arc::new(PrefixStore::new(Arc::clone(store), prefix.as_str()))
+                        }
+                    });
+                Ok(Lake {
+                    url: Arc::new(url.clone()),
+                    root: PathBuf::new(),
+                    objects,
+                    bucket,
+                    ids: Arc::default(),
+                })
+            }
+        }
     }
 
-    /// The absolute path of a manifest path.
+    /// Where the lake is, as configured (no credentials are ever part of it).
+    pub fn url(&self) -> &LakeUrl {
+        &self.url
+    }
+
+    /// The directory of a local lake; `None` for one in an object store.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.objects.is_none().then_some(self.root.as_path())
+    }
+
+    /// The object store of a lake that is not local, rooted at the lake.
+    pub fn object_store(&self) -> Option<&Arc<dyn ObjectStore>> {
+        self.objects.as_ref()
+    }
+
+    /// The store query sessions register under [`QUERY_STORE_URL`] (the
+    /// whole bucket; [`Lake::query_url`] adds the lake's prefix).
+    pub fn query_store(&self) -> Option<&Arc<dyn ObjectStore>> {
+        self.bucket.as_ref().map(|(store, _)| store)
+    }
+
+    /// The URL DataFusion reads a lake file at: `file://` for a local lake; for
+    /// one in an object store, under [`QUERY_STORE_URL`], where each session
+    /// registers the lake's store. A URL of our own, not the cloud's: DataFusion
+    /// keys stores by scheme and host, and `abfss://container@account...` URLs
+    /// of two containers share a host.
+    pub fn query_url(&self, rel: &str) -> Result<url::Url> {
+        let invalid = |e: String| StoreError::InvalidLakeUrl {
+            url: self.url.to_string(),
+            reason: e,
+        };
+        match &self.bucket {
+            None => {
+                let path = self.root.join(rel);
+                url::Url::from_file_path(&path)
+                    .map_err(|()| invalid(format!("{} is not an absolute path", path.display())))
+            }
+            Some((_, prefix)) => {
+                let mut url =
+                    url::Url::parse(QUERY_STORE_URL).map_err(|e| invalid(e.to_string()))?;
+                // Segment by segment: a `?`, `#` or `[` in a name is escaped, not parsed.
+                url.path_segments_mut()
+                    .map_err(|()| invalid("the query URL has no path".into()))?
+                    .pop_if_empty()
+                    .extend(prefix.split('/').filter(|s| !s.is_empty()))
+                    .extend(rel.split('/'));
+                Ok(url)
+            }
+        }
+    }
+
+    /// Where a manifest path is: a local path, or the object's URL.
     pub fn absolute(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
+        match self.objects {
+            None => self.root.join(rel),
+            Some(_) => PathBuf::from(format!("{}/{rel}", self.url)),
+        }
     }
 
     /// Sorts `batch` by its `time` column and writes it as one ZSTD Parquet file of
@@ -105,8 +215,8 @@ impl Lake {
         })
     }
 
-    /// Writes `batch` as `<dir_rel>/<name>`: under a temporary name, fsynced,
-    /// renamed, the directory fsynced. Returns the file's size.
+    /// Writes `batch` as `<dir_rel>/<name>` (on disk under a temporary name,
+    /// fsynced, renamed, the directory fsynced). Returns the file's size.
     pub(crate) fn write_parquet(
         &self,
         dir_rel: &str,
@@ -115,23 +225,25 @@ impl Lake {
         sorting: Option<SortingColumn>,
         codec: Codec,
     ) -> Result<u64> {
+        let props = writer_properties(sorting, codec);
+        if let Some(objects) = &self.objects {
+            let rel = format!("{dir_rel}/{name}");
+            let parquet_err = |source| StoreError::Parquet {
+                path: self.absolute(&rel),
+                source,
+            };
+            let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props))
+                .map_err(parquet_err)?;
+            writer.write(batch).map_err(parquet_err)?;
+            let bytes = writer.into_inner().map_err(parquet_err)?;
+            let size = bytes.len() as u64;
+            objects::wait(objects::put(Arc::clone(objects), rel, bytes))?;
+            return Ok(size);
+        }
         let dir = self.root.join(dir_rel);
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let final_path = dir.join(name);
         let tmp_path = dir.join(format!("{TMP_PREFIX}{name}"));
-        let compression = match codec {
-            Codec::Zstd => {
-                Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| StoreError::Parquet {
-                    path: tmp_path.clone(),
-                    source: e,
-                })?)
-            }
-            Codec::Plain => Compression::UNCOMPRESSED,
-        };
-        let props = WriterProperties::builder()
-            .set_compression(compression)
-            .set_sorting_columns(sorting.map(|s| vec![s]))
-            .build();
         let parquet_err = |source| StoreError::Parquet {
             path: tmp_path.clone(),
             source,
@@ -156,30 +268,42 @@ impl Lake {
         Ok(byte_size)
     }
 
-    /// Opens a file under the root; a missing one is [`StoreError::MissingLakeFile`].
-    fn open_file(&self, rel: &str) -> Result<(PathBuf, File)> {
+    /// A reader of a file of the lake; a missing one is
+    /// [`StoreError::MissingLakeFile`].
+    fn reader(&self, rel: &str) -> Result<(PathBuf, ParquetRecordBatchReaderBuilder<Source>)> {
         let path = self.absolute(rel);
-        match File::open(&path) {
-            Ok(f) => Ok((path, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StoreError::MissingLakeFile { path })
+        let source = match &self.objects {
+            Some(objects) => Source::Object(objects::wait(objects::get(
+                Arc::clone(objects),
+                rel.to_owned(),
+            ))?),
+            None => match File::open(&path) {
+                Ok(f) => Source::File(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StoreError::MissingLakeFile { path });
+                }
+                Err(e) => return Err(StoreError::io(&path, e)),
+            },
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(source).map_err(|source| {
+            StoreError::Parquet {
+                path: path.clone(),
+                source,
             }
-            Err(e) => Err(StoreError::io(&path, e)),
-        }
+        })?;
+        Ok((path, builder))
     }
 
-    /// Reads a whole Parquet file under the root.
+    /// Reads a whole Parquet file of the lake.
     pub(crate) fn read_parquet(&self, rel: &str) -> Result<Vec<RecordBatch>> {
-        let (path, file) = self.open_file(rel)?;
-        let parquet_err = |source| StoreError::Parquet {
-            path: path.clone(),
-            source,
-        };
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(parquet_err)?
+        let (path, builder) = self.reader(rel)?;
+        let reader = builder
             .with_batch_size(64 * 1024)
             .build()
-            .map_err(parquet_err)?;
+            .map_err(|source| StoreError::Parquet {
+                path: path.clone(),
+                source,
+            })?;
         reader
             .map(|b| {
                 b.map_err(|source| StoreError::ArrowInFile {
@@ -196,12 +320,11 @@ impl Lake {
         if let Some(set) = self.ids.get(rel, column) {
             return Ok(set);
         }
-        let (path, file) = self.open_file(rel)?;
+        let (path, builder) = self.reader(rel)?;
         let parquet_err = |source| StoreError::Parquet {
             path: path.clone(),
             source,
         };
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
         let arrow_err = |source| StoreError::ArrowInFile {
             path: path.clone(),
             source,
@@ -231,9 +354,21 @@ impl Lake {
     /// Removes a file this process wrote but will not commit. Best effort: what is
     /// left behind is garbage `gc` collects.
     pub fn discard(&self, rel: &str) {
+        if let Err(e) = self.remove(rel) {
+            tracing::warn!(error = %e, "could not discard uncommitted lake file");
+        }
+    }
+
+    /// Deletes a file of the lake; one already gone is not an error.
+    pub fn remove(&self, rel: &str) -> Result<()> {
+        if let Some(objects) = &self.objects {
+            return objects::wait(objects::delete(Arc::clone(objects), rel.to_owned()));
+        }
         let path = self.absolute(rel);
-        if let Err(e) = fs::remove_file(&path) {
-            tracing::warn!(path = %path.display(), error = %e, "could not discard uncommitted lake file");
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::io(&path, e)),
         }
     }
 
@@ -272,9 +407,59 @@ impl Lake {
         grace: Duration,
         report: &mut GcReport,
     ) -> Result<()> {
+        for file in self.table_files(table)? {
+            let Some(name) = file.rel.rsplit('/').next() else {
+                continue;
+            };
+            let ours = name.ends_with(".parquet") || name.starts_with(TMP_PREFIX);
+            if !ours || referenced.contains(&file.rel) {
+                continue;
+            }
+            if live.is_some_and(|live| batch_of(name).is_some_and(|b| live.contains(&b))) {
+                report.files_kept_young += 1;
+                continue;
+            }
+            if file.age < grace {
+                report.files_kept_young += 1;
+                continue;
+            }
+            self.remove(&file.rel)?;
+            tracing::info!(path = %file.rel, bytes = file.size, "removed unreferenced lake file");
+            report.files_removed += 1;
+            report.bytes_removed += file.size;
+        }
+        if self.objects.is_none() {
+            // An emptied partition directory goes too; a non-empty one stays.
+            for date_dir in read_dir_if_exists(&self.root.join(table))? {
+                let _ = fs::remove_dir(&date_dir);
+            }
+        }
+        Ok(())
+    }
+
+    /// The files under `table/date=*/`, with their age and size.
+    fn table_files(&self, table: &str) -> Result<Vec<ListedFile>> {
         let now = SystemTime::now();
-        let table_dir = self.root.join(table);
-        for date_dir in read_dir_if_exists(&table_dir)? {
+        let in_partition = |rel: &str| {
+            rel.strip_prefix(table)
+                .and_then(|r| r.strip_prefix("/date="))
+                .is_some_and(|r| r.matches('/').count() == 1)
+        };
+        if let Some(objects) = &self.objects {
+            let listed = objects::wait(objects::list(Arc::clone(objects), table.to_owned()))?;
+            let now = Utc::now();
+            return Ok(listed
+                .into_iter()
+                .map(|meta| ListedFile {
+                    rel: meta.location.to_string(),
+                    size: meta.size,
+                    age: (now - meta.last_modified).to_std().unwrap_or_default(),
+                })
+                .filter(|f| in_partition(&f.rel))
+                .collect());
+        }
+        let mut files = Vec::new();
+        for date_dir in read_dir_if_exists(&self.root.join(table))? {
             let Some(date_name) = file_name(&date_dir) else {
                 continue;
             };
@@ -285,15 +470,6 @@ impl Lake {
                 let Some(name) = file_name(&path) else {
                     continue;
                 };
-                let ours = name.ends_with(".parquet") || name.starts_with(TMP_PREFIX);
-                let rel = format!("{table}/{date_name}/{name}");
-                if !ours || referenced.contains(&rel) {
-                    continue;
-                }
-                if live.is_some_and(|live| batch_of(&name).is_some_and(|b| live.contains(&b))) {
-                    report.files_kept_young += 1;
-                    continue;
-                }
                 // A temporary file may be renamed by a running ingest meanwhile.
                 let meta = match fs::metadata(&path) {
                     Ok(meta) => meta,
@@ -305,24 +481,23 @@ impl Lake {
                     .ok()
                     .and_then(|m| now.duration_since(m).ok())
                     .unwrap_or_default();
-                if age < grace {
-                    report.files_kept_young += 1;
-                    continue;
-                }
-                match fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(StoreError::io(&path, e)),
-                }
-                tracing::info!(path = %rel, bytes = meta.len(), "removed unreferenced lake file");
-                report.files_removed += 1;
-                report.bytes_removed += meta.len();
+                files.push(ListedFile {
+                    rel: format!("{table}/{date_name}/{name}"),
+                    size: meta.len(),
+                    age,
+                });
             }
-            // An emptied partition directory goes too; a non-empty one stays.
-            let _ = fs::remove_dir(&date_dir);
         }
-        Ok(())
+        Ok(files)
     }
+}
+
+/// A file garbage collection looked at.
+#[derive(Debug)]
+struct ListedFile {
+    rel: String,
+    size: u64,
+    age: Duration,
 }
 
 /// The batch id a lake file name starts with (`0000000042-<uuid>.parquet`, or its
@@ -363,6 +538,52 @@ fn read_dir_if_exists(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn file_name(path: &Path) -> Option<String> {
     path.file_name()?.to_str().map(str::to_owned)
+}
+
+/// What a lake file is read from: a local file, or an object's bytes.
+#[derive(Debug)]
+enum Source {
+    File(File),
+    Object(bytes::Bytes),
+}
+
+impl parquet::file::reader::Length for Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::File(f) => Length::len(f),
+            Source::Object(b) => Length::len(b),
+        }
+    }
+}
+
+impl parquet::file::reader::ChunkReader for Source {
+    type T = Box<dyn std::io::Read + Send>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        Ok(match self {
+            Source::File(f) => Box::new(f.get_read(start)?),
+            Source::Object(b) => Box::new(b.get_read(start)?),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        match self {
+            Source::File(f) => f.get_bytes(start, length),
+            Source::Object(b) => b.get_bytes(start, length),
+        }
+    }
+}
+
+fn writer_properties(sorting: Option<SortingColumn>, codec: Codec) -> WriterProperties {
+    let compression = match codec {
+        // Level 3 is valid by the zstd crate's own range (1..=22).
+        Codec::Zstd => Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()),
+        Codec::Plain => Compression::UNCOMPRESSED,
+    };
+    WriterProperties::builder()
+        .set_compression(compression)
+        .set_sorting_columns(sorting.map(|s| vec![s]))
+        .build()
 }
 
 /// How a file's pages are compressed.

@@ -15,6 +15,7 @@
 pub mod bounded_functions;
 pub mod bounded_sql;
 pub mod clock;
+pub mod delta;
 pub mod derived;
 mod error;
 pub mod ids;
@@ -34,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 pub use clock::{Clock, TimeWindow};
 pub use error::{Result, StoreError};
-pub use lake::{GcReport, Lake};
+pub use lake::{GcReport, Lake, LakeUrl};
 pub use state::{Backend, DatabaseUrl, StateDb};
 pub use symbol::Sym;
 
@@ -43,6 +44,8 @@ pub use symbol::Sym;
 pub struct StoreConfig {
     pub data_dir: PathBuf,
     pub database_url: Option<DatabaseUrl>,
+    /// Where the lake is; `None` is `<data dir>/lake`.
+    pub lake_url: Option<LakeUrl>,
     /// The wall clock budgets and the ingest time window follow.
     pub clock: Clock,
     /// The times records may carry; readers leave anything else out.
@@ -54,6 +57,7 @@ impl StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
             database_url: None,
+            lake_url: None,
             clock: Clock::system(),
             window: TimeWindow::default(),
         }
@@ -62,6 +66,13 @@ impl StoreConfig {
     pub fn sqlite_path(&self) -> PathBuf {
         self.data_dir.join("tollgate.db")
     }
+
+    /// Where the lake is: the configured URL, or `<data dir>/lake`.
+    pub fn lake_url(&self) -> LakeUrl {
+        self.lake_url
+            .clone()
+            .unwrap_or_else(|| LakeUrl::Local(self.data_dir.join("lake")))
+    }
 }
 
 /// The lake plus the state database that says which of its files are committed.
@@ -69,6 +80,8 @@ impl StoreConfig {
 pub struct Store {
     pub lake: Lake,
     pub db: StateDb,
+    /// The local data directory (SQLite, spooled uploads), wherever the lake is.
+    pub data_dir: PathBuf,
     /// Where month-close snapshots are written (`<data dir>/snapshots`), apart
     /// from the lake, whose garbage collection removes what the manifest lacks.
     pub snapshots_dir: PathBuf,
@@ -79,37 +92,36 @@ pub struct Store {
     /// What the dimension reads (gateways, scopes seen, observed usage) need
     /// of each rollup file, shared likewise.
     pub(crate) summary_cache: std::sync::Arc<derived::SummaryCache>,
+    /// Each Delta table's newest commit, as last read or written.
+    pub(crate) delta_heads: std::sync::Arc<delta::Heads>,
     /// MCP tool calls per agent so far, added to as files are committed.
     pub(crate) tool_calls: std::sync::Arc<tokio::sync::Mutex<derived::ToolCallsSoFar>>,
 }
 
 impl Store {
     /// Opens the store, creating the data directory and applying migrations.
-    #[tracing::instrument(skip_all, fields(data_dir = %config.data_dir.display()), err)]
+    #[tracing::instrument(skip_all, fields(data_dir = %config.data_dir.display(), lake = %config.lake_url()), err)]
     pub async fn open(config: &StoreConfig) -> Result<Store> {
         create_dir(&config.data_dir)?;
-        let lake_root = config.data_dir.join("lake");
-        create_dir(&lake_root)?;
-        // Readers address files by absolute URL: a relative --data-dir must work too.
-        let lake_root =
-            std::path::absolute(&lake_root).map_err(|e| StoreError::io(&lake_root, e))?;
+        let data_dir = std::path::absolute(&config.data_dir)
+            .map_err(|e| StoreError::io(&config.data_dir, e))?;
+        let lake = Lake::open(&config.lake_url())?;
         let db = match &config.database_url {
             Some(url) => StateDb::connect(url).await?,
             None => StateDb::open_sqlite(&config.sqlite_path()).await?,
         };
         db.migrate().await?;
-        let snapshots_dir = lake_root
-            .parent()
-            .map_or_else(|| lake_root.join("snapshots"), |d| d.join("snapshots"));
         Ok(Store {
-            lake: Lake::new(lake_root),
+            lake,
             db,
-            snapshots_dir,
+            snapshots_dir: data_dir.join("snapshots"),
+            data_dir,
             clock: config.clock.clone(),
             window: config.window,
             rollup_cache: Default::default(),
             summary_cache: Default::default(),
             tool_calls: Default::default(),
+            delta_heads: Default::default(),
         })
     }
 

@@ -90,6 +90,11 @@ impl Store {
             Some(runtime) => SessionContext::new_with_config_rt(config, runtime),
             None => SessionContext::new_with_config(config),
         };
+        if let Some(objects) = self.lake.query_store() {
+            let url = url::Url::parse(crate::lake::QUERY_STORE_URL)
+                .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+            ctx.register_object_store(&url, Arc::clone(objects));
+        }
         for table in LAKE_TABLES {
             let provider = self.table_provider(table, watermark, keep).await?;
             ctx.register_table(TableReference::bare(table), provider)?;
@@ -132,13 +137,9 @@ impl Store {
             .map(|rel| {
                 // From a URL, not a string: a path with `[`, `?` or `*` in it is a
                 // path, not a glob.
-                let path = self.lake.absolute(rel);
-                let url = url::Url::from_file_path(&path).map_err(|()| {
-                    DataFusionError::Plan(format!("{} is not an absolute path", path.display()))
-                })?;
-                ListingTableUrl::try_new(url, None)
+                Ok(ListingTableUrl::try_new(self.lake.query_url(rel)?, None)?)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>>>()?;
         let config = ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(ListingOptions::new(Arc::new(ParquetFormat::default())))
             .with_schema(schema);

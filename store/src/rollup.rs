@@ -319,13 +319,8 @@ impl Store {
         self.rollup_cache.forget(&paths);
         self.summary_cache.forget(&paths);
         for path in paths {
-            let path = self.lake.absolute(&path);
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "an obsolete rollup file was not removed")
-                }
+            if let Err(e) = self.lake.remove(&path) {
+                tracing::warn!(error = %e, "an obsolete rollup file was not removed");
             }
         }
     }

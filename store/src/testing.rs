@@ -10,6 +10,25 @@ use sqlx::postgres::PgConnection;
 use crate::{DatabaseUrl, Store, StoreConfig};
 
 pub const POSTGRES_URL_VAR: &str = "TOLLGATE_TEST_POSTGRES_URL";
+/// An Azure container (Azurite in CI) lake tests may write under: `az://container`.
+pub const AZURE_LAKE_VAR: &str = "TOLLGATE_TEST_AZURE_LAKE";
+/// An S3 bucket (moto in CI) lake tests may write under: `s3://bucket`.
+pub const S3_LAKE_VAR: &str = "TOLLGATE_TEST_S3_LAKE";
+
+/// A fresh prefix under the object-store lake `var` names, or `None` (with a
+/// note) when it names none. A set variable that does not parse panics.
+pub fn object_lake(var: &str) -> Option<crate::LakeUrl> {
+    let Ok(base) = std::env::var(var) else {
+        eprintln!("{var} not set: skipping the object-store lake variant");
+        return None;
+    };
+    let url = format!(
+        "{}/test-{}",
+        base.trim_end_matches('/'),
+        uuid::Uuid::now_v7().simple()
+    );
+    Some(crate::LakeUrl::parse(&url).unwrap_or_else(|e| panic!("{var}: {e}")))
+}
 
 #[derive(Debug)]
 pub struct TestStore {
@@ -35,8 +54,16 @@ impl Deref for TestStore {
 
 impl TestStore {
     pub async fn sqlite() -> TestStore {
+        Self::sqlite_on(None).await
+    }
+
+    /// A SQLite store whose lake is at `lake_url` (`None`: in its data dir).
+    pub async fn sqlite_on(lake_url: Option<crate::LakeUrl>) -> TestStore {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let config = StoreConfig::embedded(dir.path().join("data"));
+        let config = StoreConfig {
+            lake_url,
+            ..StoreConfig::embedded(dir.path().join("data"))
+        };
         let store = Store::open(&config).await.expect("open SQLite test store");
         TestStore {
             store,
@@ -49,6 +76,11 @@ impl TestStore {
     /// `None` when no Postgres server is configured for tests. A configured server
     /// that cannot be reached panics: a silent skip would hide a broken suite.
     pub async fn postgres() -> Option<TestStore> {
+        Self::postgres_on(None).await
+    }
+
+    /// [`TestStore::postgres`] with its lake at `lake_url`.
+    pub async fn postgres_on(lake_url: Option<crate::LakeUrl>) -> Option<TestStore> {
         let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
             eprintln!("{POSTGRES_URL_VAR} not set: skipping the Postgres variant");
             return None;
@@ -69,6 +101,7 @@ impl TestStore {
         let dir = tempfile::tempdir().expect("temporary directory");
         let config = StoreConfig {
             database_url: Some(database_url),
+            lake_url,
             ..StoreConfig::embedded(dir.path().join("data"))
         };
         let _postgres = Some(PostgresDatabase { admin_url, name });

@@ -244,7 +244,7 @@ async fn an_llm_row_pairs_with_its_request_within_an_hour(store: TestStore) {
 
 /// The rollup files under `lake/derived/<tier>`, relative to the lake root.
 fn derived_files(store: &Store, tier: &str) -> Vec<String> {
-    let root = store.lake.root().to_owned();
+    let root = store.lake.local_root().unwrap().to_owned();
     let mut found = Vec::new();
     let dir = root.join("derived").join(tier);
     for day in std::fs::read_dir(&dir).into_iter().flatten() {
@@ -312,9 +312,10 @@ async fn rollups_are_parquet_in_the_lake_one_file_per_hour(store: TestStore) {
     // is garbage; the named ones are not.
     let orphan = store
         .lake
-        .root()
+        .local_root()
+        .unwrap()
         .join("derived/rollup_hourly/date=2026-10-02/07-orphan.parquet");
-    std::fs::copy(store.lake.root().join(&second[1]), &orphan).unwrap();
+    std::fs::copy(store.lake.local_root().unwrap().join(&second[1]), &orphan).unwrap();
     let gc = store.gc(std::time::Duration::ZERO).await.unwrap();
     assert_eq!(gc.files_removed, 1, "{gc:?}");
     assert!(!orphan.exists());

@@ -77,6 +77,27 @@ impl StateDb {
         }))
     }
 
+    /// The committed files of `table` with ids in `(after, upto]`: what a Delta
+    /// table lacks that has reached `after`.
+    pub async fn lake_files_between(
+        &self,
+        table: &str,
+        after: i64,
+        upto: i64,
+    ) -> Result<Vec<LakeFile>> {
+        let sql = "SELECT id, batch_id, table_name, partition_date, path, row_count, byte_size, \
+                   min_time, max_time FROM lake_files \
+                   WHERE table_name = $1 AND id > $2 AND id <= $3 ORDER BY id";
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as::<Db, LakeFile>(sql)
+                .bind(table)
+                .bind(after)
+                .bind(upto)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     /// The files batches committed.
     pub async fn lake_files_of_batches(&self, batch_ids: &[i64]) -> Result<Vec<LakeFile>> {
         let sql = "SELECT id, batch_id, table_name, partition_date, path, row_count, byte_size, \

@@ -18,6 +18,7 @@ mod manifest;
 mod ownership;
 mod prices;
 mod rollups;
+mod shared;
 mod url;
 
 use std::path::Path;
@@ -51,6 +52,7 @@ pub use self::prices::PriceRow;
 pub use self::rollups::{
     ObservedUsage, RollupFile, RollupHour, RollupRow, RollupsReplaced, ToolCalls, UsageRollup,
 };
+pub use self::shared::StoredSession;
 pub use self::url::{Backend, DatabaseUrl};
 use crate::Result;
 

@@ -35,9 +35,9 @@ pub fn requests(ids: &[&str], time_us: i64, batch_id: i64) -> RecordBatch {
     RecordBatch::try_new(schema, columns).unwrap()
 }
 
-const OCT_1: i64 = 1_790_845_200_000_000; // 2026-10-01T09:00:00Z
+pub(crate) const OCT_1: i64 = 1_790_845_200_000_000; // 2026-10-01T09:00:00Z
 
-async fn write_and_commit(
+pub(crate) async fn write_and_commit(
     store: &TestStore,
     sha: &str,
     ids: &[&str],
@@ -67,18 +67,15 @@ async fn write_and_commit(
     Ok(file)
 }
 
-async fn count(store: &TestStore) -> usize {
-    store
-        .sql_read_only("SELECT * FROM requests")
-        .await
-        .unwrap()
-        .num_rows()
-}
-
-async fn commit_makes_files_visible_atomically(store: TestStore) {
+/// Begins a batch and writes its request file, without committing it.
+pub(crate) async fn write_uncommitted(
+    store: &TestStore,
+    sha: &str,
+    ids: &[&str],
+) -> (i64, NewLakeFile) {
     let batch_id = store
         .db
-        .begin_batch("test", "aa", "canonical")
+        .begin_batch("test", sha, "canonical")
         .await
         .unwrap();
     let file = store
@@ -87,9 +84,22 @@ async fn commit_makes_files_visible_atomically(store: TestStore) {
             REQUESTS,
             "2026-10-01",
             batch_id,
-            &requests(&["a", "b"], OCT_1, batch_id),
+            &requests(ids, OCT_1, batch_id),
         )
         .unwrap();
+    (batch_id, file)
+}
+
+pub(crate) async fn count(store: &TestStore) -> usize {
+    store
+        .sql_read_only("SELECT * FROM requests")
+        .await
+        .unwrap()
+        .num_rows()
+}
+
+async fn commit_makes_files_visible_atomically(store: TestStore) {
+    let (batch_id, file) = write_uncommitted(&store, "aa", &["a", "b"]).await;
     assert_eq!(
         file.path,
         format!(

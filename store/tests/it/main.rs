@@ -5,5 +5,7 @@
 
 mod commit;
 mod idempotency;
+mod lake_conformance;
+mod shared;
 mod sql;
 mod writers;
