@@ -88,6 +88,10 @@ pub fn server_config(config: &Config, webhook_url: Option<String>) -> ServerConf
         shutdown_grace: section
             .shutdown_grace_seconds
             .map_or(defaults.shutdown_grace, std::time::Duration::from_secs),
+        // At least a second: it is renewed every third of it.
+        lease_ttl: section.lease_ttl_seconds.map_or(defaults.lease_ttl, |s| {
+            std::time::Duration::from_secs(s.max(1))
+        }),
         webhook_url: webhook_url.or_else(|| section.webhook_url.clone()),
         ingest: tollgate_ingest::IngestOptions {
             dimensions: config.dimensions.clone(),

@@ -24,10 +24,14 @@ pub(crate) async fn deliverer(state: AppState, mut stop: watch::Receiver<bool>) 
     };
     let mut last_resend = Instant::now();
     loop {
-        if let Err(e) = deliver_due(&state, &client).await {
+        // Servers side by side: only the lease holder notifies, so a
+        // notification goes out once, not once per server.
+        if state.lease.held()
+            && let Err(e) = deliver_due(&state, &client).await
+        {
             tracing::warn!(error = %e, "delivering alert notifications failed");
         }
-        if last_resend.elapsed() >= state.config.alert_resend_every {
+        if state.lease.held() && last_resend.elapsed() >= state.config.alert_resend_every {
             last_resend = Instant::now();
             if let Err(e) = resend_firing(&state, &client).await {
                 tracing::warn!(error = %e, "re-sending firing alerts failed");

@@ -242,9 +242,11 @@ impl FromRequestParts<AppState> for Auth {
         let Some(secret) = secret else {
             let read =
                 parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
-            return read
-                .then(|| crate::ui::session::principal(state, headers))
-                .flatten()
+            if !read {
+                return Err(AppError::Unauthorized);
+            }
+            return crate::ui::session::principal(state, headers)
+                .await?
                 .map(|(who, _)| Auth(who))
                 .ok_or(AppError::Unauthorized);
         };

@@ -2,6 +2,8 @@
 //! change (after a push, and on a timer for batches other processes
 //! committed: [`crate::derive`]), reloading the key and view caches and the
 //! lineage graph when another process changed them, and delivering webhooks.
+//! With servers side by side, only the holder of the background lease
+//! ([`crate::lease`]) derives and delivers; every server refreshes its caches.
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -10,6 +12,7 @@ use crate::state::AppState;
 
 pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
     vec![
+        tokio::spawn(crate::lease::keeper(state.clone(), stop.clone())),
         tokio::spawn(crate::derive::deriver(state.clone(), stop.clone())),
         tokio::spawn(refresher(state.clone(), stop.clone())),
         tokio::spawn(crate::notify::deliverer(state.clone(), stop.clone())),

@@ -25,6 +25,7 @@ pub mod auth;
 mod background;
 pub mod derive;
 pub mod error;
+pub mod lease;
 pub mod lineage;
 mod listener;
 mod metrics;

@@ -22,7 +22,11 @@ pub(crate) async fn deliverer(state: AppState, mut stop: watch::Receiver<bool>) 
         return;
     };
     loop {
-        if let Err(e) = deliver_due(&state, &client, &url).await {
+        // Servers side by side: only the lease holder delivers, so an event
+        // goes out once, not once per server.
+        if state.lease.held()
+            && let Err(e) = deliver_due(&state, &client, &url).await
+        {
             tracing::warn!(error = %e, "delivering budget events failed");
         }
         tokio::select! {

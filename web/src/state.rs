@@ -61,6 +61,9 @@ pub struct ServerConfig {
     /// At shutdown, requests in flight get this long before their
     /// connections are cut (pushes then get as long again to commit).
     pub shutdown_grace: Duration,
+    /// How long the background lease lasts unrenewed: after its holder dies,
+    /// another server takes the background work over within this.
+    pub lease_ttl: Duration,
 }
 
 /// How far a pushed body may expand: sixteen times its largest compressed size
@@ -107,6 +110,7 @@ impl Default for ServerConfig {
             header_read_timeout: crate::listener::HEADER_READ_TIMEOUT,
             body_timeout: crate::listener::BODY_TIMEOUT,
             shutdown_grace: crate::listener::SHUTDOWN_GRACE,
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct Inner {
     pub keys: KeyCache,
     /// Web sessions of people logged in to the pages.
     pub sessions: crate::ui::session::Sessions,
+    /// This server's claim on the background work (see [`crate::lease`]).
+    pub lease: crate::lease::Lease,
     pub views: ViewCache,
     pub chargeback: ChargebackCache,
     /// Days of months for the FinOps pages, kept while the inputs stay the same.
@@ -161,10 +167,11 @@ impl AppState {
             ))
             .unwrap_or(axum::http::HeaderValue::from_static("no-cache")),
             lineage: crate::lineage::LineageCache::new(config.taxonomy.clone()),
+            sessions: crate::ui::session::Sessions::new(store.db.clone()),
+            lease: crate::lease::Lease::new(config.lease_ttl),
             store,
             config,
             keys: KeyCache::default(),
-            sessions: Default::default(),
             views: ViewCache::default(),
             chargeback: ChargebackCache::default(),
             daily: Default::default(),
@@ -179,10 +186,9 @@ impl AppState {
     /// A fresh directory under the data directory for one request's body
     /// (a push, an uploaded reference file), removed by the caller.
     pub fn spool_dir(&self) -> crate::error::Result<std::path::PathBuf> {
-        let root = self.store.lake.root();
-        let dir = root
-            .parent()
-            .unwrap_or(root)
+        let dir = self
+            .store
+            .data_dir
             .join("push")
             .join(uuid::Uuid::now_v7().to_string());
         std::fs::create_dir_all(&dir)

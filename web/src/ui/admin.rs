@@ -102,7 +102,7 @@ async fn render(
 
 async fn page(user: WebUser, State(state): State<AppState>) -> PageResult<Response> {
     user.require(Section::Admin)?;
-    let created = state.sessions.take_flash(&user.session.token);
+    let created = state.sessions.take_flash(&user.session.token).await?;
     render(&user, &state, created).await
 }
 
@@ -144,7 +144,8 @@ async fn create(
     // reload of that page shows the keys, it does not make another.
     state
         .sessions
-        .set_flash(&user.session.token, (created.key.name, created.secret));
+        .set_flash(&user.session.token, (created.key.name, created.secret))
+        .await?;
     Ok(Redirect::to("/admin#keys").into_response())
 }
 

@@ -100,9 +100,9 @@ async fn login(
     };
     // A new login replaces the session the browser had.
     if let Some(old) = session::token(&headers) {
-        state.sessions.end(old);
+        state.sessions.end(old).await?;
     }
-    let started = state.sessions.start(digest(key))?;
+    let started = state.sessions.start(digest(key)).await?;
     tracing::info!(key = %who.actor(), "web login");
     let to = local(Some(&f.next)).unwrap_or_else(|| home.href().to_owned());
     let mut response = Redirect::to(&to).into_response();
@@ -129,7 +129,7 @@ async fn logout(
     PageForm(f): PageForm<CsrfForm>,
 ) -> PageResult<Response> {
     user.check_csrf(&state, &headers, &f.csrf)?;
-    state.sessions.end(&user.session.token);
+    state.sessions.end(&user.session.token).await?;
     let mut response = Redirect::to("/login").into_response();
     let cookie = session::cookie(None, session::served_over_tls(&state, &headers));
     if let Ok(value) = HeaderValue::from_str(&cookie) {

@@ -2,16 +2,20 @@
 //! in a cookie (HttpOnly, SameSite=Strict, Secure when served over TLS) naming
 //! the key it was opened with, and a CSRF token every changing form carries.
 //! The key is checked again on every request, so revoking it (or its expiry)
-//! ends its sessions at once. Sessions live in this process: a restart asks
-//! people to log in again, which is cheaper than storing bearer secrets.
+//! ends its sessions at once. Sessions live in the state database, found by
+//! their token's SHA-256 (the token itself is never stored), so servers side
+//! by side share them: a login on one works on the others, and logging out ends
+//! it everywhere.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use tollgate_store::StateDb;
+use tollgate_store::state::StoredSession;
 
 use crate::auth::{Principal, constant_time_eq, digest, random_hex};
 use crate::error::AppError;
@@ -26,19 +30,17 @@ pub const SECURE_COOKIE: &str = "__Host-tg_session";
 /// How long a session lasts from its login.
 pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 
+/// A session found by its token.
 #[derive(Debug, Clone)]
 struct Entry {
     key_digest: [u8; 32],
     csrf: String,
-    expires: Instant,
-    /// A message for the next page only (a new key's secret, shown once).
-    flash: Option<(String, String)>,
 }
 
-/// Live sessions by the SHA-256 of their token.
-#[derive(Debug, Default)]
+/// The sessions of every server on this state database.
+#[derive(Debug, Clone)]
 pub struct Sessions {
-    map: Mutex<HashMap<[u8; 32], Entry>>,
+    db: StateDb,
 }
 
 /// A started session: the cookie's token and the session's CSRF token.
@@ -48,64 +50,113 @@ pub struct Started {
     pub csrf: String,
 }
 
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn token_id(token: &str) -> String {
+    hex::encode(digest(token))
+}
+
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Entry>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn new(db: StateDb) -> Self {
+        Sessions { db }
     }
 
     /// Opens a session for the key with this digest.
-    pub fn start(&self, key_digest: [u8; 32]) -> Result<Started, AppError> {
+    pub async fn start(&self, key_digest: [u8; 32]) -> Result<Started, AppError> {
         let started = Started {
             token: random_hex("a session")?,
             csrf: random_hex("a session")?,
         };
-        let now = Instant::now();
-        let mut map = self.lock();
-        // Expired sessions go when new ones come: the map stays as large as
-        // the logins of one lifetime.
-        map.retain(|_, e| e.expires > now);
-        map.insert(
-            digest(&started.token),
-            Entry {
-                key_digest,
-                csrf: started.csrf.clone(),
-                expires: now + LIFETIME,
-                flash: None,
-            },
-        );
+        let now = now_us();
+        let stored = StoredSession {
+            key_sha256: hex::encode(key_digest),
+            csrf: started.csrf.clone(),
+            expires_at_us: now + LIFETIME.as_micros() as i64,
+        };
+        self.db
+            .insert_session(&token_id(&started.token), &stored, now)
+            .await?;
         Ok(started)
     }
 
-    fn find(&self, token: &str) -> Option<Entry> {
-        let mut map = self.lock();
-        let id = digest(token);
-        match map.get(&id) {
-            Some(e) if e.expires > Instant::now() => Some(e.clone()),
-            Some(_) => {
-                map.remove(&id);
-                None
-            }
-            None => None,
+    async fn find(&self, token: &str) -> Result<Option<Entry>, AppError> {
+        let Some(stored) = self.db.session(&token_id(token), now_us()).await? else {
+            return Ok(None);
+        };
+        let mut key_digest = [0u8; 32];
+        // A stored digest that is not 32 hex bytes names no key: no session.
+        if hex::decode_to_slice(&stored.key_sha256, &mut key_digest).is_err() {
+            return Ok(None);
         }
+        Ok(Some(Entry {
+            key_digest,
+            csrf: stored.csrf,
+        }))
     }
 
-    /// Keeps `flash` for the session's next page.
-    pub fn set_flash(&self, token: &str, flash: (String, String)) {
-        if let Some(entry) = self.lock().get_mut(&digest(token)) {
-            entry.flash = Some(flash);
-        }
+    /// Keeps `flash` for the session's next page, on whichever server serves
+    /// it: sealed with a key derived from the token, so the state database
+    /// holds nothing readable without the browser's cookie.
+    pub async fn set_flash(&self, token: &str, flash: (String, String)) -> Result<(), AppError> {
+        let sealed = seal(token, &flash)?;
+        self.db.set_session_flash(&token_id(token), &sealed).await?;
+        Ok(())
     }
 
     /// The flash kept for this page, taken: it is shown once.
-    pub fn take_flash(&self, token: &str) -> Option<(String, String)> {
-        self.lock()
-            .get_mut(&digest(token))
-            .and_then(|entry| entry.flash.take())
+    pub async fn take_flash(&self, token: &str) -> Result<Option<(String, String)>, AppError> {
+        let Some(sealed) = self.db.take_session_flash(&token_id(token)).await? else {
+            return Ok(None);
+        };
+        Ok(open(token, &sealed))
     }
 
-    pub fn end(&self, token: &str) {
-        self.lock().remove(&digest(token));
+    pub async fn end(&self, token: &str) -> Result<(), AppError> {
+        self.db.delete_session(&token_id(token)).await?;
+        Ok(())
     }
+}
+
+/// The flash's key: the SHA-256 of the token under a label of its own (the
+/// stored id is the token's plain SHA-256, so the two never coincide).
+fn flash_key(token: &str) -> Result<LessSafeKey, AppError> {
+    let key = digest(&format!("tollgate web flash\n{token}"));
+    let key = UnboundKey::new(&CHACHA20_POLY1305, &key)
+        .map_err(|_| AppError::Internal("the flash key was refused".into()))?;
+    Ok(LessSafeKey::new(key))
+}
+
+fn seal(token: &str, flash: &(String, String)) -> Result<Vec<u8>, AppError> {
+    let nonce_hex = random_hex("a flash nonce")?;
+    let mut nonce = [0u8; NONCE_LEN];
+    hex::decode_to_slice(&nonce_hex[..NONCE_LEN * 2], &mut nonce)
+        .map_err(|e| AppError::Internal(format!("flash nonce: {e}")))?;
+    let mut body =
+        serde_json::to_vec(flash).map_err(|e| AppError::Internal(format!("flash: {e}")))?;
+    flash_key(token)?
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut body)
+        .map_err(|_| AppError::Internal("sealing the flash failed".into()))?;
+    let mut sealed = nonce.to_vec();
+    sealed.extend(body);
+    Ok(sealed)
+}
+
+/// The flash, or `None` if it does not open with this token's key (it was
+/// tampered with): a flash is a convenience, never worth an error page.
+fn open(token: &str, sealed: &[u8]) -> Option<(String, String)> {
+    if sealed.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut body = body.to_vec();
+    let plain = flash_key(token)
+        .ok()?
+        .open_in_place(nonce, Aad::empty(), &mut body)
+        .ok()?;
+    serde_json::from_slice(plain).ok()
 }
 
 /// The session token the request's cookie carries.
@@ -122,17 +173,28 @@ pub fn token(headers: &HeaderMap) -> Option<&str> {
 
 /// The principal of the request's session, if it has a live one whose key is
 /// still live.
-pub fn principal(state: &AppState, headers: &HeaderMap) -> Option<(Arc<Principal>, SessionRef)> {
-    let token = token(headers)?;
-    let entry = state.sessions.find(token)?;
-    let who = state.keys.check_digest(&entry.key_digest)?;
-    Some((
+/// A state database that does not answer is the server's fault (500), not a
+/// request to log in again.
+pub async fn principal(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(Arc<Principal>, SessionRef)>, AppError> {
+    let Some(token) = token(headers) else {
+        return Ok(None);
+    };
+    let Some(entry) = state.sessions.find(token).await? else {
+        return Ok(None);
+    };
+    let Some(who) = state.keys.check_digest(&entry.key_digest) else {
+        return Ok(None);
+    };
+    Ok(Some((
         who,
         SessionRef {
             token: token.to_owned(),
             csrf: entry.csrf,
         },
-    ))
+    )))
 }
 
 /// What a page needs of its session besides who: the token (to log out) and
@@ -227,7 +289,7 @@ impl FromRequestParts<AppState> for WebUser {
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
-        match principal(state, &parts.headers) {
+        match principal(state, &parts.headers).await? {
             Some((who, session)) => Ok(WebUser { who, session }),
             // Back to the page after the login; a form's target cannot be
             // returned to with a GET.
@@ -268,22 +330,21 @@ mod tests {
     }
 
     #[test]
-    fn sessions_end_and_expire() {
-        let sessions = Sessions::default();
-        let started = sessions.start([7; 32]).unwrap();
-        assert_eq!(sessions.find(&started.token).unwrap().key_digest, [7; 32]);
-        assert!(sessions.find("forged").is_none());
-        sessions.set_flash(&started.token, ("k".into(), "secret".into()));
-        assert_eq!(sessions.take_flash(&started.token).unwrap().1, "secret");
-        assert!(sessions.take_flash(&started.token).is_none(), "shown once");
-        sessions.end(&started.token);
-        assert!(sessions.find(&started.token).is_none());
-        let old = sessions.start([8; 32]).unwrap();
-        sessions
-            .lock()
-            .values_mut()
-            .for_each(|e| e.expires = Instant::now());
-        assert!(sessions.find(&old.token).is_none());
+    fn a_flash_opens_only_with_its_sessions_token() {
+        let flash = ("ci".to_owned(), "tgk_secret".to_owned());
+        let sealed = seal("token-a", &flash).unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains("tgk_secret"));
+        assert_eq!(open("token-a", &sealed), Some(flash.clone()));
+        assert_eq!(open("token-b", &sealed), None, "another session's token");
+        let mut tampered = sealed.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(open("token-a", &tampered), None);
+        assert_eq!(open("token-a", &sealed[..5]), None);
+        assert_ne!(
+            seal("token-a", &flash).unwrap(),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 
     #[test]
