@@ -86,14 +86,23 @@ impl Store {
     /// Publishes to every fact table's Delta log the files committed since its
     /// last commit. Idempotent: a second call with nothing new writes nothing.
     #[tracing::instrument(skip_all, err)]
+    /// A table that fails does not stop the others; the first failure is
+    /// returned once all were tried.
     pub async fn publish_delta(&self) -> Result<Vec<Published>> {
         let watermark = self.db.manifest_watermark().await?;
         let log = log_store(&self.lake)?;
         let mut published = Vec::new();
+        let mut failed = None;
         for table in LAKE_TABLES {
-            published.push(self.publish_table(&log, table, watermark).await?);
+            match self.publish_table(&log, table, watermark).await {
+                Ok(done) => published.push(done),
+                Err(e) => {
+                    tracing::error!(table, error = %e, "publishing to the Delta log failed");
+                    failed.get_or_insert(e);
+                }
+            }
         }
-        Ok(published)
+        failed.map_or(Ok(published), Err)
     }
 
     async fn publish_table(
@@ -186,8 +195,9 @@ fn commit_path(table: &str, version: u64) -> Path {
     Path::from(format!("{table}/_delta_log/{version:020}.json"))
 }
 
-/// The newest commit of `table` and its transaction's watermark; `None` for a
-/// table never published.
+/// The newest commit of `table`, and the watermark of the newest commit that
+/// carries Tollgate's transaction (commits of other writers, an `OPTIMIZE`
+/// say, are passed over); `None` for a table never published.
 pub async fn read_head(log: &Arc<dyn ObjectStore>, table: &str) -> Result<Option<Head>> {
     let prefix = Path::from(format!("{table}/_delta_log"));
     let listed: Vec<_> = log
@@ -198,7 +208,7 @@ pub async fn read_head(log: &Arc<dyn ObjectStore>, table: &str) -> Result<Option
             path: prefix.to_string(),
             source,
         })?;
-    let Some(version) = listed
+    let mut versions: Vec<u64> = listed
         .iter()
         .filter_map(|m| {
             m.location
@@ -207,41 +217,67 @@ pub async fn read_head(log: &Arc<dyn ObjectStore>, table: &str) -> Result<Option
                 .parse::<u64>()
                 .ok()
         })
-        .max()
-    else {
+        .collect();
+    versions.sort_unstable_by(|a, b| b.cmp(a));
+    let Some(&newest) = versions.first() else {
         return Ok(None);
     };
-    let path = commit_path(table, version);
-    let bytes = objects::get(Arc::clone(log), path.to_string()).await?;
-    let watermark = txn_version(&bytes).map_err(|reason| StoreError::DeltaLog {
+    for version in versions {
+        let path = commit_path(table, version);
+        let bytes = objects::get(Arc::clone(log), path.to_string()).await?;
+        match txn_version(&bytes) {
+            Ok(watermark) => {
+                return Ok(Some(Head {
+                    version: newest,
+                    watermark,
+                }));
+            }
+            Err(Unreadable::Foreign) => continue,
+            Err(Unreadable::Broken(reason)) => {
+                return Err(StoreError::DeltaLog {
+                    table: table.to_owned(),
+                    reason: format!("commit {version}: {reason}"),
+                });
+            }
+        }
+    }
+    Err(StoreError::DeltaLog {
         table: table.to_owned(),
-        reason: format!("commit {version}: {reason}"),
-    })?;
-    Ok(Some(Head { version, watermark }))
+        reason: format!(
+            "no commit carries a {APP_ID} transaction: the table was written by someone else"
+        ),
+    })
+}
+
+/// Why a commit gave no watermark.
+#[derive(Debug, PartialEq, Eq)]
+enum Unreadable {
+    /// It is not Tollgate's (no `txn` of ours).
+    Foreign,
+    Broken(String),
 }
 
 /// The version of Tollgate's transaction in one commit file.
-fn txn_version(commit: &[u8]) -> std::result::Result<i64, String> {
-    let text = std::str::from_utf8(commit).map_err(|e| e.to_string())?;
+fn txn_version(commit: &[u8]) -> std::result::Result<i64, Unreadable> {
+    let broken = Unreadable::Broken;
+    let text = std::str::from_utf8(commit).map_err(|e| broken(e.to_string()))?;
     for (n, line) in text
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
         let action: Value =
-            serde_json::from_str(line).map_err(|e| format!("line {}: {e}", n + 1))?;
+            serde_json::from_str(line).map_err(|e| broken(format!("line {}: {e}", n + 1)))?;
         if let Some(txn) = action.get("txn")
             && txn.get("appId").and_then(Value::as_str) == Some(APP_ID)
         {
             return txn
                 .get("version")
                 .and_then(Value::as_i64)
-                .ok_or_else(|| format!("line {}: txn without an integer version", n + 1));
+                .ok_or_else(|| broken(format!("line {}: txn without an integer version", n + 1)));
         }
     }
-    Err(format!(
-        "no {APP_ID} transaction: the table was written by someone else"
-    ))
+    Err(Unreadable::Foreign)
 }
 
 /// One commit's JSON lines: for version 0 the protocol and the table's
@@ -409,14 +445,57 @@ mod tests {
         assert!(!later.contains("metaData"), "{later}");
     }
 
+    fn broken(commit: &[u8]) -> String {
+        match txn_version(commit) {
+            Err(Unreadable::Broken(reason)) => reason,
+            other => panic!("not broken: {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_commit_without_our_transaction_or_with_bad_json_says_so() {
-        let e = txn_version(b"{\"commitInfo\":{}}\n").unwrap_err();
-        assert!(e.contains("no tollgate transaction"), "{e}");
-        let e = txn_version(b"{\"txn\":{\"appId\":\"tollgate\"}}\n").unwrap_err();
+    fn a_commit_without_our_transaction_is_foreign_and_bad_json_says_where() {
+        let other = txn_version(b"{\"commitInfo\":{\"operation\":\"OPTIMIZE\"}}\n");
+        assert_eq!(other, Err(Unreadable::Foreign));
+        let e = broken(b"{\"txn\":{\"appId\":\"tollgate\"}}\n");
         assert!(e.contains("line 1: txn without an integer version"), "{e}");
-        let e = txn_version(b"\n{oops\n").unwrap_err();
+        let e = broken(b"\n{oops\n");
         assert!(e.starts_with("line 2"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn the_head_passes_over_other_writers_commits() {
+        let log: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        assert_eq!(read_head(&log, "requests").await.unwrap(), None);
+        let ours = commit_body("requests", 0, 42, &[], Utc::now()).unwrap();
+        let theirs = "{\"commitInfo\":{\"operation\":\"OPTIMIZE\"}}\n";
+        for (version, body) in [(0, ours.as_str()), (1, theirs)] {
+            let payload = PutPayload::from(body.as_bytes().to_vec());
+            log.put_opts(
+                &commit_path("requests", version),
+                payload,
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+        }
+        let head = read_head(&log, "requests").await.unwrap();
+        assert_eq!(
+            head,
+            Some(Head {
+                version: 1,
+                watermark: 42
+            })
+        );
+        let payload = PutPayload::from(theirs.as_bytes().to_vec());
+        log.put_opts(
+            &commit_path("token_usage", 0),
+            payload,
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+        let e = read_head(&log, "token_usage").await.unwrap_err();
+        assert!(e.to_string().contains("written by someone else"), "{e}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! delivers webhooks and alert notifications. The others answer requests from
 //! what it stored. The holder renews the lease every third of its time to
 //! live; if it dies, the lease expires unrenewed and another server takes it
-//! over, at most one time to live later.
+//! over, at most one time to live later. Expiry is judged by each server's
+//! wall clock: their clocks must agree to within a fifth of the time to live
+//! (3 s by default), as NTP keeps them.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -86,19 +88,33 @@ impl Lease {
     }
 }
 
-/// Renews (or keeps trying to take) the lease until `stop`, then releases it.
-/// Taking it over wakes the background work at once.
+/// Renews (or keeps trying to take) the lease until `stop`; the server
+/// releases it once its background work has stopped ([`crate::serve`]).
+/// Taking it over wakes the background work at once, and so does, for the
+/// holder, a batch another server committed (its push woke only that
+/// server's deriver): it is derived within a third of the lease's time.
 pub async fn keeper(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         let was = state.lease.held();
-        if state.lease.hold(&state.store.db).await && !was {
-            state.derive_now.notify_one();
-            state.deliver_now.notify_one();
+        if state.lease.hold(&state.store.db).await {
+            if !was {
+                state.derive_now.notify_one();
+                state.deliver_now.notify_one();
+            } else if committed_elsewhere(&state).await {
+                state.derive_now.notify_one();
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(state.lease.ttl / 3) => {}
-            _ = stop.changed() => break,
+            _ = stop.changed() => return,
         }
     }
-    state.lease.release(&state.store.db).await;
+}
+
+/// Whether the manifest has moved past what this server derived.
+async fn committed_elsewhere(state: &AppState) -> bool {
+    match state.store.db.manifest_watermark().await {
+        Ok(committed) => committed > state.freshness.view().derived_watermark,
+        Err(_) => false,
+    }
 }

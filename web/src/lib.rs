@@ -79,5 +79,8 @@ pub async fn serve(
     for task in tasks {
         let _ = task.await;
     }
+    // Only now: released while a derivation or a delivery still ran, another
+    // server could take over and do the same work beside it.
+    state.lease.release(&state.store.db).await;
     Ok(())
 }

@@ -97,17 +97,21 @@ impl LakeUrl {
         let LakeUrl::Object { cloud, url } = self else {
             return Ok(None);
         };
+        let connector = super::objects::connector;
         let built = match cloud {
             Cloud::Azure => MicrosoftAzureBuilder::from_env()
                 .with_url(url.as_str())
+                .with_http_connector(connector()?)
                 .build()
                 .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
             Cloud::S3 => AmazonS3Builder::from_env()
                 .with_url(url.as_str())
+                .with_http_connector(connector()?)
                 .build()
                 .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
             Cloud::Gcs => GoogleCloudStorageBuilder::from_env()
                 .with_url(url.as_str())
+                .with_http_connector(connector()?)
                 .build()
                 .map(|s| Arc::new(s) as Arc<dyn ObjectStore>),
         };

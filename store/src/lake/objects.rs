@@ -5,15 +5,19 @@
 //! The lake's file API is synchronous (ingest writes from worker threads,
 //! derived reads decode on blocking threads), and object stores are async:
 //! each call runs on a small runtime of the lake's own and the caller waits for
-//! it. Waiting never deadlocks, whatever runtime the caller is on, because the
-//! work never needs the caller's threads.
+//! it. Every HTTP request of the lake's stores runs on that runtime too (see
+//! [`connector`]), whoever awaits it (DataFusion on the SQL runtime, Delta
+//! commits on the server's), so waiting never needs the caller's threads: a
+//! connection opened on a runtime whose workers are all waiting here would
+//! otherwise stall, and the SQL runtime has no I/O driver at all.
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::buffered::BufWriter;
+use object_store::client::SpawnedReqwestConnector;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::AsyncWriteExt;
@@ -23,19 +27,29 @@ use crate::{Result, StoreError};
 /// Above this size a file goes up in parts (each part this large).
 const PART_BYTES: usize = 16 << 20;
 
-/// The lake's I/O runtime, made on first use and kept for the process.
+/// The lake's I/O runtime, made on first use and kept for the process (made
+/// once, under the lock: a second one built by a racing thread would be
+/// dropped, and dropping a runtime inside another panics).
 fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    if let Some(rt) = RUNTIME.get() {
-        return Ok(rt);
-    }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("lake-io")
-        .enable_all()
-        .build()
-        .map_err(|e| StoreError::io("<lake I/O runtime>", e))?;
-    Ok(RUNTIME.get_or_init(|| rt))
+    static RUNTIME: LazyLock<std::io::Result<tokio::runtime::Runtime>> = LazyLock::new(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lake-io")
+            .enable_all()
+            .build()
+    });
+    RUNTIME.as_ref().map_err(|e| {
+        StoreError::io(
+            "<lake I/O runtime>",
+            std::io::Error::new(e.kind(), e.to_string()),
+        )
+    })
+}
+
+/// The HTTP connector of the lake's object stores: requests spawned on the
+/// lake's I/O runtime.
+pub(crate) fn connector() -> Result<SpawnedReqwestConnector> {
+    Ok(SpawnedReqwestConnector::new(io_runtime()?.handle().clone()))
 }
 
 /// Runs `work` on the lake's I/O runtime and waits for it.

@@ -18,7 +18,8 @@ pub struct StoredSession {
 }
 
 impl StateDb {
-    /// Stores a new session under its token's SHA-256, dropping expired ones.
+    /// Stores a new session under its token's SHA-256, dropping expired ones
+    /// and any sealed message left for a session that is gone.
     pub async fn insert_session(
         &self,
         token_sha256: &str,
@@ -30,6 +31,12 @@ impl StateDb {
                 .bind(now_us)
                 .execute(pool)
                 .await?;
+            sqlx::query::<Db>(
+                "DELETE FROM web_session_flash WHERE token_sha256 NOT IN \
+                 (SELECT token_sha256 FROM web_sessions)",
+            )
+            .execute(pool)
+            .await?;
             sqlx::query::<Db>(
                 "INSERT INTO web_sessions (token_sha256, key_sha256, csrf, expires_at_us) \
                  VALUES ($1, $2, $3, $4)",

@@ -70,6 +70,16 @@ async fn the_lake_story(store: TestStore) {
         .await
         .unwrap();
     assert_eq!(count(&store).await, 2);
+    // SQL from the network runs on a runtime of its own, without an I/O
+    // driver: the store's requests must not need one.
+    let bounded = store
+        .sql_bounded(
+            "SELECT request_id FROM requests",
+            tollgate_store::bounded_sql::SqlLimits::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bounded.result.num_rows(), 2);
     let ids = store.lake.id_set(&first.path, "request_id").unwrap();
     assert!(ids.meets(&store.lake.id_set(&first.path, "request_id").unwrap()));
 
