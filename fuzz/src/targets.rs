@@ -15,13 +15,14 @@ use tollgate_reports::budgets::KnownScopes;
 use tollgate_store::{Store, StoreConfig, TimeWindow};
 
 /// The parsers fuzzed, by name.
-pub const TARGETS: [&str; 14] = [
+pub const TARGETS: [&str; 15] = [
     "canonical",
     "apim",
     "kong",
     "litellm",
     "appinsights",
     "purview-dlp",
+    "otlp",
     "ingest-file",
     "openlineage",
     "catalog",
@@ -133,6 +134,7 @@ impl Harness {
             "litellm" => lines_of(&["litellm-spend-logs.json"]),
             "appinsights" => lines_of(&["appinsights-token-metrics.json"]),
             "purview-dlp" => lines_of(&["purview-dlp-events.jsonl"]),
+            "otlp" => lines_of(&["otlp-traces.jsonl", "otlp-metrics.jsonl"]),
             "ingest-file" => std::fs::read_dir(&self.samples)
                 .map(|d| {
                     d.filter_map(|e| e.ok())
@@ -166,6 +168,7 @@ impl Harness {
             "litellm" => self.adapter(Format::LiteLlm, input),
             "appinsights" => self.adapter(Format::AppInsights, input),
             "purview-dlp" => self.adapter(Format::PurviewDlp, input),
+            "otlp" => self.adapter(Format::Otlp, input),
             "ingest-file" => self.ingest(input),
             "openlineage" => {
                 if let Ok(value) = serde_json::from_slice::<Value>(input) {

@@ -251,6 +251,7 @@ fn log_analytics_gateway(row: &Value) -> Result<Record, String> {
         tokens: None,
         metric: None,
         hit: None,
+        span: None,
     })
 }
 
@@ -278,6 +279,7 @@ fn log_analytics_llm(row: &Value) -> Result<Record, String> {
         tokens: Some(tokens),
         metric: None,
         hit: None,
+        span: None,
     })
 }
 
@@ -330,6 +332,7 @@ fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
         tokens: None,
         metric: None,
         hit: None,
+        span: None,
     })
 }
 
@@ -363,6 +366,7 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
         tokens: Some(tokens),
         metric: None,
         hit: None,
+        span: None,
     })
 }
 

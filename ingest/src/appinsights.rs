@@ -85,6 +85,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
             dimensions_json,
         }),
         hit: None,
+        span: None,
     })
 }
 

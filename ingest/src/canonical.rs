@@ -150,6 +150,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
         tokens,
         metric: None,
         hit: None,
+        span: None,
     })
 }
 

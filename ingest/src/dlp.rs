@@ -107,6 +107,7 @@ pub fn parse_value(event: &Value) -> Result<Record, String> {
         tokens: None,
         metric: None,
         hit: Some(hit),
+        span: None,
     })
 }
 

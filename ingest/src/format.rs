@@ -4,7 +4,7 @@ use crate::record::Record;
 use serde_json::Value;
 
 use crate::dimensions::Dimensions;
-use crate::{IngestError, apim, appinsights, canonical, dlp, kong, litellm};
+use crate::{IngestError, apim, appinsights, canonical, dlp, kong, litellm, otel};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -20,19 +20,23 @@ pub enum Format {
     AppInsights,
     /// DLP events modelled on Purview DLP alerts (`docs/dlp-events.md`).
     PurviewDlp,
+    /// OpenTelemetry OTLP JSON lines, one export request per line (the
+    /// Collector's file exporter; what the OTLP/HTTP receiver spools).
+    Otlp,
     /// Recognise the format from the content ([`Format::detect`]); resolved before
     /// a batch begins, so a batch always records a concrete format.
     Auto,
 }
 
 impl Format {
-    pub const ALL: [Format; 6] = [
+    pub const ALL: [Format; 7] = [
         Format::Canonical,
         Format::Apim,
         Format::Kong,
         Format::LiteLlm,
         Format::AppInsights,
         Format::PurviewDlp,
+        Format::Otlp,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +47,7 @@ impl Format {
             Format::LiteLlm => "litellm",
             Format::AppInsights => "appinsights",
             Format::PurviewDlp => "purview-dlp",
+            Format::Otlp => "otlp",
             Format::Auto => "auto",
         }
     }
@@ -54,7 +59,9 @@ impl Format {
         let text = head.trim_start_matches('\u{feff}').trim_start();
         let has = |key: &str| text.contains(&format!("\"{key}\""));
         if text.starts_with('{') || text.starts_with('[') {
-            if has("customDimensions") && has("name") && text.contains(" Tokens\"") {
+            if has("resourceSpans") || has("resourceMetrics") {
+                Some(Format::Otlp)
+            } else if has("customDimensions") && has("name") && text.contains(" Tokens\"") {
                 Some(Format::AppInsights)
             } else if has("records")
                 && (text.contains("GatewayLogs") || text.contains("GatewayLlmLog"))
@@ -109,6 +116,12 @@ impl Format {
         )
     }
 
+    /// Whether a line may hold no record of ours: an OTLP export whose spans
+    /// are none of them model, tool or agent spans.
+    pub fn may_hold_no_records(self) -> bool {
+        self == Format::Otlp
+    }
+
     /// Parses one line into its records, each a [`Record`] or the reason to
     /// quarantine it. A line holds one record, or several in an envelope.
     pub fn parse_line(
@@ -119,6 +132,10 @@ impl Format {
     ) {
         match self {
             Format::Canonical => out.push(canonical::parse_line(bytes)),
+            Format::Otlp => match otel::Export::from_json(bytes) {
+                Ok(export) => export.records(out),
+                Err(e) => out.push(Err(e)),
+            },
             Format::Apim if apim::parse_line_typed(bytes, dims, out) => {}
             _ => match serde_json::from_slice::<Value>(bytes) {
                 Ok(value) => self.parse_value(&value, dims, out),
@@ -164,6 +181,7 @@ impl Format {
             Format::AppInsights => appinsights::parse_value(value),
             Format::PurviewDlp => dlp::parse_value(value),
             Format::Canonical => Err("canonical input is JSON lines only".to_owned()),
+            Format::Otlp => Err("OTLP input is JSON lines only".to_owned()),
             Format::Auto => Err("the format was not resolved".to_owned()),
         }
     }

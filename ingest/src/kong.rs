@@ -108,6 +108,7 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
         tokens,
         metric: None,
         hit: None,
+        span: None,
     })
 }
 

@@ -22,11 +22,13 @@ mod hit;
 pub mod kong;
 pub mod limits;
 pub mod litellm;
+pub mod otel;
 mod pipeline;
 pub mod progress;
 pub mod reader;
 pub mod record;
 mod scalar;
+pub mod span;
 
 pub use dimensions::{DimensionSources, Dimensions};
 pub use error::{IngestError, Result};

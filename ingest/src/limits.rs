@@ -11,6 +11,7 @@ use tollgate_store::clock::OutsideWindow;
 
 use crate::hit::HitRecord;
 use crate::record::{MetricRecord, Record, RequestRecord, TokenRecord};
+use crate::span::SpanRecord;
 
 /// What one record, one file and one batch may hold.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,6 +83,9 @@ impl Check {
         }
         if let Some(h) = &record.hit {
             self.hit(h)?;
+        }
+        if let Some(s) = &record.span {
+            self.span(s)?;
         }
         Ok(record)
     }
@@ -235,6 +239,48 @@ impl Check {
             (&h.resource_name, "resource_name"),
         ])?;
         self.text(h.sensitive_info_types.as_deref(), "sensitive_info_types")
+    }
+
+    fn span(&self, s: &SpanRecord) -> Result<(), String> {
+        self.time(s.time_us, "startTimeUnixNano")?;
+        for (value, field) in [
+            (&s.operation, "gen_ai.operation.name"),
+            (&s.status, "status"),
+        ] {
+            self.id(value, field)?;
+        }
+        self.ids([
+            (&s.provider, "gen_ai.provider.name"),
+            (&s.model, "gen_ai.request.model"),
+            (&s.agent, "gen_ai.agent.name"),
+            (&s.tool, "gen_ai.tool.name"),
+            (&s.server_address, "server.address"),
+            (&s.data_system, "db.system"),
+            (&s.data_namespace, "db.namespace"),
+            (&s.service_name, "service.name"),
+        ])?;
+        self.text(s.data_url.as_deref(), "url.full")?;
+        at_most(
+            s.duration_ms.unwrap_or(0),
+            self.limits.max_latency_ms,
+            "endTimeUnixNano",
+            "a span may take (ms)",
+        )?;
+        let t = s.tokens;
+        for (value, field) in [
+            (t.input, "gen_ai.usage.input_tokens"),
+            (t.output, "gen_ai.usage.output_tokens"),
+            (t.cached, "gen_ai.usage.cache_read.input_tokens"),
+            (t.reasoning, "gen_ai.usage.reasoning.output_tokens"),
+        ] {
+            at_most(
+                value.unwrap_or(0),
+                self.limits.max_tokens,
+                field,
+                "tokens a call may count",
+            )?;
+        }
+        Ok(())
     }
 }
 

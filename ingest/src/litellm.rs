@@ -113,6 +113,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         tokens,
         metric: None,
         hit: None,
+        span: None,
     })
 }
 

@@ -11,7 +11,9 @@ use chrono::DateTime;
 use serde::Serialize;
 use tokio::runtime::Handle;
 use tollgate_store::ids::{IdSet, id_hash};
-use tollgate_store::schema::{DLP_HITS, REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column};
+use tollgate_store::schema::{
+    DLP_HITS, GENAI_SPANS, REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column,
+};
 use tollgate_store::state::{BatchCounts, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
 
@@ -457,7 +459,7 @@ impl Pass {
                 self.options
                     .format
                     .parse_line(line.bytes, &self.options.dimensions, &mut parsed);
-                if parsed.is_empty() {
+                if parsed.is_empty() && !self.options.format.may_hold_no_records() {
                     // e.g. an empty envelope: the line must still be accounted for.
                     parsed.push(Err("no records in this line".to_owned()));
                 }
@@ -599,12 +601,15 @@ impl Pass {
         item: Result<crate::record::Record, String>,
     ) -> Result<()> {
         state.counts.read += 1;
-        let item = item.and_then(|r| match (&r.request, &r.tokens, &r.metric, &r.hit) {
-            (None, None, None, None) => {
-                Err("record has neither a request, token usage, a metric nor a hit".to_owned())
-            }
-            _ => self.check.record(r),
-        });
+        let item = item.and_then(
+            |r| match (&r.request, &r.tokens, &r.metric, &r.hit, &r.span) {
+                (None, None, None, None, None) => Err(
+                    "record has neither a request, token usage, a metric, a hit nor a span"
+                        .to_owned(),
+                ),
+                _ => self.check.record(r),
+            },
+        );
         match item {
             Err(reason) => {
                 state.counts.quarantined += 1;
@@ -663,6 +668,12 @@ impl Pass {
                     && self.is_new(state, DLP_HITS, hit.day(), &hit.hit_id)?
                 {
                     state.buffers.push_hit(hit);
+                    new = true;
+                }
+                if let Some(span) = &record.span
+                    && self.is_new(state, GENAI_SPANS, span.day(), &span.uid())?
+                {
+                    state.buffers.push_span(span);
                     new = true;
                 }
                 if new {
@@ -828,6 +839,7 @@ fn is_countless_token_row(record: &Record) -> bool {
     record.request.is_none()
         && record.metric.is_none()
         && record.hit.is_none()
+        && record.span.is_none()
         && record.tokens.as_ref().is_some_and(|t| {
             t.prompt_tokens == 0
                 && t.cached_tokens == 0

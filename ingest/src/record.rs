@@ -10,12 +10,14 @@ use arrow::array::{
 use std::collections::BTreeMap;
 
 use tollgate_store::schema::{
-    DLP_HITS, REQUESTS, REQUESTS_SCHEMA, TOKEN_METRICS, TOKEN_METRICS_SCHEMA, TOKEN_USAGE,
-    TOKEN_USAGE_SCHEMA,
+    DLP_HITS, GENAI_SPANS, REQUESTS, REQUESTS_SCHEMA, TOKEN_METRICS, TOKEN_METRICS_SCHEMA,
+    TOKEN_USAGE, TOKEN_USAGE_SCHEMA,
 };
 
 use crate::hit::HitColumns;
 pub use crate::hit::HitRecord;
+use crate::span::SpanColumns;
+pub use crate::span::SpanRecord;
 
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
@@ -97,7 +99,7 @@ impl MetricRecord {
 }
 
 /// What one input record contributes: a request, its token usage, both, a
-/// pre-aggregated metric, or a DLP hit.
+/// pre-aggregated metric, a DLP hit, or a trace's span.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
     pub request: Option<RequestRecord>,
@@ -105,6 +107,7 @@ pub struct Record {
     pub tokens: Option<TokenRecord>,
     pub metric: Option<MetricRecord>,
     pub hit: Option<HitRecord>,
+    pub span: Option<SpanRecord>,
 }
 
 /// Rows waiting to be written, per table and partition day.
@@ -114,6 +117,7 @@ pub struct LakeBuffers {
     tokens: BTreeMap<i64, TokenColumns>,
     metrics: BTreeMap<i64, MetricColumns>,
     hits: BTreeMap<i64, HitColumns>,
+    spans: BTreeMap<i64, SpanColumns>,
     len: usize,
 }
 
@@ -138,6 +142,11 @@ impl LakeBuffers {
 
     pub fn push_hit(&mut self, hit: &HitRecord) {
         self.hits.entry(hit.day()).or_default().push(hit);
+        self.len += 1;
+    }
+
+    pub fn push_span(&mut self, span: &SpanRecord) {
+        self.spans.entry(span.day()).or_default().push(span);
         self.len += 1;
     }
 
@@ -167,6 +176,9 @@ impl LakeBuffers {
         }
         for (day, mut columns) in std::mem::take(&mut self.hits) {
             out.push((DLP_HITS, day, columns.finish(batch_id)?));
+        }
+        for (day, mut columns) in std::mem::take(&mut self.spans) {
+            out.push((GENAI_SPANS, day, columns.finish(batch_id)?));
         }
         self.len = 0;
         Ok(out)

@@ -12,11 +12,12 @@ pub const REQUESTS: &str = "requests";
 pub const TOKEN_USAGE: &str = "token_usage";
 pub const TOKEN_METRICS: &str = "token_metrics";
 pub const DLP_HITS: &str = "dlp_hits";
+pub const GENAI_SPANS: &str = "genai_spans";
 /// The view joining each request to its token usage.
 pub const USAGE_VIEW: &str = "usage";
 
 /// The lake tables, in the order they are written.
-pub const LAKE_TABLES: [&str; 4] = [REQUESTS, TOKEN_USAGE, TOKEN_METRICS, DLP_HITS];
+pub const LAKE_TABLES: [&str; 5] = [REQUESTS, TOKEN_USAGE, TOKEN_METRICS, DLP_HITS, GENAI_SPANS];
 
 /// The column whose value identifies a row within its table and date: what ingest
 /// deduplicates on.
@@ -24,6 +25,7 @@ pub fn dedupe_column(table: &str) -> &'static str {
     match table {
         TOKEN_METRICS => "metric_id",
         DLP_HITS => "hit_id",
+        GENAI_SPANS => "span_uid",
         _ => "request_id",
     }
 }
@@ -144,12 +146,53 @@ pub static DLP_HITS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// Model, tool and agent spans from OpenTelemetry traces (`docs/otel.md`): what
+/// agents did, including the tool calls and the model calls no gateway saw.
+/// `span_uid` is the trace id and span id together (hex), what ingest
+/// deduplicates on, so an exporter's retry adds nothing.
+pub static GENAI_SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let count = |name: &str| Field::new(name, DataType::Int64, true);
+    Arc::new(Schema::new(vec![
+        Field::new("time", time_type(), false),
+        utf8("span_uid", false),
+        utf8("trace_id", false),
+        utf8("span_id", false),
+        utf8("parent_span_id", true),
+        Field::new("duration_ms", DataType::Int64, true),
+        // chat, embeddings, text_completion, execute_tool, invoke_agent, ...
+        utf8("operation", false),
+        utf8("provider", true),
+        utf8("model", true),
+        utf8("agent", true),
+        utf8("tool", true),
+        // Where the call went (`server.address`): a gateway's host, or not.
+        utf8("server_address", true),
+        // What a tool span read: `db.system`, `db.namespace`, `url.full`.
+        utf8("data_system", true),
+        utf8("data_namespace", true),
+        utf8("data_url", true),
+        count("input_tokens"),
+        count("output_tokens"),
+        count("cached_tokens"),
+        count("reasoning_tokens"),
+        // reported (the span said), estimated (derived from a total), or none
+        utf8("token_counts", false),
+        // ok, or the error type (`error.type`, else the status message)
+        utf8("status", false),
+        utf8("service_name", true),
+        // Which attribute names the span used: genai, openllmetry or openinference
+        utf8("convention", false),
+        Field::new("batch_id", DataType::Int64, false),
+    ]))
+});
+
 pub fn schema_of(table: &str) -> Option<SchemaRef> {
     match table {
         REQUESTS => Some(REQUESTS_SCHEMA.clone()),
         TOKEN_USAGE => Some(TOKEN_USAGE_SCHEMA.clone()),
         TOKEN_METRICS => Some(TOKEN_METRICS_SCHEMA.clone()),
         DLP_HITS => Some(DLP_HITS_SCHEMA.clone()),
+        GENAI_SPANS => Some(GENAI_SPANS_SCHEMA.clone()),
         _ => None,
     }
 }

@@ -2,28 +2,16 @@
 //! re-export adds nothing, and the `security_hits` view shows them beside the
 //! requests gateways blocked for content safety.
 
-use std::sync::Arc;
-
 use tollgate_fixtures::{GenerateOptions, generate};
-use tollgate_ingest::{Format, IngestOptions, IngestReport, NoProgress, ingest_file};
+use tollgate_ingest::Format;
 use tollgate_store::testing::TestStore;
 
-use crate::helpers::{csv_of, lines, sample, scalar, write};
+use crate::helpers::{csv_of, ingest_as, lines, sample, scalar, write};
 
 tollgate_store::backend_tests!(
     dlp_events_ingest_and_show_beside_gateway_blocks,
     a_generated_months_dlp_file_ingests_whole_and_names_its_requests,
 );
-
-async fn ingest_as(store: &TestStore, path: &std::path::Path, format: Format) -> IngestReport {
-    let options = IngestOptions {
-        format,
-        ..IngestOptions::default()
-    };
-    ingest_file(store, path, &options, Arc::new(NoProgress))
-        .await
-        .unwrap()
-}
 
 async fn dlp_events_ingest_and_show_beside_gateway_blocks(store: TestStore) {
     // Recognised by `auto`, as any log is.

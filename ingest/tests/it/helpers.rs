@@ -27,6 +27,21 @@ pub fn lines(items: &[String]) -> Vec<u8> {
     out
 }
 
+/// Ingests a file in `format`; the report, or the test fails.
+pub async fn ingest_as(
+    store: &Store,
+    path: &Path,
+    format: tollgate_ingest::Format,
+) -> IngestReport {
+    let options = IngestOptions {
+        format,
+        ..IngestOptions::default()
+    };
+    ingest_file(store, path, &options, Arc::new(NoProgress))
+        .await
+        .unwrap()
+}
+
 pub async fn ingest(store: &Store, path: &Path) -> Result<IngestReport> {
     ingest_file(store, path, &IngestOptions::default(), Arc::new(NoProgress)).await
 }

@@ -10,4 +10,5 @@ mod helpers;
 mod hostile;
 mod kong;
 mod litellm;
+mod otel;
 mod stories;
