@@ -95,7 +95,7 @@ pub enum Command {
 
     /// Run one read-only SQL query over the committed lake.
     ///
-    /// Tables: requests, token_usage, token_metrics, dlp_hits, and the views usage
+    /// Tables: requests, token_usage, token_metrics, dlp_hits, genai_spans, and the views usage
     /// (requests joined to their token usage) and security_hits (DLP hits beside
     /// the requests gateways blocked for content safety). Statements that write or
     /// define anything are refused.
@@ -302,6 +302,14 @@ pub enum LineageCommand {
         #[arg(long, default_value = "table", value_name = "FORMAT")]
         format: OutputFormat,
     },
+    /// Model calls that traces show going around the gateways (docs/otel.md):
+    /// where they went, from which agent and service, how many tokens, and a
+    /// trace to start from. Gateways are `[lineage] gateway_hosts` and the
+    /// graph's gateway nodes.
+    Bypass {
+        #[arg(long, default_value = "table", value_name = "FORMAT")]
+        format: OutputFormat,
+    },
     /// DLP and content-safety hits (the security_hits view) per day and agent,
     /// policy, label, severity or action.
     Hits {
@@ -475,6 +483,16 @@ pub enum ReportCommand {
         /// deployment_type, region, api, agent (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "cost_centre")]
         by: Vec<String>,
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+    /// Traffic no gateway saw: model calls that traces show going around the
+    /// gateways (docs/otel.md), priced with the price book as an estimate
+    /// (GlobalStandard, else Standard, any region). Never in the chargeback's
+    /// total: no gateway logged these calls.
+    Unseen {
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: Month,
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },

@@ -133,7 +133,10 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
         },
         Command::Report {
             command: ReportCommand::Chargeback { month, by, format },
-        } => report::chargeback_report(&store, month, &by, format).await,
+        } => report::chargeback_report(&store, config, month, &by, format).await,
+        Command::Report {
+            command: ReportCommand::Unseen { month, format },
+        } => report::unseen_report(&store, config, month, format).await,
         Command::Report {
             command: ReportCommand::Sla { month, by, format },
         } => alerts::sla(&store, config, month, &by, format).await,

@@ -53,6 +53,8 @@ struct LineageSection {
     labels: Option<Vec<String>>,
     /// Node boundaries that face the outside world (default: external, public, global).
     external_boundaries: Option<Vec<String>>,
+    /// Hosts model calls should go to: a traced call elsewhere bypassed the gateways.
+    gateway_hosts: Option<Vec<String>>,
     /// Atlas / Purview classification -> label, for classifications that are
     /// not label names themselves.
     #[serde(default)]
@@ -265,6 +267,9 @@ impl Config {
             })?;
         }
         let mut lineage_policy = tollgate_lineage::Policy::default();
+        if let Some(hosts) = file.lineage.gateway_hosts {
+            lineage_policy.gateway_hosts = hosts;
+        }
         if let Some(boundaries) = file.lineage.external_boundaries {
             lineage_policy.external_boundaries = boundaries;
         }

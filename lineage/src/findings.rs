@@ -14,12 +14,16 @@ use crate::view::{NodeSummary, Omitted, PathStep, ReachedNode};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
     pub external_boundaries: Vec<String>,
+    /// Hosts model calls should go to (`[lineage] gateway_hosts`); with the
+    /// graph's gateway nodes, a model call elsewhere bypassed the gateways.
+    pub gateway_hosts: Vec<String>,
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Self {
             external_boundaries: vec!["external".into(), "public".into(), "global".into()],
+            gateway_hosts: Vec::new(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod model;
 #[cfg(feature = "store")]
 mod observe;
 mod openlineage;
+mod otel;
 mod propagate;
 mod query;
 #[cfg(feature = "store")]
@@ -39,6 +40,7 @@ pub use model::{Edge, Flow, Label, Node, NodeKey, NodeKind, Origin};
 #[cfg(feature = "store")]
 pub use observe::{OBSERVED_NAMESPACE, observe};
 pub use openlineage::parse_events;
+pub use otel::{BypassFinding, GatewayHosts, bypass_findings, observe_traces, trace_import};
 pub use petgraph::stable_graph::{EdgeIndex, NodeIndex};
 pub use query::{Bounds, Direction, Reached};
 #[cfg(feature = "store")]

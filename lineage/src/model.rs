@@ -172,6 +172,8 @@ pub enum Origin {
     Foundry,
     Atlas,
     Observed,
+    /// Drawn from OpenTelemetry GenAI traces (`docs/otel.md`).
+    Otel,
 }
 
 impl Origin {
@@ -182,6 +184,7 @@ impl Origin {
             Self::Foundry => "foundry",
             Self::Atlas => "atlas",
             Self::Observed => "observed",
+            Self::Otel => "otel",
         }
     }
 }
@@ -195,6 +198,7 @@ impl FromStr for Origin {
             Self::Foundry,
             Self::Atlas,
             Self::Observed,
+            Self::Otel,
         ]
         .into_iter()
         .find(|o| o.as_str() == s)

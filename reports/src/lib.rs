@@ -42,5 +42,6 @@ pub mod sla;
 pub mod snapshot;
 pub mod table;
 pub mod unpriced;
+pub mod unseen;
 
 pub use error::{ReportsError, Result};

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use tollgate_lineage::{
-    Bounds, Direction, Explained, LineageGraph, NodeIndex, NodeKind, ReachAnswer, load_graph,
-    parse_catalog, path_text_with, save_import,
+    Bounds, Direction, Explained, GatewayHosts, LineageGraph, NodeIndex, NodeKind, ReachAnswer,
+    load_graph, parse_catalog, path_text_with, save_import,
 };
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
@@ -87,6 +87,29 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
                             .map(|e| path_text_with(&e.path, e.omitted.as_ref())),
                     ),
                 ),
+            ])?;
+            print(format, &schema, &[batch])
+        }
+        LineageCommand::Bypass { format } => {
+            let calls = store.model_calls_by_address().await?;
+            let gateways = GatewayHosts::new(&config.lineage_policy.gateway_hosts, &graph);
+            let found = tollgate_lineage::bypass_findings(&calls, &gateways);
+            if format == OutputFormat::Json {
+                return json(&found);
+            }
+            let text = |pick: fn(&tollgate_lineage::BypassFinding) -> Option<&str>| {
+                strings(found.iter().map(pick))
+            };
+            let (schema, batch) = table(vec![
+                ("server_address", text(|f| Some(f.server_address.as_str()))),
+                ("agent", text(|f| f.agent.as_deref())),
+                ("model", text(|f| f.model.as_deref())),
+                ("service", text(|f| f.service_name.as_deref())),
+                ("calls", ints(found.iter().map(|f| f.calls))),
+                ("input_tokens", ints(found.iter().map(|f| f.input_tokens))),
+                ("output_tokens", ints(found.iter().map(|f| f.output_tokens))),
+                ("last_seen", text(|f| f.last_seen.as_deref())),
+                ("trace_id", text(|f| Some(f.trace_id.as_str()))),
             ])?;
             print(format, &schema, &[batch])
         }
@@ -231,14 +254,21 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
 /// Recomputes the observed edges from the lake and says what changed.
 pub async fn observe_now(store: &Store, config: &Config) -> Result<()> {
     let graph = load_graph(&store.db, config.taxonomy.clone()).await?;
-    match tollgate_lineage::observe(store, &graph, &config.taxonomy, &super::server::cli_actor())
-        .await?
-    {
+    let actor = super::server::cli_actor();
+    match tollgate_lineage::observe(store, &graph, &config.taxonomy, &actor).await? {
         Some(applied) => eprintln!(
             "lineage: {} observed edges between {} nodes, from the traffic committed",
             applied.edges, applied.nodes
         ),
         None => eprintln!("lineage: observed edges unchanged"),
+    }
+    if let Some(applied) =
+        tollgate_lineage::observe_traces(store, &graph, &config.taxonomy, &actor).await?
+    {
+        eprintln!(
+            "lineage: {} edges drawn from traces between {} nodes",
+            applied.edges, applied.nodes
+        );
     }
     Ok(())
 }

@@ -11,13 +11,17 @@ use tollgate_reports::snapshot::write_new_file;
 use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
-use tollgate_reports::table::chargeback_table;
+use tollgate_reports::rate::format_pico_wide;
+use tollgate_reports::table::{chargeback_table, ints, strings, table, texts};
+use tollgate_reports::unseen::{UnseenLine, UnseenTraffic};
 
 use super::print;
 use crate::cli::ExportFormat;
+use crate::config::Config;
 
 pub async fn chargeback_report(
     store: &Store,
+    config: &Config,
     month: Month,
     by: &[String],
     format: OutputFormat,
@@ -43,7 +47,65 @@ pub async fn chargeback_report(
     if report.total.unpriced_tokens > 0 {
         explain_unpriced(store, month, report.total.unpriced_tokens).await?;
     }
+    let unseen = unseen_of(store, config, month).await?;
+    if !unseen.lines.is_empty() {
+        let calls: i64 = unseen.lines.iter().map(|l| l.calls).sum();
+        eprintln!(
+            "traffic no gateway saw (traces, not in the total): {calls} model calls, {} estimated; \
+             tollgate report unseen --month {month}",
+            format_pico_wide(unseen.estimated_pico)
+        );
+    }
     Ok(printed)
+}
+
+/// The month's traffic no gateway saw, judged by the configured gateway
+/// hosts and the graph's gateways.
+async fn unseen_of(store: &Store, config: &Config, month: Month) -> Result<UnseenTraffic> {
+    let graph = tollgate_lineage::load_graph(&store.db, config.taxonomy.clone()).await?;
+    let gateways =
+        tollgate_lineage::GatewayHosts::new(&config.lineage_policy.gateway_hosts, &graph);
+    let is_gateway = |address: &str| gateways.is_gateway(address);
+    Ok(tollgate_reports::unseen::unseen_traffic(store, month, &is_gateway).await?)
+}
+
+/// `tollgate report unseen`: one row per address, agent, model and service.
+pub async fn unseen_report(
+    store: &Store,
+    config: &Config,
+    month: Month,
+    format: OutputFormat,
+) -> Result<ExitCode> {
+    let unseen = unseen_of(store, config, month).await?;
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&unseen)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let lines = &unseen.lines;
+    let estimated: Vec<String> = lines
+        .iter()
+        .map(|l| format_pico_wide(l.estimated_pico))
+        .collect();
+    let text = |pick: fn(&UnseenLine) -> Option<&str>| strings(lines.iter().map(pick));
+    let (schema, batch) = table(vec![
+        ("server_address", text(|l| Some(l.server_address.as_str()))),
+        ("agent", text(|l| l.agent.as_deref())),
+        ("model", text(|l| l.model.as_deref())),
+        ("service", text(|l| l.service_name.as_deref())),
+        ("calls", ints(lines.iter().map(|l| l.calls))),
+        ("input_tokens", ints(lines.iter().map(|l| l.input_tokens))),
+        ("cached_tokens", ints(lines.iter().map(|l| l.cached_tokens))),
+        ("output_tokens", ints(lines.iter().map(|l| l.output_tokens))),
+        ("estimated", texts(&estimated)),
+        (
+            "unpriced_tokens",
+            ints(lines.iter().map(|l| l.unpriced_tokens)),
+        ),
+    ])?;
+    if lines.is_empty() {
+        eprintln!("{month}: no traced model call went around the gateways");
+    }
+    print(format, &schema, &[batch])
 }
 
 /// Says on stderr why tokens have no price and what to import for each cause.

@@ -18,6 +18,7 @@ pub mod clock;
 pub mod delta;
 pub mod derived;
 mod error;
+pub mod genai;
 pub mod ids;
 pub mod lake;
 pub mod output;

@@ -196,16 +196,47 @@ impl AppState {
         Ok(dir)
     }
 
-    /// Recomputes the lineage edges observed in the committed traffic, and
-    /// reloads the served graph if they changed.
+    /// Recomputes the lineage edges observed in the committed traffic and
+    /// drawn from traces, and reloads the served graph if they changed.
     pub async fn observe_lineage(&self) -> crate::error::Result<()> {
         let graph = self.lineage.current();
-        let changed =
-            tollgate_lineage::observe(&self.store, &graph, &self.config.taxonomy, "server").await?;
-        if changed.is_some() {
+        let taxonomy = &self.config.taxonomy;
+        let observed = tollgate_lineage::observe(&self.store, &graph, taxonomy, "server").await?;
+        let traced =
+            tollgate_lineage::observe_traces(&self.store, &graph, taxonomy, "server").await?;
+        if observed.is_some() || traced.is_some() {
             self.lineage.refresh(&self.store.db, true).await?;
         }
         Ok(())
+    }
+
+    /// The hosts that are gateways': configured, and the graph's gateways.
+    fn gateway_hosts(&self) -> tollgate_lineage::GatewayHosts {
+        tollgate_lineage::GatewayHosts::new(
+            &self.config.lineage_policy.gateway_hosts,
+            &self.lineage.current(),
+        )
+    }
+
+    /// Model calls that went around the gateways, by the committed traces.
+    pub async fn bypass_findings(
+        &self,
+    ) -> crate::error::Result<Vec<tollgate_lineage::BypassFinding>> {
+        let calls = self.store.model_calls_by_address().await?;
+        Ok(tollgate_lineage::bypass_findings(
+            &calls,
+            &self.gateway_hosts(),
+        ))
+    }
+
+    /// The month's traffic no gateway saw, priced as an estimate.
+    pub async fn unseen_traffic(
+        &self,
+        month: tollgate_reports::month::Month,
+    ) -> crate::error::Result<tollgate_reports::unseen::UnseenTraffic> {
+        let gateways = self.gateway_hosts();
+        let is_gateway = |address: &str| gateways.is_gateway(address);
+        Ok(tollgate_reports::unseen::unseen_traffic(&self.store, month, &is_gateway).await?)
     }
 
     /// Where alert notifications go, by receiver name.

@@ -216,14 +216,41 @@ async fn ingest_and_answer(
             return Err(e);
         }
     };
-    state.metrics.count_ingest(&report.counts);
     let answer = serde_json::to_string(&report).map_err(|e| AppError::Internal(e.to_string()))?;
     if let Some(claim) = claim {
         claim.answer(state, &answer).await;
     }
+    committed(state, &report);
+    Ok(answer)
+}
+
+/// Counts a committed batch and wakes the deriver.
+fn committed(state: &AppState, report: &tollgate_ingest::IngestReport) {
+    state.metrics.count_ingest(&report.counts);
     state.freshness.committed(report.watermark);
     state.derive_now.notify_one();
-    Ok(answer)
+}
+
+/// A body another route decoded (OTLP), ingested as one batch like a push
+/// without an Idempotency-Key (its rows carry their own ids), on a task of its
+/// own; a full house answers 503.
+pub(crate) async fn ingest_decoded(
+    state: &AppState,
+    body: Bytes,
+    format: Format,
+) -> Result<tollgate_ingest::IngestReport> {
+    let Ok(slot) = state.ingest_slots.clone().try_acquire_owned() else {
+        return Err(AppError::Busy(5));
+    };
+    let state = state.clone();
+    let task = tokio::spawn(async move {
+        let _slot = slot;
+        let report = ingest_body(&state, &body, format).await?;
+        committed(&state, &report);
+        Ok(report)
+    });
+    task.await
+        .map_err(|e| AppError::Internal(format!("push task: {e}")))?
 }
 
 /// Spools the body under the data directory and ingests it as one batch,

@@ -46,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reach))
         .routes(routes!(findings))
         .routes(routes!(exposure))
+        .routes(routes!(bypass))
         .routes(routes!(hit_counts))
         .routes(routes!(hit))
         .routes(routes!(push_event))
@@ -102,6 +103,19 @@ struct HitsQuery {
 
 /// DLP and content-safety hits per day and agent, policy, label, severity or
 /// action (security).
+/// Model calls the traces show going around the gateways (`docs/otel.md`):
+/// by address, agent, model and service, most calls first.
+#[utoipa::path(get, path = "/api/v1/lineage/bypass", tag = "lineage",
+    responses((status = 200, body = Vec<tollgate_lineage::BypassFinding>),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
+async fn bypass(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<tollgate_lineage::BypassFinding>>> {
+    who.require(READ, "query lineage")?;
+    Ok(Json(state.bypass_findings().await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/lineage/hits", tag = "lineage", params(HitsQuery),
     responses((status = 200, body = Vec<tollgate_lineage::HitCount>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]

@@ -10,6 +10,7 @@ mod health;
 mod ingest;
 pub(crate) mod keys;
 pub(crate) mod lineage;
+mod otlp;
 pub(crate) mod reports;
 pub(crate) mod sql;
 
@@ -65,6 +66,7 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(lineage::router())
         .merge(sql::router())
         .merge(ingest::router(&state.config))
+        .merge(otlp::router(&state.config))
 }
 
 /// Routes whose answers are derived from aggregates say how fresh they are.

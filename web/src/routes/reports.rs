@@ -30,6 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(chargeback))
         .routes(routes!(unpriced))
+        .routes(routes!(unseen))
         .routes(routes!(months))
         .routes(routes!(close))
         .routes(routes!(reopen))
@@ -117,6 +118,21 @@ async fn unpriced(
     Ok(Json(
         tollgate_reports::unpriced::unpriced(&state.store, month).await?,
     ))
+}
+
+/// Traffic no gateway saw: model calls traces show going around the
+/// gateways, priced as an estimate, never in the chargeback's total.
+#[utoipa::path(get, path = "/api/v1/reports/unseen", tag = "reports", params(MonthQuery),
+    responses((status = 200, body = tollgate_reports::unseen::UnseenTraffic),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn unseen(
+    Auth(who): Auth,
+    State(state): State<AppState>,
+    Query(query): Query<MonthQuery>,
+) -> Result<Json<tollgate_reports::unseen::UnseenTraffic>> {
+    who.require(READ, "read chargeback reports")?;
+    let month = month(&query.month)?;
+    Ok(Json(state.unseen_traffic(month).await?))
 }
 
 /// Every close and re-open, oldest first.

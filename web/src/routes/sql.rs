@@ -46,7 +46,7 @@ pub struct SqlAnswer {
 }
 
 /// Read-only SQL over the lake: tables `requests`, `token_usage`,
-/// `token_metrics`, `dlp_hits`, views `usage` and `security_hits` (security).
+/// `token_metrics`, `dlp_hits`, `genai_spans`, views `usage` and `security_hits` (security).
 #[utoipa::path(post, path = "/api/v1/sql", tag = "sql", request_body = SqlRequest,
     responses((status = 200, body = SqlAnswer), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),

@@ -147,6 +147,39 @@ struct Overview {
     budgets_period: String,
     budgets: Vec<BudgetLine>,
     burn_down: Option<Chart>,
+    /// Traffic no gateway saw (from traces): its own line, not in the total.
+    unseen: Vec<UnseenRow>,
+    unseen_total: String,
+}
+
+/// One group of traffic no gateway saw, as the page shows it.
+#[derive(Debug)]
+struct UnseenRow {
+    server_address: String,
+    agent: String,
+    model: String,
+    calls: String,
+    tokens: String,
+    estimated: String,
+}
+
+fn unseen_rows(unseen: &tollgate_reports::unseen::UnseenTraffic) -> Vec<UnseenRow> {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    unseen
+        .lines
+        .iter()
+        .map(|l| UnseenRow {
+            server_address: l.server_address.clone(),
+            agent: or_dash(&l.agent),
+            model: or_dash(&l.model),
+            calls: count(l.calls),
+            tokens: format!("{} / {}", count(l.input_tokens), count(l.output_tokens)),
+            estimated: match l.unpriced_tokens {
+                0 => money(l.estimated_pico),
+                n => format!("{} + {} tokens unpriced", money(l.estimated_pico), count(n)),
+            },
+        })
+        .collect()
 }
 
 async fn overview(
@@ -238,6 +271,7 @@ async fn overview(
     } else {
         Vec::new()
     };
+    let unseen = state.unseen_traffic(month).await?;
     let mut total = line("Total", None, t);
     if !by_cc.previous_has_data {
         for l in cost_centres
@@ -269,6 +303,8 @@ async fn overview(
         budgets_period,
         budgets,
         burn_down,
+        unseen: unseen_rows(&unseen),
+        unseen_total: money(unseen.estimated_pico),
     };
     Ok(Page(page).into_response())
 }

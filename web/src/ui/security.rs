@@ -125,6 +125,9 @@ struct GraphPage {
     top_agents_total: usize,
     findings: Vec<FindingLine>,
     findings_total: usize,
+    bypass: Vec<BypassLine>,
+    bypass_total: usize,
+    bypass_calls: String,
     q: String,
     matches: Vec<NodeLine>,
     focus: Option<NodeLine>,
@@ -135,6 +138,36 @@ struct GraphPage {
     truncated: bool,
     legend: Vec<LegendItem>,
     shapes: Vec<(&'static str, &'static str)>,
+}
+
+/// A bypass finding as the page shows it.
+#[derive(Debug)]
+struct BypassLine {
+    server_address: String,
+    agent: String,
+    model: String,
+    service: String,
+    calls: String,
+    tokens: String,
+    last_seen: String,
+    trace_id: String,
+}
+
+/// How many bypass findings the page lists.
+const BYPASS_LISTED: usize = 50;
+
+fn bypass_line(f: &tollgate_lineage::BypassFinding) -> BypassLine {
+    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_owned());
+    BypassLine {
+        server_address: f.server_address.clone(),
+        agent: or_dash(&f.agent),
+        model: or_dash(&f.model),
+        service: or_dash(&f.service_name),
+        calls: count(f.calls),
+        tokens: format!("{} / {}", count(f.input_tokens), count(f.output_tokens)),
+        last_seen: or_dash(&f.last_seen),
+        trace_id: f.trace_id.clone(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +199,7 @@ async fn graph_page(
         .map(|ix| node_line(&graph, *ix))
         .collect();
 
+    let bypass = state.bypass_findings().await?;
     let all_findings = graph.findings(&state.config.lineage_policy);
     let findings = all_findings
         .iter()
@@ -248,6 +282,9 @@ async fn graph_page(
         top_agents_total,
         findings,
         findings_total: all_findings.len(),
+        bypass: bypass.iter().take(BYPASS_LISTED).map(bypass_line).collect(),
+        bypass_total: bypass.len(),
+        bypass_calls: count(bypass.iter().map(|f| f.calls).sum()),
         q: search,
         matches,
         focus: focus.map(|ix| node_line(&graph, ix)),

@@ -123,6 +123,25 @@ fn families() -> Vec<(Method, String, Option<Value>, Vec<Role>)> {
             vec![Admin, Finops],
         ),
         (
+            Method::GET,
+            "/api/v1/reports/unseen?month=2026-10".into(),
+            None,
+            vec![Admin, Finops],
+        ),
+        (
+            // An empty OTLP export (JSON): accepted, nothing to ingest.
+            Method::POST,
+            "/v1/traces".into(),
+            Some(json!({})),
+            vec![Ingest, Admin],
+        ),
+        (
+            Method::POST,
+            "/v1/metrics".into(),
+            Some(json!({})),
+            vec![Ingest, Admin],
+        ),
+        (
             // An event missing its fields: 422 for those who may push.
             Method::POST,
             "/api/v1/lineage".into(),
@@ -138,6 +157,12 @@ fn families() -> Vec<(Method, String, Option<Value>, Vec<Role>)> {
         (
             Method::GET,
             "/api/v1/lineage/findings".into(),
+            None,
+            vec![Admin, Security],
+        ),
+        (
+            Method::GET,
+            "/api/v1/lineage/bypass".into(),
             None,
             vec![Admin, Security],
         ),

@@ -12,6 +12,7 @@ mod hostile;
 mod ingest;
 mod lineage;
 mod month;
+mod otlp;
 mod pages;
 mod sql;
 
@@ -57,6 +58,8 @@ tollgate_store::backend_tests!(
     a_push_that_expands_too_far_is_refused_and_frees_its_key,
     a_push_is_acknowledged_before_its_derived_work,
     a_crash_between_commit_and_derivation_is_caught_up_at_start,
+    otlp_exports_land_as_spans_lineage_and_bypass_findings,
+    hostile_otlp_bodies_are_clear_4xx_with_nothing_committed,
 );
 
 use alerts::*;
@@ -66,5 +69,6 @@ use hostile::*;
 use ingest::*;
 use lineage::*;
 use month::*;
+use otlp::*;
 use pages::*;
 use sql::*;
