@@ -5,7 +5,8 @@
 # tools, 5000 users' services), sent by C concurrent clients; then, in the same
 # run and server, the same number of records as canonical JSON-lines pushes of
 # B lines to /api/v1/ingest. Prints spans/s and records/s (the anchor: push
-# ingest on the same machine) and each request's latency (p50, p99).
+# ingest on the same machine) and each request's latency (p50, p99). Both
+# streams are live telemetry: times move forward through one day.
 # The bodies are built before the clock starts, with the exporter's own
 # protobuf classes (opentelemetry-proto, PyPI), so the client costs little.
 #
@@ -55,6 +56,7 @@ port, key = int(os.environ["PORT"]), os.environ["KEY"]
 total, batch, clients = int(os.environ["SPANS"]), int(os.environ["BATCH"]), int(os.environ["CLIENTS"])
 rng = random.Random(7)
 start_ns = 1_791_208_800_000_000_000  # 2026-10-05T14:00:00Z
+clock_ns = start_ns
 agents = [f"agent-{i:03}" for i in range(300)]
 tools = [f"tool-{i:03}" for i in range(120)]
 models = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "o3-mini", "text-embedding-3-large"]
@@ -67,7 +69,10 @@ def trace(n):
     """Spans of one agent run: invoke_agent, then tool and chat children."""
     tid = rng.randbytes(16)
     root = rng.randbytes(8)
-    t = start_ns + rng.randrange(25 * 86_400) * 1_000_000_000
+    # Live telemetry: runs start one after another through one day.
+    global clock_ns
+    clock_ns += 40_000_000
+    t = clock_ns
     agent = rng.choice(agents)
     out = [Span(trace_id=tid, span_id=root, name="invoke_agent", start_time_unix_nano=t,
                 end_time_unix_nano=t + 4_000_000_000,
@@ -104,7 +109,8 @@ def lines_for(b):
     out = []
     for i in range(batch):
         n = b * batch + i
-        out.append(json.dumps({"request_id": f"r-{n}", "time": "2026-10-05T14:00:00Z", "status_code": 200,
+        when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(start_ns // 10**9 + n // 100))
+        out.append(json.dumps({"request_id": f"r-{n}", "time": f"{when}Z", "status_code": 200,
             "subscription": f"sub-{n % 400}", "agent": agents[n % 300], "user_id": f"u-{n % 5000}",
             "deployment": models[n % 5], "model": models[n % 5], "prompt_tokens": 100, "completion_tokens": 20}))
     return ("\n".join(out) + "\n").encode()

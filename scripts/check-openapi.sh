@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # schemathesis (PyPI) fuzzes every operation of the server's OpenAPI document,
 # with an admin key, against a server holding a generated month and budgets;
-# it fails on any 5xx (and on a key the server did not accept).
+# it fails on any 5xx (and on a key the server did not accept). Its health
+# check on how many generated cases it had to discard is not a server fault
+# (it failed at random on POST /api/v1/ingest's query, header and body): off.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${TOLLGATE_BIN:-${CARGO_TARGET_DIR:-target}/debug/tollgate}
@@ -47,7 +49,8 @@ NO_COLOR=1 schemathesis --config-file "$work/schemathesis.toml" run \
   --max-examples 30 \
   --request-timeout 20 \
   --phases examples,coverage,fuzzing \
-  --generation-database none || status=$?
+  --generation-database none \
+  --suppress-health-check filter_too_much || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log" >&2
   tail -50 "$work/serve.log" >&2
