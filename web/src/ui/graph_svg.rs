@@ -61,6 +61,10 @@ pub struct DrawEdge {
     pub from: usize,
     pub to: usize,
     pub highlighted: bool,
+    /// Who said the edge is there (shown as its tooltip).
+    pub origin: &'static str,
+    /// Seen in traffic or traces rather than declared: drawn dashed.
+    pub seen: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -285,9 +289,15 @@ fn render(
         let faded = dim && !edge.highlighted;
         let opacity = if faded { r#" opacity="0.25""# } else { "" };
         let d = edge_path(layout.pos[edge.from], layout.pos[edge.to]);
+        let dash = if edge.seen {
+            r#" stroke-dasharray="5 3""#
+        } else {
+            ""
+        };
         write!(
             out,
-            r#"<path class="edge" d="{d}" stroke="{stroke}" stroke-width="{width:.1}" marker-end="url(#{marker})"{opacity}/>"#
+            r#"<path class="edge" d="{d}" stroke="{stroke}" stroke-width="{width:.1}" marker-end="url(#{marker})"{dash}{opacity}><title>{}</title></path>"#,
+            escape(edge.origin)
         )?;
     }
     out.push_str(r#"</g><g class="nodes">"#);
@@ -433,6 +443,8 @@ mod tests {
             from,
             to,
             highlighted: false,
+            origin: "catalog",
+            seen: false,
         };
         pairs.iter().copied().map(edge).collect()
     }
@@ -485,6 +497,23 @@ mod tests {
     }
 
     #[test]
+    fn edges_seen_in_telemetry_are_dashed_and_say_their_origin() {
+        let nodes = nodes_at(&[("a", 0), ("b", 1), ("c", 2)]);
+        let mut edges = edges(&[(0, 1), (1, 2)]);
+        edges[1].origin = "otel";
+        edges[1].seen = true;
+        let d = draw("t", &nodes, &edges);
+        assert_eq!(d.svg.matches("stroke-dasharray").count(), 1);
+        assert!(
+            d.svg
+                .contains(r#"stroke-dasharray="5 3"><title>otel</title></path>"#),
+            "{}",
+            d.svg
+        );
+        assert!(d.svg.contains("<title>catalog</title>"));
+    }
+
+    #[test]
     fn bad_edge_index_is_skipped() {
         let nodes = [node("a", 0), node("b", 1)];
         let d = draw("t", &nodes, &edges(&[(0, 7), (9, 1), (0, 1)]));
@@ -499,7 +528,9 @@ mod tests {
         nodes[3].name = "a very long name that will not fit in a column".to_owned();
         let d = draw("t", &nodes, &edges(&[(0, 1), (1, 2), (2, 3), (3, 0)]));
         assert_eq!(d.svg.matches("<a href=").count(), nodes.len());
-        assert_eq!(d.svg.matches("<title>").count(), nodes.len());
+        // A title for every node, and for every edge its origin.
+        let drawn_edges = d.svg.matches(r#"class="edge""#).count();
+        assert_eq!(d.svg.matches("<title>").count(), nodes.len() + drawn_edges);
         assert!(d.svg.contains(">a very long name that w…</text>"));
         assert!(
             d.svg

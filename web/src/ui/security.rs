@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use tollgate_lineage::{
-    Bounds, Direction, FindingKind, LineageGraph, NodeIndex, NodeKey, NodeKind, PathStep,
+    Bounds, Direction, FindingKind, LineageGraph, NodeIndex, NodeKey, NodeKind, Origin, PathStep,
     path_text_with,
 };
 
@@ -359,13 +359,16 @@ fn neighbourhood(
         .collect();
     let mut edges = Vec::new();
     for ix in &order {
-        for (_, target) in graph.edges_of(*ix, true) {
+        for (e, target) in graph.edges_of(*ix, true) {
             if let Some(&to) = position.get(&target) {
                 let lit_edge = |n: &NodeIndex| lit.get(n).copied().unwrap_or(false);
+                let origin = graph.edge(e).origin;
                 edges.push(DrawEdge {
                     from: position[ix],
                     to,
                     highlighted: lit_edge(ix) && lit_edge(&target),
+                    origin: origin.as_str(),
+                    seen: matches!(origin, Origin::Observed | Origin::Otel),
                 });
             }
         }
