@@ -16,8 +16,10 @@ use std::collections::HashMap;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value as Any};
-use opentelemetry_proto::tonic::metrics::v1::{AggregationTemporality, HistogramDataPoint, metric};
-use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, HistogramDataPoint, ResourceMetrics, metric,
+};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span, status::StatusCode};
 
 use crate::record::{MetricRecord, Record};
 use crate::span::{Convention, SpanRecord, SpanTokens, TokenCounts};
@@ -33,20 +35,33 @@ impl Export {
     /// A line of OTLP JSON (`{"resourceSpans": [...]}` or
     /// `{"resourceMetrics": [...]}`), as the OTLP/HTTP JSON encoding and the
     /// Collector's file exporter write it.
+    /// Which export it is comes from its top-level key, read in the one
+    /// parse, never from a search of the text (a span attribute may hold the
+    /// other key's name).
     pub fn from_json(bytes: &[u8]) -> Result<Export, String> {
-        let head = &bytes[..bytes.len().min(4096)];
-        let has = |key: &[u8]| head.windows(key.len()).any(|w| w == key);
-        let broken = |e: serde_json::Error| format!("not OTLP JSON: {e}");
-        if has(b"\"resourceMetrics\"") {
-            serde_json::from_slice(bytes)
-                .map(Export::Metrics)
-                .map_err(broken)
-        } else if has(b"\"resourceSpans\"") || !has(b"\"resourceLogs\"") {
-            serde_json::from_slice(bytes)
-                .map(Export::Traces)
-                .map_err(broken)
-        } else {
-            Err("OTLP logs are not read: only traces and metrics".to_owned())
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct AnyExport {
+            resource_spans: Option<Vec<ResourceSpans>>,
+            resource_metrics: Option<Vec<ResourceMetrics>>,
+            resource_logs: Option<serde::de::IgnoredAny>,
+        }
+        let export: AnyExport =
+            serde_json::from_slice(bytes).map_err(|e| format!("not OTLP JSON: {e}"))?;
+        match (export.resource_spans, export.resource_metrics) {
+            (Some(resource_spans), None) => {
+                Ok(Export::Traces(ExportTraceServiceRequest { resource_spans }))
+            }
+            (None, Some(resource_metrics)) => Ok(Export::Metrics(ExportMetricsServiceRequest {
+                resource_metrics,
+            })),
+            (Some(_), Some(_)) => {
+                Err("not OTLP JSON: both resourceSpans and resourceMetrics".to_owned())
+            }
+            (None, None) if export.resource_logs.is_some() => {
+                Err("OTLP logs are not read: only traces and metrics".to_owned())
+            }
+            (None, None) => Err("not OTLP JSON: no resourceSpans or resourceMetrics".to_owned()),
         }
     }
 
@@ -771,5 +786,11 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+        // An attribute named like the other key does not make a trace
+        // export a metrics one (its spans would have been dropped).
+        let tricky = br#"{"resourceSpans":[{"resource":{"attributes":[{"key":"resourceMetrics","value":{"stringValue":"x"}}]},"scopeSpans":[]}]}"#;
+        assert!(matches!(Export::from_json(tricky), Ok(Export::Traces(_))));
+        assert!(Export::from_json(b"{}").is_err());
+        assert!(Export::from_json(br#"{"resourceSpans":[],"resourceMetrics":[]}"#).is_err());
     }
 }
