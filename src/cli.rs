@@ -202,6 +202,13 @@ pub enum Command {
         command: PtuCommand,
     },
 
+    /// The provider's bill: cost exports, and the meter map that says what
+    /// each meter bills (docs/reconciliation.md).
+    Costs {
+        #[command(subcommand)]
+        command: CostsCommand,
+    },
+
     /// Cost centres and the subscriptions, agents and products they pay for.
     Ownership {
         #[command(subcommand)]
@@ -483,6 +490,25 @@ pub enum ReportCommand {
         /// deployment_type, region, api, agent (comma-separated).
         #[arg(long, value_delimiter = ',', default_value = "cost_centre")]
         by: Vec<String>,
+        /// `estimated`: logs priced by the book. `billed`: the imported
+        /// invoice allocated to those who used it (docs/reconciliation.md),
+        /// equal to the invoice to the cent, with an `unattributed` line.
+        #[arg(long, value_enum, default_value = "estimated")]
+        basis: Basis,
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+    /// The invoice against the estimate: billed vs estimated per resource,
+    /// model, token kind and day, the variance in money and %, explained by
+    /// cause (tokens no gateway logged, tokens not billed, rate differences
+    /// naming the price-book row, PTU hours, discounts, commitments, unmapped
+    /// meters and resources) with the residual shown.
+    Reconcile {
+        #[arg(long, value_name = "YYYY-MM", value_parser = parse_month)]
+        month: Month,
+        /// Group by any of resource, model, token_kind, day (comma-separated).
+        #[arg(long, default_value = "resource,model,token_kind", value_name = "DIMS")]
+        by: String,
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },
@@ -509,6 +535,13 @@ pub enum ReportCommand {
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
     },
+}
+
+/// What a chargeback's money is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Basis {
+    Estimated,
+    Billed,
 }
 
 #[derive(Debug, Subcommand)]
@@ -690,9 +723,37 @@ pub enum RollupsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CostsCommand {
+    /// Import Azure Cost Management exports into the lake table billed_costs:
+    /// the FOCUS cost-and-usage export (FOCUS 1.0 or 1.2) or the classic actual
+    /// or amortised cost-details export, as CSV (plain or gzip) or Parquet,
+    /// one batch per file. Importing the same file again changes nothing; a
+    /// restated export's lines replace the lines they restate; bad lines are
+    /// quarantined naming line and field (`tollgate quarantine BATCH`).
+    Import {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Replace the meter map with a CSV file (docs/reconciliation.md,
+    /// meters.csv): meter, model, token_kind, deployment_type, unit. Meters it
+    /// does not list are read by Azure OpenAI's default naming
+    /// (`gpt-4o 0806 Inp glbl 1M Tokens`). A bad file is refused whole.
+    ImportMeters {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// The meter map as stored.
+    Meters {
+        #[arg(long, default_value = "table", value_name = "table|json|csv")]
+        format: OutputFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum BackendsCommand {
     /// Replace the backends with a CSV file (docs/reference-data.md, backends.csv):
-    /// backend, deployment_type, region. A bad file is refused whole.
+    /// backend, deployment_type, region, and optionally resource_id (the Azure
+    /// resource its cost lines name). A bad file is refused whole.
     Import {
         #[arg(value_name = "FILE")]
         file: PathBuf,

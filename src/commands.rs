@@ -2,6 +2,7 @@
 
 mod alerts;
 mod capacity;
+mod costs;
 mod demo;
 mod lineage;
 mod month;
@@ -22,9 +23,9 @@ use tollgate_store::Store;
 use tollgate_store::output::{OutputFormat, write_batches};
 
 use crate::cli::{
-    BackendsCommand, BudgetsCommand, Command, ExportCommand, FixturesCommand, KeysCommand,
-    LakeCommand, MonthCommand, OwnershipCommand, PricesCommand, PtuCommand, ReportCommand,
-    RollupsCommand,
+    BackendsCommand, Basis, BudgetsCommand, Command, CostsCommand, ExportCommand, FixturesCommand,
+    KeysCommand, LakeCommand, MonthCommand, OwnershipCommand, PricesCommand, PtuCommand,
+    ReportCommand, RollupsCommand,
 };
 use crate::config::Config;
 use crate::progress_bar::Bar;
@@ -132,8 +133,33 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             PricesCommand::List { format } => prices::list(&store, format).await,
         },
         Command::Report {
-            command: ReportCommand::Chargeback { month, by, format },
+            command:
+                ReportCommand::Chargeback {
+                    month,
+                    by,
+                    basis: Basis::Estimated,
+                    format,
+                },
         } => report::chargeback_report(&store, config, month, &by, format).await,
+        Command::Report {
+            command:
+                ReportCommand::Chargeback {
+                    month,
+                    by,
+                    basis: Basis::Billed,
+                    format,
+                },
+        } => costs::billed_chargeback(&store, month, &by, format).await,
+        Command::Report {
+            command: ReportCommand::Reconcile { month, by, format },
+        } => costs::reconcile(&store, month, &by, format).await,
+        Command::Costs { command } => match command {
+            CostsCommand::Import { files } => {
+                ingest(&store, config, "azure-cost", None, &files).await
+            }
+            CostsCommand::ImportMeters { file } => costs::import_meters(&store, &file).await,
+            CostsCommand::Meters { format } => costs::list_meters(&store, format).await,
+        },
         Command::Report {
             command: ReportCommand::Unseen { month, format },
         } => report::unseen_report(&store, config, month, format).await,

@@ -252,6 +252,7 @@ fn log_analytics_gateway(row: &Value) -> Result<Record, String> {
         metric: None,
         hit: None,
         span: None,
+        cost: None,
     })
 }
 
@@ -280,6 +281,7 @@ fn log_analytics_llm(row: &Value) -> Result<Record, String> {
         metric: None,
         hit: None,
         span: None,
+        cost: None,
     })
 }
 
@@ -333,6 +335,7 @@ fn gateway_log(record: ApimRecord<'_>) -> Result<Record, String> {
         metric: None,
         hit: None,
         span: None,
+        cost: None,
     })
 }
 
@@ -367,6 +370,7 @@ fn llm_log(record: ApimRecord<'_>) -> Result<Record, String> {
         metric: None,
         hit: None,
         span: None,
+        cost: None,
     })
 }
 

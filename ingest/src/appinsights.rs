@@ -86,6 +86,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         }),
         hit: None,
         span: None,
+        cost: None,
     })
 }
 

@@ -151,6 +151,7 @@ pub fn parse_line(bytes: &[u8]) -> Result<Record, String> {
         metric: None,
         hit: None,
         span: None,
+        cost: None,
     })
 }
 

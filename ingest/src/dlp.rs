@@ -108,6 +108,7 @@ pub fn parse_value(event: &Value) -> Result<Record, String> {
         metric: None,
         hit: Some(hit),
         span: None,
+        cost: None,
     })
 }
 

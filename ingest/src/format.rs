@@ -4,7 +4,10 @@ use crate::record::Record;
 use serde_json::Value;
 
 use crate::dimensions::Dimensions;
-use crate::{IngestError, apim, appinsights, canonical, dlp, kong, litellm, otel};
+use crate::{IngestError, apim, appinsights, canonical, cost, dlp, kong, litellm, otel};
+
+/// The first bytes of every Parquet file.
+pub const PARQUET_MAGIC: &[u8] = b"PAR1";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -23,13 +26,16 @@ pub enum Format {
     /// OpenTelemetry OTLP JSON lines, one export request per line (the
     /// Collector's file exporter; what the OTLP/HTTP receiver spools).
     Otlp,
+    /// A provider's cost export: Azure Cost Management's FOCUS or classic
+    /// cost-details export, CSV (plain or gzip) or Parquet (`docs/reconciliation.md`).
+    AzureCost,
     /// Recognise the format from the content ([`Format::detect`]); resolved before
     /// a batch begins, so a batch always records a concrete format.
     Auto,
 }
 
 impl Format {
-    pub const ALL: [Format; 7] = [
+    pub const ALL: [Format; 8] = [
         Format::Canonical,
         Format::Apim,
         Format::Kong,
@@ -37,6 +43,7 @@ impl Format {
         Format::AppInsights,
         Format::PurviewDlp,
         Format::Otlp,
+        Format::AzureCost,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +55,7 @@ impl Format {
             Format::AppInsights => "appinsights",
             Format::PurviewDlp => "purview-dlp",
             Format::Otlp => "otlp",
+            Format::AzureCost => "azure-cost",
             Format::Auto => "auto",
         }
     }
@@ -55,6 +63,10 @@ impl Format {
     /// Recognises a concrete format from the first bytes of the (decompressed)
     /// content, by the keys or CSV header each format always has.
     pub fn detect(head: &[u8]) -> Option<Format> {
+        if head.starts_with(PARQUET_MAGIC) {
+            // Of the formats, only cost exports come as Parquet.
+            return Some(Format::AzureCost);
+        }
         let head = String::from_utf8_lossy(head);
         let text = head.trim_start_matches('\u{feff}').trim_start();
         let has = |key: &str| text.contains(&format!("\"{key}\""));
@@ -93,9 +105,13 @@ impl Format {
             let column = |name: &str| {
                 header
                     .iter()
-                    .any(|c| *c == name || c.strip_suffix(" [UTC]") == Some(name))
+                    .any(|c| c.eq_ignore_ascii_case(name) || c.strip_suffix(" [UTC]") == Some(name))
             };
-            if column("customDimensions") && column("name") {
+            if column("BilledCost") && column("ChargePeriodStart")
+                || column("CostInBillingCurrency") && column("MeterName")
+            {
+                Some(Format::AzureCost)
+            } else if column("customDimensions") && column("name") {
                 Some(Format::AppInsights)
             } else if column("request_id") && column("startTime") {
                 Some(Format::LiteLlm)
@@ -112,7 +128,7 @@ impl Format {
     pub fn reads_documents(self) -> bool {
         matches!(
             self,
-            Format::LiteLlm | Format::Apim | Format::AppInsights | Format::Kong
+            Format::LiteLlm | Format::Apim | Format::AppInsights | Format::Kong | Format::AzureCost
         )
     }
 
@@ -180,6 +196,7 @@ impl Format {
             Format::LiteLlm => litellm::parse_value(value),
             Format::AppInsights => appinsights::parse_value(value),
             Format::PurviewDlp => dlp::parse_value(value),
+            Format::AzureCost => cost::parse_value(value),
             Format::Canonical => Err("canonical input is JSON lines only".to_owned()),
             Format::Otlp => Err("OTLP input is JSON lines only".to_owned()),
             Format::Auto => Err("the format was not resolved".to_owned()),

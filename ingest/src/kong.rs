@@ -109,6 +109,7 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
         metric: None,
         hit: None,
         span: None,
+        cost: None,
     })
 }
 

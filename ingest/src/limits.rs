@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use tollgate_store::TimeWindow;
 use tollgate_store::clock::OutsideWindow;
 
+use crate::cost::CostRecord;
 use crate::hit::HitRecord;
 use crate::record::{MetricRecord, Record, RequestRecord, TokenRecord};
 use crate::span::SpanRecord;
@@ -22,6 +23,9 @@ pub struct Limits {
     pub max_latency_ms: i64,
     /// A gateway's own cost estimate for one request.
     pub max_cost: f64,
+    /// The magnitude of one cost line's amounts and quantities (a provider's
+    /// cost export), in its currency or units.
+    pub max_billed_amount: i64,
     /// A pre-aggregated metric's value and its count of observations.
     pub max_metric_value: f64,
     pub max_metric_count: i64,
@@ -49,6 +53,7 @@ impl Default for Limits {
             max_tokens: 1_000_000_000,
             max_latency_ms: 86_400_000,
             max_cost: 1_000_000.0,
+            max_billed_amount: 1_000_000_000_000,
             max_metric_value: 1e15,
             max_metric_count: 1_000_000_000_000,
             max_id_bytes: 4 * 1024,
@@ -86,6 +91,9 @@ impl Check {
         }
         if let Some(s) = &record.span {
             self.span(s)?;
+        }
+        if let Some(c) = &record.cost {
+            self.cost(c)?;
         }
         Ok(record)
     }
@@ -239,6 +247,32 @@ impl Check {
             (&h.resource_name, "resource_name"),
         ])?;
         self.text(h.sensitive_info_types.as_deref(), "sensitive_info_types")
+    }
+
+    fn cost(&self, c: &CostRecord) -> Result<(), String> {
+        self.time(c.time_us, "ChargePeriodStart")?;
+        self.ids(c.named_text())?;
+        self.ids([(&c.unit, "unit"), (&c.pricing_unit, "pricing_unit")])?;
+        self.text(c.tags.as_deref(), "Tags")?;
+        let max =
+            i128::from(self.limits.max_billed_amount) * i128::from(tollgate_store::rate::PICO);
+        let amounts = [
+            (Some(c.billed_cost), "billed_cost"),
+            (c.effective_cost, "effective_cost"),
+            (c.list_cost, "list_cost"),
+            (c.list_unit_price, "list_unit_price"),
+            (c.quantity, "quantity"),
+            (c.pricing_quantity, "pricing_quantity"),
+        ];
+        for (amount, field) in amounts {
+            if amount.is_some_and(|a| a.abs() > max) {
+                return Err(format!(
+                    "field `{field}`: more than {} in magnitude ([ingest.limits] max_billed_amount)",
+                    self.limits.max_billed_amount
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn span(&self, s: &SpanRecord) -> Result<(), String> {

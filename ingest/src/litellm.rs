@@ -114,6 +114,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         metric: None,
         hit: None,
         span: None,
+        cost: None,
     })
 }
 

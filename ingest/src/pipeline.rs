@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 use tollgate_store::ids::{IdSet, id_hash};
 use tollgate_store::schema::{
-    DLP_HITS, GENAI_SPANS, REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column,
+    BILLED_COSTS, DLP_HITS, GENAI_SPANS, REQUESTS, TOKEN_METRICS, TOKEN_USAGE, dedupe_column,
 };
 use tollgate_store::state::{BatchCounts, NewLakeFile, QuarantineRow};
 use tollgate_store::{Lake, StateDb, Store, StoreError};
@@ -375,6 +375,17 @@ impl Pass {
     }
 
     fn read_all(&self, state: &mut PassState) -> Result<()> {
+        if self.options.format == Format::AzureCost && self.is_parquet()? {
+            crate::parquet_rows::for_each_row(&self.path, &self.options.limits, |row, value| {
+                self.account_value(state, row, 0, value, || {
+                    serde_json::to_vec(value).unwrap_or_default()
+                })
+            })?;
+            self.progress
+                .advance(std::fs::metadata(&self.path).map_or(0, |m| m.len()));
+            self.flush_rows(state)?;
+            return self.flush_quarantine(state);
+        }
         let limits = &self.options.limits;
         let mut reader =
             LineReader::open(&self.path, self.progress.clone(), limits).map_err(|source| {
@@ -420,6 +431,18 @@ impl Pass {
         self.flush_rows(state)?;
         self.flush_quarantine(state)?;
         Ok(())
+    }
+
+    fn is_parquet(&self) -> Result<bool> {
+        let mut magic = [0u8; 4];
+        let read = std::fs::File::open(&self.path).and_then(|mut f| f.read(&mut magic));
+        match read {
+            Ok(n) => Ok(magic[..n] == *crate::format::PARQUET_MAGIC),
+            Err(source) => Err(IngestError::Open {
+                path: self.path.clone(),
+                source,
+            }),
+        }
     }
 
     /// Runs a whole-document reader; a bound it passed is the error, whatever
@@ -601,15 +624,18 @@ impl Pass {
         item: Result<crate::record::Record, String>,
     ) -> Result<()> {
         state.counts.read += 1;
-        let item = item.and_then(
-            |r| match (&r.request, &r.tokens, &r.metric, &r.hit, &r.span) {
-                (None, None, None, None, None) => Err(
-                    "record has neither a request, token usage, a metric, a hit nor a span"
+        let item =
+            item.and_then(
+                |r| {
+                    match (&r.request, &r.tokens, &r.metric, &r.hit, &r.span, &r.cost) {
+                (None, None, None, None, None, None) => Err(
+                    "record has neither a request, token usage, a metric, a hit, a span nor a cost"
                         .to_owned(),
                 ),
                 _ => self.check.record(r),
-            },
-        );
+            }
+                },
+            );
         match item {
             Err(reason) => {
                 state.counts.quarantined += 1;
@@ -674,6 +700,12 @@ impl Pass {
                     && self.is_new(state, GENAI_SPANS, span.day(), &span.uid())?
                 {
                     state.buffers.push_span(span);
+                    new = true;
+                }
+                if let Some(cost) = &record.cost
+                    && self.is_new(state, BILLED_COSTS, cost.day(), &cost.line_uid)?
+                {
+                    state.buffers.push_cost(cost);
                     new = true;
                 }
                 if new {

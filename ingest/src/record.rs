@@ -10,10 +10,12 @@ use arrow::array::{
 use std::collections::BTreeMap;
 
 use tollgate_store::schema::{
-    DLP_HITS, GENAI_SPANS, REQUESTS, REQUESTS_SCHEMA, TOKEN_METRICS, TOKEN_METRICS_SCHEMA,
-    TOKEN_USAGE, TOKEN_USAGE_SCHEMA,
+    BILLED_COSTS, DLP_HITS, GENAI_SPANS, REQUESTS, REQUESTS_SCHEMA, TOKEN_METRICS,
+    TOKEN_METRICS_SCHEMA, TOKEN_USAGE, TOKEN_USAGE_SCHEMA,
 };
 
+use crate::cost::CostColumns;
+pub use crate::cost::CostRecord;
 use crate::hit::HitColumns;
 pub use crate::hit::HitRecord;
 use crate::span::SpanColumns;
@@ -99,7 +101,7 @@ impl MetricRecord {
 }
 
 /// What one input record contributes: a request, its token usage, both, a
-/// pre-aggregated metric, a DLP hit, or a trace's span.
+/// pre-aggregated metric, a DLP hit, a trace's span, or a cost line.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Record {
     pub request: Option<RequestRecord>,
@@ -108,6 +110,8 @@ pub struct Record {
     pub metric: Option<MetricRecord>,
     pub hit: Option<HitRecord>,
     pub span: Option<SpanRecord>,
+    /// A line of a provider's cost export.
+    pub cost: Option<CostRecord>,
 }
 
 /// Rows waiting to be written, per table and partition day.
@@ -118,6 +122,7 @@ pub struct LakeBuffers {
     metrics: BTreeMap<i64, MetricColumns>,
     hits: BTreeMap<i64, HitColumns>,
     spans: BTreeMap<i64, SpanColumns>,
+    costs: BTreeMap<i64, CostColumns>,
     len: usize,
 }
 
@@ -150,6 +155,11 @@ impl LakeBuffers {
         self.len += 1;
     }
 
+    pub fn push_cost(&mut self, cost: &CostRecord) {
+        self.costs.entry(cost.day()).or_default().push(cost);
+        self.len += 1;
+    }
+
     /// Buffered rows, all tables together.
     pub fn len(&self) -> usize {
         self.len
@@ -179,6 +189,9 @@ impl LakeBuffers {
         }
         for (day, mut columns) in std::mem::take(&mut self.spans) {
             out.push((GENAI_SPANS, day, columns.finish(batch_id)?));
+        }
+        for (day, mut columns) in std::mem::take(&mut self.costs) {
+            out.push((BILLED_COSTS, day, columns.finish(batch_id)?));
         }
         self.len = 0;
         Ok(out)

@@ -12,15 +12,17 @@ use crate::csv_table::{self, Fields, overlaps, read_file};
 use crate::price_book::DEPLOYMENT_TYPES;
 use crate::rate::{PICO, parse_pico};
 
-const BACKEND_COLUMNS: [&str; 3] = ["backend", "deployment_type", "region"];
+const BACKEND_COLUMNS: [&str; 4] = ["backend", "deployment_type", "region", "resource_id"];
 
 /// Reads and checks a backends CSV: each backend once, with a known deployment type.
 pub fn parse_backends(path: &Path, text: &str) -> Result<Vec<BackendRow>> {
-    let mut table = csv_table::read(path, text, &BACKEND_COLUMNS, &[], |f, source| {
+    let optional = ["resource_id"];
+    let mut table = csv_table::read(path, text, &BACKEND_COLUMNS, &optional, |f, source| {
         Some(BackendRow {
             backend: f.required("backend"),
             deployment_type: f.one_of("deployment_type", &DEPLOYMENT_TYPES),
             region: f.required("region"),
+            resource_id: resource_id(f),
             source: source.to_owned(),
         })
     })?;
@@ -38,6 +40,22 @@ pub fn parse_backends(path: &Path, text: &str) -> Result<Vec<BackendRow>> {
         .collect();
     table.problems.extend(twice);
     table.finish(path)
+}
+
+/// An Azure resource id as cost exports name it (`/subscriptions/...`), or none.
+fn resource_id(f: &mut Fields<'_>) -> Option<String> {
+    let text = f.text("resource_id").trim().to_owned();
+    if text.is_empty() {
+        return None;
+    }
+    if !text.starts_with('/') || text.len() > 1024 || text.chars().any(char::is_control) {
+        f.problem(
+            "resource_id",
+            format!("{text:?} is not an Azure resource id (/subscriptions/...)"),
+        );
+        return None;
+    }
+    Some(text)
 }
 
 const PTU_COLUMNS: [&str; 10] = [

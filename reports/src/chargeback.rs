@@ -329,6 +329,30 @@ pub async fn chargeback_cached(
     Ok(answer)
 }
 
+/// Rows at the finest grain grouped by `by` into a month's chargeback, with
+/// nothing to compare against: a billed-basis month (`crate::trueup`).
+pub(crate) fn grouped(month: Month, by: &[String], rows: Vec<Keyed>) -> Result<Chargeback> {
+    let positions = positions(by)?;
+    let mut groups: FastMap<[Sym; 8], ChargebackRow> = FastMap::default();
+    let mut total = ChargebackRow::default();
+    let has_data = !rows.is_empty();
+    MonthData::Stored(rows).group_into(
+        &mut groups,
+        &mut total,
+        |dims| regroup(dims, &positions),
+        false,
+    );
+    Ok(Chargeback {
+        month,
+        by: by.to_vec(),
+        rows: sorted_groups(groups, positions.len()),
+        total,
+        closed: None,
+        has_data,
+        previous_has_data: false,
+    })
+}
+
 /// The dimensions at `positions`, in that order (the rest left as `(none)`):
 /// a grouping's key.
 fn regroup(dims: &[Sym; 8], positions: &[usize]) -> [Sym; 8] {

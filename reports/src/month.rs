@@ -68,6 +68,11 @@ impl FromStr for Month {
     }
 }
 
+/// Serde's view of a month: its `YYYY-MM` text.
+pub fn serialize<S: serde::Serializer>(month: &Month, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(month)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

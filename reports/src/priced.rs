@@ -135,6 +135,52 @@ impl<'a> Window<'a> {
     }
 }
 
+/// One reservation's hours of one day within a month, and what they cost:
+/// what an invoice's provisioned-hour lines are checked against.
+#[derive(Debug, Clone)]
+pub(crate) struct ReservedDay<'a> {
+    /// Days since the epoch (UTC).
+    pub(crate) day: i64,
+    pub(crate) reservation: &'a PtuReservation,
+    /// PTUs times hours in force that day.
+    pub(crate) ptu_hours: i64,
+    pub(crate) cost_pico: i128,
+}
+
+/// Each reservation's days within `month`, hour costs summed as the
+/// chargeback cuts them.
+pub(crate) fn reserved_days(
+    reservations: &[PtuReservation],
+    month: Month,
+) -> Result<Vec<ReservedDay<'_>>> {
+    let (first, next) = (month.first_day(), month.next()?.first_day());
+    let mut days: Vec<ReservedDay<'_>> = Vec::new();
+    for r in reservations {
+        let Some(window) = Window::of(r, first, next)? else {
+            continue;
+        };
+        let mut hour = window.from_us;
+        while hour < window.to_us {
+            let day = hour.div_euclid(DAY_US);
+            let cost = window.hour_cost(hour);
+            match days.last_mut() {
+                Some(d) if d.day == day && std::ptr::eq(d.reservation, r) => {
+                    d.ptu_hours += r.ptus;
+                    d.cost_pico += cost;
+                }
+                _ => days.push(ReservedDay {
+                    day,
+                    reservation: r,
+                    ptu_hours: r.ptus,
+                    cost_pico: cost,
+                }),
+            }
+            hour += HOUR_US;
+        }
+    }
+    Ok(days)
+}
+
 fn parse_day(text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
         .map_err(|_| ReportsError::Argument(format!("stored date {text:?} is not YYYY-MM-DD")))

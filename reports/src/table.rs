@@ -8,6 +8,8 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::Result;
 use crate::chargeback::{Chargeback, ChargebackRow, to_cents};
+use crate::invoice::Reconciliation;
+use crate::reconcile::ReconcileRow;
 
 /// Cents as a decimal amount (`2401` -> `24.01`).
 fn amount(cents: i64) -> String {
@@ -93,6 +95,67 @@ pub fn chargeback_table(report: &Chargeback) -> Result<(SchemaRef, RecordBatch)>
             ints(rows.iter().map(|r| r.unpriced_tokens)),
         ),
     ]);
+    table(columns)
+}
+
+/// A quantity in thousandths as the shortest decimal (`1500` -> `1.5`).
+pub fn quantity(milli: i128) -> String {
+    let sign = if milli < 0 { "-" } else { "" };
+    let (whole, part) = (milli.abs() / 1000, milli.abs() % 1000);
+    match part {
+        0 => format!("{sign}{whole}"),
+        _ => format!(
+            "{sign}{whole}.{}",
+            format!("{part:03}").trim_end_matches('0')
+        ),
+    }
+}
+
+/// The reconciliation as a table: a row per group and a TOTAL row, money in
+/// cents rounded so that every column adds up to its total.
+pub fn reconcile_table(report: &Reconciliation) -> Result<(SchemaRef, RecordBatch)> {
+    let rows: Vec<&ReconcileRow> = report.rows.iter().collect();
+    let money = |pick: &dyn Fn(&ReconcileRow) -> i128| -> Vec<String> {
+        let (cents, sum) = to_cents(&rows.iter().map(|r| pick(r)).collect::<Vec<_>>());
+        cents.into_iter().chain([sum]).map(amount).collect()
+    };
+    let all: Vec<&ReconcileRow> = rows.iter().copied().chain([&report.total]).collect();
+    let mut columns = Vec::new();
+    for (i, by) in report.by.iter().enumerate() {
+        let values: Vec<String> = all
+            .iter()
+            .map(|r| match r.group.get(i) {
+                Some(v) => v.clone(),
+                None => if i == 0 { "TOTAL" } else { "" }.to_owned(),
+            })
+            .collect();
+        columns.push((by.as_str(), texts(&values)));
+    }
+    let quantities = |pick: fn(&ReconcileRow) -> i128| -> Vec<String> {
+        all.iter().map(|r| quantity(pick(r))).collect()
+    };
+    let pct: Vec<Option<String>> = all
+        .iter()
+        .map(|r| r.variance_percent().map(|p| format!("{p:.2}")))
+        .collect();
+    columns.push((
+        "billed_quantity",
+        texts(&quantities(|r| r.billed_quantity_milli)),
+    ));
+    columns.push((
+        "logged_quantity",
+        texts(&quantities(|r| r.logged_quantity_milli)),
+    ));
+    columns.push(("billed", texts(&money(&|r| r.billed))));
+    columns.push(("estimated", texts(&money(&|r| r.estimated))));
+    columns.push(("variance", texts(&money(&|r| r.variance()))));
+    columns.push(("variance_pct", strings(pct.iter().map(|p| p.as_deref()))));
+    for (i, (name, _)) in report.total.causes.named().into_iter().enumerate() {
+        columns.push((name, texts(&money(&|r| r.causes.named()[i].1))));
+    }
+    columns.push(("residual", texts(&money(&|r| r.residual()))));
+    let fix: Vec<String> = all.iter().map(|r| r.price_rows.join(" ")).collect();
+    columns.push(("price_rows_to_check", texts(&fix)));
     table(columns)
 }
 

@@ -195,6 +195,7 @@ mod tests {
             backend: b.into(),
             deployment_type: kind.into(),
             region: "eastus".into(),
+            resource_id: None,
             source: "backends.csv".into(),
         };
         Reference {

@@ -33,6 +33,10 @@ pub async fn list_backends(store: &Store, format: OutputFormat) -> Result<ExitCo
             "region",
             strings(rows.iter().map(|r| Some(r.region.as_str()))),
         ),
+        (
+            "resource_id",
+            strings(rows.iter().map(|r| r.resource_id.as_deref())),
+        ),
     ])?;
     print(format, &schema, &[batch])
 }

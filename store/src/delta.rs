@@ -366,7 +366,13 @@ fn schema_string(table: &str) -> Result<String> {
 }
 
 fn delta_field(table: &str, field: &Field) -> Result<Value> {
+    let decimal;
     let kind = match field.data_type() {
+        // Delta's decimal is a type string with its precision and scale.
+        DataType::Decimal128(precision, scale) if *precision <= 38 && *scale >= 0 => {
+            decimal = format!("decimal({precision},{scale})");
+            decimal.as_str()
+        }
         DataType::Utf8 | DataType::LargeUtf8 => "string",
         DataType::Int32 => "integer",
         DataType::Int64 => "long",

@@ -12,6 +12,7 @@
 //! named in the state database and decoded once per process ([`derived`]). The state database is SQLite by default and Postgres when a
 //! `postgres://` URL is given; both run the same queries and their own migrations.
 
+pub mod billed;
 pub mod bounded_functions;
 pub mod bounded_sql;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod lake;
 pub mod output;
 pub mod query;
+pub mod rate;
 pub mod rollup;
 pub mod schema;
 pub mod security_hits;

@@ -13,11 +13,19 @@ pub const TOKEN_USAGE: &str = "token_usage";
 pub const TOKEN_METRICS: &str = "token_metrics";
 pub const DLP_HITS: &str = "dlp_hits";
 pub const GENAI_SPANS: &str = "genai_spans";
+pub const BILLED_COSTS: &str = "billed_costs";
 /// The view joining each request to its token usage.
 pub const USAGE_VIEW: &str = "usage";
 
 /// The lake tables, in the order they are written.
-pub const LAKE_TABLES: [&str; 5] = [REQUESTS, TOKEN_USAGE, TOKEN_METRICS, DLP_HITS, GENAI_SPANS];
+pub const LAKE_TABLES: [&str; 6] = [
+    REQUESTS,
+    TOKEN_USAGE,
+    TOKEN_METRICS,
+    DLP_HITS,
+    GENAI_SPANS,
+    BILLED_COSTS,
+];
 
 /// The column whose value identifies a row within its table and date: what ingest
 /// deduplicates on.
@@ -26,6 +34,7 @@ pub fn dedupe_column(table: &str) -> &'static str {
         TOKEN_METRICS => "metric_id",
         DLP_HITS => "hit_id",
         GENAI_SPANS => "span_uid",
+        BILLED_COSTS => "line_uid",
         _ => "request_id",
     }
 }
@@ -186,6 +195,58 @@ pub static GENAI_SPANS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
+/// Money and quantities of cost lines: exact decimals, pico-units (12 places).
+pub fn amount_type() -> DataType {
+    DataType::Decimal128(38, 12)
+}
+
+/// The provider's cost lines (`docs/reconciliation.md`): the Azure FOCUS
+/// cost-and-usage export and the classic cost-details export, one row per
+/// line, as billed. `line_uid` hashes the whole line (what ingest deduplicates
+/// on: a re-sent export adds nothing); `line_key` hashes what identifies the
+/// charge without its amounts, so a restated line (providers revise a day for
+/// up to three days) is read from the latest batch that has it.
+pub static BILLED_COSTS_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let amount = |name: &str, nullable: bool| Field::new(name, amount_type(), nullable);
+    Arc::new(Schema::new(vec![
+        // ChargePeriodStart (cost details: Date)
+        Field::new("time", time_type(), false),
+        Field::new("period_end", time_type(), true),
+        utf8("line_uid", false),
+        utf8("line_key", false),
+        // focus, or cost-details
+        utf8("export", false),
+        utf8("currency", false),
+        // Usage, Purchase, Tax, Credit, Adjustment (cost details: ChargeType)
+        utf8("charge_category", true),
+        utf8("resource_id", true),
+        utf8("resource_name", true),
+        utf8("region", true),
+        // SubAccountId (cost details: SubscriptionId)
+        utf8("sub_account", true),
+        utf8("service_name", true),
+        // x_SkuMeterName (cost details: MeterName)
+        utf8("meter", true),
+        utf8("meter_category", true),
+        utf8("meter_subcategory", true),
+        utf8("sku_id", true),
+        utf8("sku_price_id", true),
+        utf8("commitment_discount_id", true),
+        // ConsumedQuantity in ConsumedUnit (cost details: Quantity in UnitOfMeasure)
+        amount("quantity", true),
+        utf8("unit", true),
+        amount("pricing_quantity", true),
+        utf8("pricing_unit", true),
+        amount("list_unit_price", true),
+        amount("billed_cost", false),
+        amount("effective_cost", true),
+        amount("list_cost", true),
+        // JSON object text
+        utf8("tags", true),
+        Field::new("batch_id", DataType::Int64, false),
+    ]))
+});
+
 pub fn schema_of(table: &str) -> Option<SchemaRef> {
     match table {
         REQUESTS => Some(REQUESTS_SCHEMA.clone()),
@@ -193,6 +254,7 @@ pub fn schema_of(table: &str) -> Option<SchemaRef> {
         TOKEN_METRICS => Some(TOKEN_METRICS_SCHEMA.clone()),
         DLP_HITS => Some(DLP_HITS_SCHEMA.clone()),
         GENAI_SPANS => Some(GENAI_SPANS_SCHEMA.clone()),
+        BILLED_COSTS => Some(BILLED_COSTS_SCHEMA.clone()),
         _ => None,
     }
 }

@@ -12,6 +12,10 @@ pub struct BackendRow {
     pub backend: String,
     pub deployment_type: String,
     pub region: String,
+    /// The Azure resource (account or deployment) its cost lines name, as
+    /// `backends.csv` gives it; matched without regard to case, as Azure does.
+    #[serde(default)]
+    pub resource_id: Option<String>,
     pub source: String,
 }
 
@@ -46,12 +50,13 @@ impl StateDb {
                 .await?;
             for r in rows {
                 sqlx::query::<Db>(
-                    "INSERT INTO backends (backend, deployment_type, region, source) \
-                     VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO backends (backend, deployment_type, region, resource_id, source) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(&r.backend)
                 .bind(&r.deployment_type)
                 .bind(&r.region)
+                .bind(&r.resource_id)
                 .bind(&r.source)
                 .execute(&mut *tx)
                 .await?;
@@ -64,7 +69,7 @@ impl StateDb {
     pub async fn backends(&self) -> Result<Vec<BackendRow>> {
         let mut rows = on_pool!(self, |pool| {
             sqlx::query_as::<Db, BackendRow>(
-                "SELECT backend, deployment_type, region, source FROM backends",
+                "SELECT backend, deployment_type, region, resource_id, source FROM backends",
             )
             .fetch_all(pool)
             .await?

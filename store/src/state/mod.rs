@@ -15,6 +15,7 @@ mod ingest_requests;
 mod keys;
 mod lineage;
 mod manifest;
+mod meters;
 mod ownership;
 mod prices;
 mod rollups;
@@ -47,6 +48,7 @@ pub use self::ingest_requests::IdempotencyClaim;
 pub use self::keys::{ApiKeyHash, ApiKeyRow, NewApiKey};
 pub use self::lineage::{LineageApplied, LineageEdgeRow, LineageMode, LineageNodeRow};
 pub use self::manifest::{LakeFile, LakeSummaryRow, NewLakeFile};
+pub use self::meters::MeterRow;
 pub use self::ownership::{CostCentre, OwnershipRow};
 pub use self::prices::PriceRow;
 pub use self::rollups::{

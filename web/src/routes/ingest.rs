@@ -206,7 +206,7 @@ async fn ingest_and_answer(
     format: Format,
     claim: Option<&HeldKey>,
 ) -> Result<String> {
-    let report = match ingest_body(state, body, format).await {
+    let report = match ingest_body(state, body, format, "push").await {
         Ok(report) => report,
         // Nothing committed: the key is free for a retry.
         Err(e) => {
@@ -239,13 +239,23 @@ pub(crate) async fn ingest_decoded(
     body: Bytes,
     format: Format,
 ) -> Result<tollgate_ingest::IngestReport> {
+    ingest_spooled(state, body, format, "push").await
+}
+
+/// [`ingest_decoded`] with the batch named `<prefix>/<spool id>`.
+pub(crate) async fn ingest_spooled(
+    state: &AppState,
+    body: Bytes,
+    format: Format,
+    prefix: &'static str,
+) -> Result<tollgate_ingest::IngestReport> {
     let Ok(slot) = state.ingest_slots.clone().try_acquire_owned() else {
         return Err(AppError::Busy(5));
     };
     let state = state.clone();
     let task = tokio::spawn(async move {
         let _slot = slot;
-        let report = ingest_body(&state, &body, format).await?;
+        let report = ingest_body(&state, &body, format, prefix).await?;
         committed(&state, &report);
         Ok(report)
     });
@@ -260,6 +270,7 @@ async fn ingest_body(
     state: &AppState,
     body: &Bytes,
     format: Format,
+    prefix: &str,
 ) -> Result<tollgate_ingest::IngestReport> {
     let dir = state.spool_dir()?;
     let path = dir.join("push.jsonl");
@@ -276,7 +287,7 @@ async fn ingest_body(
     let expands = (body.len() as u64).saturating_mul(64).max(16 << 20);
     options.limits.max_content_bytes = options.limits.max_content_bytes.min(expands);
     let name = format!(
-        "push/{}",
+        "{prefix}/{}",
         dir.file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     );

@@ -5,6 +5,7 @@
 pub(crate) mod alerts;
 mod audit;
 mod budgets;
+mod costs;
 mod gateways;
 mod health;
 mod ingest;
@@ -63,6 +64,8 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(keys::router())
         .merge(derived(state, reports::router()))
+        .merge(derived(state, costs::report_router()))
+        .merge(costs::router(&state.config))
         .merge(lineage::router())
         .merge(sql::router())
         .merge(ingest::router(&state.config))

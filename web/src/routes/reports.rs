@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(replace_reference))
 }
 
-fn month(text: &str) -> Result<Month> {
+pub(crate) fn month(text: &str) -> Result<Month> {
     text.parse::<Month>()
         .map_err(|e| AppError::BadRequest(format!("month: {e}")))
 }
@@ -54,6 +54,9 @@ struct ChargebackQuery {
     by: Option<String>,
     /// `json` (default), `csv` or `parquet`
     format: Option<String>,
+    /// `estimated` (default: logs priced by the book) or `billed` (the
+    /// imported invoice allocated by usage, equal to it to the cent)
+    basis: Option<String>,
 }
 
 /// The month's chargeback, one row per group and a TOTAL row, money in cents
@@ -87,7 +90,21 @@ async fn chargeback(
             )));
         }
     };
-    let report = chargeback_cached(&state.store, &state.chargeback, month, &by).await?;
+    let report = match query.basis.as_deref() {
+        None | Some("estimated") => {
+            chargeback_cached(&state.store, &state.chargeback, month, &by).await?
+        }
+        Some("billed") => {
+            tollgate_reports::trueup::chargeback_billed(&state.store, month, &by)
+                .await?
+                .chargeback
+        }
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "basis: {other:?} is not estimated or billed"
+            )));
+        }
+    };
     let Some(format) = format else {
         let bytes = tollgate_reports::snapshot::parquet_bytes(
             &report.month.to_string(),

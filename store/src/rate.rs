@@ -1,4 +1,4 @@
-//! Exact money rates: a decimal as written in a price sheet, held as an integer
+//! Exact money: a decimal as written in a price sheet or a cost export, held as an integer
 //! number of pico-units (10^-12) of its currency, so sums never drift.
 
 /// Pico-units per currency unit.
@@ -139,6 +139,41 @@ pub fn parse_pico_wide(text: &str) -> Result<i128, String> {
     Ok(if negative { -value } else { value })
 }
 
+/// Parses a decimal amount as cost exports write it (signed, plain or
+/// scientific), rounded half away from zero to pico-units: exports carry up to
+/// 15 decimals, more than a currency's pico-unit can hold.
+pub fn parse_pico_rounded(text: &str) -> Result<i128, String> {
+    let bad = || format!("{text:?} is not a decimal amount");
+    let trimmed = text.trim();
+    if trimmed.len() > 64 {
+        return Err(bad());
+    }
+    let plain = plain_decimal(trimmed).ok_or_else(bad)?;
+    let (negative, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, &*plain),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if (whole.is_empty() && fraction.is_empty()) || !is_digits(whole) || !is_digits(fraction) {
+        return Err(bad());
+    }
+    let kept = &fraction[..fraction.len().min(DECIMALS)];
+    let round_up = fraction
+        .as_bytes()
+        .get(DECIMALS)
+        .is_some_and(|d| *d >= b'5');
+    let whole: i128 = match whole {
+        "" => 0,
+        w => w.parse().map_err(|_| bad())?,
+    };
+    let kept: i128 = format!("{kept:0<DECIMALS$}").parse().map_err(|_| bad())?;
+    let value = whole
+        .checked_mul(i128::from(PICO))
+        .and_then(|w| w.checked_add(kept + i128::from(round_up)))
+        .ok_or_else(bad)?;
+    Ok(if negative { -value } else { value })
+}
+
 /// Serde for pico amounts as exact decimal strings of the currency (`"24.5"`):
 /// JSON numbers lose digits beyond 2^53 in most readers.
 pub mod serde_amount {
@@ -157,6 +192,24 @@ pub mod serde_amount {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cost_export_amounts_round_to_pico_units() {
+        let check = |text: &str, expect: Result<i128, ()>| {
+            assert_eq!(parse_pico_rounded(text).map_err(|_| ()), expect, "{text}");
+        };
+        check("0.97", Ok(970_000_000_000));
+        check("-1.5", Ok(-1_500_000_000_000));
+        check("1.2E-05", Ok(12_000_000));
+        check("0.0000000000015", Ok(2));
+        check("-0.0000000000015", Ok(-2));
+        check("0.0000000000014999", Ok(1));
+        check("12", Ok(12 * i128::from(PICO)));
+        check(".5", Ok(PICO as i128 / 2));
+        for bad in ["", "abc", "1.2.3", "-", ".", "1e9999", "NaN", "1,5", "+-1"] {
+            check(bad, Err(()));
+        }
+    }
 
     #[test]
     fn parses_price_sheet_decimals_exactly() {

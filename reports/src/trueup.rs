@@ -1,0 +1,168 @@
+//! The true-up: the month's bill allocated to those who used it, so that the
+//! chargeback equals the invoice to the cent (`docs/reconciliation.md`).
+//! Each billed key (day, resource, model, token kind) is split among the
+//! consumers the gateways logged for it by their share of its estimated cost
+//! (by tokens where the book prices none of them); a provisioned-hours line
+//! by the same weighted-token shares that split each PTU hour today. What
+//! finds no consumer (an unmapped meter or resource, a day nobody logged)
+//! is its own `unattributed` line, never spread or dropped.
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+use tollgate_store::{Store, Sym};
+
+use crate::Result;
+use crate::chargeback::{Chargeback, ChargebackRow, Keyed, grouped};
+use crate::fine::FastMap;
+use crate::invoice::{BilledSide, Consumers, CostFile, cost_files, load_sides};
+use crate::meter::TokenKind;
+use crate::month::Month;
+
+/// The cost centre of billed cost no consumer was found for.
+pub const UNATTRIBUTED: &str = "unattributed";
+
+/// How a billed-basis month was allocated (said in its exports).
+pub const ALLOCATION_METHOD: &str = "billed cost split by share of estimated cost per day, resource, model and token kind; \
+     PTU hours by weighted tokens";
+
+/// A month's chargeback on the invoice's basis, with what it was read from.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct BilledChargeback {
+    #[serde(skip)]
+    pub chargeback: Chargeback,
+    pub cost_files: Vec<CostFile>,
+    #[serde(with = "crate::rate::serde_amount")]
+    #[schema(value_type = String)]
+    pub billed_pico: i128,
+    #[serde(with = "crate::rate::serde_amount")]
+    #[schema(value_type = String)]
+    pub unattributed_pico: i128,
+    pub currency: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Unattributed cost is its own line whatever the grouping.
+fn unattributed() -> [Sym; 8] {
+    static SYM: LazyLock<Sym> = LazyLock::new(|| Sym::new(UNATTRIBUTED));
+    [*SYM; 8]
+}
+
+/// `amount` split by `weights` (non-negative, not all zero) into integer
+/// parts that add up to it exactly: largest remainder, ties to the first.
+pub(crate) fn split(amount: i128, weights: &[i128]) -> Vec<i128> {
+    let total: i128 = weights.iter().sum();
+    if total <= 0 {
+        return vec![0; weights.len()];
+    }
+    let magnitude = amount.abs();
+    let mut parts: Vec<i128> = weights.iter().map(|w| magnitude * w / total).collect();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(magnitude * weights[i] % total), i));
+    let short = magnitude - parts.iter().sum::<i128>();
+    for &i in order.iter().take(short.max(0) as usize) {
+        parts[i] += 1;
+    }
+    if amount < 0 {
+        parts.iter_mut().for_each(|p| *p = -*p);
+    }
+    parts
+}
+
+/// Each billed key's amount into the fine groups that consumed it; what
+/// none consumed into `unattributed`. Returns the rows and the unattributed sum.
+pub(crate) fn allocate(
+    billed: &BilledSide,
+    consumers: &Consumers,
+    rows: &mut FastMap<[Sym; 8], ChargebackRow>,
+) -> i128 {
+    let mut unattributed_pico = 0;
+    for (key, b) in &billed.keys {
+        let found = consumers.get(key).filter(|_| b.unmapped.is_none());
+        let mut weighed: Vec<([Sym; 8], (i128, i128))> = found
+            .map(|c| c.iter().map(|(d, w)| (*d, *w)).collect())
+            .unwrap_or_default();
+        // By cost where the book priced them, else by tokens.
+        let by_cost = weighed.iter().any(|(_, (cost, _))| *cost > 0);
+        weighed.retain(|(_, (cost, tokens))| if by_cost { *cost > 0 } else { *tokens > 0 });
+        if weighed.is_empty() {
+            unattributed_pico += b.billed;
+            rows.entry(unattributed()).or_default().payg_pico += b.billed;
+            continue;
+        }
+        // A stable order: the same bill gives the same cents.
+        weighed.sort_unstable_by_key(|a| a.0);
+        let weights: Vec<i128> = weighed
+            .iter()
+            .map(|(_, (cost, tokens))| if by_cost { *cost } else { *tokens })
+            .collect();
+        for ((dims, _), part) in weighed.iter().zip(split(b.billed, &weights)) {
+            let row = rows.entry(*dims).or_default();
+            match key.kind {
+                Some(TokenKind::ProvisionedHour) => row.ptu_pico += part,
+                _ => row.payg_pico += part,
+            }
+        }
+    }
+    unattributed_pico
+}
+
+/// The month's chargeback with the bill allocated, grouped by `by`.
+#[tracing::instrument(skip(store), err)]
+pub async fn chargeback_billed(
+    store: &Store,
+    month: Month,
+    by: &[String],
+) -> Result<BilledChargeback> {
+    let sides = load_sides(store, month, true).await?;
+    let mut rows = sides.logged.counts;
+    let unattributed_pico = allocate(&sides.billed, &sides.logged.consumers, &mut rows);
+    let billed_pico = sides.billed.keys.values().map(|b| b.billed).sum();
+    let keyed = rows
+        .into_iter()
+        .filter(|(_, row)| row.requests > 0 || row.total_pico() != 0)
+        .map(|(dims, row)| Keyed { dims, row })
+        .collect();
+    Ok(BilledChargeback {
+        chargeback: grouped(month, by, keyed)?,
+        cost_files: cost_files(store, &sides.billed.batches).await?,
+        billed_pico,
+        unattributed_pico,
+        currency: sides.currency,
+        warnings: sides.billed.warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_adds_up_exactly_whatever_the_sign() {
+        let check = |amount: i128, weights: &[i128], expect: &[i128]| {
+            let parts = split(amount, weights);
+            assert_eq!(parts, expect, "{amount} by {weights:?}");
+            if weights.iter().sum::<i128>() > 0 {
+                assert_eq!(parts.iter().sum::<i128>(), amount);
+            }
+        };
+        check(100, &[1, 1, 1], &[34, 33, 33]);
+        check(-100, &[1, 1, 1], &[-34, -33, -33]);
+        check(10, &[3, 0, 1], &[8, 0, 2]);
+        check(7, &[0, 0], &[0, 0]);
+        check(1, &[5, 5], &[1, 0]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn splits_never_lose_a_pico(
+            amount in -1_000_000_000_000_000i128..1_000_000_000_000_000,
+            weights in proptest::collection::vec(0i128..1_000_000_000_000_000_000, 1..12),
+        ) {
+            let parts = split(amount, &weights);
+            if weights.iter().sum::<i128>() > 0 {
+                proptest::prop_assert_eq!(parts.iter().sum::<i128>(), amount);
+            }
+        }
+    }
+}
