@@ -122,6 +122,18 @@ const AMOUNT_COLUMNS: [&str; 13] = [
     "paygprice",
 ];
 
+/// Columns that hold a time, lower-cased.
+const TIME_COLUMNS: [&str; 8] = [
+    "chargeperiodstart",
+    "chargeperiodend",
+    "billingperiodstart",
+    "billingperiodend",
+    "date",
+    "usagedatetime",
+    "billingperiodstartdate",
+    "billingperiodenddate",
+];
+
 /// The cells of one row by lower-cased column name; empty cells are absent.
 struct Cells(BTreeMap<String, String>);
 
@@ -187,16 +199,28 @@ impl Cells {
     }
 
     /// Hex of the first 128 bits of SHA-256 over the cells, sorted by name;
-    /// `all` or only those that identify the charge (no amounts).
+    /// `all` or only those that identify the charge (no amounts). Amounts and
+    /// times are hashed as the values they are, so the same bill as CSV and
+    /// as Parquet (`1400000` or `1400000.0`, a time as text or a timestamp)
+    /// is the same lines.
     fn hash(&self, all: bool) -> String {
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         for (name, cell) in &self.0 {
-            if all || !AMOUNT_COLUMNS.contains(&name.as_str()) {
-                digest.update(name.as_bytes());
-                digest.update(b"\x1f");
-                digest.update(cell.as_bytes());
-                digest.update(b"\x1e");
+            let amount = AMOUNT_COLUMNS.contains(&name.as_str());
+            if amount && !all {
+                continue;
             }
+            let value = match amount {
+                true => parse_pico_rounded(cell).ok().map(|v| v.to_string()),
+                false if TIME_COLUMNS.contains(&name.as_str()) => {
+                    parse_time(cell).map(|t| t.to_string())
+                }
+                false => None,
+            };
+            digest.update(name.as_bytes());
+            digest.update(b"\x1f");
+            digest.update(value.as_deref().unwrap_or(cell).as_bytes());
+            digest.update(b"\x1e");
         }
         hex::encode(&digest.finish().as_ref()[..16])
     }

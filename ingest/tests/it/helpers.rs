@@ -88,7 +88,7 @@ pub async fn csv_of(store: &Store, sql: &str) -> String {
 }
 
 /// Every sample, with the format it is in.
-pub const SAMPLES: [(&str, tollgate_ingest::Format); 11] = [
+pub const SAMPLES: [(&str, tollgate_ingest::Format); 13] = [
     ("canonical-small.jsonl", tollgate_ingest::Format::Canonical),
     ("apim-gateway-logs.jsonl", tollgate_ingest::Format::Apim),
     ("apim-llm-logs.json", tollgate_ingest::Format::Apim),
@@ -108,5 +108,13 @@ pub const SAMPLES: [(&str, tollgate_ingest::Format); 11] = [
     (
         "purview-dlp-events.jsonl",
         tollgate_ingest::Format::PurviewDlp,
+    ),
+    (
+        "reconcile/focus-costs.csv",
+        tollgate_ingest::Format::AzureCost,
+    ),
+    (
+        "reconcile/cost-details.csv",
+        tollgate_ingest::Format::AzureCost,
     ),
 ];

@@ -5,6 +5,7 @@
 
 mod apim;
 mod appinsights;
+mod costs;
 mod dlp;
 mod helpers;
 mod hostile;

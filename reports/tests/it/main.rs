@@ -10,6 +10,7 @@ mod close;
 mod hostile;
 mod ownership;
 mod price_book;
+mod reconcile;
 mod rollups;
 
 use std::path::PathBuf;

@@ -1,7 +1,8 @@
 //! FinOps pages: the month's chargeback by cost centre with its drill-down
 //! (subscription, model, day), daily spend by model, PTU against
 //! pay-as-you-go with idle capacity, cache savings, unallocated spend, budgets
-//! with their burn-down, and the month's close and exports.
+//! with their burn-down, the invoice against the estimate, and the month's
+//! close and exports.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,10 @@ use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 use tollgate_reports::budget_eval;
 use tollgate_reports::budgets::{KnownScopes, unseen_scope};
-use tollgate_reports::chargeback::{ChargebackRow, DailySpend, chargeback_cached, daily_cached};
+use tollgate_reports::chargeback::{
+    ChargebackRow, DailySpend, chargeback_cached, daily_cached, to_cents,
+};
+use tollgate_reports::invoice::{Reconciliation, reconciliation};
 use tollgate_reports::month::Month;
 use tollgate_reports::ownership::UNALLOCATED;
 
@@ -150,6 +154,128 @@ struct Overview {
     /// Traffic no gateway saw (from traces): its own line, not in the total.
     unseen: Vec<UnseenRow>,
     unseen_total: String,
+    /// The provider's bill against the estimate.
+    invoice: Invoice,
+}
+
+/// The month's invoice reconciliation, as the page shows it.
+#[derive(Debug)]
+struct Invoice {
+    /// Whether a cost export was imported for the month.
+    imported: bool,
+    billed: String,
+    estimated: String,
+    variance: String,
+    /// The variance as a share of the estimate ("–" without one).
+    variance_percent: String,
+    /// Each cause: its name, what it means, its amount.
+    causes: Vec<CauseLine>,
+    /// What no cause explains.
+    residual: String,
+    /// Price-book rows (or reservations) whose price differs from the bill.
+    price_rows: Vec<String>,
+    /// The days compared, `from` to `to`.
+    period: (String, String),
+    currency: Option<String>,
+    /// `batch N: source` of each cost file read.
+    cost_files: Vec<String>,
+    warnings: Vec<String>,
+}
+
+#[derive(Debug)]
+struct CauseLine {
+    id: &'static str,
+    name: &'static str,
+    note: &'static str,
+    amount: String,
+}
+
+/// Cents, formatted as the page formats money.
+fn cents_money(cents: i64) -> String {
+    money(i128::from(cents) * 10_000_000_000)
+}
+
+/// What each cause of the variance is, in the order the report names them.
+fn cause_text(name: &str) -> (&'static str, &'static str) {
+    match name {
+        "unlogged_tokens" => (
+            "Unlogged tokens",
+            "billed, but more than the gateways logged: traffic around the gateways, or logs not ingested",
+        ),
+        "unbilled_tokens" => (
+            "Unbilled tokens",
+            "logged by the gateways, but fewer (or none) billed",
+        ),
+        "rate_difference" => (
+            "Rate difference",
+            "the bill's list price differs from the price book's",
+        ),
+        "ptu_hours" => (
+            "PTU hours",
+            "provisioned hours billed other than those reserved",
+        ),
+        "discount" => ("Discount", "negotiated discounts and credits"),
+        "commitment" => (
+            "Commitment",
+            "what a commitment (reservation, savings plan) moved",
+        ),
+        "unmapped_meter" => (
+            "Unmapped meter",
+            "cost lines whose meter names no model or PTU hour (tollgate meters import)",
+        ),
+        "unmapped_resource" => (
+            "Unmapped resource",
+            "cost lines of a resource no backend names, and logged use of a backend without a resource_id (backends.csv)",
+        ),
+        _ => ("Other", ""),
+    }
+}
+
+fn invoice(report: &Reconciliation) -> Invoice {
+    let t = &report.total;
+    let named = t.causes.named();
+    // The causes and the residual in cents that add up to the variance's.
+    let amounts: Vec<i128> = named
+        .iter()
+        .map(|(_, v)| *v)
+        .chain([t.residual()])
+        .collect();
+    let (cents, variance_cents) = to_cents(&amounts);
+    let causes = named
+        .iter()
+        .zip(&cents)
+        .map(|((id, _), c)| {
+            let (name, note) = cause_text(id);
+            CauseLine {
+                id,
+                name,
+                note,
+                amount: cents_money(*c),
+            }
+        })
+        .collect();
+    let variance_percent = match t.variance_percent() {
+        Some(p) => format!("{}{}", if p >= 0.0 { "+" } else { "" }, percent(p / 100.0)),
+        None => "–".to_owned(),
+    };
+    Invoice {
+        imported: report.has_billed(),
+        billed: money(t.billed),
+        estimated: money(t.estimated),
+        variance: cents_money(variance_cents),
+        variance_percent,
+        causes,
+        residual: cents_money(cents.last().copied().unwrap_or_default()),
+        price_rows: t.price_rows.clone(),
+        period: report.period.clone(),
+        currency: report.currency.clone(),
+        cost_files: report
+            .cost_files
+            .iter()
+            .map(|f| format!("batch {}: {}", f.batch_id, f.source))
+            .collect(),
+        warnings: report.warnings.clone(),
+    }
 }
 
 /// One group of traffic no gateway saw, as the page shows it.
@@ -272,6 +398,8 @@ async fn overview(
         Vec::new()
     };
     let unseen = state.unseen_traffic(month).await?;
+    // The month's total only: the table by resource, model and kind is the CSV.
+    let invoice = invoice(&reconciliation(&state.store, month, &[]).await?);
     let mut total = line("Total", None, t);
     if !by_cc.previous_has_data {
         for l in cost_centres
@@ -305,6 +433,7 @@ async fn overview(
         burn_down,
         unseen: unseen_rows(&unseen),
         unseen_total: money(unseen.estimated_pico),
+        invoice,
     };
     Ok(Page(page).into_response())
 }

@@ -118,6 +118,19 @@ fn families() -> Vec<(Method, String, Option<Value>, Vec<Role>)> {
         ),
         (
             Method::GET,
+            "/api/v1/reports/reconcile?month=2026-10".into(),
+            None,
+            vec![Admin, Finops],
+        ),
+        (
+            // An empty body: 400 for those who may put the bill.
+            Method::PUT,
+            "/api/v1/costs".into(),
+            None,
+            vec![Admin, Finops],
+        ),
+        (
+            Method::GET,
             "/api/v1/reports/unpriced?month=2026-10".into(),
             None,
             vec![Admin, Finops],

@@ -7,6 +7,7 @@
 mod alerts;
 mod auth;
 mod budgets;
+mod costs;
 mod helpers;
 mod hostile;
 mod ingest;
@@ -60,11 +61,15 @@ tollgate_store::backend_tests!(
     a_crash_between_commit_and_derivation_is_caught_up_at_start,
     otlp_exports_land_as_spans_lineage_and_bypass_findings,
     hostile_otlp_bodies_are_clear_4xx_with_nothing_committed,
+    a_cost_export_is_put_and_reconciled_to_the_hand_checked_numbers,
+    cost_imports_are_finops_work_and_refuse_what_is_no_cost_export,
+    the_finops_page_shows_the_invoice_once_a_cost_export_is_imported,
 );
 
 use alerts::*;
 use auth::*;
 use budgets::*;
+use costs::*;
 use hostile::*;
 use ingest::*;
 use lineage::*;
