@@ -25,10 +25,11 @@ lane() {
   return "$status"
 }
 lane canonical:"$seconds" apim:"$seconds" kong:"$seconds" litellm:"$seconds" \
-  appinsights:"$seconds" purview-dlp:"$seconds" ownership:"$short" &
+  appinsights:"$seconds" purview-dlp:"$seconds" azure-cost:"$seconds" ownership:"$short" &
 first=$!
 lane ingest-file:"$seconds" openlineage:"$seconds" catalog:"$seconds" \
-  price-book:"$seconds" budgets:"$seconds" otlp:"$seconds" backends:"$short" ptu:"$short" &
+  price-book:"$seconds" budgets:"$seconds" otlp:"$seconds" backends:"$short" ptu:"$short" \
+  meters:"$short" &
 second=$!
 status=0
 wait "$first" || status=1

@@ -157,10 +157,11 @@ pub enum Command {
     /// Generates its previous month and its current month up to now (a month to
     /// close, live budgets and alerts) under <data dir>/demo-input, loads prices,
     /// backends, PTU reservations, ownership, budgets, alert rules and the
-    /// lineage catalog, ingests the traffic, evaluates everything, creates one
-    /// key per role (admin, finops, operator, security), prints them with the
-    /// URL, and serves the web pages and the API. Running it again on the same
-    /// data dir ingests only what is new and replaces the demo keys.
+    /// lineage catalog, ingests the traffic and its cost exports (the bills to
+    /// reconcile), evaluates everything, creates one key per role (admin,
+    /// finops, operator, security), prints them with the URL, and serves the
+    /// web pages and the API. Running it again on the same data dir ingests
+    /// only what is new and replaces the demo keys.
     Demo(DemoArgs),
 
     /// API keys: who may call the server, in which role.

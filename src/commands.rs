@@ -70,6 +70,12 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             report.files.len(),
             out.display()
         );
+        for bill in &report.cost_files {
+            println!(
+                "the month's bill (tollgate costs import): {}",
+                bill.display()
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let store = Store::open(&config.store)

@@ -15,7 +15,7 @@ use tollgate_reports::budgets::KnownScopes;
 use tollgate_store::{Store, StoreConfig, TimeWindow};
 
 /// The parsers fuzzed, by name.
-pub const TARGETS: [&str; 15] = [
+pub const TARGETS: [&str; 17] = [
     "canonical",
     "apim",
     "kong",
@@ -24,6 +24,7 @@ pub const TARGETS: [&str; 15] = [
     "purview-dlp",
     "otlp",
     "ingest-file",
+    "azure-cost",
     "openlineage",
     "catalog",
     "price-book",
@@ -31,7 +32,16 @@ pub const TARGETS: [&str; 15] = [
     "ownership",
     "backends",
     "ptu",
+    "meters",
 ];
+
+/// A meter map with every kind, and meter names in Azure's spellings.
+const METER_MAP_SEED: &str = "meter,model,token_kind,deployment_type,unit
+gpt-4o 0806 Inp glbl 1M Tokens,gpt-4o,input,GlobalStandard,1M
+gpt 4o mini 0718 cchd Inp DZone 1M Tokens,gpt-4o-mini,cached_input,DataZoneStandard,1M
+o3-mini 0131 Outp glbl Batch 1K Tokens,o3-mini,output,GlobalBatch,1K
+Provisioned Managed Unit,,provisioned_hour,ProvisionedManaged,1
+";
 
 /// What the targets run against: the seeds' directory and, for the ingest
 /// target, a store.
@@ -72,7 +82,7 @@ impl Harness {
             scale: Default::default(),
         })
         .map_err(|e| failed("generating seeds", e))?;
-        let store = if target == "ingest-file" {
+        let store = if matches!(target, "ingest-file" | "azure-cost") {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -142,6 +152,11 @@ impl Harness {
                         .collect()
                 })
                 .unwrap_or_default(),
+            "azure-cost" => vec![
+                self.sample("reconcile/focus-costs.csv"),
+                self.sample("reconcile/cost-details.csv"),
+            ],
+            "meters" => vec![METER_MAP_SEED.as_bytes().to_vec()],
             "openlineage" => OPENLINEAGE_SEEDS
                 .iter()
                 .map(|s| s.as_bytes().to_vec())
@@ -169,7 +184,16 @@ impl Harness {
             "appinsights" => self.adapter(Format::AppInsights, input),
             "purview-dlp" => self.adapter(Format::PurviewDlp, input),
             "otlp" => self.adapter(Format::Otlp, input),
-            "ingest-file" => self.ingest(input),
+            "ingest-file" => self.ingest(Format::Auto, input),
+            "azure-cost" => self.ingest(Format::AzureCost, input),
+            "meters" => {
+                let _ = tollgate_reports::meter::parse_meter_map(path, &text);
+                for line in text.lines() {
+                    let _ = tollgate_reports::meter::parse_meter_name(line);
+                    let _ = tollgate_reports::meter::unit_size(line);
+                }
+                Ok(())
+            }
             "openlineage" => {
                 if let Ok(value) = serde_json::from_slice::<Value>(input) {
                     let events = match value {
@@ -226,7 +250,7 @@ impl Harness {
 
     /// A whole file (plain, or gzip when its first byte is odd) through the
     /// ingest pipeline: its counts must reconcile whatever it held.
-    fn ingest(&self, input: &[u8]) -> Result<(), String> {
+    fn ingest(&self, format: Format, input: &[u8]) -> Result<(), String> {
         let Some((runtime, store)) = &self.store else {
             return Err("no store".into());
         };
@@ -241,7 +265,7 @@ impl Harness {
         };
         std::fs::write(&path, bytes).map_err(|e| failed("input file", e))?;
         let options = IngestOptions {
-            format: Format::Auto,
+            format,
             limits: Limits {
                 max_record_bytes: 1 << 20,
                 max_document_bytes: 1 << 20,

@@ -1,7 +1,8 @@
 //! `tollgate demo`: the whole product in one command. It generates the
 //! fictional organisation's previous month and its current month up to now
 //! (a month to close, live budgets and alerts), loads the reference data and
-//! the lineage catalog, ingests the traffic, evaluates budgets and alerts,
+//! the lineage catalog, ingests the traffic and the generated bills (cost
+//! exports to reconcile), evaluates budgets and alerts,
 //! creates one key per role (revoking an earlier run's), prints them with the
 //! URL, and serves.
 
@@ -37,8 +38,10 @@ pub async fn run(store: Store, config: &Config, args: DemoArgs) -> Result<ExitCo
             now.format("%Y-%m-%d %H:%M UTC")
         ),
     );
-    let mut files = generate(&input, previous, None, &args).await?;
-    files.extend(generate(&input, current, Some(now), &args).await?);
+    let (mut files, mut bills) = generate(&input, previous, None, &args).await?;
+    let (current_files, current_bills) = generate(&input, current, Some(now), &args).await?;
+    files.extend(current_files);
+    bills.extend(current_bills);
     // Budgets are sized from a whole month, so some run out in the current one.
     let reference = input.join(previous.to_string()).join("reference");
 
@@ -60,8 +63,16 @@ pub async fn run(store: Store, config: &Config, args: DemoArgs) -> Result<ExitCo
         .await?,
     )?;
 
-    step(3, &format!("ingesting {} files", files.len()));
+    step(
+        3,
+        &format!(
+            "ingesting {} files of traffic and {} cost exports (the bills to reconcile)",
+            files.len(),
+            bills.len()
+        ),
+    );
     checked(super::ingest(&store, config, "auto", None, &files).await?)?;
+    checked(super::ingest(&store, config, "azure-cost", None, &bills).await?)?;
 
     step(
         4,
@@ -146,13 +157,14 @@ fn checked(code: ExitCode) -> Result<()> {
 }
 
 /// Writes one month's traffic under `input/<month>` and returns the traffic
-/// files (not the reference data).
+/// files (not the reference data) and the month's cost export (the bill the
+/// generator makes from the traffic, with its injected differences).
 async fn generate(
     input: &Path,
     month: Month,
     until: Option<DateTime<Utc>>,
     args: &DemoArgs,
-) -> Result<Vec<PathBuf>> {
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let out = input.join(month.to_string());
     let options = tollgate_fixtures::GenerateOptions {
         year: month.year(),
@@ -172,11 +184,12 @@ async fn generate(
         "{month}: {} requests, {} DLP events",
         report.requests, report.dlp_events
     );
-    Ok(report
+    let traffic = report
         .files
         .into_iter()
         .filter(|f| !f.starts_with(out.join("reference")))
-        .collect())
+        .collect();
+    Ok((traffic, report.cost_files))
 }
 
 /// The URL and the keys as JSON for scripts (the end-to-end tests), readable

