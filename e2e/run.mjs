@@ -103,6 +103,16 @@ try {
     const budgets = await api("finops", "/api/v1/budgets");
     const budgetRows = await page.getByTestId("budgets").locator("tbody tr").count();
     check("every budget is listed", () => assert.equal(budgetRows, (budgets.budgets ?? budgets).length));
+    const invoice = await api("finops", `/api/v1/reports/reconcile?month=${MONTH}`);
+    if (invoice.cost_files.length > 0) {
+      const billed = await page.getByTestId("invoice-billed").locator(".value").textContent();
+      check(`the Invoice section shows the bill (${invoice.total.billed})`, () => assert.equal(cents(billed), cents(invoice.total.billed)));
+      const estimated = await page.getByTestId("invoice-estimated").locator(".value").textContent();
+      check("the Invoice section shows the estimate it is compared with", () => assert.equal(cents(estimated), cents(invoice.total.estimated)));
+    } else {
+      const none = await page.getByTestId("no-invoice").textContent();
+      check("the Invoice section says no cost export is imported", () => assert.match(none, /tollgate costs import/));
+    }
     await shot(page, "02-finops");
 
     // Drill down: the first cost centre, its first subscription, its first model.

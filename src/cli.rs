@@ -80,7 +80,9 @@ pub enum Command {
         /// (Kong AI Gateway file-log / http-log entries), `litellm` (LiteLLM spend
         /// logs: JSON lines, a JSON array or CSV), `appinsights` (token metrics
         /// from Application Insights customMetrics) or `purview-dlp` (DLP hits
-        /// modelled on Purview DLP alerts, docs/dlp-events.md).
+        /// modelled on Purview DLP alerts, docs/dlp-events.md), `otlp` (OTLP JSON
+        /// lines, docs/otel.md) or `azure-cost` (Azure cost exports, CSV or
+        /// Parquet: prefer `tollgate costs import`, docs/reconciliation.md).
         /// The default, `auto`, recognises each file's format from its content.
         #[arg(long, default_value = "auto", value_name = "FORMAT")]
         format: String,
@@ -95,7 +97,8 @@ pub enum Command {
 
     /// Run one read-only SQL query over the committed lake.
     ///
-    /// Tables: requests, token_usage, token_metrics, dlp_hits, genai_spans, and the views usage
+    /// Tables: requests, token_usage, token_metrics, dlp_hits, genai_spans, billed_costs (the
+    /// imported cost exports, docs/reconciliation.md), and the views usage
     /// (requests joined to their token usage) and security_hits (DLP hits beside
     /// the requests gateways blocked for content safety). Statements that write or
     /// define anything are refused.
@@ -609,6 +612,12 @@ pub enum MonthCommand {
     Close {
         #[arg(value_name = "YYYY-MM", value_parser = parse_month)]
         month: Month,
+        /// `estimated` (the logs priced by the book) or `billed` (the imported
+        /// invoice allocated by usage, docs/reconciliation.md; its cost files
+        /// are recorded, and data arriving late adjusts nothing: the bill is
+        /// final).
+        #[arg(long, value_enum, default_value = "estimated")]
+        basis: Basis,
     },
     /// Re-open a closed month. Needs --force; the re-open and its reason are recorded.
     Reopen {
@@ -728,9 +737,10 @@ pub enum CostsCommand {
     /// Import Azure Cost Management exports into the lake table billed_costs:
     /// the FOCUS cost-and-usage export (FOCUS 1.0 or 1.2) or the classic actual
     /// or amortised cost-details export, as CSV (plain or gzip) or Parquet,
-    /// one batch per file. Importing the same file again changes nothing; a
-    /// restated export's lines replace the lines they restate; bad lines are
-    /// quarantined naming line and field (`tollgate quarantine BATCH`).
+    /// one batch per file, in the order given. Importing the same file again
+    /// changes nothing; a later export's lines replace the lines they restate;
+    /// bad lines are quarantined naming line and field (`tollgate quarantine
+    /// BATCH`).
     Import {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,

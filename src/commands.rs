@@ -160,8 +160,11 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             command: ReportCommand::Reconcile { month, by, format },
         } => costs::reconcile(&store, month, &by, format).await,
         Command::Costs { command } => match command {
+            // One file at a time, in the order given: a later file's lines
+            // restate an earlier one's, and batch order says which is later.
             CostsCommand::Import { files } => {
-                ingest(&store, config, "azure-cost", None, &files).await
+                let one = std::num::NonZeroUsize::new(1);
+                ingest(&store, config, "azure-cost", one, &files).await
             }
             CostsCommand::ImportMeters { file } => costs::import_meters(&store, &file).await,
             CostsCommand::Meters { format } => costs::list_meters(&store, format).await,
@@ -174,7 +177,7 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
         } => alerts::sla(&store, config, month, &by, format).await,
         Command::Alerts { command } => alerts::run(&store, config, command).await,
         Command::Month { command } => match command {
-            MonthCommand::Close { month } => month::close(&store, month).await,
+            MonthCommand::Close { month, basis } => month::close(&store, month, basis).await,
             MonthCommand::Reopen {
                 month,
                 force,

@@ -37,6 +37,14 @@ impl CostExport {
             CostExport::CostDetails => "cost-details",
         }
     }
+
+    /// The column a line's charge time is read from, as errors name it.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            CostExport::Focus => "ChargePeriodStart",
+            CostExport::CostDetails => "Date",
+        }
+    }
 }
 
 /// One cost line as `billed_costs` stores it; amounts in pico-units.
@@ -105,22 +113,19 @@ const TEXT_FIELDS: [(&str, &[&str], &[&str]); 12] = [
     ),
 ];
 
-/// Columns that carry a line's amounts: everything else identifies it.
-const AMOUNT_COLUMNS: [&str; 13] = [
-    "billedcost",
-    "effectivecost",
-    "listcost",
-    "contractedcost",
-    "consumedquantity",
-    "pricingquantity",
-    "listunitprice",
-    "contractedunitprice",
-    "costinbillingcurrency",
-    "costinpricingcurrency",
-    "quantity",
-    "effectiveprice",
-    "paygprice",
-];
+/// Whether a (lower-cased) column carries an amount rather than naming the
+/// charge: costs, prices, quantities and exchange rates, in every spelling
+/// Azure writes them (`BilledCost`, `x_BilledCostInUsd`, `PaygCostInBillingCurrency`,
+/// `UnitPrice`, `x_BillingExchangeRate`, ...). Everything else identifies it.
+fn is_amount(column: &str) -> bool {
+    let cost = column.contains("cost")
+        && !["center", "centre", "allocation", "category", "type"]
+            .iter()
+            .any(|not| column.contains(not));
+    cost || column.contains("price")
+        || column.ends_with("quantity")
+        || column.contains("exchangerate")
+}
 
 /// Columns that hold a time, lower-cased.
 const TIME_COLUMNS: [&str; 8] = [
@@ -206,7 +211,7 @@ impl Cells {
     fn hash(&self, all: bool) -> String {
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         for (name, cell) in &self.0 {
-            let amount = AMOUNT_COLUMNS.contains(&name.as_str());
+            let amount = is_amount(name);
             if amount && !all {
                 continue;
             }
@@ -518,6 +523,26 @@ mod tests {
         .unwrap();
         assert_eq!(a.line_key, b.line_key, "a restated line is the same charge");
         assert_ne!(a.line_uid, b.line_uid, "but not the same line");
+        for amount in [
+            "x_BilledCostInUsd",
+            "UnitPrice",
+            "PaygCostInBillingCurrency",
+            "x_BillingExchangeRate",
+            "ConsumedQuantity",
+            "x_EffectiveUnitPrice",
+        ] {
+            assert!(is_amount(&amount.to_ascii_lowercase()), "{amount}");
+        }
+        for name in [
+            "CostCenter",
+            "x_CostCategory",
+            "ChargeType",
+            "CostAllocationRuleName",
+            "MeterName",
+            "ResourceId",
+        ] {
+            assert!(!is_amount(&name.to_ascii_lowercase()), "{name}");
+        }
     }
 
     #[test]

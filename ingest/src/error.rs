@@ -49,6 +49,11 @@ pub enum IngestError {
     #[error("{}: not a format Tollgate recognises; known formats: {known} (name one with --format)", path.display())]
     Unrecognised { path: PathBuf, known: String },
 
+    /// A cost export where only logs are taken (a push): the bill is
+    /// imported by FinOps (`tollgate costs import`, `PUT /api/v1/costs`).
+    #[error("{}: a cost export; the bill is imported with `tollgate costs import` or PUT /api/v1/costs (finops, admin), not pushed as logs", path.display())]
+    CostExportNotHere { path: PathBuf },
+
     #[error("unknown format {given:?}; known formats: {known}")]
     UnknownFormat { given: String, known: String },
 

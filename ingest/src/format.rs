@@ -123,6 +123,25 @@ impl Format {
         }
     }
 
+    /// [`Format::detect`] on content that may be gzip: its first 64 KiB,
+    /// decompressed (a truncated stream still shows its head).
+    pub fn detect_content(bytes: &[u8]) -> Option<Format> {
+        use std::io::Read;
+        if !bytes.starts_with(&[0x1f, 0x8b]) {
+            return Format::detect(&bytes[..bytes.len().min(64 << 10)]);
+        }
+        let mut head = Vec::new();
+        let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(64 << 10);
+        let mut chunk = [0u8; 8192];
+        loop {
+            match decoder.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&chunk[..n]),
+            }
+        }
+        Format::detect(&head)
+    }
+
     /// Whether the format also comes as a whole document (CSV, a JSON array), as
     /// database and query exports do.
     pub fn reads_documents(self) -> bool {

@@ -250,7 +250,7 @@ impl Check {
     }
 
     fn cost(&self, c: &CostRecord) -> Result<(), String> {
-        self.time(c.time_us, "ChargePeriodStart")?;
+        self.time(c.time_us, c.export.time_column())?;
         self.ids(c.named_text())?;
         self.ids([(&c.unit, "unit"), (&c.pricing_unit, "pricing_unit")])?;
         self.text(c.tags.as_deref(), "Tags")?;

@@ -44,6 +44,9 @@ pub struct IngestOptions {
     pub limits: Limits,
     /// Whether the batch's rollups are computed before [`ingest_file`] returns.
     pub derive: Derive,
+    /// Whether a cost export (the bill) may be read: a log shipper's push
+    /// must not write the invoice FinOps reconciles against.
+    pub allow_cost_exports: bool,
 }
 
 impl Default for IngestOptions {
@@ -54,6 +57,7 @@ impl Default for IngestOptions {
             dimensions: Dimensions::default(),
             limits: Limits::default(),
             derive: Derive::Inline,
+            allow_cost_exports: true,
         }
     }
 }
@@ -158,6 +162,11 @@ pub async fn ingest_named(
     } else {
         options
     };
+    if options.format == Format::AzureCost && !options.allow_cost_exports {
+        return Err(IngestError::CostExportNotHere {
+            path: path.to_path_buf(),
+        });
+    }
     let batch_id = store
         .db
         .begin_batch(&source, &sha256, options.format.name())

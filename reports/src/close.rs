@@ -14,8 +14,10 @@ use tollgate_store::state::{MonthClose, NewMonthClose};
 use crate::chargeback::{
     ChargebackRow, DIMENSIONS, Keyed, MonthData, Reference, add, fine_charges, fine_charges_with,
 };
+use crate::invoice::CostFile;
 use crate::month::Month;
 use crate::rate::format_pico_wide;
+use crate::trueup::Basis;
 use crate::{ReportsError, Result, snapshot};
 
 /// A closed month's snapshot, as reports show it.
@@ -29,6 +31,10 @@ pub struct Closure {
     pub parquet_sha256: String,
     pub batches: usize,
     pub total: String,
+    /// What the frozen money is: the estimate, or the bill allocated.
+    pub basis: Basis,
+    /// For a billed-basis close: the cost files the bill was read from.
+    pub cost_files: Vec<CostFile>,
 }
 
 /// The stored snapshot: every fine row (all dimensions), adjustment rows for
@@ -44,11 +50,52 @@ pub struct Snapshot {
     /// with this, so an adjustment is only ever late data, never a changed table.
     #[serde(default)]
     pub reference: Option<Reference>,
+    /// Estimated (the book) or billed (the invoice allocated by usage).
+    #[serde(default)]
+    pub basis: Basis,
+    /// The cost files a billed-basis close allocated.
+    #[serde(default)]
+    pub cost_files: Vec<CostFile>,
 }
 
-/// Closes `month`: refused before the month has ended or if it is closed.
-#[tracing::instrument(skip(store), err)]
+/// Closes `month` on the estimated basis: refused before the month has ended
+/// or if it is closed.
 pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
+    close_month_on(store, month, Basis::Estimated).await
+}
+
+/// The month's fine rows on `basis`, and the cost files a billed one read.
+async fn rows_on(
+    store: &Store,
+    month: Month,
+    basis: Basis,
+    reference: &Reference,
+) -> Result<(Vec<ChargebackRow>, Vec<CostFile>)> {
+    match basis {
+        Basis::Estimated => {
+            let mut rows = fine_charges_with(store, month, reference).await?;
+            rows.extend(adjustments(store, month).await?);
+            Ok((rows, Vec::new()))
+        }
+        Basis::Billed => {
+            let billed = crate::trueup::billed_rows(store, month).await?;
+            if billed.cost_files.is_empty() {
+                return Err(ReportsError::Argument(format!(
+                    "no cost export is imported for {month}: import the invoice \
+                     (tollgate costs import) or close on the estimated basis"
+                )));
+            }
+            let rows = billed.rows.into_iter().map(Keyed::into_row).collect();
+            Ok((rows, billed.cost_files))
+        }
+    }
+}
+
+/// Closes `month` on `basis`. A billed-basis close freezes the invoice
+/// allocated by usage and names the cost files it read; data arriving late
+/// for it changes no bill, so it adjusts nothing later.
+#[tracing::instrument(skip(store), err)]
+pub async fn close_month_on(store: &Store, month: Month, basis: Basis) -> Result<Closure> {
     let today = store.clock.now().date_naive();
     if month.next()?.first_day() > today {
         return Err(ReportsError::Argument(format!(
@@ -63,8 +110,7 @@ pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
     store.catch_up_rollups().await?;
     let watermark = store.db.manifest_watermark().await?;
     let reference = Reference::load(&store.db).await?;
-    let mut rows = fine_charges_with(store, month, &reference).await?;
-    rows.extend(adjustments(store, month).await?);
+    let (rows, cost_files) = rows_on(store, month, basis, &reference).await?;
     let batch_ids = batches_of(store, month, watermark).await?;
     let snapshot = Snapshot {
         month: month.to_string(),
@@ -73,6 +119,8 @@ pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
         batch_ids: batch_ids.clone(),
         rows,
         reference: Some(reference),
+        basis,
+        cost_files: cost_files.clone(),
     };
     let mut total = ChargebackRow::default();
     snapshot.rows.iter().for_each(|r| add(&mut total, r));
@@ -93,7 +141,7 @@ pub async fn close_month(store: &Store, month: Month) -> Result<Closure> {
         .record_month_close(&record)
         .await
         .map_err(month_state)?;
-    Ok(closure(recorded, batches))
+    Ok(closure(recorded, batches, basis, cost_files))
 }
 
 /// A close or re-open the month's state refuses is the user's error.
@@ -104,7 +152,7 @@ fn month_state(e: tollgate_store::StoreError) -> ReportsError {
     }
 }
 
-fn closure(close: MonthClose, batches: usize) -> Closure {
+fn closure(close: MonthClose, batches: usize, basis: Basis, cost_files: Vec<CostFile>) -> Closure {
     Closure {
         month: close.month,
         closed_at: close.at,
@@ -114,6 +162,8 @@ fn closure(close: MonthClose, batches: usize) -> Closure {
         parquet_sha256: close.parquet_sha256.unwrap_or_default(),
         batches,
         total: close.total.unwrap_or_default(),
+        basis,
+        cost_files,
     }
 }
 
@@ -211,7 +261,8 @@ async fn closed(store: &Store, month: Month) -> Result<Option<(Closure, Snapshot
     let path = PathBuf::from(close.json_path.clone().unwrap_or_default());
     let snapshot = snapshot::read(&path, close.json_sha256.as_deref().unwrap_or_default())?;
     let batches = snapshot.batch_ids.len();
-    Ok(Some((closure(close, batches), snapshot)))
+    let closure = closure(close, batches, snapshot.basis, snapshot.cost_files.clone());
+    Ok(Some((closure, snapshot)))
 }
 
 /// For each closed month whose next open month is `month`: what it costs now
@@ -232,6 +283,13 @@ pub(crate) async fn adjustments(store: &Store, month: Month) -> Result<Vec<Charg
         let Some((_, snapshot)) = self::closed(store, corrected).await? else {
             break;
         };
+        if snapshot.basis == Basis::Billed {
+            // The invoice is final: traffic logged late for a billed month
+            // changes no bill, and is not charged again.
+            frozen_after.push(snapshot);
+            corrected = corrected.previous()?;
+            continue;
+        }
         let name = corrected.to_string();
         let mut charged: BTreeMap<Vec<String>, i128> = BTreeMap::new();
         let frozen = snapshot.rows.iter().filter(|r| r.adjusts.is_none());

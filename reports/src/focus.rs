@@ -4,7 +4,9 @@
 //! used or idle) is `Purchase`, and late data for a closed month is an
 //! `Adjustment` (class `Correction`, charge period the month it corrects).
 //! Quantities are in `1000 Tokens`; Tags carry cost centre, subscription, model.
-//! Billed cost adds up to the chargeback total exactly.
+//! Billed cost adds up to the chargeback total exactly. A month closed on the
+//! billed basis exports the invoice allocated by usage (`crate::trueup`),
+//! each row's Tags saying the basis and the allocation method.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,7 @@ use crate::chargeback::{ChargebackRow, NONE, Reference};
 use crate::close::month_rows;
 use crate::month::Month;
 use crate::rate::format_pico_wide;
+use crate::trueup::{ALLOCATION_METHOD, Basis};
 use crate::{ReportsError, Result};
 
 /// The FOCUS 1.0 columns written, in order.
@@ -81,7 +84,10 @@ pub struct FocusExport {
 /// The month's FOCUS rows as CSV (closed months from their snapshot).
 #[tracing::instrument(skip(store), err)]
 pub async fn export(store: &Store, month: Month) -> Result<FocusExport> {
-    let (rows, _) = month_rows(store, month).await?;
+    let (rows, closed) = month_rows(store, month).await?;
+    // A month closed on the invoice's basis carries the bill as BilledCost,
+    // and says how it was allocated.
+    let basis = closed.map_or(Basis::Estimated, |c| c.basis);
     let currency = currency(store, month).await?;
     let (start, end) = (period_start(month), period_start(month.next()?));
     let mut out = csv::Writer::from_writer(Vec::new());
@@ -90,7 +96,7 @@ pub async fn export(store: &Store, month: Month) -> Result<FocusExport> {
     let mut billed: i128 = 0;
     for row in &rows {
         for charge in charges(row) {
-            let record = charge.record(row, &currency, (&start, &end));
+            let record = charge.record(row, &currency, (&start, &end), basis);
             // Gateway and user text (subscriptions, models, cost centres) is
             // made inert for spreadsheets, as every CSV Tollgate writes.
             let cells = record.iter().map(|c| tollgate_store::output::csv_cell(c));
@@ -199,7 +205,13 @@ fn tokens(row: &ChargebackRow) -> i64 {
 }
 
 impl Charge {
-    fn record(&self, row: &ChargebackRow, currency: &str, period: (&str, &str)) -> Vec<String> {
+    fn record(
+        &self,
+        row: &ChargebackRow,
+        currency: &str,
+        period: (&str, &str),
+        basis: Basis,
+    ) -> Vec<String> {
         let dim = |i: usize| {
             row.group
                 .get(i)
@@ -223,6 +235,10 @@ impl Charge {
             if !value.is_empty() {
                 tags.insert(key, value.clone());
             }
+        }
+        tags.insert("x_tollgate_basis", basis.as_str().to_owned());
+        if basis == Basis::Billed {
+            tags.insert("x_allocation_method", ALLOCATION_METHOD.to_owned());
         }
         let (charge_period_start, charge_period_end) = match (&self.kind, &row.adjusts) {
             (Kind::Adjustment, Some(month)) => match month.parse::<Month>() {

@@ -26,7 +26,7 @@ const MILLI: i128 = 1000;
 const PICO: i128 = tollgate_store::rate::PICO as i128;
 
 /// A cost file the billed side was read from: its ingest batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct CostFile {
     pub batch_id: i64,
     pub source: String,
@@ -134,6 +134,48 @@ fn list_cost(line: &BilledLine) -> i128 {
         .unwrap_or(line.billed_cost)
 }
 
+/// The key a cost line is compared under, why it is not compared (if it
+/// is not), and the unit its meter's name gives.
+fn key_of(
+    line: &BilledLine,
+    meters: &MeterMap,
+    resources: &Resources,
+) -> (Key, Option<Unmapped>, Option<i64>) {
+    let credit = line
+        .charge_category
+        .as_deref()
+        .is_some_and(|c| c.eq_ignore_ascii_case("credit"));
+    let meter = line.meter.as_deref().and_then(|m| meters.resolve(m));
+    let meter = meter.filter(|_| !credit);
+    let resource = line
+        .resource_id
+        .as_deref()
+        .and_then(|id| resources.matching(id));
+    let unmapped = match (&meter, resource) {
+        _ if credit => Some(Unmapped::Credit),
+        (None, _) => Some(Unmapped::Meter),
+        (_, None) => Some(Unmapped::Resource),
+        _ => None,
+    };
+    let resource = match (resource, line.resource_id.as_deref()) {
+        (Some(matched), _) => matched.to_owned(),
+        (None, Some(id)) => resource_key(id),
+        (None, None) => NONE.to_owned(),
+    };
+    // Credits apart from the charges they discount: a key of their own.
+    let model = match (credit, meter.as_ref().and_then(|m| m.model.clone())) {
+        (true, _) => "(credit)".to_owned(),
+        (false, model) => model.unwrap_or_else(|| NONE.to_owned()),
+    };
+    let key = Key {
+        day: day_of(line.time_us),
+        resource,
+        model,
+        kind: meter.as_ref().map(|m| m.kind),
+    };
+    (key, unmapped, meter.and_then(|m| m.unit))
+}
+
 pub(crate) fn billed_side(
     lines: &[BilledLine],
     meters: &MeterMap,
@@ -156,32 +198,7 @@ pub(crate) fn billed_side(
             continue;
         }
         side.batches.insert(line.batch_id);
-        let meter = line.meter.as_deref().and_then(|m| meters.resolve(m));
-        let resource = line
-            .resource_id
-            .as_deref()
-            .and_then(|id| resources.matching(id));
-        let unmapped = match (&meter, resource) {
-            (None, _) => Some(Unmapped::Meter),
-            (_, None) => Some(Unmapped::Resource),
-            _ => None,
-        };
-        let key = Key {
-            day: day_of(line.time_us),
-            resource: resource.map_or_else(
-                || {
-                    line.resource_id
-                        .as_deref()
-                        .map_or(NONE.to_owned(), resource_key)
-                },
-                str::to_owned,
-            ),
-            model: meter
-                .as_ref()
-                .and_then(|m| m.model.clone())
-                .unwrap_or_else(|| NONE.to_owned()),
-            kind: meter.as_ref().map(|m| m.kind),
-        };
+        let (key, unmapped, meter_unit) = key_of(line, meters, resources);
         let (first, last) = side
             .days
             .get_or_insert_with(|| (key.day.clone(), key.day.clone()));
@@ -193,7 +210,7 @@ pub(crate) fn billed_side(
         }
         let entry = side.keys.entry(key).or_default();
         entry.unmapped = entry.unmapped.or(unmapped);
-        entry.quantity_milli += quantity_milli(line, meter.as_ref().and_then(|m| m.unit));
+        entry.quantity_milli += quantity_milli(line, meter_unit);
         entry.billed += line.billed_cost;
         entry.effective += line.effective_cost.unwrap_or(line.billed_cost);
         entry.list += list_cost(line);

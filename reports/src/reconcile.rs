@@ -87,7 +87,7 @@ impl Key {
         match by {
             ReconcileBy::Resource => self.resource.clone(),
             ReconcileBy::Model => self.model.clone(),
-            ReconcileBy::TokenKind => self.kind.map_or("(unmapped)", TokenKind::as_str).to_owned(),
+            ReconcileBy::TokenKind => self.kind.map_or("(none)", TokenKind::as_str).to_owned(),
             ReconcileBy::Day => self.day.clone(),
         }
     }
@@ -98,6 +98,8 @@ impl Key {
 pub enum Unmapped {
     Meter,
     Resource,
+    /// A credit (`ChargeCategory` Credit): a discount, whatever it names.
+    Credit,
 }
 
 /// What the provider billed for one key. Quantities in thousandths of a unit
@@ -204,6 +206,14 @@ pub struct ReconcileRow {
     #[schema(value_type = String)]
     pub effective: i128,
     pub causes: Causes,
+    /// Billed less estimated, and what no cause explains (as [`Self::variance`]
+    /// and [`Self::residual`] say; set for the answer).
+    #[serde(with = "crate::rate::serde_amount")]
+    #[schema(value_type = String)]
+    pub variance: i128,
+    #[serde(with = "crate::rate::serde_amount")]
+    #[schema(value_type = String)]
+    pub residual: i128,
     /// Price-book rows (or reservations) whose price differs from the bill:
     /// the rows to fix.
     pub price_rows: Vec<String>,
@@ -218,6 +228,15 @@ impl ReconcileRow {
     /// What no cause explains.
     pub fn residual(&self) -> i128 {
         self.variance() - self.causes.explained()
+    }
+
+    /// The row with its variance and residual set, as answers carry them.
+    fn sealed(self) -> ReconcileRow {
+        ReconcileRow {
+            variance: self.variance(),
+            residual: self.residual(),
+            ..self
+        }
     }
 
     /// The variance as a share of the estimate, in percent (None without one).
@@ -265,12 +284,15 @@ pub fn explain(kind: Option<TokenKind>, billed: &Billed, logged: &Logged) -> Rec
         list: billed.list,
         effective: billed.effective,
         causes: Causes::default(),
+        variance: 0,
+        residual: 0,
         price_rows: Vec::new(),
     };
     let c = &mut row.causes;
     match billed.unmapped {
         Some(Unmapped::Meter) => c.unmapped_meter += billed.billed,
         Some(Unmapped::Resource) => c.unmapped_resource += billed.billed,
+        Some(Unmapped::Credit) => c.discount += billed.billed,
         None => {
             c.discount = billed.effective - billed.list;
             c.commitment = billed.billed - billed.effective;
@@ -328,9 +350,9 @@ pub fn reconcile(
     }
     let rows = groups
         .into_iter()
-        .map(|(group, row)| ReconcileRow { group, ..row })
+        .map(|(group, row)| ReconcileRow { group, ..row }.sealed())
         .collect();
-    (rows, total)
+    (rows, total.sealed())
 }
 
 #[cfg(test)]

@@ -26,6 +26,40 @@ pub const UNATTRIBUTED: &str = "unattributed";
 pub const ALLOCATION_METHOD: &str = "billed cost split by share of estimated cost per day, resource, model and token kind; \
      PTU hours by weighted tokens";
 
+/// What a chargeback's money is: the logs priced by the book, or the bill.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    #[default]
+    Estimated,
+    Billed,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Estimated => "estimated",
+            Basis::Billed => "billed",
+        }
+    }
+}
+
+impl std::str::FromStr for Basis {
+    type Err = crate::ReportsError;
+
+    fn from_str(s: &str) -> Result<Basis> {
+        match s {
+            "estimated" => Ok(Basis::Estimated),
+            "billed" => Ok(Basis::Billed),
+            other => Err(crate::ReportsError::Argument(format!(
+                "basis: {other:?} is not estimated or billed"
+            ))),
+        }
+    }
+}
+
 /// A month's chargeback on the invoice's basis, with what it was read from.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct BilledChargeback {
@@ -107,6 +141,38 @@ pub(crate) fn allocate(
     unattributed_pico
 }
 
+/// The bill allocated at the finest grain (every dimension), with what it
+/// was read from: what a billed-basis chargeback groups and a billed-basis
+/// month close stores.
+pub(crate) struct BilledRows {
+    pub(crate) rows: Vec<Keyed>,
+    pub(crate) cost_files: Vec<CostFile>,
+    pub(crate) billed_pico: i128,
+    pub(crate) unattributed_pico: i128,
+    pub(crate) currency: Option<String>,
+    pub(crate) warnings: Vec<String>,
+}
+
+pub(crate) async fn billed_rows(store: &Store, month: Month) -> Result<BilledRows> {
+    let sides = load_sides(store, month, true).await?;
+    let mut rows = sides.logged.counts;
+    let unattributed_pico = allocate(&sides.billed, &sides.logged.consumers, &mut rows);
+    let mut keyed: Vec<Keyed> = rows
+        .into_iter()
+        .filter(|(_, row)| row.requests > 0 || row.total_pico() != 0)
+        .map(|(dims, row)| Keyed { dims, row })
+        .collect();
+    keyed.sort_unstable_by_key(|k| k.dims);
+    Ok(BilledRows {
+        rows: keyed,
+        cost_files: cost_files(store, &sides.billed.batches).await?,
+        billed_pico: sides.billed.keys.values().map(|b| b.billed).sum(),
+        unattributed_pico,
+        currency: sides.currency,
+        warnings: sides.billed.warnings,
+    })
+}
+
 /// The month's chargeback with the bill allocated, grouped by `by`.
 #[tracing::instrument(skip(store), err)]
 pub async fn chargeback_billed(
@@ -114,22 +180,14 @@ pub async fn chargeback_billed(
     month: Month,
     by: &[String],
 ) -> Result<BilledChargeback> {
-    let sides = load_sides(store, month, true).await?;
-    let mut rows = sides.logged.counts;
-    let unattributed_pico = allocate(&sides.billed, &sides.logged.consumers, &mut rows);
-    let billed_pico = sides.billed.keys.values().map(|b| b.billed).sum();
-    let keyed = rows
-        .into_iter()
-        .filter(|(_, row)| row.requests > 0 || row.total_pico() != 0)
-        .map(|(dims, row)| Keyed { dims, row })
-        .collect();
+    let billed = billed_rows(store, month).await?;
     Ok(BilledChargeback {
-        chargeback: grouped(month, by, keyed)?,
-        cost_files: cost_files(store, &sides.billed.batches).await?,
-        billed_pico,
-        unattributed_pico,
-        currency: sides.currency,
-        warnings: sides.billed.warnings,
+        chargeback: grouped(month, by, billed.rows)?,
+        cost_files: billed.cost_files,
+        billed_pico: billed.billed_pico,
+        unattributed_pico: billed.unattributed_pico,
+        currency: billed.currency,
+        warnings: billed.warnings,
     })
 }
 

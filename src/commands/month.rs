@@ -4,17 +4,22 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use tollgate_reports::close::{close_month, history, reopen_month};
+use tollgate_reports::close::{close_month_on, history, reopen_month};
 use tollgate_reports::month::Month;
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
 
 use super::server::cli_actor;
 use super::{print, strings, table};
+use crate::cli::Basis;
 use tollgate_store::state::NewAudit;
 
-pub async fn close(store: &Store, month: Month) -> Result<ExitCode> {
-    let closure = close_month(store, month).await?;
+pub async fn close(store: &Store, month: Month, basis: Basis) -> Result<ExitCode> {
+    let basis = match basis {
+        Basis::Estimated => tollgate_reports::trueup::Basis::Estimated,
+        Basis::Billed => tollgate_reports::trueup::Basis::Billed,
+    };
+    let closure = close_month_on(store, month, basis).await?;
     store
         .db
         .record_audit(
@@ -31,6 +36,11 @@ pub async fn close(store: &Store, month: Month) -> Result<ExitCode> {
         closure.parquet_path,
         closure.parquet_sha256
     );
+    println!("  basis: {}", closure.basis.as_str());
+    for file in &closure.cost_files {
+        let line = format!("  cost file: batch {} {}", file.batch_id, file.source);
+        println!("{}", tollgate_store::output::terminal_text(&line));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

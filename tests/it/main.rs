@@ -391,7 +391,7 @@ async fn the_generated_reference_data_loads_and_a_bad_book_is_refused(store: Tes
         (
             "backends",
             "backends.csv",
-            "aoai-eastus-ptu,ProvisionedManaged,eastus\n",
+            "aoai-eastus-ptu,ProvisionedManaged,eastus,/subscriptions/5b2f8c1d-9e47-4a36-b0d2-7c8e1f4a6b93/resourceGroups/rg-ai-models/providers/Microsoft.CognitiveServices/accounts/aoai-contoso-eastus\n",
         ),
         (
             "ptu",

@@ -59,6 +59,16 @@ async fn import(
     if body.is_empty() {
         return Err(AppError::BadRequest("the body is empty".into()));
     }
+    // Logs or anything else put here by mistake are refused whole, saying
+    // what a cost export looks like, rather than quarantined line by line.
+    if Format::detect_content(&body) != Some(Format::AzureCost) {
+        return Err(AppError::UnsupportedMediaType(
+            "not a cost export: expected Parquet, or a CSV (plain or gzip) whose header has \
+             the FOCUS columns BilledCost and ChargePeriodStart or the cost-details columns \
+             CostInBillingCurrency and MeterName"
+                .into(),
+        ));
+    }
     let report = super::ingest::ingest_spooled(&state, body, Format::AzureCost, "costs").await?;
     Ok(Json(report).into_response())
 }

@@ -62,6 +62,12 @@ async fn push(
             ))
         })?,
     };
+    if format == Format::AzureCost {
+        return Err(AppError::UnsupportedMediaType(
+            "cost exports are imported with PUT /api/v1/costs (finops, admin), not pushed as logs"
+                .into(),
+        ));
+    }
     let body = body
         .map_err(|e| crate::error::body_refused(&e, e.status(), state.config.max_ingest_bytes))?;
     if body.is_empty() {
@@ -280,6 +286,9 @@ async fn ingest_body(
     let mut options = IngestOptions {
         format,
         derive: Derive::Deferred,
+        // Only a caller that named the format (PUT /api/v1/costs) reads a
+        // bill; a push detected as one is refused.
+        allow_cost_exports: format == Format::AzureCost,
         ..state.config.ingest.clone()
     };
     // A small body may not expand to the whole bound: 64 times what was
@@ -311,6 +320,7 @@ fn body_error(e: IngestError, path: &std::path::Path) -> AppError {
             AppError::UnsupportedMediaType(message.replace("--format", "?format="))
         }
         IngestError::Unparseable { .. } => AppError::Invalid(vec![message]),
+        IngestError::CostExportNotHere { .. } => AppError::UnsupportedMediaType(message),
         IngestError::TooLarge { bound, .. } => AppError::PayloadTooLarge(format!(
             "the body: {} is larger than {} bytes; nothing was committed, split it",
             bound.what, bound.limit

@@ -9,9 +9,11 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tollgate_reports::chargeback::chargeback_cached;
-use tollgate_reports::close::{Closure, close_month, history, reopen_month};
+use tollgate_reports::close::{Closure, close_month_on, history, reopen_month};
 use tollgate_reports::month::Month;
+use tollgate_reports::rate::format_pico_wide;
 use tollgate_reports::table::chargeback_table;
+use tollgate_reports::trueup::Basis;
 use tollgate_store::output::{OutputFormat, write_batches};
 use tollgate_store::state::{
     BackendRow, CostCentre, MonthClose, NewAudit, OwnershipRow, PriceRow, PtuReservation,
@@ -90,33 +92,52 @@ async fn chargeback(
             )));
         }
     };
-    let report = match query.basis.as_deref() {
-        None | Some("estimated") => {
-            chargeback_cached(&state.store, &state.chargeback, month, &by).await?
-        }
-        Some("billed") => {
-            tollgate_reports::trueup::chargeback_billed(&state.store, month, &by)
-                .await?
-                .chargeback
-        }
-        Some(other) => {
-            return Err(AppError::BadRequest(format!(
-                "basis: {other:?} is not estimated or billed"
-            )));
+    let basis = match query.basis.as_deref() {
+        None => Basis::Estimated,
+        Some(text) => text.parse::<Basis>()?,
+    };
+    // A billed-basis answer says what it allocated, beside the table.
+    let mut said: Vec<(&'static str, String)> = vec![("x-tollgate-basis", basis.as_str().into())];
+    let report = match basis {
+        Basis::Estimated => chargeback_cached(&state.store, &state.chargeback, month, &by).await?,
+        Basis::Billed => {
+            let billed =
+                tollgate_reports::trueup::chargeback_billed(&state.store, month, &by).await?;
+            said.extend([
+                ("x-tollgate-billed", format_pico_wide(billed.billed_pico)),
+                (
+                    "x-tollgate-unattributed",
+                    format_pico_wide(billed.unattributed_pico),
+                ),
+                ("x-tollgate-cost-files", billed.cost_files.len().to_string()),
+                (
+                    "x-tollgate-allocation-method",
+                    tollgate_reports::trueup::ALLOCATION_METHOD.into(),
+                ),
+            ]);
+            billed.chargeback
         }
     };
-    let Some(format) = format else {
-        let bytes = tollgate_reports::snapshot::parquet_bytes(
+    let bytes = match format {
+        None => tollgate_reports::snapshot::parquet_bytes(
             &report.month.to_string(),
             &report.by,
             &report.rows,
-        )?;
-        return Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response());
+        )?,
+        Some(format) => {
+            let (schema, batch) = chargeback_table(&report)?;
+            let mut bytes = Vec::new();
+            write_batches(format, &schema, &[batch], &mut bytes)?;
+            bytes
+        }
     };
-    let (schema, batch) = chargeback_table(&report)?;
-    let mut bytes = Vec::new();
-    write_batches(format, &schema, &[batch], &mut bytes)?;
-    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
+    let mut response = ([(header::CONTENT_TYPE, content_type)], bytes).into_response();
+    for (name, value) in said {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    Ok(response)
 }
 
 /// Why the month's `unpriced_tokens` is not zero: each cause (a backend not in
@@ -160,19 +181,32 @@ async fn months(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<V
     Ok(Json(history(&state.store).await?))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CloseQuery {
+    /// `estimated` (default) or `billed`: the imported invoice allocated by
+    /// usage, its cost files recorded.
+    basis: Option<String>,
+}
+
 /// Closes a month: its chargeback frozen in a checksummed snapshot.
-#[utoipa::path(post, path = "/api/v1/months/{month}/close", tag = "reports", params(("month" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/months/{month}/close", tag = "reports", params(("month" = String, Path), CloseQuery),
     responses((status = 200, body = Closure), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn close(
     Auth(who): Auth,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
+    Query(query): Query<CloseQuery>,
 ) -> Result<Json<Closure>> {
     who.require(CLOSE, "close months")?;
     let Path(text) = path?;
     let month = month(&text)?;
-    Ok(Json(close_and_audit(&state, &who, month).await?))
+    let basis = match query.basis.as_deref() {
+        None => Basis::Estimated,
+        Some(text) => text.parse::<Basis>()?,
+    };
+    Ok(Json(close_and_audit(&state, &who, month, basis).await?))
 }
 
 /// Closes a month for `who`, recorded in the audit log (the API and the
@@ -181,9 +215,10 @@ pub(crate) async fn close_and_audit(
     state: &AppState,
     who: &crate::auth::Principal,
     month: Month,
+    basis: Basis,
 ) -> Result<Closure> {
     who.require(CLOSE, "close months")?;
-    let closure = close_month(&state.store, month).await?;
+    let closure = close_month_on(&state.store, month, basis).await?;
     let entry =
         NewAudit::new(&who.actor(), "month.close", format!("month:{month}")).after(&closure);
     state.store.db.record_audit(&entry).await?;

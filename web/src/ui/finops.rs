@@ -733,6 +733,6 @@ async fn close(
         .month
         .parse()
         .map_err(|e| AppError::BadRequest(format!("month: {e}")))?;
-    crate::routes::reports::close_and_audit(&state, &user.who, month).await?;
+    crate::routes::reports::close_and_audit(&state, &user.who, month, Default::default()).await?;
     Ok(Redirect::to(&format!("/finops?month={month}")).into_response())
 }

@@ -312,28 +312,64 @@ pub async fn cost_imports_are_finops_work_and_refuse_what_is_no_cost_export(stor
     let body: Value = huge.json().await.unwrap();
     assert_eq!(body["error"], "payload_too_large", "{body}");
 
-    // Gateway logs are no cost export: refused, or every line quarantined
-    // saying why; either way nothing is billed.
-    let logs = requests("r", "2026-10-01T00:00:00Z", "sub-a", 3, 10, 10);
-    let response = put_costs(&app, Some(Finops), logs.into_bytes()).await;
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap();
-    eprintln!("DEBUG {status} {answer}");
-    if status == StatusCode::OK {
-        let counts = &answer["counts"];
-        assert_eq!(counts["written"], 0, "{answer}");
-        assert_eq!(counts["quarantined"], counts["read"], "{answer}");
-        assert_eq!(counts["read"], 3, "{answer}");
-        let batch = answer["batch_id"].as_i64().unwrap();
-        let reasons = app.store.db.quarantined_lines(batch).await.unwrap();
-        eprintln!("DEBUG {reasons:?}");
-        assert_eq!(reasons.len(), 3);
-    } else {
-        assert!(status.is_client_error(), "{status}: {answer}");
+    // And the bill is not pushed as logs, named or detected.
+    for query in ["?format=azure-cost", ""] {
+        let response = app
+            .client
+            .post(app.url(&format!("/api/v1/ingest{query}")))
+            .bearer_auth(app.key(Ingest))
+            .body(focus_costs())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "{query}"
+        );
+        let answer: Value = response.json().await.unwrap();
         assert!(
-            !answer["message"].as_str().unwrap_or_default().is_empty(),
+            answer["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("PUT /api/v1/costs"),
             "{answer}"
         );
+    }
+
+    // Gateway logs are no cost export: refused whole, saying what one is.
+    let logs = requests("r", "2026-10-01T00:00:00Z", "sub-a", 3, 10, 10);
+    let response = put_costs(&app, Some(Finops), logs.into_bytes()).await;
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let answer: Value = response.json().await.unwrap();
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not a cost export") && message.contains("BilledCost"),
+        "{answer}"
+    );
+    // Broken or hostile bodies: a clear 4xx or lines quarantined, never a 5xx.
+    let hostile: [&[u8]; 7] = [
+        b"PAR1\x00\x00\x00\x00not parquet at allPAR1",
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xab",
+        b"\xff\xfe\x00\x01binary\x00\x00",
+        b"-5.27e16",
+        b"BilledCost,ChargePeriodStart\n",
+        b"BilledCost,ChargePeriodStart\n1,not-a-date\n\"unterminated,2026-10-01\n",
+        b"CostInBillingCurrency,MeterName,Date\n1e400,gpt-4o 0806 Inp glbl 1M Tokens,10/01/2026\n",
+    ];
+    for body in hostile {
+        let response = put_costs(&app, Some(Finops), body.to_vec()).await;
+        let status = response.status();
+        let answer = response.text().await.unwrap();
+        let shown = String::from_utf8_lossy(body);
+        assert!(
+            status == StatusCode::OK || status.is_client_error(),
+            "{shown:?}: {status} {answer}"
+        );
+        if status == StatusCode::OK {
+            let answer: Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(answer["counts"]["written"], 0, "{shown:?}: {answer}");
+        }
     }
     let report = reconcile_json(&app, MONTH).await;
     assert_eq!(report["total"]["billed"], "0", "{report}");
