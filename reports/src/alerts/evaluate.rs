@@ -221,7 +221,17 @@ pub async fn evaluate(
         Vec::new()
     };
     for rule in &rules {
-        let found = run_rule(rule, &rows, &minutes, &budgets, &ptu, engine_from, judge_to);
+        let variance = super::variance::days(store, rule, engine_from, judge_to).await?;
+        let found = run_rule(
+            rule,
+            &rows,
+            &minutes,
+            &budgets,
+            &variance,
+            &ptu,
+            engine_from,
+            judge_to,
+        );
         for episode in found {
             let ends = episode.resolved_at.unwrap_or(i64::MAX);
             if ends < from_us || episode.active_at >= to_us {
@@ -295,6 +305,8 @@ fn lookback_us(rule: &Rule) -> i64 {
         // Month to date: at most 31 days.
         Condition::BudgetUsedAbove { .. } => 31 * 24 * STEP_US,
         Condition::Above { .. } => rule.window_us,
+        // Reads the reconciliation, not the rollups.
+        Condition::VarianceAbove { .. } => 0,
     }
 }
 
@@ -352,6 +364,9 @@ fn hourly_projections<'a>(
     budgets: &[tollgate_store::state::BudgetRow],
     ptu_backends: &'a std::collections::HashSet<String>,
 ) -> Vec<Projection<'a>> {
+    if let Condition::VarianceAbove { .. } = rule.condition {
+        return Vec::new();
+    }
     if let Condition::BudgetUsedAbove { .. } = rule.condition {
         return BUDGET_SCOPES
             .iter()
@@ -412,16 +427,23 @@ fn slo_of(rule: &Rule) -> Option<&super::rule::SloSpec> {
 }
 
 /// Runs one rule over every hour of `[from_us, to_us)`.
+#[allow(clippy::too_many_arguments)] // the inputs a rule of any kind may read
 fn run_rule(
     rule: &Rule,
     rows: &Listed,
     minutes: &Listed,
     budgets: &[tollgate_store::state::BudgetRow],
+    variance: &super::variance::VarianceDays,
     ptu_backends: &std::collections::HashSet<String>,
     from_us: i64,
     to_us: i64,
 ) -> Vec<Episode> {
     let hours = (from_us..to_us).step_by(STEP_US as usize);
+    if let Condition::VarianceAbove { .. } = rule.condition {
+        // Each hour judged by its day's bill: a day is the bill's resolution.
+        let evaluations = hours.map(|h| (h, variance.at(h)));
+        return engine::run(rule.for_us, rule.keep_firing_for_us, evaluations);
+    }
     if let Condition::BudgetUsedAbove { threshold } = rule.condition {
         let tokens = budget_tokens(
             rows,
@@ -475,7 +497,7 @@ fn run_rule(
             Condition::BurnRate(slo) => {
                 burn_observations(&series, minute_series.as_ref(), hour, rule, slo)
             }
-            Condition::BudgetUsedAbove { .. } => Vec::new(),
+            Condition::BudgetUsedAbove { .. } | Condition::VarianceAbove { .. } => Vec::new(),
         };
         (hour, observations)
     });

@@ -4,6 +4,8 @@
 //! and a seasonal anomaly detector ([`anomaly`]); the episodes found are stored
 //! with their notifications in Alertmanager's formats ([`payload`]), and a
 //! firing rule's load shedding cuts budgets' per-minute limits ([`evaluate`]).
+//! One kind reads the invoice instead of the rollups: a day's bill off its
+//! estimate by more than a share ([`variance`]).
 
 pub mod anomaly;
 pub mod apply;
@@ -13,6 +15,7 @@ pub mod evaluate;
 pub mod payload;
 pub mod rule;
 pub mod series;
+pub mod variance;
 
 pub use evaluate::{AlertOptions, AlertRun, evaluate, evaluate_live, install_rules, load_rules};
 pub use rule::{Rule, RuleSpec, RulesFile, defaults};

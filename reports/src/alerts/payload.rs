@@ -41,7 +41,7 @@ pub fn fingerprint(labels: &Labels) -> String {
 pub fn format_value(rule: &Rule, value: f64) -> String {
     let metric = match &rule.condition {
         Condition::Above { metric, .. } | Condition::Anomaly { metric, .. } => metric.as_str(),
-        Condition::BudgetUsedAbove { .. } => "_rate",
+        Condition::BudgetUsedAbove { .. } | Condition::VarianceAbove { .. } => "_rate",
         Condition::BurnRate(_) => "",
     };
     if metric.ends_with("_rate") || metric.ends_with("_share") {

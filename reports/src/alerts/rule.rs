@@ -100,6 +100,25 @@ pub struct AnomalySpec {
     pub both_directions: bool,
 }
 
+/// A variance rule groups by the reconciliation's dimensions and takes no scope.
+fn variance_dimension_problems(spec: &RuleSpec) -> Vec<String> {
+    let mut problems: Vec<String> = spec
+        .group_by
+        .iter()
+        .filter(|d| !VARIANCE_DIMENSIONS.contains(&d.as_str()))
+        .map(|d| {
+            format!(
+                "group_by: {d:?} is not one of {} (kind variance_above)",
+                VARIANCE_DIMENSIONS.join(", ")
+            )
+        })
+        .collect();
+    if !spec.scope.is_empty() {
+        problems.push("scope: kind variance_above takes none".into());
+    }
+    problems
+}
+
 fn default_z() -> f64 {
     6.0
 }
@@ -145,6 +164,12 @@ pub enum Condition {
     BudgetUsedAbove {
         threshold: f64,
     },
+    /// A day's invoice differs from the estimate by more than `threshold` (a
+    /// share of the estimate), per `group_by` of resource and model
+    /// (`docs/reconciliation.md`): judged on the days a cost export covers.
+    VarianceAbove {
+        threshold: f64,
+    },
 }
 
 /// A rule checked, its durations in microseconds.
@@ -161,14 +186,18 @@ pub struct Rule {
 /// The longest window, `for` or `keep_firing_for` a rule may ask for.
 const MAX_DURATION: Duration = Duration::from_secs(31 * 24 * 3600);
 
-const KINDS: [&str; 6] = [
+const KINDS: [&str; 7] = [
     "ratio_above",
     "percentile_above",
     "count_above",
     "burn_rate",
     "anomaly",
     "budget_used_above",
+    "variance_above",
 ];
+
+/// What a `variance_above` rule may group by: the reconciliation's dimensions.
+pub const VARIANCE_DIMENSIONS: [&str; 2] = ["resource", "model"];
 
 impl RuleSpec {
     /// Checks the rule whole: every problem, each naming its field.
@@ -200,10 +229,14 @@ impl RuleSpec {
         {
             problems.push("window: whole hours, at least 1h (the rollups' resolution)".to_owned());
         }
-        problems.extend(dimension_problems(
-            "scope/group_by",
-            self.scope.keys().chain(&self.group_by),
-        ));
+        if self.kind == "variance_above" {
+            problems.extend(variance_dimension_problems(self));
+        } else {
+            problems.extend(dimension_problems(
+                "scope/group_by",
+                self.scope.keys().chain(&self.group_by),
+            ));
+        }
         let metric = self.metric.clone().unwrap_or_default();
         let threshold = self.threshold.filter(|t| t.is_finite());
         let mut need_threshold = || {
@@ -282,6 +315,13 @@ impl RuleSpec {
             "budget_used_above" => Condition::BudgetUsedAbove {
                 threshold: need_threshold(),
             },
+            "variance_above" => {
+                let threshold = need_threshold();
+                if !(threshold > 0.0 && threshold <= 10.0) {
+                    problems.push("threshold: a share of the estimate above 0 (0.05 is 5%)".into());
+                }
+                Condition::VarianceAbove { threshold }
+            }
             other => {
                 problems.push(format!(
                     "kind: {other:?} is not one of {}",

@@ -23,6 +23,8 @@ tollgate_store::backend_tests!(
     a_cost_details_bill_reconciles_as_checked_by_hand,
     a_restated_line_replaces_the_line_it_restates,
     a_generated_month_finds_each_injected_difference,
+    a_variance_rule_fires_on_the_days_the_bill_is_off,
+    a_month_closes_on_the_billed_basis,
 );
 
 const PICO: i128 = 1_000_000_000_000;
@@ -317,4 +319,109 @@ async fn a_generated_month_finds_each_injected_difference(store: TestStore) {
         .unwrap();
     assert_eq!(billed.chargeback.total.total_pico(), total.billed);
     assert_eq!(billed.billed_pico, total.billed);
+}
+
+/// `variance_above`: each day the bill covers is judged per model; gpt-4o is
+/// off by 204% and -11.5% on the two days, the rest by under 2%.
+async fn a_variance_rule_fires_on_the_days_the_bill_is_off(store: TestStore) {
+    use tollgate_reports::alerts::{self, AlertOptions, RulesFile};
+    sample_month(&store, "focus-costs.csv").await;
+    let rules: RulesFile = toml::from_str(
+        r#"
+        [[rule]]
+        name = "invoice-variance"
+        kind = "variance_above"
+        threshold = 0.10
+        group_by = ["model"]
+        annotations = { summary = "{{ labels.model }} billed {{ value }} off the estimate" }
+        "#,
+    )
+    .unwrap();
+    let mut refused = rules.rule[0].clone();
+    refused.group_by = vec!["subscription".into()];
+    let error = alerts::install_rules(&store, &[refused]).await.unwrap_err();
+    assert!(
+        error.to_string().contains("group_by: \"subscription\""),
+        "{error}"
+    );
+    alerts::install_rules(&store, &rules.rule).await.unwrap();
+
+    let day = |d: u32| {
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 10, d).unwrap();
+        date.and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_micros()
+    };
+    let options = AlertOptions::default();
+    alerts::evaluate(&store, &options, day(1), day(3), false, None)
+        .await
+        .unwrap();
+    let episodes = store
+        .db
+        .alert_episodes(None, Some("invoice-variance"), i64::MIN, i64::MAX, 100)
+        .await
+        .unwrap();
+    assert_eq!(episodes.len(), 1, "{episodes:?}");
+    let episode = &episodes[0];
+    assert_eq!(
+        episode.labels,
+        r#"{"alertname":"invoice-variance","model":"gpt-4o"}"#
+    );
+    assert_eq!(episode.active_at, day(1));
+    assert!((episode.peak - 2.0408).abs() < 0.001, "{}", episode.peak);
+    // The summary says the latest day's value.
+    assert!(
+        episode.annotations.contains("gpt-4o billed -11.5% off"),
+        "{}",
+        episode.annotations
+    );
+}
+
+/// A billed-basis close freezes the bill as allocated, names its cost file,
+/// exports the bill as FOCUS BilledCost, and is not adjusted by late data.
+async fn a_month_closes_on_the_billed_basis(store: TestStore) {
+    use tollgate_reports::close::close_month_on;
+    use tollgate_reports::trueup::Basis;
+    load_reference(&store, sample).await;
+    ingest(&store, &sample("traffic.jsonl"), Format::Canonical).await;
+    let refused = close_month_on(&store, october(), Basis::Billed)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("no cost export"), "{refused}");
+
+    ingest(&store, &sample("focus-costs.csv"), Format::AzureCost).await;
+    let closure = close_month_on(&store, october(), Basis::Billed)
+        .await
+        .unwrap();
+    assert_eq!(closure.basis, Basis::Billed);
+    assert_eq!(closure.cost_files.len(), 1);
+    assert!(closure.cost_files[0].source.ends_with("focus-costs.csv"));
+    assert_eq!(closure.total, "482.38025");
+
+    let by = ["subscription".to_owned()];
+    let served = tollgate_reports::chargeback::chargeback(&store, october(), &by)
+        .await
+        .unwrap();
+    assert_eq!(served.closed.as_ref().map(|c| c.basis), Some(Basis::Billed));
+    assert_eq!(served.total.total_pico(), pico("482.38025"));
+
+    let focus = tollgate_reports::focus::export(&store, october())
+        .await
+        .unwrap();
+    assert_eq!(focus.billed_cost, "482.38025");
+    let text = String::from_utf8(focus.csv).unwrap();
+    assert!(text.contains("x_tollgate_basis") && text.contains("x_allocation_method"));
+
+    // Traffic logged late for October changes no bill: November adjusts nothing.
+    let late = write(
+        &store,
+        "late.jsonl",
+        r#"{"request_id":"late-1","time":"2026-10-02T12:00:00Z","status_code":200,"subscription":"sub-finance","backend":"aoai-eastus2-gpt4o","deployment":"gpt-4o","model":"gpt-4o","prompt_tokens":1000,"cached_tokens":0,"completion_tokens":100}"#,
+    );
+    ingest(&store, &late, Format::Canonical).await;
+    let november = tollgate_reports::chargeback::chargeback(&store, october().next().unwrap(), &by)
+        .await
+        .unwrap();
+    assert_eq!(november.total.adjustment_pico, 0);
 }

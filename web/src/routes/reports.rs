@@ -118,6 +118,10 @@ async fn chargeback(
             billed.chargeback
         }
     };
+    // A month closed on the invoice's basis serves its bill.
+    if let Some(closed) = &report.closed {
+        said[0].1 = closed.basis.as_str().into();
+    }
     let bytes = match format {
         None => tollgate_reports::snapshot::parquet_bytes(
             &report.month.to_string(),

@@ -221,7 +221,7 @@ fn cause_text(name: &str) -> (&'static str, &'static str) {
         ),
         "unmapped_meter" => (
             "Unmapped meter",
-            "cost lines whose meter names no model or PTU hour (tollgate meters import)",
+            "cost lines whose meter names no model or PTU hour (tollgate costs import-meters)",
         ),
         "unmapped_resource" => (
             "Unmapped resource",
