@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The FOCUS 1.0 export passes the FinOps Foundation's validator (PyPI
 # focus-validator). A generated month is priced, closed, then given a late batch,
-# so the two exports checked hold Usage, Purchase (PTU) and Adjustment rows.
-# Exits non-zero unless the validator says "Validation succeeded." for both
-# (the validator itself exits 0 either way).
+# so the two exports checked hold Usage, Purchase (PTU) and Adjustment rows; the
+# same month closed on the billed basis (its generated bill imported and
+# allocated, docs/reconciliation.md) is the third. Exits non-zero unless the
+# validator says "Validation succeeded." for each (the validator itself exits 0
+# either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,11 +31,24 @@ tg export focus --month 2026-11 -o "$work/focus-2026-11.csv" > /dev/null
 grep -q ',Adjustment,Correction,' "$work/focus-2026-11.csv" || {
   echo "the November export has no adjustment for the late October batch" >&2; exit 1; }
 
+# The same month on the invoice's basis: BilledCost is the bill, allocated.
+billed() { "$bin" --data-dir "$work/billed" "$@"; }
+billed prices import "$ref/prices.csv" > /dev/null
+billed ownership import "$ref/ownership.toml" > /dev/null
+billed backends import "$ref/backends.csv" > /dev/null
+billed ptu import "$ref/ptu-reservations.csv" > /dev/null
+billed ingest "$work"/in/gateway-logs/*.json "$work"/in/llm-logs/*.json > /dev/null
+billed costs import "$work/in/costs/focus-2026-10.csv" > /dev/null
+billed month close 2026-10 --basis billed > /dev/null
+billed export focus --month 2026-10 -o "$work/focus-2026-10-billed.csv" > /dev/null
+grep -q 'x_allocation_method' "$work/focus-2026-10-billed.csv" || {
+  echo "the billed-basis export does not say how the bill was allocated" >&2; exit 1; }
+
 # The validator opens its currency list relative to the working directory.
 site=$(python3 -c 'import focus_validator, os; print(os.path.dirname(os.path.dirname(focus_validator.__file__)))')
 validator=$(dirname "$(python3 -c 'import sys; print(sys.executable)')")/focus-validator
 command -v "$validator" > /dev/null || validator=focus-validator
-for file in "$work"/focus-2026-10.csv "$work"/focus-2026-11.csv; do
+for file in "$work"/focus-2026-10.csv "$work"/focus-2026-11.csv "$work"/focus-2026-10-billed.csv; do
   out=$(cd "$site" && "$validator" --data-file "$file" --validate-version 1.0 \
           --override-file "$root/scripts/focus-validator-overrides.yaml" 2>&1) || true
   if ! grep -q '^Validation succeeded\.' <<< "$out"; then

@@ -118,6 +118,11 @@ const TEXT_FIELDS: [(&str, &[&str], &[&str]); 12] = [
 /// Azure writes them (`BilledCost`, `x_BilledCostInUsd`, `PaygCostInBillingCurrency`,
 /// `UnitPrice`, `x_BillingExchangeRate`, ...). Everything else identifies it.
 fn is_amount(column: &str) -> bool {
+    // Ids and dates name the charge whatever else their names say
+    // (`SkuPriceId`, `x_ExchangeRateDate`).
+    if column.ends_with("id") || column.contains("date") {
+        return false;
+    }
     let cost = column.contains("cost")
         && !["center", "centre", "allocation", "category", "type"]
             .iter()
@@ -538,6 +543,8 @@ mod tests {
             "x_CostCategory",
             "ChargeType",
             "CostAllocationRuleName",
+            "SkuPriceId",
+            "x_ExchangeRateDate",
             "MeterName",
             "ResourceId",
         ] {

@@ -254,6 +254,7 @@ pub(crate) fn logged_side(
     reference: &Reference,
     resources: &Resources,
     month: Month,
+    period: &Period,
     with_consumers: bool,
 ) -> Result<LoggedSide> {
     let mut side = LoggedSide::default();
@@ -264,11 +265,14 @@ pub(crate) fn logged_side(
         .map(|b| (b.backend.as_str(), is_provisioned(&b.deployment_type)))
         .collect();
     for (f, charge) in priced.rows() {
+        let day = day_of(f.hour_us);
+        if !period.holds(&day) {
+            continue;
+        }
         if with_consumers {
             // Counts only: the money comes from the bill.
             crate::priced::Charge::default().add_to(side.counts.entry(f.dims).or_default(), f);
         }
-        let day = day_of(f.hour_us);
         let backend = f.backend.map_or(NONE, |b| b.as_str());
         let (resource, unmapped) = logged_resource(resources, f.backend);
         if provisioned.get(backend).copied().unwrap_or(false) {
@@ -350,7 +354,7 @@ pub(crate) fn logged_side(
             }
         }
     }
-    reserved_side(&mut side, reference, resources, month)?;
+    reserved_side(&mut side, reference, resources, month, period)?;
     Ok(side)
 }
 
@@ -369,11 +373,16 @@ fn reserved_side(
     reference: &Reference,
     resources: &Resources,
     month: Month,
+    period: &Period,
 ) -> Result<()> {
     for reserved in reserved_days(&reference.reservations, month)? {
+        let day = day_of(reserved.day * DAY_US);
+        if !period.holds(&day) {
+            continue;
+        }
         let backend = Sym::new(&reserved.reservation.backend);
         let (resource, unmapped) = logged_resource(resources, Some(backend));
-        let key = ptu_key(&day_of(reserved.day * DAY_US), &resource);
+        let key = ptu_key(&day, &resource);
         let logged = side.keys.entry(key).or_default();
         logged.quantity_milli += i128::from(reserved.ptu_hours) * MILLI;
         logged.estimated += reserved.cost_pico;
@@ -387,6 +396,16 @@ fn reserved_side(
 /// holds several: each row's is checked on import).
 fn book_currency(reference: &Reference) -> Option<String> {
     reference.prices.first().map(|p| p.currency.clone())
+}
+
+/// The days compared, `YYYY-MM-DD`, both included.
+#[derive(Debug, Clone)]
+pub(crate) struct Period(pub(crate) (String, String));
+
+impl Period {
+    fn holds(&self, day: &str) -> bool {
+        self.0.0.as_str() <= day && day <= self.0.1.as_str()
+    }
 }
 
 /// Everything a month's reconciliation and true-up read.
@@ -409,21 +428,25 @@ pub(crate) async fn load_sides(store: &Store, month: Month, with_consumers: bool
     let lines = store.billed_lines(from, to).await?;
     let currency = book_currency(&reference).or_else(|| lines.first().map(|l| l.currency.clone()));
     let billed = billed_side(&lines, &meters, &resources, currency.as_deref());
-    let mut logged = logged_side(&priced, &reference, &resources, month, with_consumers)?;
-    let period = match &billed.days {
+    // The days the bill covers (a month-to-date export is not set against a
+    // whole month of reservations), else the month.
+    let period = Period(match &billed.days {
         Some(days) => days.clone(),
-        None => (
-            day_of(from),
-            day_of(micros(month.next()?.first_day()) - DAY_US),
-        ),
-    };
-    let within = |day: &str| period.0.as_str() <= day && day <= period.1.as_str();
-    logged.keys.retain(|key, _| within(&key.day));
+        None => (day_of(from), day_of(to - DAY_US)),
+    });
+    let logged = logged_side(
+        &priced,
+        &reference,
+        &resources,
+        month,
+        &period,
+        with_consumers,
+    )?;
     Ok(Sides {
         billed,
         logged,
         currency,
-        period,
+        period: period.0,
     })
 }
 
