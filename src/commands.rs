@@ -164,7 +164,9 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             // restate an earlier one's, and batch order says which is later.
             CostsCommand::Import { files } => {
                 let one = std::num::NonZeroUsize::new(1);
-                ingest(&store, config, "azure-cost", one, &files).await
+                let imported = ingest(&store, config, "azure-cost", one, &files).await?;
+                server::evaluate_bill_alerts(&store, config).await;
+                Ok(imported)
             }
             CostsCommand::ImportMeters { file } => costs::import_meters(&store, &file).await,
             CostsCommand::Meters { format } => costs::list_meters(&store, format).await,

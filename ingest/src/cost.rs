@@ -217,7 +217,9 @@ impl Cells {
         let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
         for (name, cell) in &self.0 {
             let amount = is_amount(name);
-            if amount && !all {
+            // An invoice id is filled in once the month is invoiced: the
+            // month-to-date line and the invoiced one are the same charge.
+            if !all && (amount || name.contains("invoiceid")) {
                 continue;
             }
             let value = match amount {
@@ -527,6 +529,13 @@ mod tests {
             "billingCurrency": "USD", "meterName": "m", "quantity": "2"}))
         .unwrap();
         assert_eq!(a.line_key, b.line_key, "a restated line is the same charge");
+        let invoiced = cost(json!({"costInBillingCurrency": "1", "date": "2026-10-01",
+            "billingCurrency": "USD", "meterName": "m", "quantity": "1", "InvoiceId": "G012"}))
+        .unwrap();
+        assert_eq!(
+            a.line_key, invoiced.line_key,
+            "invoicing names no new charge"
+        );
         assert_ne!(a.line_uid, b.line_uid, "but not the same line");
         for amount in [
             "x_BilledCostInUsd",

@@ -114,20 +114,22 @@ pub(crate) struct BilledSide {
 /// Tokens or hours a line bills, in thousandths: its quantity in its unit,
 /// else its pricing quantity in the pricing unit, else the meter's unit.
 fn quantity_milli(line: &BilledLine, meter_unit: Option<i64>) -> i128 {
-    let sized = |q: Option<i128>, unit: Option<&str>| {
-        let size = i128::from(unit.and_then(unit_size)?);
-        Some(q? * size * MILLI / PICO)
+    // Checked: a line's own unit may say anything; an absurd one reads as none.
+    let sized = |q: Option<i128>, size: Option<i64>| {
+        let product = q?.checked_mul(i128::from(size?))?.checked_mul(MILLI)?;
+        Some(product / PICO)
     };
-    sized(line.quantity, line.unit.as_deref())
-        .or_else(|| sized(line.pricing_quantity, line.pricing_unit.as_deref()))
-        .or_else(|| Some(line.quantity? * i128::from(meter_unit.unwrap_or(1)) * MILLI / PICO))
+    let unit_of = |unit: Option<&str>| unit.and_then(unit_size);
+    sized(line.quantity, unit_of(line.unit.as_deref()))
+        .or_else(|| sized(line.pricing_quantity, unit_of(line.pricing_unit.as_deref())))
+        .or_else(|| sized(line.quantity, Some(meter_unit.unwrap_or(1))))
         .unwrap_or(0)
 }
 
 /// The list cost a line states, else its pricing quantity at the list unit
 /// price, else what it effectively cost.
 fn list_cost(line: &BilledLine) -> i128 {
-    let priced = || Some(line.pricing_quantity? * line.list_unit_price? / PICO);
+    let priced = || Some(line.pricing_quantity?.checked_mul(line.list_unit_price?)? / PICO);
     line.list_cost
         .or_else(priced)
         .or(line.effective_cost)
@@ -163,8 +165,14 @@ fn key_of(
         (None, None) => NONE.to_owned(),
     };
     // Credits apart from the charges they discount: a key of their own.
+    // PTU hours bill a deployment, not a model: compared with the
+    // reservations' hours whatever model a meter map row names.
+    let ptu = meter
+        .as_ref()
+        .is_some_and(|m| m.kind == TokenKind::ProvisionedHour);
     let model = match (credit, meter.as_ref().and_then(|m| m.model.clone())) {
         (true, _) => "(credit)".to_owned(),
+        (false, _) if ptu => NONE.to_owned(),
         (false, model) => model.unwrap_or_else(|| NONE.to_owned()),
     };
     let key = Key {

@@ -307,7 +307,11 @@ pub fn explain(kind: Option<TokenKind>, billed: &Billed, logged: &Logged) -> Rec
     }
     let (tb, te) = (billed.quantity_milli, logged.quantity_milli);
     let (volume, rate) = if tb > 0 {
-        let at_billed_price = div_round(te * billed.list, tb);
+        let at_billed_price = match te.checked_mul(billed.list) {
+            Some(product) => div_round(product, tb),
+            // Beyond i128 only for absurd lines: near enough, in floating point.
+            None => (te as f64 * (billed.list as f64 / tb as f64)) as i128,
+        };
         (
             billed.list - at_billed_price,
             at_billed_price - logged.estimated,

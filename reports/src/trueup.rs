@@ -85,11 +85,22 @@ fn unattributed() -> [Sym; 8] {
 /// `amount` split by `weights` (non-negative, not all zero) into integer
 /// parts that add up to it exactly: largest remainder, ties to the first.
 pub(crate) fn split(amount: i128, weights: &[i128]) -> Vec<i128> {
+    let magnitude = amount.abs();
+    // Weights halved until every product fits: shares barely move, and the
+    // parts still add up exactly.
+    let mut weights = weights.to_vec();
+    let fits = |w: &[i128]| {
+        let total = w.iter().try_fold(0i128, |sum, x| sum.checked_add(*x));
+        let most = w.iter().copied().max().unwrap_or(0);
+        total.is_some() && magnitude.checked_mul(most).is_some()
+    };
+    while !fits(&weights) {
+        weights.iter_mut().for_each(|w| *w >>= 1);
+    }
     let total: i128 = weights.iter().sum();
     if total <= 0 {
         return vec![0; weights.len()];
     }
-    let magnitude = amount.abs();
     let mut parts: Vec<i128> = weights.iter().map(|w| magnitude * w / total).collect();
     let mut order: Vec<usize> = (0..weights.len()).collect();
     order.sort_by_key(|&i| (std::cmp::Reverse(magnitude * weights[i] % total), i));
@@ -209,6 +220,13 @@ mod tests {
         check(10, &[3, 0, 1], &[8, 0, 2]);
         check(7, &[0, 0], &[0, 0]);
         check(1, &[5, 5], &[1, 0]);
+        // Products past i128: the weights are scaled, the parts still exact.
+        let huge = 10i128.pow(30);
+        check(
+            10i128.pow(20),
+            &[huge, huge],
+            &[10i128.pow(20) / 2, 10i128.pow(20) / 2],
+        );
     }
 
     proptest::proptest! {

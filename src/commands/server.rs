@@ -323,6 +323,24 @@ pub async fn evaluate_alerts(store: &Store, config: &Config, force: bool) -> Res
     Ok(())
 }
 
+/// Judges the invoice-variance rules over the days a new bill may cover (a
+/// bill moves no rollup, so the live evaluation does not see it); a failure
+/// is reported but does not undo the import.
+pub async fn evaluate_bill_alerts(store: &Store, config: &Config) {
+    let options = tollgate_reports::alerts::AlertOptions::default();
+    let installed = tollgate_reports::alerts::install_rules(store, &config.alerts.rule).await;
+    let now = store.clock.now().timestamp_micros();
+    let judged = match installed {
+        Ok(_) => tollgate_reports::alerts::evaluate_bill(store, &options, now).await,
+        Err(e) => Err(e),
+    };
+    match judged {
+        Ok(Some(run)) => eprintln!("invoice alerts: {}", run.describe()),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: invoice alerts not evaluated: {e}"),
+    }
+}
+
 /// Evaluates budgets after a change, printing state changes; a failure is
 /// reported but does not undo what was committed.
 pub async fn evaluate_budgets(store: &Store, cache: &ChargebackCache, bar: Option<&Bar>) {

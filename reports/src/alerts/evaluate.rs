@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use chrono::Datelike;
+
 use tollgate_store::Store;
 use tollgate_store::derived::{RollupListing, Rollups, Tier};
 use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed, AlertsRead};
@@ -162,8 +164,49 @@ pub async fn evaluate(
     live: bool,
     cursor: Option<AlertCursor>,
 ) -> Result<AlertRun> {
-    let from_us = from_us.div_euclid(STEP_US) * STEP_US;
     let rules = load_rules(store).await?;
+    evaluate_rules(store, options, rules, from_us, to_us, live, cursor).await
+}
+
+/// Judges the `variance_above` rules over the days a new bill may cover: the
+/// previous month and this one up to `now_us`. A bill arrives days after the
+/// traffic it bills and moves no rollup, so the live evaluation (which judges
+/// the newest rolled-up hours) does not see it; an import calls this. A
+/// replay of those rules alone: their episodes for the period are replaced,
+/// firing ones notified. `None` without such rules.
+pub async fn evaluate_bill(
+    store: &Store,
+    options: &AlertOptions,
+    now_us: i64,
+) -> Result<Option<AlertRun>> {
+    let rules: Vec<Rule> = load_rules(store)
+        .await?
+        .into_iter()
+        .filter(|r| matches!(r.condition, Condition::VarianceAbove { .. }))
+        .collect();
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let now = chrono::DateTime::from_timestamp_micros(now_us).unwrap_or_default();
+    let month = crate::month::Month::new(now.year(), now.month())?;
+    let from_us = crate::fine::micros(month.previous()?.first_day());
+    let to_us = (now_us.div_euclid(STEP_US) + 1) * STEP_US;
+    let run = evaluate_rules(store, options, rules, from_us, to_us, false, None).await?;
+    Ok(Some(run))
+}
+
+/// [`evaluate`] with the rules given.
+#[allow(clippy::too_many_arguments)] // evaluate's own, plus the rules
+async fn evaluate_rules(
+    store: &Store,
+    options: &AlertOptions,
+    rules: Vec<Rule>,
+    from_us: i64,
+    to_us: i64,
+    live: bool,
+    cursor: Option<AlertCursor>,
+) -> Result<AlertRun> {
+    let from_us = from_us.div_euclid(STEP_US) * STEP_US;
     let lookback = rules.iter().map(lookback_us).max().unwrap_or(0);
     let warm_up = rules
         .iter()

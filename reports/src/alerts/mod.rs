@@ -17,5 +17,7 @@ pub mod rule;
 pub mod series;
 pub mod variance;
 
-pub use evaluate::{AlertOptions, AlertRun, evaluate, evaluate_live, install_rules, load_rules};
+pub use evaluate::{
+    AlertOptions, AlertRun, evaluate, evaluate_bill, evaluate_live, install_rules, load_rules,
+};
 pub use rule::{Rule, RuleSpec, RulesFile, defaults};

@@ -1,7 +1,8 @@
 //! What a `variance_above` rule judges: for each day a cost export covers,
 //! the bill against the estimate (`crate::invoice::reconciliation`), per the
 //! rule's `group_by` of resource and model. The value is the variance as a
-//! share of the estimate (a whole bill with no estimate counts as 100%).
+//! share of the estimate; groups with no estimate (credits, lines nothing
+//! maps) are left to the reconciliation.
 
 use std::collections::HashMap;
 
@@ -67,8 +68,23 @@ pub async fn days(store: &Store, rule: &Rule, from_us: i64, to_us: i64) -> Resul
     let mut days = VarianceDays::default();
     let (mut month, last) = (month_of(from_us)?, month_of(to_us - 1)?);
     while month <= last {
-        let report = reconciliation(store, month, &by).await?;
-        for row in report.rows.iter().filter(|_| report.has_billed()) {
+        // One month that cannot be reconciled stops this rule's judgement of
+        // it, not every rule's evaluation.
+        let report = match reconciliation(store, month, &by).await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!(%month, rule = %rule.spec.name, error = %e, "variance not judged");
+                month = month.next()?;
+                continue;
+            }
+        };
+        // Only what has an estimate can be off it: credits and lines nothing
+        // maps are the reconciliation's to show, not an alert's.
+        let judged = report
+            .rows
+            .iter()
+            .filter(|r| report.has_billed() && r.estimated != 0);
+        for row in judged {
             let Some(day) = chrono::NaiveDate::parse_from_str(&row.group[0], "%Y-%m-%d").ok()
             else {
                 continue;

@@ -173,6 +173,26 @@ async fn check_bill(store: TestStore, bill: &str, bad_field: &str) {
     check_expected(&report);
     assert_eq!(report.cost_files.len(), 1);
     assert!(report.cost_files[0].source.ends_with(bill));
+    // The unmapped resource's two halves, each on its own row.
+    let by_resource = reconciliation(&store, october(), &[ReconcileBy::Resource])
+        .await
+        .unwrap();
+    let unmapped = |resource: &str| {
+        let row = by_resource.rows.iter().find(|r| r.group[0] == resource);
+        row.map(|r| r.causes.unmapped_resource)
+    };
+    let sweden = "/subscriptions/00000000-0000-4000-8000-000000000001/resourcegroups/rg-ai/\
+                  providers/microsoft.cognitiveservices/accounts/aoai-sweden";
+    assert_eq!(
+        unmapped(sweden),
+        Some(pico("0.048")),
+        "billed where no backend is"
+    );
+    assert_eq!(
+        unmapped("(no resource_id: aoai-sweden-mini)"),
+        Some(pico("-0.048")),
+        "logged where no resource id is"
+    );
     // Every grouping adds up to the same total.
     for by in [
         vec![ReconcileBy::Day, ReconcileBy::Resource],
@@ -353,10 +373,13 @@ async fn a_variance_rule_fires_on_the_days_the_bill_is_off(store: TestStore) {
             .and_utc()
             .timestamp_micros()
     };
+    // As an import judges them: over the previous and this month, on the 3rd.
     let options = AlertOptions::default();
-    alerts::evaluate(&store, &options, day(1), day(3), false, None)
+    let run = alerts::evaluate_bill(&store, &options, day(3))
         .await
-        .unwrap();
+        .unwrap()
+        .expect("a variance rule is installed");
+    assert_eq!(run.rules, 1, "only the variance rules");
     let episodes = store
         .db
         .alert_episodes(None, Some("invoice-variance"), i64::MIN, i64::MAX, 100)

@@ -70,6 +70,14 @@ async fn import(
         ));
     }
     let report = super::ingest::ingest_spooled(&state, body, Format::AzureCost, "costs").await?;
+    // A bill moves no rollup: its variance rules are judged here, after the
+    // commit; a failure is logged, the import stands.
+    let now = state.store.clock.now().timestamp_micros();
+    match tollgate_reports::alerts::evaluate_bill(&state.store, &state.alert_options(), now).await {
+        Ok(Some(run)) if run.notifications > 0 => state.deliver_now.notify_one(),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "invoice alerts not evaluated"),
+    }
     Ok(Json(report).into_response())
 }
 
