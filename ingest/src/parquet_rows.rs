@@ -48,6 +48,16 @@ pub(crate) fn for_each_row(
     let mut number = 0u64;
     for batch in reader {
         let batch = batch.map_err(|e| unreadable(format!("row {}: {e}", number + 1)))?;
+        // The footer's counts can lie and a dictionary page can expand: the
+        // decoded rows are held to the whole-document bound, batch by batch.
+        let decoded = batch.get_array_memory_size() as u64;
+        if decoded > limits.max_document_bytes {
+            return Err(unreadable(format!(
+                "rows {}..{} decode to {decoded} bytes, more than [ingest.limits] max_document_bytes",
+                number + 1,
+                number + batch.num_rows() as u64
+            )));
+        }
         let schema = batch.schema();
         let formatters = batch
             .columns()
@@ -58,12 +68,19 @@ pub(crate) fn for_each_row(
         for row in 0..batch.num_rows() {
             number += 1;
             let mut object = Map::new();
+            let mut bytes = 0;
             for (i, column) in batch.columns().iter().enumerate() {
                 if column.is_null(row) {
                     continue;
                 }
                 let text = formatters[i].value(row).to_string();
+                bytes += text.len();
                 object.insert(schema.field(i).name().clone(), Value::String(text));
+            }
+            if bytes > limits.max_record_bytes {
+                return Err(unreadable(format!(
+                    "row {number} is {bytes} bytes of text, more than [ingest.limits] max_record_bytes"
+                )));
             }
             each(number, &Value::Object(object))?;
         }

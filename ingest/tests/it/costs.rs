@@ -14,6 +14,7 @@ use crate::helpers::{csv_of, ingest_as, sample, scalar, write};
 tollgate_store::backend_tests!(
     csv_gzip_and_parquet_exports_give_the_same_lines,
     a_broken_parquet_file_commits_nothing,
+    a_parquet_file_past_its_bounds_commits_nothing,
     absurd_amounts_are_quarantined_naming_the_field,
 );
 
@@ -181,4 +182,37 @@ async fn absurd_amounts_are_quarantined_naming_the_field(store: TestStore) {
             "line {line} should name {field}: {reasons:?}"
         );
     }
+}
+
+/// Decoded Parquet is held to the document bound (a dictionary page can
+/// expand far past the file's size) and each row to the record bound.
+async fn a_parquet_file_past_its_bounds_commits_nothing(store: TestStore) {
+    let path = write(store.dir.path(), "focus.parquet", &focus_parquet());
+    for (limits, bound) in [
+        (
+            tollgate_ingest::Limits {
+                max_document_bytes: 1_000,
+                ..tollgate_ingest::Limits::default()
+            },
+            "max_document_bytes",
+        ),
+        (
+            tollgate_ingest::Limits {
+                max_record_bytes: 100,
+                ..tollgate_ingest::Limits::default()
+            },
+            "max_record_bytes",
+        ),
+    ] {
+        let options = IngestOptions {
+            format: Format::AzureCost,
+            limits,
+            ..IngestOptions::default()
+        };
+        let error = ingest_file(&store, &path, &options, Arc::new(NoProgress))
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains(bound), "{error}");
+    }
+    assert_eq!(scalar(&store, "SELECT COUNT(*) FROM billed_costs").await, 0);
 }
