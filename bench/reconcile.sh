@@ -7,6 +7,8 @@
 #   - `report reconcile --by resource,model,token_kind` and `--by day,model`;
 #   - `report chargeback --basis billed` (the true-up);
 #   - the estimated chargeback, for scale;
+#   - the same reconciliation from a running `tollgate serve` (warm: its
+#     priced hours cached), GET /api/v1/reports/reconcile, median of 10;
 # beside DuckDB (PyPI, 2 threads, warm) comparing the same two sides from the
 # raw Parquet lake: logged tokens per day, resource, model and kind (requests
 # joined to token usage, backends.csv for the resource) against the billed
@@ -37,7 +39,13 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tollgate/target}"
 cargo build --release --quiet --bin tollgate
 bin="$CARGO_TARGET_DIR/release/tollgate"
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+port=18091
+server=""
+cleanup() {
+  if [ -n "$server" ]; then kill "$server" 2> /dev/null || true; wait "$server" 2> /dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 tg() { "$bin" --data-dir "$work/data" "$@"; }
 
 echo "generating $requests requests and the month's bill ..."
@@ -80,6 +88,32 @@ median "tollgate report chargeback --basis billed --by cost_centre" \
 median "tollgate report chargeback (estimated) --by cost_centre" \
   tg report chargeback --month 2026-10 --by cost_centre
 tg report reconcile --month 2026-10 --by token_kind 2> /dev/null | sed -n '1,12p'
+
+reader=$(tg keys create --role finops --name bench-read | tail -n 1)
+if curl -s -o /dev/null "http://127.0.0.1:$port/"; then echo "port $port is already in use" >&2; exit 1; fi
+"$bin" --data-dir "$work/data" serve --listen "127.0.0.1:$port" > "$work/serve.log" 2>&1 &
+server=$!
+for _ in $(seq 300); do
+  curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break
+  kill -0 "$server" 2> /dev/null || { tail -n 20 "$work/serve.log" >&2; exit 1; }
+  sleep 0.2
+done
+python3 - "$port" "$reader" <<'PY'
+import sys, time, urllib.request
+port, key = sys.argv[1], sys.argv[2]
+for by in ["resource,model,token_kind", "day,model"]:
+    url = f"http://127.0.0.1:{port}/api/v1/reports/reconcile?month=2026-10&by={by}"
+    times = []
+    for _ in range(11):
+        request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+        start = time.perf_counter()
+        with urllib.request.urlopen(request) as response:
+            response.read()
+        times.append((time.perf_counter() - start) * 1e3)
+    warm = sorted(times[1:])
+    print(f"serve, GET /api/v1/reports/reconcile?by={by}: first {times[0]:.1f} ms, "
+          f"warm median {warm[len(warm) // 2]:.1f} ms of 10")
+PY
 
 bash scripts/install-python-tools.sh > /dev/null
 python3 - "$work/data/lake" "$ref" <<'PY'
