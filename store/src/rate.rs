@@ -111,67 +111,55 @@ pub fn format_pico_wide(pico: i128) -> String {
 
 /// Parses what [`format_pico_wide`] writes (a decimal, possibly negative).
 pub fn parse_pico_wide(text: &str) -> Result<i128, String> {
-    let bad = || format!("{text:?} is not a decimal amount");
-    let plain = plain_decimal(text).ok_or_else(bad)?;
-    let (negative, digits) = match plain.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, &*plain),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let fraction = fraction.trim_end_matches('0');
-    if whole.is_empty() || !is_digits(whole) || fraction.len() > DECIMALS {
-        return Err(bad());
-    }
-    let whole: i128 = whole.parse().map_err(|_| bad())?;
-    let fraction: i128 = if fraction.is_empty() {
-        0
-    } else if is_digits(fraction) {
-        format!("{fraction:0<DECIMALS$}")
-            .parse()
-            .map_err(|_| bad())?
-    } else {
-        return Err(bad());
-    };
-    let value = whole
-        .checked_mul(i128::from(PICO))
-        .and_then(|w| w.checked_add(fraction))
-        .ok_or_else(bad)?;
-    Ok(if negative { -value } else { value })
+    signed_pico(text, false).ok_or_else(|| format!("{text:?} is not a decimal amount"))
 }
 
 /// Parses a decimal amount as cost exports write it (signed, plain or
 /// scientific), rounded half away from zero to pico-units: exports carry up to
 /// 15 decimals, more than a currency's pico-unit can hold.
 pub fn parse_pico_rounded(text: &str) -> Result<i128, String> {
-    let bad = || format!("{text:?} is not a decimal amount");
     let trimmed = text.trim();
-    if trimmed.len() > 64 {
-        return Err(bad());
-    }
-    let plain = plain_decimal(trimmed).ok_or_else(bad)?;
+    (trimmed.len() <= 64)
+        .then(|| signed_pico(trimmed, true))
+        .flatten()
+        .ok_or_else(|| format!("{text:?} is not a decimal amount"))
+}
+
+/// A signed decimal (plain or scientific) in pico-units: exactly (`None`
+/// past 12 places, and a whole part required), or `round`ed half away from
+/// zero at the 12th place.
+fn signed_pico(text: &str, round: bool) -> Option<i128> {
+    let plain = plain_decimal(text)?;
     let (negative, digits) = match plain.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, &*plain),
     };
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if (whole.is_empty() && fraction.is_empty()) || !is_digits(whole) || !is_digits(fraction) {
-        return Err(bad());
+    let fraction = fraction.trim_end_matches('0');
+    let no_whole = whole.is_empty() && (!round || fraction.is_empty());
+    if no_whole || !is_digits(whole) || !is_digits(fraction) {
+        return None;
+    }
+    if !round && fraction.len() > DECIMALS {
+        return None;
     }
     let kept = &fraction[..fraction.len().min(DECIMALS)];
-    let round_up = fraction
-        .as_bytes()
-        .get(DECIMALS)
-        .is_some_and(|d| *d >= b'5');
-    let whole: i128 = match whole {
-        "" => 0,
-        w => w.parse().map_err(|_| bad())?,
+    let carry = i128::from(
+        fraction
+            .as_bytes()
+            .get(DECIMALS)
+            .is_some_and(|d| *d >= b'5'),
+    );
+    let whole: i128 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
     };
-    let kept: i128 = format!("{kept:0<DECIMALS$}").parse().map_err(|_| bad())?;
+    let kept: i128 = format!("{kept:0<DECIMALS$}").parse().ok()?;
     let value = whole
-        .checked_mul(i128::from(PICO))
-        .and_then(|w| w.checked_add(kept + i128::from(round_up)))
-        .ok_or_else(bad)?;
-    Ok(if negative { -value } else { value })
+        .checked_mul(i128::from(PICO))?
+        .checked_add(kept + carry)?;
+    Some(if negative { -value } else { value })
 }
 
 /// Serde for pico amounts as exact decimal strings of the currency (`"24.5"`):
