@@ -4,16 +4,14 @@
 use serde_json::Value;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{
-    amount, count, first_text, lookup, lookup_value, millis, prompt_and_cached, status, text,
-};
+use crate::scalar::{Fields, first_text, lookup_value, prompt_and_cached};
 
 /// Maps one log entry.
 pub fn parse_value(entry: &Value) -> Result<Record, String> {
     if !entry.is_object() {
         return Err("not a Kong log entry: expected a JSON object".to_owned());
     }
-    let get = |path: &str| lookup(entry, path);
+    let fields = Fields::of(entry);
 
     let request_id = first_text(
         entry,
@@ -24,7 +22,8 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
         ],
     )?
     .ok_or_else(|| "missing field `request.id`".to_owned())?;
-    let started_ms = count(get("started_at"), "started_at")?
+    let started_ms = fields
+        .count("started_at")?
         .ok_or_else(|| "missing field `started_at`".to_owned())?;
     let time_us = started_ms
         .checked_mul(1000)
@@ -33,13 +32,15 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
     let ai = ["ai.proxy", "ai.ai-proxy", "ai.ai-proxy-advanced"]
         .iter()
         .find_map(|p| lookup_value(entry, p));
-    let ai_get = |path: &str| ai.and_then(|ai| lookup(ai, path));
+    // Errors name the fields as ai-proxy logs them.
+    let ai_fields = Fields::under(ai, "ai.proxy");
 
     let consumer = first_text(
         entry,
         &["consumer.username", "consumer.custom_id", "consumer.id"],
     )?;
-    let cache = text(ai_get("cache.cache_status"), "ai.proxy.cache.cache_status")?
+    let cache = ai_fields
+        .text("cache.cache_status")?
         .map(|s| s.to_ascii_lowercase());
     let request = RequestRecord {
         time_us,
@@ -52,14 +53,15 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
         user_id: None,
         agent: None,
         tool: None,
-        api: text(get("service.name"), "service.name")?,
-        operation: text(get("route.name"), "route.name")?,
-        backend: text(get("service.host"), "service.host")?,
-        status_code: status(get("response.status"), "response.status")?
+        api: fields.text("service.name")?,
+        operation: fields.text("route.name")?,
+        backend: fields.text("service.host")?,
+        status_code: fields
+            .status("response.status")?
             .ok_or_else(|| "missing field `response.status`".to_owned())?,
         backend_status_code: None,
-        total_latency_ms: millis(get("latencies.request"), "latencies.request")?,
-        backend_latency_ms: millis(get("latencies.proxy"), "latencies.proxy")?,
+        total_latency_ms: fields.millis("latencies.request")?,
+        backend_latency_ms: fields.millis("latencies.proxy")?,
         cache_status: cache,
         priority: None,
         error_source: None,
@@ -67,19 +69,20 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
     };
 
     let tokens = match ai {
-        Some(_) if ai_get("usage").is_some() => {
+        Some(_) if ai_fields.get("usage").is_some() => {
+            let (prompt, cached) = (
+                "usage.prompt_tokens",
+                "usage.prompt_tokens_details.cached_tokens",
+            );
             let (prompt_tokens, cached_tokens) = prompt_and_cached(
-                ai_get("usage.prompt_tokens"),
-                "ai.proxy.usage.prompt_tokens",
-                ai_get("usage.prompt_tokens_details.cached_tokens"),
-                "ai.proxy.usage.prompt_tokens_details.cached_tokens",
+                ai_fields.get(prompt),
+                &ai_fields.name(prompt),
+                ai_fields.get(cached),
+                &ai_fields.name(cached),
             )?;
-            let request_model = text(ai_get("meta.request_model"), "ai.proxy.meta.request_model")?;
-            let response_model = text(
-                ai_get("meta.response_model"),
-                "ai.proxy.meta.response_model",
-            )?;
-            let mode = text(ai_get("meta.request_mode"), "ai.proxy.meta.request_mode")?;
+            let request_model = ai_fields.text("meta.request_model")?;
+            let response_model = ai_fields.text("meta.response_model")?;
+            let mode = ai_fields.text("meta.request_mode")?;
             Some(TokenRecord {
                 time_us,
                 request_id,
@@ -87,18 +90,12 @@ pub fn parse_value(entry: &Value) -> Result<Record, String> {
                 deployment: request_model,
                 prompt_tokens,
                 cached_tokens,
-                completion_tokens: count(
-                    ai_get("usage.completion_tokens"),
-                    "ai.proxy.usage.completion_tokens",
-                )?
-                .unwrap_or(0),
-                reasoning_tokens: count(
-                    ai_get("usage.completion_tokens_details.reasoning_tokens"),
-                    "ai.proxy.usage.completion_tokens_details.reasoning_tokens",
-                )?
-                .unwrap_or(0),
+                completion_tokens: ai_fields.count("usage.completion_tokens")?.unwrap_or(0),
+                reasoning_tokens: ai_fields
+                    .count("usage.completion_tokens_details.reasoning_tokens")?
+                    .unwrap_or(0),
                 streamed: mode.map(|m| m == "stream"),
-                gateway_reported_cost: amount(ai_get("usage.cost"), "ai.proxy.usage.cost")?,
+                gateway_reported_cost: ai_fields.amount("usage.cost")?,
             })
         }
         _ => None,

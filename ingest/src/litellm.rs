@@ -9,20 +9,20 @@
 use serde_json::Value;
 
 use crate::record::{Record, RequestRecord, TokenRecord};
-use crate::scalar::{
-    amount, count, first_text, flag, lookup, lookup_value, millis, required_text, text, utc_time,
-};
+use crate::scalar::{Fields, first_text, lookup_value};
 
 /// Maps one spend-log row (from JSON or a typed CSV row).
 pub fn parse_value(row: &Value) -> Result<Record, String> {
     if !row.is_object() {
         return Err("not a LiteLLM spend log row: expected an object".to_owned());
     }
-    let get = |field: &str| lookup(row, field);
-    let request_id = required_text(get("request_id"), "request_id")?;
-    let start = utc_time(get("startTime"), "startTime")?.ok_or("missing field `startTime`")?;
-    let end = utc_time(get("endTime"), "endTime")?;
-    let duration = match millis(get("request_duration_ms"), "request_duration_ms")? {
+    let fields = Fields::of(row);
+    let request_id = fields.required_text("request_id")?;
+    let start = fields
+        .utc_time("startTime")?
+        .ok_or("missing field `startTime`")?;
+    let end = fields.utc_time("endTime")?;
+    let duration = match fields.millis("request_duration_ms")? {
         Some(ms) => Some(ms),
         None => end
             .and_then(|end| end.checked_sub(start))
@@ -32,7 +32,7 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
     // the provider's code in its metadata, and the exception's class, which is
     // what tells a guardrail or content-filter block (`ContentPolicyViolationError`,
     // `BlockedPiiEntityError`) from a rate limit.
-    let status = text(get("status"), "status")?;
+    let status = fields.text("status")?;
     let failed = !matches!(status.as_deref(), None | Some("success"));
     let error_information = failed
         .then(|| lookup_value(row, "metadata").and_then(metadata_object))
@@ -54,19 +54,19 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         .and_then(Value::as_str)
         .filter(|c| !c.is_empty())
         .map(str::to_owned);
-    let cache_hit = flag(get("cache_hit"), "cache_hit")?;
+    let cache_hit = fields.flag("cache_hit")?;
     let request = RequestRecord {
         time_us: start,
         request_id: request_id.clone(),
         gateway_kind: Some("litellm".to_owned()),
         gateway_id: None,
         region: None,
-        subscription: text(get("api_key"), "api_key")?,
-        product: text(get("team_id"), "team_id")?,
+        subscription: fields.text("api_key")?,
+        product: fields.text("team_id")?,
         user_id: first_text(row, &["user", "end_user"])?,
-        agent: text(get("agent_id"), "agent_id")?,
-        tool: text(get("mcp_namespaced_tool_name"), "mcp_namespaced_tool_name")?,
-        api: text(get("call_type"), "call_type")?,
+        agent: fields.text("agent_id")?,
+        tool: fields.text("mcp_namespaced_tool_name")?,
+        api: fields.text("call_type")?,
         operation: None,
         backend: first_text(row, &["model_id", "api_base"])?,
         status_code,
@@ -79,9 +79,9 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
         error_reason: error_class,
     };
 
-    let model = text(get("model"), "model")?;
-    let prompt_tokens = count(get("prompt_tokens"), "prompt_tokens")?;
-    let completion_tokens = count(get("completion_tokens"), "completion_tokens")?;
+    let model = fields.text("model")?;
+    let prompt_tokens = fields.count("prompt_tokens")?;
+    let completion_tokens = fields.count("completion_tokens")?;
     let tokens = if model.is_some() || prompt_tokens.is_some() || completion_tokens.is_some() {
         let prompt_tokens = prompt_tokens.unwrap_or(0);
         let cached_tokens = lookup_value(row, "metadata")
@@ -92,11 +92,11 @@ pub fn parse_value(row: &Value) -> Result<Record, String> {
             })
             .unwrap_or(0)
             .clamp(0, prompt_tokens);
-        let spend = amount(get("spend"), "spend")?;
+        let spend = fields.amount("spend")?;
         Some(TokenRecord {
             time_us: start,
             request_id,
-            deployment: text(get("model_group"), "model_group")?,
+            deployment: fields.text("model_group")?,
             model,
             prompt_tokens,
             cached_tokens,

@@ -267,6 +267,74 @@ pub fn of(value: &Value) -> Scalar<'_> {
     }
 }
 
+/// A record's fields by dotted path, each read naming its field as the
+/// record spells it (`prefix.path`), so no path is written twice.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields<'a> {
+    value: Option<&'a Value>,
+    prefix: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    /// The fields of `value` itself.
+    pub fn of(value: &'a Value) -> Self {
+        Fields {
+            value: Some(value),
+            prefix: "",
+        }
+    }
+
+    /// The fields of a section, if the record has it, named under `prefix`.
+    pub fn under(value: Option<&'a Value>, prefix: &'static str) -> Self {
+        Fields { value, prefix }
+    }
+
+    pub fn get(&self, path: &str) -> Option<Scalar<'a>> {
+        self.value.and_then(|v| lookup(v, path))
+    }
+
+    /// How errors name the field at `path`.
+    pub fn name(&self, path: &str) -> String {
+        if self.prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{}.{path}", self.prefix)
+        }
+    }
+
+    pub fn text(&self, path: &str) -> Result<Option<String>, String> {
+        text(self.get(path), &self.name(path))
+    }
+
+    pub fn count(&self, path: &str) -> Result<Option<i64>, String> {
+        count(self.get(path), &self.name(path))
+    }
+
+    pub fn millis(&self, path: &str) -> Result<Option<i64>, String> {
+        millis(self.get(path), &self.name(path))
+    }
+
+    pub fn amount(&self, path: &str) -> Result<Option<f64>, String> {
+        amount(self.get(path), &self.name(path))
+    }
+
+    pub fn status(&self, path: &str) -> Result<Option<i32>, String> {
+        status(self.get(path), &self.name(path))
+    }
+
+    pub fn flag(&self, path: &str) -> Result<Option<bool>, String> {
+        flag(self.get(path), &self.name(path))
+    }
+
+    pub fn utc_time(&self, path: &str) -> Result<Option<i64>, String> {
+        utc_time(self.get(path), &self.name(path))
+    }
+
+    pub fn required_text(&self, path: &str) -> Result<String, String> {
+        required_text(self.get(path), &self.name(path))
+    }
+}
+
 pub fn first_text(value: &Value, paths: &[&str]) -> Result<Option<String>, String> {
     for path in paths {
         if let Some(found) = text(lookup(value, path), path)? {
