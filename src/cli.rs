@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use tollgate_reports::month::Month;
+pub use tollgate_reports::trueup::Basis;
 use tollgate_store::output::OutputFormat;
 
 #[derive(Debug, Parser)]
@@ -85,7 +86,7 @@ pub enum Command {
         /// Parquet: prefer `tollgate costs import`, docs/reconciliation.md).
         /// The default, `auto`, recognises each file's format from its content.
         #[arg(long, default_value = "auto", value_name = "FORMAT")]
-        format: String,
+        format: tollgate_ingest::Format,
         /// Files ingested side by side, each still its own batch; rows shared by
         /// files of the same day are still counted once [default: the number of CPUs]
         #[arg(long, short = 'j', env = "TOLLGATE_INGEST_JOBS", value_name = "N")]
@@ -497,7 +498,7 @@ pub enum ReportCommand {
         /// `estimated`: logs priced by the book. `billed`: the imported
         /// invoice allocated to those who used it (docs/reconciliation.md),
         /// equal to the invoice to the cent, with an `unattributed` line.
-        #[arg(long, value_enum, default_value = "estimated")]
+        #[arg(long, default_value = "estimated", value_name = "estimated|billed")]
         basis: Basis,
         #[arg(long, default_value = "table", value_name = "table|json|csv")]
         format: OutputFormat,
@@ -541,13 +542,6 @@ pub enum ReportCommand {
     },
 }
 
-/// What a chargeback's money is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Basis {
-    Estimated,
-    Billed,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum AlertsCommand {
     /// The rules: the shipped defaults, `[[alerts.rule]]` of tollgate.toml, and
@@ -564,7 +558,7 @@ pub enum AlertsCommand {
     List {
         /// Only `pending`, `firing` or `resolved` ones.
         #[arg(long)]
-        state: Option<String>,
+        state: Option<tollgate_store::EpisodeState>,
         #[arg(long)]
         rule: Option<String>,
         #[arg(long, default_value_t = 100)]
@@ -616,7 +610,7 @@ pub enum MonthCommand {
         /// invoice allocated by usage, docs/reconciliation.md; its cost files
         /// are recorded, and data arriving late adjusts nothing: the bill is
         /// final).
-        #[arg(long, value_enum, default_value = "estimated")]
+        #[arg(long, default_value = "estimated", value_name = "estimated|billed")]
         basis: Basis,
     },
     /// Re-open a closed month. Needs --force; the re-open and its reason are recorded.

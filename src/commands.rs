@@ -32,51 +32,8 @@ use crate::progress_bar::Bar;
 
 pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
     // Generating fixtures needs no store.
-    if let Command::Fixtures {
-        command:
-            FixturesCommand::Generate {
-                month,
-                requests,
-                out,
-                seed,
-                subscriptions,
-                agents,
-                users,
-            },
-    } = command
-    {
-        let options = tollgate_fixtures::GenerateOptions {
-            year: month.year(),
-            month: month.number(),
-            requests,
-            seed,
-            traffic_seed: None,
-            until: None,
-            out: out.clone(),
-            scale: tollgate_fixtures::Scale {
-                subscriptions: subscriptions as usize,
-                agents: agents as usize,
-                users: users as usize,
-            },
-        };
-        let report = tokio::task::spawn_blocking(move || tollgate_fixtures::generate(&options))
-            .await?
-            .with_context(|| format!("writing fixtures to {}", out.display()))?;
-        println!(
-            "wrote {} requests, {} LLM log rows and {} DLP events in {} files under {}",
-            report.requests,
-            report.llm_rows,
-            report.dlp_events,
-            report.files.len(),
-            out.display()
-        );
-        for bill in &report.cost_files {
-            println!(
-                "the month's bill (tollgate costs import): {}",
-                bill.display()
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
+    if let Command::Fixtures { command } = command {
+        return generate_fixtures(command).await;
     }
     let store = Store::open(&config.store)
         .await
@@ -102,81 +59,18 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             format,
             jobs,
             files,
-        } => ingest(&store, config, &format, jobs, &files).await,
+        } => ingest(&store, config, format, jobs, &files).await,
         Command::Sql { query, format } => {
             let result = store.sql_read_only(&query).await?;
             print(format, &result.schema, &result.batches)
         }
-        Command::Lake {
-            command:
-                LakeCommand::Ls {
-                    files: false,
-                    format,
-                },
-        } => lake_ls(&store, format).await,
-        Command::Lake {
-            command:
-                LakeCommand::Ls {
-                    files: true,
-                    format,
-                },
-        } => lake_files(&store, format).await,
-        Command::Lake {
-            command: LakeCommand::Gc { grace },
-        } => {
-            let report = store.gc(grace).await?;
-            println!(
-                "removed {} unreferenced files ({} bytes); kept {} younger than the grace period",
-                report.files_removed, report.bytes_removed, report.files_kept_young
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Lake {
-            command: LakeCommand::Publish { format },
-        } => lake_publish(&store, format).await,
+        Command::Lake { command } => lake(&store, command).await,
         Command::Prices { command } => match command {
             PricesCommand::Import { file } => prices::import(&store, &file).await,
             PricesCommand::List { format } => prices::list(&store, format).await,
         },
-        Command::Report {
-            command:
-                ReportCommand::Chargeback {
-                    month,
-                    by,
-                    basis: Basis::Estimated,
-                    format,
-                },
-        } => report::chargeback_report(&store, config, month, &by, format).await,
-        Command::Report {
-            command:
-                ReportCommand::Chargeback {
-                    month,
-                    by,
-                    basis: Basis::Billed,
-                    format,
-                },
-        } => costs::billed_chargeback(&store, month, &by, format).await,
-        Command::Report {
-            command: ReportCommand::Reconcile { month, by, format },
-        } => costs::reconcile(&store, month, &by, format).await,
-        Command::Costs { command } => match command {
-            // One file at a time, in the order given: a later file's lines
-            // restate an earlier one's, and batch order says which is later.
-            CostsCommand::Import { files } => {
-                let one = std::num::NonZeroUsize::new(1);
-                let imported = ingest(&store, config, "azure-cost", one, &files).await?;
-                server::evaluate_bill_alerts(&store, config).await;
-                Ok(imported)
-            }
-            CostsCommand::ImportMeters { file } => costs::import_meters(&store, &file).await,
-            CostsCommand::Meters { format } => costs::list_meters(&store, format).await,
-        },
-        Command::Report {
-            command: ReportCommand::Unseen { month, format },
-        } => report::unseen_report(&store, config, month, format).await,
-        Command::Report {
-            command: ReportCommand::Sla { month, by, format },
-        } => alerts::sla(&store, config, month, &by, format).await,
+        Command::Report { command } => report(&store, config, command).await,
+        Command::Costs { command } => costs_command(&store, config, command).await,
         Command::Alerts { command } => alerts::run(&store, config, command).await,
         Command::Month { command } => match command {
             MonthCommand::Close { month, basis } => month::close(&store, month, basis).await,
@@ -198,18 +92,7 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
                 report::export_focus(&store, month, &output).await
             }
         },
-        Command::Rollups { command } => match command {
-            RollupsCommand::Rebuild => month::rebuild_rollups(&store).await,
-            RollupsCommand::CatchUp => {
-                let report = store.catch_up_rollups().await?;
-                warn_lake_faults(&store).await?;
-                println!(
-                    "rolled up {} owed batches: {} hours, {} rows",
-                    report.batches, report.hours, report.rows
-                );
-                Ok(ExitCode::SUCCESS)
-            }
-        },
+        Command::Rollups { command } => rollups(&store, command).await,
         Command::Backends { command } => match command {
             BackendsCommand::Import { file } => capacity::import_backends(&store, &file).await,
             BackendsCommand::List { format } => capacity::list_backends(&store, format).await,
@@ -227,32 +110,163 @@ pub async fn run(command: Command, config: &Config) -> Result<ExitCode> {
             webhook_url,
         } => server::serve(store, config, listen, webhook_url).await,
         Command::Demo(args) => demo::run(store, config, args).await,
-        Command::Keys { command } => match command {
-            KeysCommand::Create {
-                role,
-                gateways,
-                name,
-                expires_at,
-            } => server::create_key(&store, role, gateways, name, expires_at).await,
-            KeysCommand::List { format } => server::list_keys(&store, format).await,
-            KeysCommand::Revoke { id } => server::revoke_key(&store, id).await,
-        },
-        Command::Budgets { command } => match command {
-            BudgetsCommand::Import { file } => server::import_budgets(&store, &file).await,
-            BudgetsCommand::List { format } => server::list_budgets(&store, format).await,
-            BudgetsCommand::Delete { id } => {
-                let row = store.db.delete_budget(id, &server::cli_actor()).await?;
-                let line = format!("deleted budget {} ({})", row.id, row.budget.name);
-                println!("{}", tollgate_store::output::terminal_text(&line));
-                server::evaluate_budgets(&store, &Default::default(), None).await;
-                Ok(ExitCode::SUCCESS)
-            }
-            BudgetsCommand::Evaluate => server::evaluate_now(&store).await,
-        },
+        Command::Keys { command } => keys(&store, command).await,
+        Command::Budgets { command } => budgets(&store, command).await,
         Command::Lineage { command } => lineage::run(&store, config, command).await,
         Command::Batches { limit, format } => batches(&store, limit, format).await,
         Command::Quarantine { batch_id, format } => quarantine(&store, batch_id, format).await,
         Command::Fixtures { .. } => unreachable!("handled before the store opens"),
+    }
+}
+
+/// `tollgate fixtures generate`: a month of synthetic traffic and its bill.
+async fn generate_fixtures(command: FixturesCommand) -> Result<ExitCode> {
+    let FixturesCommand::Generate {
+        month,
+        requests,
+        out,
+        seed,
+        subscriptions,
+        agents,
+        users,
+    } = command;
+    let options = tollgate_fixtures::GenerateOptions {
+        year: month.year(),
+        month: month.number(),
+        requests,
+        seed,
+        traffic_seed: None,
+        until: None,
+        out: out.clone(),
+        scale: tollgate_fixtures::Scale {
+            subscriptions: subscriptions as usize,
+            agents: agents as usize,
+            users: users as usize,
+        },
+    };
+    let report = tokio::task::spawn_blocking(move || tollgate_fixtures::generate(&options))
+        .await?
+        .with_context(|| format!("writing fixtures to {}", out.display()))?;
+    println!(
+        "wrote {} requests, {} LLM log rows and {} DLP events in {} files under {}",
+        report.requests,
+        report.llm_rows,
+        report.dlp_events,
+        report.files.len(),
+        out.display()
+    );
+    for bill in &report.cost_files {
+        println!(
+            "the month's bill (tollgate costs import): {}",
+            bill.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn lake(store: &Store, command: LakeCommand) -> Result<ExitCode> {
+    match command {
+        LakeCommand::Ls {
+            files: false,
+            format,
+        } => lake_ls(store, format).await,
+        LakeCommand::Ls {
+            files: true,
+            format,
+        } => lake_files(store, format).await,
+        LakeCommand::Gc { grace } => {
+            let report = store.gc(grace).await?;
+            println!(
+                "removed {} unreferenced files ({} bytes); kept {} younger than the grace period",
+                report.files_removed, report.bytes_removed, report.files_kept_young
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        LakeCommand::Publish { format } => lake_publish(store, format).await,
+    }
+}
+
+async fn report(store: &Store, config: &Config, command: ReportCommand) -> Result<ExitCode> {
+    match command {
+        ReportCommand::Chargeback {
+            month,
+            by,
+            basis: Basis::Estimated,
+            format,
+        } => report::chargeback_report(store, config, month, &by, format).await,
+        ReportCommand::Chargeback {
+            month,
+            by,
+            basis: Basis::Billed,
+            format,
+        } => costs::billed_chargeback(store, month, &by, format).await,
+        ReportCommand::Reconcile { month, by, format } => {
+            costs::reconcile(store, month, &by, format).await
+        }
+        ReportCommand::Unseen { month, format } => {
+            report::unseen_report(store, config, month, format).await
+        }
+        ReportCommand::Sla { month, by, format } => {
+            alerts::sla(store, config, month, &by, format).await
+        }
+    }
+}
+
+async fn costs_command(store: &Store, config: &Config, command: CostsCommand) -> Result<ExitCode> {
+    match command {
+        // One file at a time, in the order given: a later file's lines
+        // restate an earlier one's, and batch order says which is later.
+        CostsCommand::Import { files } => {
+            let one = std::num::NonZeroUsize::new(1);
+            let imported = ingest(store, config, Format::AzureCost, one, &files).await?;
+            server::evaluate_bill_alerts(store, config).await;
+            Ok(imported)
+        }
+        CostsCommand::ImportMeters { file } => costs::import_meters(store, &file).await,
+        CostsCommand::Meters { format } => costs::list_meters(store, format).await,
+    }
+}
+
+async fn rollups(store: &Store, command: RollupsCommand) -> Result<ExitCode> {
+    match command {
+        RollupsCommand::Rebuild => month::rebuild_rollups(store).await,
+        RollupsCommand::CatchUp => {
+            let report = store.catch_up_rollups().await?;
+            warn_lake_faults(store).await?;
+            println!(
+                "rolled up {} owed batches: {} hours, {} rows",
+                report.batches, report.hours, report.rows
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn keys(store: &Store, command: KeysCommand) -> Result<ExitCode> {
+    match command {
+        KeysCommand::Create {
+            role,
+            gateways,
+            name,
+            expires_at,
+        } => server::create_key(store, role, gateways, name, expires_at).await,
+        KeysCommand::List { format } => server::list_keys(store, format).await,
+        KeysCommand::Revoke { id } => server::revoke_key(store, id).await,
+    }
+}
+
+async fn budgets(store: &Store, command: BudgetsCommand) -> Result<ExitCode> {
+    match command {
+        BudgetsCommand::Import { file } => server::import_budgets(store, &file).await,
+        BudgetsCommand::List { format } => server::list_budgets(store, format).await,
+        BudgetsCommand::Delete { id } => {
+            let row = store.db.delete_budget(id, &server::cli_actor()).await?;
+            let line = format!("deleted budget {} ({})", row.id, row.budget.name);
+            println!("{}", tollgate_store::output::terminal_text(&line));
+            server::evaluate_budgets(store, &Default::default(), None).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        BudgetsCommand::Evaluate => server::evaluate_now(store).await,
     }
 }
 
@@ -277,12 +291,12 @@ fn reads_derived(command: &Command) -> bool {
 async fn ingest(
     store: &Store,
     config: &Config,
-    format: &str,
+    format: Format,
     jobs: Option<std::num::NonZeroUsize>,
     files: &[std::path::PathBuf],
 ) -> Result<ExitCode> {
     let options = IngestOptions {
-        format: format.parse::<Format>()?,
+        format,
         dimensions: config.dimensions.clone(),
         limits: config.limits.clone(),
         // Rolled up once the files are in (or by the budget evaluator as
@@ -422,6 +436,25 @@ fn print(
     write_batches(format, schema, batches, &mut out)?;
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A table of an answer: its schema and its one batch.
+type Table = (arrow::datatypes::SchemaRef, RecordBatch);
+
+/// Prints `value` as the format asks: JSON as it serializes (nested, whole),
+/// else the table `tabled` makes of it, as a table or CSV. The one way a
+/// command that has a JSON shape of its own answers.
+fn answer<T: serde::Serialize + ?Sized>(
+    format: OutputFormat,
+    value: &T,
+    tabled: impl FnOnce(&T) -> Result<Table>,
+) -> Result<ExitCode> {
+    if format == OutputFormat::Json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (schema, batch) = tabled(value)?;
+    print(format, &schema, &[batch])
 }
 
 use tollgate_reports::table::{ints, strings, table, texts};

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::label::Taxonomy;
 use crate::model::{Edge, Label, Node, NodeKey, NodeKind, Origin};
-use crate::{Error, Import, Result};
+use crate::{Import, LineageError, Result};
 
 /// The namespace Atlas nodes are keyed in (names are qualified names).
 pub const ATLAS_NAMESPACE: &str = "atlas";
@@ -31,7 +31,7 @@ pub fn parse_atlas(
     taxonomy: &Taxonomy,
     mapping: &HashMap<String, String>,
 ) -> Result<AtlasImport> {
-    let refused = |problems: Vec<String>| Error::Refused {
+    let refused = |problems: Vec<String>| LineageError::Refused {
         source_name: source.to_string(),
         problems,
     };

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::label::Taxonomy;
 use crate::model::{Edge, Flow, Label, Node, NodeKey, NodeKind, Origin};
-use crate::{Error, Import, Result};
+use crate::{Import, LineageError, Result};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +54,7 @@ struct KeyRef {
 
 /// Parses and checks a catalog; `source` names the file in errors.
 pub fn parse_catalog(text: &str, source: &str, taxonomy: &Taxonomy) -> Result<Import> {
-    let file: CatalogFile = yaml_serde::from_str(text).map_err(|e| Error::Refused {
+    let file: CatalogFile = yaml_serde::from_str(text).map_err(|e| LineageError::Refused {
         source_name: source.to_string(),
         problems: vec![e.to_string()],
     })?;
@@ -126,7 +126,7 @@ pub fn parse_catalog(text: &str, source: &str, taxonomy: &Taxonomy) -> Result<Im
     }
     problems.extend(kind_problems);
     if !problems.is_empty() {
-        return Err(Error::Refused {
+        return Err(LineageError::Refused {
             source_name: source.to_string(),
             problems,
         });

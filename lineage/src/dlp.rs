@@ -13,7 +13,7 @@ use tollgate_store::Store;
 
 use crate::query::{Bounds, Direction};
 use crate::view::{Explained, NodeSummary};
-use crate::{Error, LineageGraph, Result};
+use crate::{LineageError, LineageGraph, Result};
 
 /// What hits are counted by (a column of `security_hits`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -39,7 +39,7 @@ impl HitGrouping {
 }
 
 impl FromStr for HitGrouping {
-    type Err = Error;
+    type Err = LineageError;
     fn from_str(s: &str) -> Result<Self> {
         [
             Self::Agent,
@@ -51,7 +51,7 @@ impl FromStr for HitGrouping {
         .into_iter()
         .find(|g| g.column() == s)
         .ok_or_else(|| {
-            Error::Argument(format!(
+            LineageError::Argument(format!(
                 "by: {s:?} is not agent, policy, label, severity or action"
             ))
         })
@@ -85,14 +85,14 @@ pub async fn hit_counts(
             match chrono::DateTime::parse_from_rfc3339(t) {
                 Ok(time) if YEARS.contains(&chrono::Datelike::year(&time.to_utc())) => {}
                 Ok(_) => {
-                    return Err(Error::Argument(format!(
+                    return Err(LineageError::Argument(format!(
                         "{name}: {t:?} is outside the years {} to {}",
                         YEARS.start(),
                         YEARS.end()
                     )));
                 }
                 Err(_) => {
-                    return Err(Error::Argument(format!(
+                    return Err(LineageError::Argument(format!(
                         "{name}: {t:?} is not an RFC 3339 time"
                     )));
                 }
@@ -120,7 +120,7 @@ pub async fn hit_counts(
     // Lake strings come back as views; read them as plain strings.
     let utf8 = |a: &datafusion::arrow::array::ArrayRef| {
         datafusion::arrow::compute::cast(a, &datafusion::arrow::datatypes::DataType::Utf8)
-            .map_err(|e| Error::Store(datafusion::error::DataFusionError::from(e).into()))
+            .map_err(|e| LineageError::Store(datafusion::error::DataFusionError::from(e).into()))
     };
     for batch in &result.batches {
         let (day, key) = (utf8(batch.column(0))?, utf8(batch.column(1))?);
@@ -179,7 +179,7 @@ pub async fn hit_context(store: &Store, graph: &LineageGraph, hit_id: &str) -> R
         .into_iter()
         .next()
     else {
-        return Err(Error::NotFound(format!(
+        return Err(LineageError::NotFound(format!(
             "no hit {hit_id:?} in security_hits"
         )));
     };

@@ -1,9 +1,9 @@
 use thiserror::Error;
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub type Result<T, E = LineageError> = std::result::Result<T, E>;
 
 #[derive(Debug, Error)]
-pub enum Error {
+pub enum LineageError {
     #[error("unknown label {label:?} (labels, least to most sensitive: {known})")]
     UnknownLabel { label: String, known: String },
     #[error("label taxonomy: {0}")]

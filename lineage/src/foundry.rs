@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::model::{Edge, Node, NodeKey, NodeKind, Origin};
-use crate::{Error, Import, Result};
+use crate::{Import, LineageError, Result};
 
 /// The namespace Foundry nodes are keyed in.
 pub const FOUNDRY_NAMESPACE: &str = "foundry";
@@ -45,7 +45,7 @@ pub struct ConnectionFinding {
 
 /// Parses connections: one object, an array, or an ARM list (`{"value": [...]}`).
 pub fn parse_foundry(text: &str, source: &str) -> Result<(Import, Vec<ConnectionFinding>)> {
-    let refused = |problems: Vec<String>| Error::Refused {
+    let refused = |problems: Vec<String>| LineageError::Refused {
         source_name: source.to_string(),
         problems,
     };

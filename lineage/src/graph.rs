@@ -9,7 +9,7 @@ use petgraph::visit::EdgeRef;
 
 use crate::label::{Rank, Taxonomy};
 use crate::model::{Edge, Flow, Node, NodeKey, NodeKind};
-use crate::{Error, Result};
+use crate::{LineageError, Result};
 
 /// A node's effective label and the in-edge it came by (`None`: its own label,
 /// or no label at all).
@@ -101,7 +101,7 @@ impl LineageGraph {
 
     fn require(&self, key: &NodeKey) -> Result<NodeIndex> {
         self.find(key)
-            .ok_or_else(|| Error::UnknownNode(key.to_string()))
+            .ok_or_else(|| LineageError::UnknownNode(key.to_string()))
     }
 
     /// A node by name, with its namespace when the name alone is ambiguous.
@@ -111,14 +111,14 @@ impl LineageGraph {
         }
         match self.by_name.get(name).map(Vec::as_slice) {
             Some([ix]) => Ok(*ix),
-            None | Some([]) => Err(Error::UnknownNode(name.to_string())),
+            None | Some([]) => Err(LineageError::UnknownNode(name.to_string())),
             Some(several) => {
                 let mut namespaces: Vec<&str> = several
                     .iter()
                     .map(|ix| self.graph[*ix].key.namespace.as_str())
                     .collect();
                 namespaces.sort_unstable();
-                Err(Error::AmbiguousNode {
+                Err(LineageError::AmbiguousNode {
                     name: name.to_string(),
                     namespaces: namespaces.join(", "),
                 })

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::{Error, Result};
+use crate::{LineageError, Result};
 
 /// A label's place in the taxonomy; higher is more sensitive. `Option<Rank>`
 /// orders an unlabelled node (`None`) below every label.
@@ -39,7 +39,7 @@ impl Taxonomy {
     /// A taxonomy from its names, least sensitive first.
     pub fn new(names: Vec<String>) -> Result<Self> {
         if names.is_empty() || names.len() > usize::from(u8::MAX) {
-            return Err(Error::Taxonomy(format!(
+            return Err(LineageError::Taxonomy(format!(
                 "a taxonomy needs between 1 and 255 labels, not {}",
                 names.len()
             )));
@@ -47,7 +47,7 @@ impl Taxonomy {
         for (i, name) in names.iter().enumerate() {
             let name = name.trim();
             if name.is_empty() || name.contains(['\\', '/']) {
-                return Err(Error::Taxonomy(format!(
+                return Err(LineageError::Taxonomy(format!(
                     "label {} ({name:?}) must be a non-empty name without `\\` or `/`",
                     i + 1
                 )));
@@ -56,7 +56,9 @@ impl Taxonomy {
                 .iter()
                 .any(|n| n.trim().eq_ignore_ascii_case(name))
             {
-                return Err(Error::Taxonomy(format!("label {name:?} is listed twice")));
+                return Err(LineageError::Taxonomy(format!(
+                    "label {name:?} is listed twice"
+                )));
             }
         }
         Ok(Self {
@@ -72,7 +74,7 @@ impl Taxonomy {
             .position(|n| n.eq_ignore_ascii_case(parent))
             .and_then(|i| u8::try_from(i).ok())
             .map(Rank)
-            .ok_or_else(|| Error::UnknownLabel {
+            .ok_or_else(|| LineageError::UnknownLabel {
                 label: label.to_string(),
                 known: self.names.join(" < "),
             })

@@ -31,7 +31,7 @@ pub use atlas::{ATLAS_NAMESPACE, AtlasImport, parse_atlas};
 pub use catalog::parse_catalog;
 #[cfg(feature = "store")]
 pub use dlp::{HitContext, HitCount, HitGrouping, hit_context, hit_counts};
-pub use error::{Error, Result};
+pub use error::{LineageError, Result};
 pub use findings::{Exposure, Finding, FindingKind, Policy};
 pub use foundry::{ConnectionFinding, FOUNDRY_NAMESPACE, parse_foundry};
 pub use graph::LineageGraph;

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::label::Rank;
-use crate::{Error, Result};
+use crate::{LineageError, Result};
 
 /// What a node is.
 #[derive(
@@ -81,12 +81,12 @@ impl fmt::Display for NodeKind {
 }
 
 impl FromStr for NodeKind {
-    type Err = Error;
+    type Err = LineageError;
     fn from_str(s: &str) -> Result<Self> {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::UnknownKind(s.to_string()))
+            .ok_or_else(|| LineageError::UnknownKind(s.to_string()))
     }
 }
 
@@ -190,7 +190,7 @@ impl Origin {
 }
 
 impl FromStr for Origin {
-    type Err = Error;
+    type Err = LineageError;
     fn from_str(s: &str) -> Result<Self> {
         [
             Self::Catalog,
@@ -202,7 +202,7 @@ impl FromStr for Origin {
         ]
         .into_iter()
         .find(|o| o.as_str() == s)
-        .ok_or_else(|| Error::UnknownOrigin(s.to_string()))
+        .ok_or_else(|| LineageError::UnknownOrigin(s.to_string()))
     }
 }
 

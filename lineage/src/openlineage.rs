@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::label::Taxonomy;
 use crate::model::{Edge, Label, Node, NodeKey, NodeKind, Origin};
-use crate::{Error, Import, Result};
+use crate::{Import, LineageError, Result};
 
 const EVENT_TYPES: [&str; 6] = ["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"];
 /// Events one import may hold (a batch push).
@@ -24,7 +24,7 @@ const MAX_PROBLEMS: usize = 100;
 /// Parses events; `source` names the request or file in errors.
 pub fn parse_events(events: &[Value], source: &str, taxonomy: &Taxonomy) -> Result<Import> {
     if events.len() > MAX_EVENTS {
-        return Err(Error::Refused {
+        return Err(LineageError::Refused {
             source_name: source.to_string(),
             problems: vec![format!(
                 "{} events, more than the {MAX_EVENTS} one import may hold; split them",
@@ -58,7 +58,7 @@ pub fn parse_events(events: &[Value], source: &str, taxonomy: &Taxonomy) -> Resu
             problems.truncate(MAX_PROBLEMS);
             problems.push(format!("... and {more} more problems"));
         }
-        Err(Error::Refused {
+        Err(LineageError::Refused {
             source_name: source.to_string(),
             problems,
         })

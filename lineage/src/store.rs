@@ -9,7 +9,7 @@ use tollgate_store::state::{
 
 use crate::label::Taxonomy;
 use crate::model::{Edge, Flow, Label, Node, NodeKey};
-use crate::{Error, Import, LineageGraph, Result};
+use crate::{Import, LineageError, LineageGraph, Result};
 
 /// Stores an import: a catalog replaces what the catalog said
 /// ([`LineageMode::Replace`]), other origins add to it ([`LineageMode::Merge`]).
@@ -83,8 +83,8 @@ pub async fn load_graph(db: &StateDb, taxonomy: Taxonomy) -> Result<LineageGraph
     LineageGraph::build(taxonomy, nodes, edges)
 }
 
-fn stored(what: String, e: Error) -> Error {
-    Error::Stored(format!("{what}: {e}"))
+fn stored(what: String, e: LineageError) -> LineageError {
+    LineageError::Stored(format!("{what}: {e}"))
 }
 
 fn label(value: Option<String>, taxonomy: &Taxonomy, what: &str) -> Result<Option<Label>> {

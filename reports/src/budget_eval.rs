@@ -13,10 +13,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
-use tollgate_store::Store;
 use tollgate_store::state::{
-    BudgetEvaluation, BudgetRow, BudgetState, EvaluationApplied, NewBudgetEvent, NewGatewayView,
+    BudgetChanges, BudgetEvaluation, BudgetRow, EvaluationApplied, NewBudgetEvent, NewGatewayView,
+    StoredBudgetState,
 };
+use tollgate_store::{BudgetAction, BudgetScope, BudgetState, Store};
 
 use crate::budgets::{cost_quota_pico, gateways, warn_at};
 use crate::chargeback::{ChargebackCache, chargeback_cached};
@@ -28,8 +29,7 @@ use crate::{ReportsError, Result};
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct BudgetStatus {
     pub budget: BudgetRow,
-    /// `ok`, `warning` or `exhausted`.
-    pub state: String,
+    pub state: BudgetState,
     /// Warning thresholds crossed (one more than all of them when exhausted).
     pub level: i64,
     pub tokens_used: i64,
@@ -65,7 +65,7 @@ pub struct GatewayBudget {
     pub counter_key: String,
     pub budget_id: i64,
     pub budget: String,
-    pub scope: String,
+    pub scope: BudgetScope,
     pub scope_id: String,
     /// For a cost-centre budget: the subscriptions it pays for (to match requests).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -83,7 +83,7 @@ pub struct GatewayBudget {
     pub cost_used: String,
     pub cost_remaining: Option<String>,
     pub currency: Option<String>,
-    pub state: String,
+    pub state: BudgetState,
     pub action: GatewayAction,
     pub period_start: String,
     pub period_end: String,
@@ -115,31 +115,10 @@ pub struct Evaluation {
 pub async fn evaluate(store: &Store, cache: &ChargebackCache) -> Result<Evaluation> {
     let inputs_version = store.db.inputs_version().await?;
     let (statuses, period) = statuses(store, cache).await?;
-    let evaluations: Vec<BudgetEvaluation> = statuses
-        .iter()
-        .map(|s| BudgetEvaluation {
-            budget_id: s.budget.id,
-            period_start: s.period_start.to_rfc3339(),
-            state: s.state.clone(),
-            level: s.level,
-            tokens_used: s.tokens_used,
-            cost_used: s.cost_used.clone(),
-        })
-        .collect();
     let views = gateway_views(store, &statuses, period).await?;
-    let by_id: HashMap<i64, &BudgetStatus> = statuses.iter().map(|s| (s.budget.id, s)).collect();
     let applied = store
         .db
-        .apply_budget_evaluation(
-            inputs_version,
-            &evaluations,
-            |evaluation, previous| {
-                by_id
-                    .get(&evaluation.budget_id)
-                    .and_then(|status| transition(status, evaluation, previous))
-            },
-            &views,
-        )
+        .apply_budget_changes(|stored| plan(stored, inputs_version, &statuses, views))
         .await?;
     if let Some(applied) = &applied {
         for event in &applied.events {
@@ -151,6 +130,47 @@ pub async fn evaluate(store: &Store, cache: &ChargebackCache) -> Result<Evaluati
         statuses,
         applied,
     })
+}
+
+/// What an evaluation at `inputs_version` changes in what is `stored`:
+/// nothing when an evaluation of newer inputs was applied already (it saw
+/// more); else every budget's new state, an event for each transition, and
+/// the gateway views as computed.
+pub fn plan(
+    stored: &[StoredBudgetState],
+    inputs_version: i64,
+    statuses: &[BudgetStatus],
+    views: Vec<NewGatewayView>,
+) -> Option<BudgetChanges> {
+    if stored.iter().any(|s| s.inputs_version > inputs_version) {
+        return None;
+    }
+    let states: Vec<BudgetEvaluation> = statuses.iter().map(evaluation_of).collect();
+    let events = statuses
+        .iter()
+        .zip(&states)
+        .filter_map(|(status, evaluation)| {
+            let previous = stored.iter().find(|s| s.budget_id == evaluation.budget_id);
+            transition(status, evaluation, previous)
+        })
+        .collect();
+    Some(BudgetChanges {
+        inputs_version,
+        states,
+        events,
+        views,
+    })
+}
+
+fn evaluation_of(status: &BudgetStatus) -> BudgetEvaluation {
+    BudgetEvaluation {
+        budget_id: status.budget.id,
+        period_start: status.period_start.to_rfc3339(),
+        state: status.state,
+        level: status.level,
+        tokens_used: status.tokens_used,
+        cost_used: status.cost_used.clone(),
+    }
 }
 
 /// Every budget's status at data time, without recording anything.
@@ -180,7 +200,7 @@ pub async fn statuses(
     let statuses = budgets
         .into_iter()
         .map(|budget| {
-            let (tokens, cost) = usage.of(&budget.budget.scope, &budget.budget.scope_id);
+            let (tokens, cost) = usage.of(budget.budget.scope, &budget.budget.scope_id);
             status(
                 budget,
                 tokens,
@@ -195,23 +215,36 @@ pub async fn statuses(
     Ok((statuses, period))
 }
 
+/// The scopes budgets are used by, in the order a chargeback is grouped by
+/// them to read their use (each scope is the chargeback dimension of its name).
+pub const USAGE_SCOPES: [BudgetScope; 4] = [
+    BudgetScope::CostCentre,
+    BudgetScope::Subscription,
+    BudgetScope::Product,
+    BudgetScope::Agent,
+];
+
+/// The chargeback grouping that reads every budget's use at once.
+pub fn usage_grouping() -> Vec<String> {
+    USAGE_SCOPES.iter().map(|s| s.as_str().to_owned()).collect()
+}
+
 /// Month-to-date tokens and cost per scope id, from one chargeback grouped by
 /// every scope a budget can have.
 #[derive(Debug, Default)]
 struct Usage {
-    by_scope: HashMap<(&'static str, String), (i64, i128)>,
+    by_scope: HashMap<(BudgetScope, String), (i64, i128)>,
 }
 
 impl Usage {
     async fn read(store: &Store, cache: &ChargebackCache, month: Month) -> Result<Usage> {
-        const SCOPES: [&str; 4] = ["cost_centre", "subscription", "product", "agent"];
-        let by: Vec<String> = SCOPES.iter().map(|s| (*s).to_owned()).collect();
+        let by = usage_grouping();
         let report = chargeback_cached(store, cache, month, &by).await?;
         let mut usage = Usage::default();
         for row in &report.rows {
             let tokens = row.prompt_tokens.saturating_add(row.completion_tokens);
-            for (scope, id) in SCOPES.iter().zip(&row.group) {
-                let entry = usage.by_scope.entry((scope, id.clone())).or_default();
+            for (scope, id) in USAGE_SCOPES.iter().zip(&row.group) {
+                let entry = usage.by_scope.entry((*scope, id.clone())).or_default();
                 entry.0 = entry.0.saturating_add(tokens);
                 entry.1 += row.total_pico();
             }
@@ -219,15 +252,9 @@ impl Usage {
         Ok(usage)
     }
 
-    fn of(&self, scope: &str, id: &str) -> (i64, i128) {
-        let key: &'static str = match scope {
-            "cost_centre" => "cost_centre",
-            "subscription" => "subscription",
-            "product" => "product",
-            _ => "agent",
-        };
+    fn of(&self, scope: BudgetScope, id: &str) -> (i64, i128) {
         self.by_scope
-            .get(&(key, id.to_owned()))
+            .get(&(scope, id.to_owned()))
             .copied()
             .unwrap_or_default()
     }
@@ -255,9 +282,9 @@ fn status(
         thresholds.iter().filter(|w| used_fraction >= **w).count() as i64
     };
     let state = match (exhausted, level) {
-        (true, _) => "exhausted",
-        (false, 0) => "ok",
-        _ => "warning",
+        (true, _) => BudgetState::Exhausted,
+        (false, 0) => BudgetState::Ok,
+        _ => BudgetState::Warning,
     };
     let scale = length / elapsed;
     let projected_tokens = (tokens as f64 * scale).round() as i64;
@@ -281,7 +308,7 @@ fn status(
             exhausted_on,
         },
         budget,
-        state: state.to_owned(),
+        state,
         level,
         tokens_used: tokens,
         used_fraction,
@@ -318,7 +345,7 @@ pub fn used_share(budget: &tollgate_store::state::NewBudget, tokens: i64, cost_p
 
 /// The used share of a budget's quota from its stored state (the larger of the
 /// token and the cost share).
-pub fn used_fraction(budget: &tollgate_store::state::NewBudget, state: &BudgetState) -> f64 {
+pub fn used_fraction(budget: &tollgate_store::state::NewBudget, state: &StoredBudgetState) -> f64 {
     let cost = crate::rate::parse_pico_wide(&state.cost_used).unwrap_or(0);
     shares(budget, state.tokens_used, cost).larger()
 }
@@ -328,18 +355,18 @@ pub fn used_fraction(budget: &tollgate_store::state::NewBudget, state: &BudgetSt
 fn transition(
     status: &BudgetStatus,
     evaluation: &BudgetEvaluation,
-    previous: Option<&BudgetState>,
+    previous: Option<&StoredBudgetState>,
 ) -> Option<NewBudgetEvent> {
     let from = match previous {
-        None => "ok",
+        None => BudgetState::Ok,
         Some(p) if p.period_start != evaluation.period_start => {
-            if p.state == "ok" && evaluation.level == 0 {
+            if p.state == BudgetState::Ok && evaluation.level == 0 {
                 return None;
             }
-            p.state.as_str()
+            p.state
         }
         Some(p) if p.level == evaluation.level => return None,
-        Some(p) => p.state.as_str(),
+        Some(p) => p.state,
     };
     if previous.is_none() && evaluation.level == 0 {
         return None;
@@ -348,8 +375,8 @@ fn transition(
         budget_id: evaluation.budget_id,
         budget_name: status.budget.budget.name.clone(),
         period_start: evaluation.period_start.clone(),
-        from_state: from.to_owned(),
-        to_state: evaluation.state.clone(),
+        from_state: from,
+        to_state: evaluation.state,
         payload: payload(status, from).to_string(),
     })
 }
@@ -357,7 +384,7 @@ fn transition(
 /// The webhook body, in LiteLLM's budget-alert shape (`event`, `event_group`,
 /// `spend`, `max_budget`, `projected_spend`) plus `budget_percentage_used` and
 /// Tollgate's own fields. Spend is in the unit of the quota nearest exhaustion.
-pub fn payload(status: &BudgetStatus, from: &str) -> serde_json::Value {
+pub fn payload(status: &BudgetStatus, from: BudgetState) -> serde_json::Value {
     let b = &status.budget.budget;
     let used = shares(b, status.tokens_used, status.cost_used_pico);
     let cost_used = status.cost_used_pico;
@@ -375,10 +402,10 @@ pub fn payload(status: &BudgetStatus, from: &str) -> serde_json::Value {
             b.token_quota.unwrap_or(0) as f64,
         ),
     };
-    let event = match status.state.as_str() {
-        "exhausted" => "budget_crossed",
-        "warning" => "threshold_crossed",
-        _ => "budget_reset",
+    let event = match status.state {
+        BudgetState::Exhausted => "budget_crossed",
+        BudgetState::Warning => "threshold_crossed",
+        BudgetState::Ok => "budget_reset",
     };
     serde_json::json!({
         "event": event,
@@ -412,21 +439,21 @@ pub fn payload(status: &BudgetStatus, from: &str) -> serde_json::Value {
 /// The entries a gateway enforces for one budget.
 pub fn gateway_budget(status: &BudgetStatus, subscriptions: Vec<String>) -> GatewayBudget {
     let b = &status.budget.budget;
-    let action = match (status.state.as_str(), b.action.as_str()) {
-        ("exhausted", "throttle") => GatewayAction::Throttle {
+    let action = match (status.state, b.action) {
+        (BudgetState::Exhausted, BudgetAction::Throttle) => GatewayAction::Throttle {
             tokens_per_minute: b.throttle_tokens_per_minute.unwrap_or(1),
         },
-        ("exhausted", "downgrade") => GatewayAction::Downgrade {
+        (BudgetState::Exhausted, BudgetAction::Downgrade) => GatewayAction::Downgrade {
             model: b.downgrade_to.clone().unwrap_or_default(),
         },
-        ("exhausted", "block") => GatewayAction::Block,
+        (BudgetState::Exhausted, BudgetAction::Block) => GatewayAction::Block,
         _ => GatewayAction::None,
     };
     GatewayBudget {
         counter_key: format!("{}:{}", b.scope, b.scope_id),
         budget_id: status.budget.id,
         budget: b.name.clone(),
-        scope: b.scope.clone(),
+        scope: b.scope,
         scope_id: b.scope_id.clone(),
         subscriptions,
         tokens_per_minute: match &action {
@@ -442,7 +469,7 @@ pub fn gateway_budget(status: &BudgetStatus, subscriptions: Vec<String>) -> Gate
         cost_used: status.cost_used.clone(),
         cost_remaining: status.cost_remaining.clone(),
         currency: b.currency.clone(),
-        state: status.state.clone(),
+        state: status.state,
         action,
         period_start: status.period_start.to_rfc3339(),
         period_end: status.period_end.to_rfc3339(),
@@ -517,7 +544,7 @@ async fn gateway_views(
         .iter()
         .map(|s| {
             let b = &s.budget.budget;
-            let subscriptions = if b.scope == "cost_centre" {
+            let subscriptions = if b.scope == BudgetScope::CostCentre {
                 by_centre.get(&b.scope_id).cloned().unwrap_or_default()
             } else {
                 Vec::new()
@@ -539,8 +566,8 @@ async fn gateway_views(
                     .cmp(&b.counter_key)
                     .then(a.budget_id.cmp(&b.budget_id))
             });
-            let body =
-                serde_json::to_string(&mine).map_err(|e| ReportsError::Argument(e.to_string()))?;
+            let body = serde_json::to_string(&mine)
+                .map_err(|e| ReportsError::fault("a gateway view", e))?;
             let sha = crate::snapshot::sha256_hex(body.as_bytes());
             Ok(NewGatewayView {
                 gateway_id: gateway,
@@ -561,13 +588,18 @@ mod tests {
             id: 1,
             budget: NewBudget {
                 name: "b".into(),
-                scope: "subscription".into(),
+                scope: BudgetScope::Subscription,
                 scope_id: "s".into(),
                 period: "month".into(),
                 token_quota: Some(quota),
+                cost_quota: None,
+                currency: None,
+                tokens_per_minute: None,
                 warn_at: "0.8,0.95".into(),
-                action: "notify".into(),
-                ..NewBudget::default()
+                action: BudgetAction::Notify,
+                throttle_tokens_per_minute: None,
+                downgrade_to: None,
+                gateways: String::new(),
             },
             created_at: String::new(),
             updated_at: String::new(),
@@ -606,6 +638,47 @@ mod tests {
         shed(&mut entry, &sheds);
         assert_eq!(entry.tokens_per_minute, Some(400));
         assert_eq!(entry.shed_by, ["a", "b"]);
+    }
+
+    fn stored(state: BudgetState, level: i64, inputs_version: i64) -> StoredBudgetState {
+        StoredBudgetState {
+            budget_id: 1,
+            period_start: october().0.to_rfc3339(),
+            state,
+            level,
+            tokens_used: 0,
+            cost_used: "0".into(),
+            evaluated_at: String::new(),
+            inputs_version,
+        }
+    }
+
+    #[test]
+    fn a_plan_records_a_transition_once_and_never_over_newer_inputs() {
+        let (start, end, length) = october();
+        let at = |used| vec![status(budget(1000), used, 0, start, end, length, length)];
+        let events = |stored: &[StoredBudgetState], used| {
+            let changes = plan(stored, 5, &at(used), Vec::new()).unwrap();
+            assert_eq!(changes.states.len(), 1, "every budget's state is stored");
+            changes
+                .events
+                .iter()
+                .map(|e| (e.from_state, e.to_state))
+                .collect::<Vec<_>>()
+        };
+        // A new budget under its thresholds raises nothing; past one, an event.
+        assert!(events(&[], 10).is_empty());
+        assert_eq!(events(&[], 850), [(BudgetState::Ok, BudgetState::Warning)]);
+        // The same level again is no transition; exhaustion is.
+        let warned = [stored(BudgetState::Warning, 1, 4)];
+        assert!(events(&warned, 850).is_empty());
+        assert_eq!(
+            events(&warned, 1000),
+            [(BudgetState::Warning, BudgetState::Exhausted)]
+        );
+        // An evaluation of older inputs than those applied changes nothing.
+        let newer = [stored(BudgetState::Ok, 0, 6)];
+        assert_eq!(plan(&newer, 5, &at(1000), Vec::new()), None);
     }
 
     #[test]

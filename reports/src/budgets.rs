@@ -7,14 +7,12 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tollgate_store::Store;
 use tollgate_store::state::{BudgetRow, NewBudget};
+use tollgate_store::{BudgetAction, BudgetScope, Store, UnknownWord};
 
 use crate::rate::{format_pico_wide, parse_pico_wide};
 use crate::{ReportsError, Result};
 
-pub const SCOPES: [&str; 4] = ["subscription", "product", "cost_centre", "agent"];
-pub const ACTIONS: [&str; 4] = ["notify", "throttle", "downgrade", "block"];
 pub const DEFAULT_WARN_AT: [f64; 2] = [0.8, 0.95];
 
 /// A budget as written by people and programs.
@@ -78,7 +76,7 @@ fn default_warn_at() -> Vec<f64> {
     DEFAULT_WARN_AT.to_vec()
 }
 fn default_action() -> String {
-    "notify".into()
+    BudgetAction::Notify.as_str().into()
 }
 
 /// What a budget's scope may name: ids known from the ownership mapping and
@@ -126,17 +124,16 @@ impl KnownScopes {
 
     /// Whether the ownership mapping or the traffic so far has named `id` in
     /// `scope`.
-    pub fn knows(&self, scope: &str, id: &str) -> bool {
-        self.ids(scope).is_some_and(|ids| ids.contains(id))
+    pub fn knows(&self, scope: BudgetScope, id: &str) -> bool {
+        self.ids(scope).contains(id)
     }
 
-    fn ids(&self, scope: &str) -> Option<&BTreeSet<String>> {
+    fn ids(&self, scope: BudgetScope) -> &BTreeSet<String> {
         match scope {
-            "subscription" => Some(&self.subscriptions),
-            "product" => Some(&self.products),
-            "agent" => Some(&self.agents),
-            "cost_centre" => Some(&self.cost_centres),
-            _ => None,
+            BudgetScope::Subscription => &self.subscriptions,
+            BudgetScope::Product => &self.products,
+            BudgetScope::Agent => &self.agents,
+            BudgetScope::CostCentre => &self.cost_centres,
         }
     }
 }
@@ -149,18 +146,19 @@ impl BudgetSpec {
         if name.is_empty() || name.len() > 200 {
             problems.push("name: must be 1 to 200 characters".to_owned());
         }
-        match known.ids(&self.scope) {
-            None => problems.push(format!(
+        // An id not seen yet is taken: budgets are often set up before the
+        // traffic they cap arrives. Listings say so ([`unseen_scope`]).
+        let scope = self.scope.parse::<BudgetScope>();
+        match scope {
+            Err(_) => problems.push(format!(
                 "scope: {:?} is not one of {}",
                 self.scope,
-                SCOPES.join(", ")
+                BudgetScope::listed()
             )),
-            Some(_) if self.scope_id.trim().is_empty() => {
+            Ok(_) if self.scope_id.trim().is_empty() => {
                 problems.push("scope_id: must not be empty".into())
             }
-            // An id not seen yet is taken: budgets are often set up before
-            // the traffic they cap arrives. Listings say so ([`unseen_scope`]).
-            Some(_) => {}
+            Ok(_) => {}
         }
         if self.period != "month" {
             problems.push(format!(
@@ -208,15 +206,33 @@ impl BudgetSpec {
             problems
                 .push("warn_at: up to 5 fractions between 0 and 1, strictly ascending".to_owned());
         }
-        match self.action.as_str() {
-            "throttle" => match self.throttle_tokens_per_minute {
+        let action = self.action.parse::<BudgetAction>();
+        problems.extend(self.action_problems(&action));
+        for g in &self.gateways {
+            if g.trim().is_empty() || g.contains(',') {
+                problems.push(format!("gateways: {g:?} is not a gateway id"));
+            }
+        }
+        match (scope, action) {
+            (Ok(scope), Ok(action)) if problems.is_empty() => {
+                Ok(self.checked(scope, action, cost_quota))
+            }
+            _ => Err(problems),
+        }
+    }
+
+    /// What the action needs, and what only another action may have.
+    fn action_problems(&self, action: &Result<BudgetAction, UnknownWord>) -> Vec<String> {
+        let mut problems = Vec::new();
+        match action {
+            Ok(BudgetAction::Throttle) => match self.throttle_tokens_per_minute {
                 Some(t) if t > 0 => {}
                 _ => problems.push(
                     "throttle_tokens_per_minute: a positive number is required by action throttle"
                         .into(),
                 ),
             },
-            "downgrade" => {
+            Ok(BudgetAction::Downgrade) => {
                 if self
                     .downgrade_to
                     .as_deref()
@@ -225,29 +241,34 @@ impl BudgetSpec {
                     problems.push("downgrade_to: a model is required by action downgrade".into());
                 }
             }
-            "notify" | "block" => {}
-            other => problems.push(format!(
-                "action: {other:?} is not one of {}",
-                ACTIONS.join(", ")
+            Ok(BudgetAction::Notify | BudgetAction::Block) => {}
+            Err(_) => problems.push(format!(
+                "action: {:?} is not one of {}",
+                self.action,
+                BudgetAction::listed()
             )),
         }
-        if self.action != "throttle" && self.throttle_tokens_per_minute.is_some() {
+        if action.as_ref().ok() != Some(&BudgetAction::Throttle)
+            && self.throttle_tokens_per_minute.is_some()
+        {
             problems.push("throttle_tokens_per_minute: only with action throttle".into());
         }
-        if self.action != "downgrade" && self.downgrade_to.is_some() {
+        if action.as_ref().ok() != Some(&BudgetAction::Downgrade) && self.downgrade_to.is_some() {
             problems.push("downgrade_to: only with action downgrade".into());
         }
-        for g in &self.gateways {
-            if g.trim().is_empty() || g.contains(',') {
-                problems.push(format!("gateways: {g:?} is not a gateway id"));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(NewBudget {
-            name: name.to_owned(),
-            scope: self.scope.clone(),
+        problems
+    }
+
+    /// The budget to store, once [`BudgetSpec::check`] found no problem.
+    fn checked(
+        &self,
+        scope: BudgetScope,
+        action: BudgetAction,
+        cost_quota: Option<String>,
+    ) -> NewBudget {
+        NewBudget {
+            name: self.name.trim().to_owned(),
+            scope,
             scope_id: self.scope_id.clone(),
             period: self.period.clone(),
             token_quota: self.token_quota,
@@ -262,11 +283,11 @@ impl BudgetSpec {
                 .map(f64::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
-            action: self.action.clone(),
+            action,
             throttle_tokens_per_minute: self.throttle_tokens_per_minute,
             downgrade_to: self.downgrade_to.clone(),
             gateways: self.gateways.join(","),
-        })
+        }
     }
 }
 
@@ -282,7 +303,7 @@ pub fn warn_at(row: &NewBudget) -> Vec<f64> {
 /// ownership mapping nor any traffic has named yet (traffic still to come, or
 /// a typo). `None` once it is known.
 pub fn unseen_scope(known: &KnownScopes, budget: &NewBudget) -> Option<String> {
-    (!known.knows(&budget.scope, &budget.scope_id)).then(|| {
+    (!known.knows(budget.scope, &budget.scope_id)).then(|| {
         format!(
             "{} {:?} is not yet seen in traffic nor in the ownership mapping: \
              the budget counts from its first request (check the id if it never does)",

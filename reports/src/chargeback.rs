@@ -7,13 +7,13 @@
 //! The fine rows come from the hourly rollups ([`crate::fine`]), never from raw
 //! rows.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 use tollgate_store::StateDb;
 use tollgate_store::state::{BackendRow, OwnershipRow, PriceRow, PtuReservation};
+use tollgate_store::versioned::VersionedMap;
 use tollgate_store::{Store, Sym};
 
 use crate::fine::{FastMap, none};
@@ -21,16 +21,61 @@ use crate::month::Month;
 use crate::priced::{PricedMonth, price_month};
 use crate::{ReportsError, Result};
 
-/// What a chargeback can be grouped by.
+/// A chargeback dimension: what a chargeback can be grouped by. A fine row
+/// holds all of them, in this order ([`Dimension::index`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    CostCentre,
+    Subscription,
+    Product,
+    Model,
+    DeploymentType,
+    Region,
+    Api,
+    Agent,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 8] = [
+        Dimension::CostCentre,
+        Dimension::Subscription,
+        Dimension::Product,
+        Dimension::Model,
+        Dimension::DeploymentType,
+        Dimension::Region,
+        Dimension::Api,
+        Dimension::Agent,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Dimension::CostCentre => "cost_centre",
+            Dimension::Subscription => "subscription",
+            Dimension::Product => "product",
+            Dimension::Model => "model",
+            Dimension::DeploymentType => "deployment_type",
+            Dimension::Region => "region",
+            Dimension::Api => "api",
+            Dimension::Agent => "agent",
+        }
+    }
+
+    /// Where the dimension sits in a fine row's dimensions.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The dimensions' names, in [`Dimension::ALL`] order.
 pub const DIMENSIONS: [&str; 8] = [
-    "cost_centre",
-    "subscription",
-    "product",
-    "model",
-    "deployment_type",
-    "region",
-    "api",
-    "agent",
+    Dimension::CostCentre.as_str(),
+    Dimension::Subscription.as_str(),
+    Dimension::Product.as_str(),
+    Dimension::Model.as_str(),
+    Dimension::DeploymentType.as_str(),
+    Dimension::Region.as_str(),
+    Dimension::Api.as_str(),
+    Dimension::Agent.as_str(),
 ];
 
 pub use crate::fine::NONE;
@@ -109,10 +154,21 @@ pub async fn chargeback(store: &Store, month: Month, by: &[String]) -> Result<Ch
 /// up, no reference import, no close since), so a long-running process
 /// answers a repeated report without computing it again, and a new grouping
 /// of an unchanged month without pricing it again.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ChargebackCache {
-    months: std::sync::Mutex<HashMap<Month, (i64, Arc<MonthRows>)>>,
-    answers: std::sync::Mutex<HashMap<Grouping, (i64, Arc<Chargeback>)>>,
+    months: VersionedMap<Month, MonthRows>,
+    answers: VersionedMap<Grouping, Chargeback>,
+}
+
+impl Default for ChargebackCache {
+    fn default() -> Self {
+        Self {
+            // A month at one version is the current and the previous month
+            // of some grouping: a handful.
+            months: VersionedMap::new(usize::MAX),
+            answers: VersionedMap::new(ANSWERS_KEPT),
+        }
+    }
 }
 
 /// A month and the dimensions it is grouped by.
@@ -237,41 +293,22 @@ impl ChargebackCache {
         month: Month,
         version: i64,
     ) -> Result<Arc<MonthRows>> {
-        let lock = || {
-            self.months
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-        };
-        let hit = lock()
-            .get(&month)
-            .filter(|(at, _)| *at == version)
-            .map(|(_, rows)| rows.clone());
-        if let Some(rows) = hit {
+        if let Some(rows) = self.months.get(&month, version) {
             verify_closed(rows.1.as_ref())?;
             return Ok(rows);
         }
         let rows = Arc::new(crate::close::month_data(store, month).await?);
-        let mut months = lock();
-        months.retain(|_, (at, _)| *at == version);
-        months.insert(month, (version, rows.clone()));
+        self.months.insert(month, version, rows.clone());
         Ok(rows)
     }
 
     fn answer(&self, month: Month, by: &[String], version: i64) -> Option<Arc<Chargeback>> {
-        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        answers
-            .get(&(month, by.to_vec()))
-            .filter(|(at, _)| *at == version)
-            .map(|(_, answer)| answer.clone())
+        self.answers.get(&(month, by.to_vec()), version)
     }
 
     fn keep(&self, by: &[String], version: i64, answer: Arc<Chargeback>) {
-        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
-        answers.retain(|_, (at, _)| *at == version);
-        if answers.len() >= ANSWERS_KEPT {
-            answers.clear();
-        }
-        answers.insert((answer.month, by.to_vec()), (version, answer));
+        self.answers
+            .insert((answer.month, by.to_vec()), version, answer);
     }
 }
 
@@ -514,9 +551,17 @@ pub async fn daily(store: &Store, month: Month, by: &[String]) -> Result<DailySp
 /// Days of months as last computed, by month and grouping, with the inputs
 /// version they were computed at (as [`ChargebackCache`]): a page showing a
 /// month's days again prices nothing while no batch, import or close came.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct DailyCache {
-    entries: std::sync::Mutex<HashMap<DailyKey, (i64, Arc<DailySpend>)>>,
+    entries: VersionedMap<DailyKey, DailySpend>,
+}
+
+impl Default for DailyCache {
+    fn default() -> Self {
+        Self {
+            entries: VersionedMap::new(DAILY_CACHED),
+        }
+    }
 }
 
 /// A month and the dimensions its days are grouped by.
@@ -534,24 +579,11 @@ pub async fn daily_cached(
 ) -> Result<Arc<DailySpend>> {
     let version = store.db.inputs_version().await?;
     let key = (month, by.to_vec());
-    let lock = || {
-        cache
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    };
-    if let Some((at, spend)) = lock().get(&key)
-        && *at == version
-    {
-        return Ok(spend.clone());
+    if let Some(spend) = cache.entries.get(&key, version) {
+        return Ok(spend);
     }
     let spend = Arc::new(daily(store, month, by).await?);
-    let mut entries = lock();
-    entries.retain(|_, (at, _)| *at == version);
-    if entries.len() >= DAILY_CACHED {
-        entries.clear();
-    }
-    entries.insert(key, (version, spend.clone()));
+    cache.entries.insert(key, version, spend.clone());
     Ok(spend)
 }
 

@@ -12,6 +12,7 @@ use chrono::NaiveDate;
 use tollgate_store::Sym;
 use tollgate_store::state::RollupRow;
 
+use crate::chargeback::Dimension;
 use crate::cost::Tokens;
 use crate::ownership::Ownership;
 
@@ -43,17 +44,20 @@ pub(crate) struct Fine {
 }
 
 impl Fine {
+    pub(crate) fn dim(&self, dimension: Dimension) -> Sym {
+        self.dims[dimension.index()]
+    }
     pub(crate) fn model(&self) -> Sym {
-        self.dims[3]
+        self.dim(Dimension::Model)
     }
     pub(crate) fn deployment_type(&self) -> Sym {
-        self.dims[4]
+        self.dim(Dimension::DeploymentType)
     }
     pub(crate) fn region(&self) -> Sym {
-        self.dims[5]
+        self.dim(Dimension::Region)
     }
     pub(crate) fn subscription(&self) -> Sym {
-        self.dims[1]
+        self.dim(Dimension::Subscription)
     }
 }
 

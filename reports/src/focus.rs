@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use tollgate_store::Store;
 
-use crate::chargeback::{ChargebackRow, NONE, Reference};
+use crate::chargeback::{ChargebackRow, Dimension, NONE, Reference};
 use crate::close::month_rows;
 use crate::month::Month;
 use crate::rate::format_pico_wide;
@@ -108,7 +108,7 @@ pub async fn export(store: &Store, month: Month) -> Result<FocusExport> {
     }
     let csv = out
         .into_inner()
-        .map_err(|e| ReportsError::Argument(format!("writing FOCUS CSV: {e}")))?;
+        .map_err(|e| ReportsError::fault("writing FOCUS CSV", e.into_error()))?;
     Ok(FocusExport {
         month,
         currency,
@@ -119,7 +119,21 @@ pub async fn export(store: &Store, month: Month) -> Result<FocusExport> {
 }
 
 fn csv_error(e: csv::Error) -> ReportsError {
-    ReportsError::Argument(format!("writing FOCUS CSV: {e}"))
+    ReportsError::fault("writing FOCUS CSV", e)
+}
+
+/// A record's `Tags`: the dimensions it has, and how its cost was reached.
+fn tags(dimensions: [(&'static str, &String); 6], basis: Basis) -> BTreeMap<&'static str, String> {
+    let mut tags: BTreeMap<&'static str, String> = dimensions
+        .into_iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(key, value)| (key, value.clone()))
+        .collect();
+    tags.insert("x_tollgate_basis", basis.as_str().to_owned());
+    if basis == Basis::Billed {
+        tags.insert("x_allocation_method", ALLOCATION_METHOD.to_owned());
+    }
+    tags
 }
 
 /// The one currency of the price book and reservations the month is priced
@@ -140,7 +154,7 @@ async fn currency(store: &Store, month: Month) -> Result<String> {
     match all.as_slice() {
         [] => Ok("USD".to_owned()),
         [one] => Ok((*one).to_owned()),
-        many => Err(ReportsError::Argument(format!(
+        many => Err(ReportsError::Reference(format!(
             "the price book and PTU reservations mix currencies ({}); FOCUS needs one billing currency",
             many.join(", ")
         ))),
@@ -156,6 +170,17 @@ enum Kind {
     Usage,
     Purchase,
     Adjustment,
+}
+
+impl Kind {
+    /// `ChargeCategory`, `ChargeFrequency` and `ChargeClass`.
+    fn charge(&self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::Usage => ("Usage", "Usage-Based", ""),
+            Kind::Purchase => ("Purchase", "Recurring", ""),
+            Kind::Adjustment => ("Adjustment", "One-Time", "Correction"),
+        }
+    }
 }
 
 struct Charge {
@@ -212,65 +237,47 @@ impl Charge {
         period: (&str, &str),
         basis: Basis,
     ) -> Vec<String> {
-        let dim = |i: usize| {
+        // The row holds every dimension, in their order.
+        let dim = |d: Dimension| {
             row.group
-                .get(i)
+                .get(d.index())
                 .filter(|v| v.as_str() != NONE)
                 .cloned()
                 .unwrap_or_default()
         };
-        let (cost_centre, subscription, product, model) = (dim(0), dim(1), dim(2), dim(3));
-        let (deployment_type, region, api, agent) = (dim(4), dim(5), dim(6), dim(7));
+        let (cost_centre, subscription, product, model) = (
+            dim(Dimension::CostCentre),
+            dim(Dimension::Subscription),
+            dim(Dimension::Product),
+            dim(Dimension::Model),
+        );
+        let (deployment_type, region, api, agent) = (
+            dim(Dimension::DeploymentType),
+            dim(Dimension::Region),
+            dim(Dimension::Api),
+            dim(Dimension::Agent),
+        );
         let cost = decimal(self.cost);
         let quantity = decimal(i128::from(tokens(row)) * 1_000_000_000); // thousands, in pico
-        let mut tags = BTreeMap::new();
-        for (key, value) in [
-            ("cost_centre", &cost_centre),
-            ("subscription", &subscription),
-            ("product", &product),
-            ("model", &model),
-            ("api", &api),
-            ("agent", &agent),
-        ] {
-            if !value.is_empty() {
-                tags.insert(key, value.clone());
-            }
-        }
-        tags.insert("x_tollgate_basis", basis.as_str().to_owned());
-        if basis == Basis::Billed {
-            tags.insert("x_allocation_method", ALLOCATION_METHOD.to_owned());
-        }
-        let (charge_period_start, charge_period_end) = match (&self.kind, &row.adjusts) {
-            (Kind::Adjustment, Some(month)) => match month.parse::<Month>() {
-                Ok(m) => (
-                    period_start(m),
-                    m.next().map(period_start).unwrap_or_default(),
-                ),
-                Err(_) => (period.0.to_owned(), period.1.to_owned()),
-            },
-            _ => (period.0.to_owned(), period.1.to_owned()),
-        };
-        let (category, frequency, class, description) = match self.kind {
-            Kind::Usage => (
-                "Usage",
-                "Usage-Based",
-                "",
-                format!("{model} tokens, pay-as-you-go ({deployment_type})"),
-            ),
-            Kind::Purchase => (
-                "Purchase",
-                "Recurring",
-                "",
-                format!("{model} provisioned throughput (PTU hours, used and idle)"),
-            ),
-            Kind::Adjustment => (
-                "Adjustment",
-                "One-Time",
-                "Correction",
-                format!(
-                    "late usage for closed month {}",
-                    row.adjusts.as_deref().unwrap_or_default()
-                ),
+        let tags = tags(
+            [
+                ("cost_centre", &cost_centre),
+                ("subscription", &subscription),
+                ("product", &product),
+                ("model", &model),
+                ("api", &api),
+                ("agent", &agent),
+            ],
+            basis,
+        );
+        let (charge_period_start, charge_period_end) = self.charge_period(row, period);
+        let (category, frequency, class) = self.kind.charge();
+        let description = match self.kind {
+            Kind::Usage => format!("{model} tokens, pay-as-you-go ({deployment_type})"),
+            Kind::Purchase => format!("{model} provisioned throughput (PTU hours, used and idle)"),
+            Kind::Adjustment => format!(
+                "late usage for closed month {}",
+                row.adjusts.as_deref().unwrap_or_default()
             ),
         };
         let usage = self.kind == Kind::Usage;
@@ -287,6 +294,8 @@ impl Charge {
         };
         // A PTU reservation is a usage commitment: named where its cost shows.
         let commitment = |value: String| if purchase { value } else { String::new() };
+        // Every FOCUS column by name, in [`COLUMNS`] order: one list is easier
+        // to check against the specification than the same split in parts.
         let values: [(&str, String); 43] = [
             ("AvailabilityZone", String::new()),
             ("BilledCost", cost.clone()),
@@ -384,6 +393,21 @@ impl Charge {
                 .all(|((name, _), col)| *name == col)
         );
         values.into_iter().map(|(_, v)| v).collect()
+    }
+
+    /// The period a charge covers: an adjustment's is the closed month it
+    /// corrects, every other charge's the billing period.
+    fn charge_period(&self, row: &ChargebackRow, period: (&str, &str)) -> (String, String) {
+        match (&self.kind, &row.adjusts) {
+            (Kind::Adjustment, Some(month)) => match month.parse::<Month>() {
+                Ok(m) => (
+                    period_start(m),
+                    m.next().map(period_start).unwrap_or_default(),
+                ),
+                Err(_) => (period.0.to_owned(), period.1.to_owned()),
+            },
+            _ => (period.0.to_owned(), period.1.to_owned()),
+        }
     }
 }
 

@@ -183,7 +183,7 @@ pub(crate) fn reserved_days(
 
 fn parse_day(text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|_| ReportsError::Argument(format!("stored date {text:?} is not YYYY-MM-DD")))
+        .map_err(|_| ReportsError::Integrity(format!("stored date {text:?} is not YYYY-MM-DD")))
 }
 
 /// The reference data ready for pricing.
@@ -211,7 +211,7 @@ impl<'a> Pricing<'a> {
         currencies.sort_unstable();
         currencies.dedup();
         if currencies.len() > 1 {
-            return Err(ReportsError::Argument(format!(
+            return Err(ReportsError::Reference(format!(
                 "the price book and PTU reservations mix currencies ({}); a chargeback needs one",
                 currencies.join(", ")
             )));
@@ -686,6 +686,22 @@ mod tests {
             .map(|fine| Arc::new(PricedHour::price(fine, &pricing, &windows)))
             .collect();
         assemble(hours, &pricing, &windows)
+    }
+
+    #[test]
+    fn reservations_in_two_currencies_are_the_reference_datas_fault() {
+        let mut euro = reservation(PICO, "hour", "spread", None);
+        euro.currency = "EUR".into();
+        let reference = Reference {
+            reservations: vec![reservation(PICO, "hour", "spread", None), euro],
+            ..Reference::default()
+        };
+        match Pricing::new(&reference, Month::new(2026, 10).unwrap()) {
+            Err(ReportsError::Reference(message)) => {
+                assert!(message.contains("EUR, USD"), "{message}")
+            }
+            other => panic!("not a reference fault: {:?}", other.err()),
+        }
     }
 
     #[test]

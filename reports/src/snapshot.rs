@@ -45,7 +45,7 @@ pub(crate) fn write(root: &Path, snapshot: &Snapshot) -> Result<Written> {
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let stem = format!("chargeback-{}", uuid::Uuid::now_v7());
     let json = serde_json::to_vec_pretty(snapshot)
-        .map_err(|e| ReportsError::Argument(format!("encoding the snapshot: {e}")))?;
+        .map_err(|e| ReportsError::fault("encoding the snapshot", e))?;
     let parquet = parquet_bytes(&snapshot.month, &snapshot.dimensions, &snapshot.rows)?;
     let json_path = dir.join(format!("{stem}.json"));
     let parquet_path = dir.join(format!("{stem}.parquet"));

@@ -105,7 +105,11 @@ pub(crate) fn explain<'f>(
 
 fn key_of(f: &Fine, listed: impl Fn(&str) -> bool) -> Key {
     let known = |v: &str| (v != NONE).then(|| v.to_owned());
-    let (model, kind, region) = (known(&f.dims[3]), known(&f.dims[4]), known(&f.dims[5]));
+    let (model, kind, region) = (
+        known(&f.model()),
+        known(&f.deployment_type()),
+        known(&f.region()),
+    );
     match f.backend {
         None => (Cause::NoBackend, [None, None, model, None, None]),
         Some(b) if !listed(&b) => (

@@ -56,7 +56,7 @@ pub async fn run(store: &Store, config: &Config, command: AlertsCommand) -> Resu
         } => {
             let episodes = store
                 .db
-                .alert_episodes(state.as_deref(), rule.as_deref(), i64::MIN, i64::MAX, limit)
+                .alert_episodes(state, rule.as_deref(), i64::MIN, i64::MAX, limit)
                 .await?;
             let time = |t: Option<i64>| t.map(rfc3339).unwrap_or_default();
             let active: Vec<String> = episodes.iter().map(|e| time(Some(e.active_at))).collect();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use tollgate_reports::invoice::reconciliation;
+use tollgate_reports::invoice::{Reconciliation, reconciliation};
 use tollgate_reports::month::Month;
 use tollgate_reports::rate::format_pico_wide;
 use tollgate_reports::reconcile::ReconcileBy;
@@ -54,10 +54,15 @@ pub async fn reconcile(
     let by = ReconcileBy::parse_list(by)?;
     let report = reconciliation(store, month, &by).await?;
     super::warn_lake_faults(store).await?;
-    if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
-    }
+    super::answer(format, &report, |report| {
+        tell_compared(month, report);
+        Ok(reconcile_table(report)?)
+    })
+}
+
+/// Says on stderr what was compared: the period, the currency, the cost
+/// files and any warning (a table reader sees them beside the rows).
+fn tell_compared(month: Month, report: &Reconciliation) {
     if !report.has_billed() {
         eprintln!("{month}: no cost export imported (tollgate costs import FILE)");
     }
@@ -79,8 +84,6 @@ pub async fn reconcile(
     for warning in &report.warnings {
         eprintln!("warning: {}", terminal_text(warning));
     }
-    let (schema, batch) = reconcile_table(&report)?;
-    print(format, &schema, &[batch])
 }
 
 pub async fn billed_chargeback(

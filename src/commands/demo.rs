@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Datelike, Utc};
+use tollgate_ingest::Format;
 use tollgate_reports::chargeback::ChargebackCache;
 use tollgate_reports::month::Month;
 use tollgate_store::Store;
@@ -71,8 +72,8 @@ pub async fn run(store: Store, config: &Config, args: DemoArgs) -> Result<ExitCo
             bills.len()
         ),
     );
-    checked(super::ingest(&store, config, "auto", None, &files).await?)?;
-    checked(super::ingest(&store, config, "azure-cost", None, &bills).await?)?;
+    checked(super::ingest(&store, config, Format::Auto, None, &files).await?)?;
+    checked(super::ingest(&store, config, Format::AzureCost, None, &bills).await?)?;
 
     step(
         4,

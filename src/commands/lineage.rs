@@ -11,21 +11,24 @@ use tollgate_lineage::{
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
 
-use super::{ints, print, strings, table};
+use super::{Table, answer, ints, strings, table};
 use crate::cli::{LineageCommand, LineageSource, NodeArg, TraversalArgs};
 use crate::config::Config;
 
 pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Result<ExitCode> {
-    if let LineageCommand::Import { source, file } = command {
-        return import(store, config, source, &file).await;
-    }
-    if let LineageCommand::Observe = command {
-        observe_now(store, config).await?;
-        return Ok(ExitCode::SUCCESS);
-    }
+    let command = match command {
+        LineageCommand::Import { source, file } => {
+            return import(store, config, source, &file).await;
+        }
+        LineageCommand::Observe => {
+            observe_now(store, config).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        question => question,
+    };
     let graph = load_graph(&store.db, config.taxonomy.clone()).await?;
     match command {
-        LineageCommand::Import { .. } | LineageCommand::Observe => unreachable!("handled above"),
+        LineageCommand::Import { .. } | LineageCommand::Observe => unreachable!("answered above"),
         LineageCommand::Downstream(args) => traverse(&graph, Direction::Downstream, &args),
         LineageCommand::Upstream(args) => traverse(&graph, Direction::Upstream, &args),
         LineageCommand::Path {
@@ -42,11 +45,15 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
             let Some(path) = graph.path_between(a, b, depth) else {
                 anyhow::bail!("no data-flow path from {from} to {to} within {depth} edges");
             };
-            print_path(format, &graph.explain_path(b, &path, usize::MAX))
+            answer(
+                format,
+                &graph.explain_path(b, &path, usize::MAX),
+                path_table,
+            )
         }
         LineageCommand::Why { node, format } => {
             let ix = resolve(&graph, &node)?;
-            print_path(format, &graph.explain_whole(ix))
+            answer(format, &graph.explain_whole(ix), path_table)
         }
         LineageCommand::Reach {
             label,
@@ -59,90 +66,17 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
                 .into_iter()
                 .map(|ix| graph.explain(ix))
                 .collect();
-            if format == OutputFormat::Json {
-                return json(&found);
-            }
-            let (schema, batch) = table(vec![
-                (
-                    "namespace",
-                    strings(found.iter().map(|e| Some(e.node.namespace.as_str()))),
-                ),
-                (
-                    "name",
-                    strings(found.iter().map(|e| Some(e.node.name.as_str()))),
-                ),
-                (
-                    "kind",
-                    strings(found.iter().map(|e| Some(e.node.kind.as_str()))),
-                ),
-                (
-                    "label",
-                    strings(found.iter().map(|e| e.node.effective_label.as_deref())),
-                ),
-                (
-                    "proof",
-                    owned(
-                        found
-                            .iter()
-                            .map(|e| path_text_with(&e.path, e.omitted.as_ref())),
-                    ),
-                ),
-            ])?;
-            print(format, &schema, &[batch])
+            answer(format, found.as_slice(), reach_table)
         }
         LineageCommand::Bypass { format } => {
             let calls = store.model_calls_by_address().await?;
             let gateways = GatewayHosts::new(&config.lineage_policy.gateway_hosts, &graph);
             let found = tollgate_lineage::bypass_findings(&calls, &gateways);
-            if format == OutputFormat::Json {
-                return json(&found);
-            }
-            let text = |pick: fn(&tollgate_lineage::BypassFinding) -> Option<&str>| {
-                strings(found.iter().map(pick))
-            };
-            let (schema, batch) = table(vec![
-                ("server_address", text(|f| Some(f.server_address.as_str()))),
-                ("agent", text(|f| f.agent.as_deref())),
-                ("model", text(|f| f.model.as_deref())),
-                ("service", text(|f| f.service_name.as_deref())),
-                ("calls", ints(found.iter().map(|f| f.calls))),
-                ("input_tokens", ints(found.iter().map(|f| f.input_tokens))),
-                ("output_tokens", ints(found.iter().map(|f| f.output_tokens))),
-                ("last_seen", text(|f| f.last_seen.as_deref())),
-                ("trace_id", text(|f| Some(f.trace_id.as_str()))),
-            ])?;
-            print(format, &schema, &[batch])
+            answer(format, found.as_slice(), bypass_table)
         }
         LineageCommand::Findings { format } => {
             let findings = graph.findings(&config.lineage_policy);
-            if format == OutputFormat::Json {
-                return json(&findings);
-            }
-            let kinds: Vec<String> = findings.iter().map(|f| json_name(&f.kind)).collect();
-            let (schema, batch) = table(vec![
-                ("finding", strings(kinds.iter().map(|k| Some(k.as_str())))),
-                (
-                    "namespace",
-                    strings(findings.iter().map(|f| Some(f.node.namespace.as_str()))),
-                ),
-                (
-                    "name",
-                    strings(findings.iter().map(|f| Some(f.node.name.as_str()))),
-                ),
-                (
-                    "detail",
-                    strings(findings.iter().map(|f| Some(f.detail.as_str()))),
-                ),
-                (
-                    "proof",
-                    owned(
-                        findings
-                            .iter()
-                            .map(|f| path_text_with(&f.path, f.omitted.as_ref())),
-                    ),
-                ),
-            ])?;
-            print(format, &schema, &[batch])
+            answer(format, findings.as_slice(), findings_table)
         }
         LineageCommand::Hits {
             by,
@@ -150,50 +84,15 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
             to,
             format,
         } => {
+            let grouping = by.parse()?;
             let counts =
-                tollgate_lineage::hit_counts(store, by.parse()?, from.as_deref(), to.as_deref())
+                tollgate_lineage::hit_counts(store, grouping, from.as_deref(), to.as_deref())
                     .await?;
-            if format == OutputFormat::Json {
-                return json(&counts);
-            }
-            let (schema, batch) = table(vec![
-                ("day", strings(counts.iter().map(|c| Some(c.day.as_str())))),
-                (
-                    by.as_str(),
-                    strings(counts.iter().map(|c| c.key.as_deref())),
-                ),
-                ("hits", ints(counts.iter().map(|c| c.hits))),
-                ("blocked", ints(counts.iter().map(|c| c.blocked))),
-            ])?;
-            print(format, &schema, &[batch])
+            answer(format, counts.as_slice(), |counts| hits_table(&by, counts))
         }
         LineageCommand::Hit { hit_id, format } => {
             let context = tollgate_lineage::hit_context(store, &graph, &hit_id).await?;
-            if format == OutputFormat::Json {
-                return json(&context);
-            }
-            let s = &context.sources;
-            let (schema, batch) = table(vec![
-                (
-                    "source",
-                    owned(
-                        s.iter()
-                            .map(|e| format!("{}::{}", e.node.namespace, e.node.name)),
-                    ),
-                ),
-                (
-                    "label",
-                    strings(s.iter().map(|e| e.node.effective_label.as_deref())),
-                ),
-                (
-                    "path_to_agent",
-                    owned(
-                        s.iter()
-                            .map(|e| path_text_with(&e.path, e.omitted.as_ref())),
-                    ),
-                ),
-            ])?;
-            print(format, &schema, &[batch])
+            answer(format, &context, hit_table)
         }
         LineageCommand::Exposure {
             label,
@@ -210,45 +109,151 @@ pub async fn run(store: &Store, config: &Config, command: LineageCommand) -> Res
                 limit: usize::MAX,
             };
             let exposures = graph.exposure(min, &config.lineage_policy, &bounds);
-            if format == OutputFormat::Json {
-                return json(&exposures);
-            }
-            let rows: Vec<_> = exposures
-                .iter()
-                .flat_map(|e| e.sources.iter().map(move |s| (e, &s.node, s.distance)))
-                .collect();
-            let (schema, batch) =
-                table(vec![
-                    (
-                        "external",
-                        owned(rows.iter().map(|(e, _, _)| {
-                            format!("{}::{}", e.external.namespace, e.external.name)
-                        })),
-                    ),
-                    (
-                        "boundary",
-                        strings(rows.iter().map(|(e, _, _)| Some(e.boundary.as_str()))),
-                    ),
-                    (
-                        "source",
-                        owned(
-                            rows.iter()
-                                .map(|(_, s, _)| format!("{}::{}", s.namespace, s.name)),
-                        ),
-                    ),
-                    (
-                        "source_kind",
-                        strings(rows.iter().map(|(_, s, _)| Some(s.kind.as_str()))),
-                    ),
-                    (
-                        "source_label",
-                        strings(rows.iter().map(|(_, s, _)| s.effective_label.as_deref())),
-                    ),
-                    ("distance", ints(rows.iter().map(|(_, _, d)| i64::from(*d)))),
-                ])?;
-            print(format, &schema, &[batch])
+            answer(format, exposures.as_slice(), exposure_table)
         }
     }
+}
+
+fn reach_table(found: &[Explained]) -> Result<Table> {
+    Ok(table(vec![
+        (
+            "namespace",
+            strings(found.iter().map(|e| Some(e.node.namespace.as_str()))),
+        ),
+        (
+            "name",
+            strings(found.iter().map(|e| Some(e.node.name.as_str()))),
+        ),
+        (
+            "kind",
+            strings(found.iter().map(|e| Some(e.node.kind.as_str()))),
+        ),
+        (
+            "label",
+            strings(found.iter().map(|e| e.node.effective_label.as_deref())),
+        ),
+        (
+            "proof",
+            owned(
+                found
+                    .iter()
+                    .map(|e| path_text_with(&e.path, e.omitted.as_ref())),
+            ),
+        ),
+    ])?)
+}
+
+fn bypass_table(found: &[tollgate_lineage::BypassFinding]) -> Result<Table> {
+    let text = |pick: fn(&tollgate_lineage::BypassFinding) -> Option<&str>| {
+        strings(found.iter().map(pick))
+    };
+    Ok(table(vec![
+        ("server_address", text(|f| Some(f.server_address.as_str()))),
+        ("agent", text(|f| f.agent.as_deref())),
+        ("model", text(|f| f.model.as_deref())),
+        ("service", text(|f| f.service_name.as_deref())),
+        ("calls", ints(found.iter().map(|f| f.calls))),
+        ("input_tokens", ints(found.iter().map(|f| f.input_tokens))),
+        ("output_tokens", ints(found.iter().map(|f| f.output_tokens))),
+        ("last_seen", text(|f| f.last_seen.as_deref())),
+        ("trace_id", text(|f| Some(f.trace_id.as_str()))),
+    ])?)
+}
+
+fn findings_table(findings: &[tollgate_lineage::Finding]) -> Result<Table> {
+    let kinds: Vec<String> = findings.iter().map(|f| json_name(&f.kind)).collect();
+    Ok(table(vec![
+        ("finding", strings(kinds.iter().map(|k| Some(k.as_str())))),
+        (
+            "namespace",
+            strings(findings.iter().map(|f| Some(f.node.namespace.as_str()))),
+        ),
+        (
+            "name",
+            strings(findings.iter().map(|f| Some(f.node.name.as_str()))),
+        ),
+        (
+            "detail",
+            strings(findings.iter().map(|f| Some(f.detail.as_str()))),
+        ),
+        (
+            "proof",
+            owned(
+                findings
+                    .iter()
+                    .map(|f| path_text_with(&f.path, f.omitted.as_ref())),
+            ),
+        ),
+    ])?)
+}
+
+fn hits_table(by: &str, counts: &[tollgate_lineage::HitCount]) -> Result<Table> {
+    Ok(table(vec![
+        ("day", strings(counts.iter().map(|c| Some(c.day.as_str())))),
+        (by, strings(counts.iter().map(|c| c.key.as_deref()))),
+        ("hits", ints(counts.iter().map(|c| c.hits))),
+        ("blocked", ints(counts.iter().map(|c| c.blocked))),
+    ])?)
+}
+
+fn hit_table(context: &tollgate_lineage::HitContext) -> Result<Table> {
+    let s = &context.sources;
+    Ok(table(vec![
+        (
+            "source",
+            owned(
+                s.iter()
+                    .map(|e| format!("{}::{}", e.node.namespace, e.node.name)),
+            ),
+        ),
+        (
+            "label",
+            strings(s.iter().map(|e| e.node.effective_label.as_deref())),
+        ),
+        (
+            "path_to_agent",
+            owned(
+                s.iter()
+                    .map(|e| path_text_with(&e.path, e.omitted.as_ref())),
+            ),
+        ),
+    ])?)
+}
+
+fn exposure_table(exposures: &[tollgate_lineage::Exposure]) -> Result<Table> {
+    let rows: Vec<_> = exposures
+        .iter()
+        .flat_map(|e| e.sources.iter().map(move |s| (e, &s.node, s.distance)))
+        .collect();
+    Ok(table(vec![
+        (
+            "external",
+            owned(
+                rows.iter()
+                    .map(|(e, _, _)| format!("{}::{}", e.external.namespace, e.external.name)),
+            ),
+        ),
+        (
+            "boundary",
+            strings(rows.iter().map(|(e, _, _)| Some(e.boundary.as_str()))),
+        ),
+        (
+            "source",
+            owned(
+                rows.iter()
+                    .map(|(_, s, _)| format!("{}::{}", s.namespace, s.name)),
+            ),
+        ),
+        (
+            "source_kind",
+            strings(rows.iter().map(|(_, s, _)| Some(s.kind.as_str()))),
+        ),
+        (
+            "source_label",
+            strings(rows.iter().map(|(_, s, _)| s.effective_label.as_deref())),
+        ),
+        ("distance", ints(rows.iter().map(|(_, _, d)| i64::from(*d)))),
+    ])?)
 }
 
 /// Recomputes the observed edges from the lake and says what changed.
@@ -352,12 +357,20 @@ fn traverse(graph: &LineageGraph, direction: Direction, args: &TraversalArgs) ->
         kinds: parse_kinds(&args.kinds)?,
         limit: args.limit,
     };
-    let answer: ReachAnswer = graph.reach_answer(start, direction, &bounds);
-    if args.format == OutputFormat::Json {
-        return json(&answer);
+    let reached: ReachAnswer = graph.reach_answer(start, direction, &bounds);
+    let code = answer(args.format, &reached, reach_answer_table)?;
+    if reached.truncated && args.format != OutputFormat::Json {
+        eprintln!(
+            "truncated: more nodes lie beyond --depth {} or --limit {}",
+            args.depth, args.limit
+        );
     }
+    Ok(code)
+}
+
+fn reach_answer_table(answer: &ReachAnswer) -> Result<Table> {
     let n = &answer.nodes;
-    let (schema, batch) = table(vec![
+    Ok(table(vec![
         ("distance", ints(n.iter().map(|r| i64::from(r.distance)))),
         (
             "namespace",
@@ -375,21 +388,10 @@ fn traverse(graph: &LineageGraph, direction: Direction, args: &TraversalArgs) ->
             "label",
             strings(n.iter().map(|r| r.node.effective_label.as_deref())),
         ),
-    ])?;
-    let code = print(args.format, &schema, &[batch])?;
-    if answer.truncated {
-        eprintln!(
-            "truncated: more nodes lie beyond --depth {} or --limit {}",
-            args.depth, args.limit
-        );
-    }
-    Ok(code)
+    ])?)
 }
 
-fn print_path(format: OutputFormat, explained: &Explained) -> Result<ExitCode> {
-    if format == OutputFormat::Json {
-        return json(explained);
-    }
+fn path_table(explained: &Explained) -> Result<Table> {
     let p = &explained.path;
     let vias: Vec<String> = p
         .iter()
@@ -403,7 +405,7 @@ fn print_path(format: OutputFormat, explained: &Explained) -> Result<ExitCode> {
             })
         })
         .collect();
-    let (schema, batch) = table(vec![
+    Ok(table(vec![
         (
             "step",
             ints((0..p.len()).map(|i| i64::try_from(i).unwrap_or(i64::MAX))),
@@ -435,13 +437,7 @@ fn print_path(format: OutputFormat, explained: &Explained) -> Result<ExitCode> {
                     .map(|v| Some(v.as_str()).filter(|v| !v.is_empty())),
             ),
         ),
-    ])?;
-    print(format, &schema, &[batch])
-}
-
-fn json<T: Serialize + ?Sized>(value: &T) -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(ExitCode::SUCCESS)
+    ])?)
 }
 
 fn json_name<T: Serialize>(value: &T) -> String {

@@ -6,19 +6,15 @@ use std::process::ExitCode;
 use anyhow::Result;
 use tollgate_reports::close::{close_month_on, history, reopen_month};
 use tollgate_reports::month::Month;
+use tollgate_reports::trueup::Basis;
 use tollgate_store::Store;
 use tollgate_store::output::OutputFormat;
 
 use super::server::cli_actor;
 use super::{print, strings, table};
-use crate::cli::Basis;
 use tollgate_store::state::NewAudit;
 
 pub async fn close(store: &Store, month: Month, basis: Basis) -> Result<ExitCode> {
-    let basis = match basis {
-        Basis::Estimated => tollgate_reports::trueup::Basis::Estimated,
-        Basis::Billed => tollgate_reports::trueup::Basis::Billed,
-    };
     let closure = close_month_on(store, month, basis).await?;
     store
         .db

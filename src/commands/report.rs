@@ -77,17 +77,22 @@ pub async fn unseen_report(
     format: OutputFormat,
 ) -> Result<ExitCode> {
     let unseen = unseen_of(store, config, month).await?;
-    if format == OutputFormat::Json {
-        println!("{}", serde_json::to_string_pretty(&unseen)?);
-        return Ok(ExitCode::SUCCESS);
-    }
+    super::answer(format, &unseen, |unseen| {
+        if unseen.lines.is_empty() {
+            eprintln!("{month}: no traced model call went around the gateways");
+        }
+        unseen_table(unseen)
+    })
+}
+
+fn unseen_table(unseen: &UnseenTraffic) -> Result<super::Table> {
     let lines = &unseen.lines;
     let estimated: Vec<String> = lines
         .iter()
         .map(|l| format_pico_wide(l.estimated_pico))
         .collect();
     let text = |pick: fn(&UnseenLine) -> Option<&str>| strings(lines.iter().map(pick));
-    let (schema, batch) = table(vec![
+    Ok(table(vec![
         ("server_address", text(|l| Some(l.server_address.as_str()))),
         ("agent", text(|l| l.agent.as_deref())),
         ("model", text(|l| l.model.as_deref())),
@@ -101,11 +106,7 @@ pub async fn unseen_report(
             "unpriced_tokens",
             ints(lines.iter().map(|l| l.unpriced_tokens)),
         ),
-    ])?;
-    if lines.is_empty() {
-        eprintln!("{month}: no traced model call went around the gateways");
-    }
-    print(format, &schema, &[batch])
+    ])?)
 }
 
 /// Says on stderr why tokens have no price and what to import for each cause.

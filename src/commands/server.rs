@@ -241,7 +241,7 @@ pub async fn list_budgets(store: &Store, format: OutputFormat) -> Result<ExitCod
         texts_of(&|s| format!("{} {}", s.budget.budget.scope, s.budget.budget.scope_id)),
         texts_of(&quota),
         texts_of(&|s| format!("{:.1}%", s.used_fraction * 100.0)),
-        texts_of(&|s| s.state.clone()),
+        texts_of(&|s| s.state.to_string()),
         texts_of(&|s| format!("{:.1}%", s.forecast.projected_fraction * 100.0)),
         texts_of(&|s| s.forecast.exhausted_on.clone().unwrap_or_default()),
     );

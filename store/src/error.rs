@@ -93,17 +93,41 @@ pub enum StoreError {
     #[error("Delta log of {table}: {reason}")]
     DeltaLog { table: String, reason: String },
 
+    /// Stored state that is not what Tollgate writes (a word outside its
+    /// set): the store's fault, never the caller's.
+    #[error("stored {what}: {source}")]
+    Integrity {
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("lake manifest names {} but it is missing: the lake is damaged", path.display())]
     MissingLakeFile { path: PathBuf },
 }
 
 impl StoreError {
+    /// `e` as the conflict `clash` names when it violates a unique
+    /// constraint (a row clashing with one stored), else as a database error.
+    pub(crate) fn on_constraint(e: sqlx::Error, clash: impl FnOnce() -> String) -> StoreError {
+        if is_unique_violation(&e) {
+            StoreError::Conflict(clash())
+        } else {
+            StoreError::Database(e)
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StoreError::Io {
             path: path.into(),
             source,
         }
     }
+}
+
+/// Whether `e` is a unique-constraint violation, on either backend.
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -33,6 +33,8 @@ pub mod state;
 pub mod symbol;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod versioned;
+pub mod vocab;
 
 use std::path::{Path, PathBuf};
 
@@ -41,6 +43,7 @@ pub use error::{Result, StoreError};
 pub use lake::{GcReport, Lake, LakeUrl};
 pub use state::{Backend, DatabaseUrl, StateDb};
 pub use symbol::Sym;
+pub use vocab::{BudgetAction, BudgetScope, BudgetState, EpisodeState, StateVersion, UnknownWord};
 
 /// Where the store lives. With no database URL, state is SQLite in the data dir.
 #[derive(Debug, Clone)]

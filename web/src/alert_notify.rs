@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::watch;
 
+use tollgate_store::EpisodeState;
+
 use crate::error::Result;
 use crate::state::AppState;
 
@@ -93,7 +95,7 @@ async fn resend_firing(state: &AppState, client: &reqwest::Client) -> Result<()>
     let firing = state
         .store
         .db
-        .alert_episodes(Some("firing"), None, i64::MIN, i64::MAX, 1000)
+        .alert_episodes(Some(EpisodeState::Firing), None, i64::MIN, i64::MAX, 1000)
         .await?;
     if firing.is_empty() {
         return Ok(());
@@ -105,7 +107,7 @@ async fn resend_firing(state: &AppState, client: &reqwest::Client) -> Result<()>
         .map(|e| {
             let mut alert = tollgate_reports::alerts::payload::alert(
                 e,
-                "firing",
+                EpisodeState::Firing,
                 &state.config.external_url,
                 false,
             );

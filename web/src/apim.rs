@@ -11,6 +11,7 @@
 //! a line break, so the only expressions in a fragment are the ones written here.
 
 use tollgate_reports::budget_eval::{GatewayAction, GatewayBudget};
+use tollgate_store::BudgetScope;
 
 use crate::xml::escape as xml;
 
@@ -64,19 +65,19 @@ fn cs(text: &str) -> String {
 /// The policy expression that is true for the requests a budget counts.
 fn condition(entry: &GatewayBudget) -> String {
     let subscription = "context.Subscription != null ? context.Subscription.Id : \"\"";
-    match entry.scope.as_str() {
-        "subscription" => format!("({subscription}) == {}", cs(&entry.scope_id)),
-        "product" => format!(
+    match entry.scope {
+        BudgetScope::Subscription => format!("({subscription}) == {}", cs(&entry.scope_id)),
+        BudgetScope::Product => format!(
             "(context.Product != null ? context.Product.Id : \"\") == {}",
             cs(&entry.scope_id)
         ),
-        "agent" => format!(
+        BudgetScope::Agent => format!(
             "context.Request.Headers.GetValueOrDefault(\"x-agent-id\", \"\") == {}",
             cs(&entry.scope_id)
         ),
         // A cost centre is matched by the subscriptions it pays for.
-        _ if entry.subscriptions.is_empty() => "false".to_owned(),
-        _ => format!(
+        BudgetScope::CostCentre if entry.subscriptions.is_empty() => "false".to_owned(),
+        BudgetScope::CostCentre => format!(
             "new [] {{ {} }}.Contains({subscription})",
             entry
                 .subscriptions
@@ -168,6 +169,7 @@ fn limits(entry: &GatewayBudget) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tollgate_store::BudgetState;
 
     /// Payloads in the forms APIM evaluates, and ways out of a literal or a
     /// comment.
@@ -187,7 +189,7 @@ mod tests {
             counter_key: format!("subscription:{text}"),
             budget_id: 1,
             budget: text.to_owned(),
-            scope: "subscription".to_owned(),
+            scope: BudgetScope::Subscription,
             scope_id: text.to_owned(),
             subscriptions: vec![text.to_owned()],
             tokens_per_minute: Some(1000),
@@ -200,7 +202,7 @@ mod tests {
             cost_used: "0".to_owned(),
             cost_remaining: None,
             currency: None,
-            state: "exhausted".to_owned(),
+            state: BudgetState::Exhausted,
             action,
             period_start: "2026-10-01T00:00:00+00:00".to_owned(),
             period_end: "2026-11-01T00:00:00+00:00".to_owned(),
@@ -228,7 +230,7 @@ mod tests {
             other => other.clone(),
         };
         let mut cost_centre = entry(text, action.clone());
-        cost_centre.scope = "cost_centre".to_owned();
+        cost_centre.scope = BudgetScope::CostCentre;
         policy_fragment(text, 3, &[entry(text, action), cost_centre])
     }
 

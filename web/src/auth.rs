@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use tollgate_store::StateDb;
+use tollgate_store::versioned::Versioned;
 
 use crate::error::AppError;
 use crate::state::AppState;
@@ -153,15 +154,14 @@ struct LiveKey {
 /// The live keys by hash, with the `keys` version they were loaded at.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    keys: RwLock<(i64, HashMap<[u8; 32], LiveKey>)>,
+    keys: Versioned<HashMap<[u8; 32], LiveKey>>,
 }
 
 impl KeyCache {
     /// Reloads the keys if the stored version moved (or `force`).
     pub async fn refresh(&self, db: &StateDb, force: bool) -> tollgate_store::Result<()> {
-        let version = db.state_version("keys").await?;
-        let loaded = self.keys.read().map(|k| k.0).unwrap_or(-1);
-        if version == loaded && !force {
+        let version = db.state_version(tollgate_store::StateVersion::Keys).await?;
+        if !self.keys.is_stale(version) && !force {
             return Ok(());
         }
         let mut map = HashMap::new();
@@ -193,9 +193,7 @@ impl KeyCache {
                 },
             );
         }
-        if let Ok(mut keys) = self.keys.write() {
-            *keys = (version, map);
-        }
+        self.keys.replace(version, map);
         Ok(())
     }
 
@@ -208,8 +206,8 @@ impl KeyCache {
     /// key revoked or expired since the login ends the session.
     pub fn check_digest(&self, hash: &[u8; 32]) -> Option<Arc<Principal>> {
         let hash = *hash;
-        let keys = self.keys.read().ok()?;
-        let key = keys.1.get(&hash)?;
+        let keys = self.keys.current();
+        let key = keys.get(&hash)?;
         if !constant_time_eq(&key.sha256, &hash) {
             return None;
         }

@@ -2,6 +2,8 @@
 //! with the right status; a server error is logged with its cause and answered
 //! generically.
 
+use std::sync::Arc;
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -41,9 +43,31 @@ pub enum AppError {
     #[error(transparent)]
     Ingest(#[from] tollgate_ingest::IngestError),
     #[error(transparent)]
-    Lineage(#[from] tollgate_lineage::Error),
+    Lineage(#[from] tollgate_lineage::LineageError),
+    /// A fault of the server's own with no error beneath it (a panic, a
+    /// refused key or nonce).
     #[error("{0}")]
     Internal(String),
+    /// A fault of the server's own: what it was doing, and why that failed.
+    #[error("{what}: {source}")]
+    Fault {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl AppError {
+    /// The server failed at `what` because of `source`, kept for the log.
+    pub(crate) fn fault(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        AppError::Fault {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
 }
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -78,19 +102,23 @@ impl AppError {
             AppError::Reports(ReportsError::Argument(_)) => {
                 (StatusCode::BAD_REQUEST, "bad_request")
             }
+            // What was imported conflicts with what is asked: 409, fixed by
+            // importing again, as a clash with stored state is.
+            AppError::Reports(ReportsError::Reference(_)) => (StatusCode::CONFLICT, "conflict"),
             AppError::Reports(ReportsError::Invalid { .. } | ReportsError::InvalidRule { .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
             }
             AppError::Lineage(e) => lineage_status(e),
-            AppError::Reports(_) | AppError::Ingest(_) | AppError::Internal(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
-            }
+            AppError::Reports(_)
+            | AppError::Ingest(_)
+            | AppError::Internal(_)
+            | AppError::Fault { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
 
-fn lineage_status(e: &tollgate_lineage::Error) -> (StatusCode, &'static str) {
-    use tollgate_lineage::Error as E;
+fn lineage_status(e: &tollgate_lineage::LineageError) -> (StatusCode, &'static str) {
+    use tollgate_lineage::LineageError as E;
     match e {
         E::UnknownNode(_) | E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
         E::AmbiguousNode { .. }
@@ -130,26 +158,27 @@ pub(crate) struct Answer {
 }
 
 impl AppError {
-    /// The answer to give; a server error is logged here with its cause and
-    /// answered generically.
-    pub(crate) fn answer(self) -> Answer {
+    /// The answer to give; a server error is answered generically (the
+    /// response carries the error itself for [`log_server_errors`]).
+    pub(crate) fn answer(&self) -> Answer {
         let (status, error) = self.status();
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            tracing::error!(error = %self, cause = ?self, "request failed");
             "internal error; the server log has the cause".to_owned()
         } else {
             self.to_string()
         };
         let retry_after = match self {
-            AppError::Busy(seconds) => Some(seconds),
+            AppError::Busy(seconds) => Some(*seconds),
             _ => None,
         };
         let problems = match self {
-            AppError::Invalid(problems) => problems,
+            AppError::Invalid(problems) => problems.clone(),
             AppError::Reports(
                 ReportsError::Invalid { problems, .. } | ReportsError::InvalidRule { problems, .. },
-            ) => problems,
-            AppError::Lineage(tollgate_lineage::Error::Refused { problems, .. }) => problems,
+            ) => problems.clone(),
+            AppError::Lineage(tollgate_lineage::LineageError::Refused { problems, .. }) => {
+                problems.clone()
+            }
             _ => Vec::new(),
         };
         Answer {
@@ -160,6 +189,37 @@ impl AppError {
             retry_after,
         }
     }
+
+    /// `response`, answering this error, carrying the error for the one
+    /// middleware that logs server errors with their cause.
+    pub(crate) fn attach(self, mut response: Response) -> Response {
+        // A fault met while answering this one (an error page that did not
+        // render) is the one to log: it is already there.
+        if response.status().is_server_error() && response.extensions().get::<Fault>().is_none() {
+            response.extensions_mut().insert(Fault(Arc::new(self)));
+        }
+        response
+    }
+}
+
+/// A server error an answer stands for, kept on the response for
+/// [`log_server_errors`].
+#[derive(Debug, Clone)]
+pub(crate) struct Fault(Arc<AppError>);
+
+/// The one place a request's server error is logged, with its cause chain,
+/// whichever handler, extractor, page or panic answered it.
+pub(crate) async fn log_server_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(Fault(e)) = response.extensions().get::<Fault>() {
+        tracing::error!(%method, %path, error = %e, cause = ?e, "request failed");
+    }
+    response
 }
 
 impl IntoResponse for AppError {
@@ -189,7 +249,7 @@ impl IntoResponse for AppError {
                 HeaderValue::from_static("Bearer realm=\"tollgate\""),
             );
         }
-        response
+        self.attach(response)
     }
 }
 
@@ -277,7 +337,40 @@ impl From<axum::extract::rejection::PathRejection> for AppError {
 
 #[cfg(test)]
 mod tests {
-    use super::byte_size;
+    use super::*;
+
+    #[test]
+    fn only_a_server_error_carries_its_fault_to_the_log() {
+        let cases = [
+            (AppError::Internal("a panic".into()), 500, true),
+            (
+                AppError::fault("encoding", std::io::Error::other("disk gone")),
+                500,
+                true,
+            ),
+            (
+                AppError::Reports(ReportsError::Integrity("bad date".into())),
+                500,
+                true,
+            ),
+            (
+                AppError::Reports(ReportsError::Reference("two currencies".into())),
+                409,
+                false,
+            ),
+            (AppError::BadRequest("no".into()), 400, false),
+        ];
+        for (error, status, logged) in cases {
+            let text = error.to_string();
+            let response = error.into_response();
+            assert_eq!(response.status().as_u16(), status, "{text}");
+            assert_eq!(
+                response.extensions().get::<Fault>().is_some(),
+                logged,
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn a_bound_is_said_in_the_unit_it_is_whole_in() {

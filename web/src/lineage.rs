@@ -2,31 +2,29 @@
 //! shared by every request as an `Arc`, and reloaded when the stored `lineage`
 //! version moves (an import here or in another process).
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use tollgate_lineage::{LineageGraph, Taxonomy, load_graph};
 use tollgate_store::StateDb;
+use tollgate_store::versioned::Versioned;
 
 #[derive(Debug)]
 pub struct LineageCache {
     taxonomy: Taxonomy,
-    graph: RwLock<(i64, Arc<LineageGraph>)>,
+    graph: Versioned<LineageGraph>,
 }
 
 impl LineageCache {
     pub fn new(taxonomy: Taxonomy) -> Self {
         Self {
-            graph: RwLock::new((-1, Arc::new(LineageGraph::new(taxonomy.clone())))),
+            graph: Versioned::new(LineageGraph::new(taxonomy.clone())),
             taxonomy,
         }
     }
 
     /// The graph as last loaded.
     pub fn current(&self) -> Arc<LineageGraph> {
-        self.graph
-            .read()
-            .map(|g| g.1.clone())
-            .unwrap_or_else(|poisoned| poisoned.into_inner().1.clone())
+        self.graph.current()
     }
 
     /// Brings an import this process just stored (as `version`) into the graph:
@@ -38,12 +36,7 @@ impl LineageCache {
         import: &tollgate_lineage::Import,
         version: i64,
     ) -> tollgate_lineage::Result<()> {
-        if let Ok(mut slot) = self.graph.write()
-            && slot.0 == version - 1
-        {
-            // Copies only while a request still holds the previous graph.
-            Arc::make_mut(&mut slot.1).merge(import);
-            slot.0 = version;
+        if self.graph.advance(version, |graph| graph.merge(import)) {
             return Ok(());
         }
         self.refresh(db, true).await
@@ -55,26 +48,24 @@ impl LineageCache {
     /// thrown away and read again, so the graph is always tagged with the
     /// version it holds and never holds half an import.
     pub async fn refresh(&self, db: &StateDb, force: bool) -> tollgate_lineage::Result<()> {
-        let loaded = self.graph.read().map(|g| g.0).unwrap_or(-1);
-        let mut version = db.state_version("lineage").await?;
-        if version == loaded && !force {
+        let mut version = db
+            .state_version(tollgate_store::StateVersion::Lineage)
+            .await?;
+        if !self.graph.is_stale(version) && !force {
             return Ok(());
         }
         let mut attempts = 0;
         loop {
             let graph = load_graph(db, self.taxonomy.clone()).await;
-            let after = db.state_version("lineage").await?;
+            let after = db
+                .state_version(tollgate_store::StateVersion::Lineage)
+                .await?;
             attempts += 1;
             if after != version && attempts < 5 {
                 version = after;
                 continue;
             }
-            let graph = Arc::new(graph?);
-            if let Ok(mut slot) = self.graph.write()
-                && slot.0 <= version
-            {
-                *slot = (version, graph);
-            }
+            self.graph.keep_newest(version, graph?);
             return Ok(());
         }
     }

@@ -16,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use tollgate_store::{BudgetState, EpisodeState};
 
 use crate::error::{AppError, Result};
 use crate::state::AppState;
@@ -267,14 +268,14 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
         let Some(current) = states.iter().find(|s| s.budget_id == budget.id) else {
             continue;
         };
-        for name in ["ok", "warning", "exhausted"] {
+        for state in BudgetState::ALL {
             metrics
                 .budget_state
                 .get_or_create(&BudgetLabels {
                     budget: LabelValue::of(&budget.budget.name),
-                    state: name.into(),
+                    state: state.as_str().into(),
                 })
-                .set(i64::from(current.state == name));
+                .set(i64::from(current.state == *state));
         }
         let used = tollgate_reports::budget_eval::used_fraction(&budget.budget, current);
         metrics
@@ -287,16 +288,16 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
     metrics.alerts.clear();
     let open = db.open_alert_counts().await?;
     for rule in db.alert_rules().await? {
-        for state in ["pending", "firing"] {
+        for state in [EpisodeState::Pending, EpisodeState::Firing] {
             let n = open
                 .iter()
-                .find(|(r, s, _)| *r == rule.name && s == state)
+                .find(|(r, s, _)| *r == rule.name && *s == state)
                 .map_or(0, |(_, _, n)| *n);
             metrics
                 .alerts
                 .get_or_create(&RuleLabels {
                     rule: LabelValue::of(&rule.name),
-                    state: state.into(),
+                    state: state.as_str().into(),
                 })
                 .set(n);
         }
@@ -315,7 +316,7 @@ pub async fn scrape(State(state): State<AppState>) -> Result<Response> {
     metrics.derive_cycle.set(fresh.last_cycle_ms as f64 / 1e3);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &metrics.registry)
-        .map_err(|e| AppError::Internal(format!("encoding metrics: {e}")))?;
+        .map_err(|e| AppError::fault("encoding metrics", e))?;
     let text = prometheus_text(&text);
     Ok((
         [(

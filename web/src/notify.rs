@@ -154,6 +154,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 impl From<reqwest::Error> for AppError {
     fn from(e: reqwest::Error) -> Self {
-        AppError::Internal(error_chain(&e))
+        AppError::fault(error_chain(&e), e)
     }
 }

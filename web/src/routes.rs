@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
                     .into_response()
             },
         ))
+        .layer(axum::middleware::from_fn(crate::error::log_server_errors))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let route = request

@@ -192,7 +192,7 @@ impl AppState {
             .join("push")
             .join(uuid::Uuid::now_v7().to_string());
         std::fs::create_dir_all(&dir)
-            .map_err(|e| crate::error::AppError::Internal(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| crate::error::AppError::fault(dir.display().to_string(), e))?;
         Ok(dir)
     }
 

@@ -150,7 +150,7 @@ impl<T: Template> IntoResponse for Page<T> {
     fn into_response(self) -> Response {
         match self.0.render() {
             Ok(html) => with_page_headers(Html(html).into_response()),
-            Err(e) => AppError::Internal(format!("rendering a page: {e}")).into_response(),
+            Err(e) => AppError::fault("rendering a page", e).into_response(),
         }
     }
 }
@@ -206,8 +206,8 @@ impl From<tollgate_reports::ReportsError> for PageError {
     }
 }
 
-impl From<tollgate_lineage::Error> for PageError {
-    fn from(e: tollgate_lineage::Error) -> Self {
+impl From<tollgate_lineage::LineageError> for PageError {
+    fn from(e: tollgate_lineage::LineageError) -> Self {
         PageError::App(e.into())
     }
 }
@@ -261,47 +261,50 @@ struct ErrorPage {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (chrome, answer) = match self {
+        let (chrome, error) = match self {
             PageError::Login { next } => {
                 let to = format!("/login?next={}", urlencode(&next));
                 return Redirect::to(&to).into_response();
             }
-            PageError::Csrf => (
-                None,
-                crate::error::Answer {
-                    status: axum::http::StatusCode::FORBIDDEN,
-                    error: "csrf",
-                    message: "This form did not come from a page of this session (CSRF \
-                              check). Reload the page and send it again."
-                        .into(),
-                    problems: Vec::new(),
-                    retry_after: None,
-                },
-            ),
+            PageError::Csrf => return error_page(None, csrf_answer()),
             PageError::Denied(chrome, e) => {
                 let mut chrome = *chrome;
                 // None of the sections is this page's.
                 chrome.nav.iter_mut().for_each(|l| l.current = false);
-                (Some(chrome), e.answer())
+                (Some(chrome), e)
             }
-            PageError::App(e) => (None, e.answer()),
+            PageError::App(e) => (None, e),
         };
-        let title = answer.status.canonical_reason().unwrap_or("Error");
-        let page = ErrorPage {
-            chrome: chrome.unwrap_or_else(|| Chrome::anonymous(title)),
-            status: answer.status.as_u16(),
-            reason: answer
-                .status
-                .canonical_reason()
-                .unwrap_or("Error")
-                .to_owned(),
-            message: answer.message,
-            problems: answer.problems,
-        };
-        let mut response = Page(page).into_response();
-        *response.status_mut() = answer.status;
-        response
+        let response = error_page(chrome, error.answer());
+        error.attach(response)
     }
+}
+
+fn csrf_answer() -> crate::error::Answer {
+    crate::error::Answer {
+        status: axum::http::StatusCode::FORBIDDEN,
+        error: "csrf",
+        message: "This form did not come from a page of this session (CSRF \
+                  check). Reload the page and send it again."
+            .into(),
+        problems: Vec::new(),
+        retry_after: None,
+    }
+}
+
+/// The error page saying `answer`, within `chrome` (the user's layout) if given.
+fn error_page(chrome: Option<Chrome>, answer: crate::error::Answer) -> Response {
+    let title = answer.status.canonical_reason().unwrap_or("Error");
+    let page = ErrorPage {
+        chrome: chrome.unwrap_or_else(|| Chrome::anonymous(title)),
+        status: answer.status.as_u16(),
+        reason: title.to_owned(),
+        message: answer.message,
+        problems: answer.problems,
+    };
+    let mut response = Page(page).into_response();
+    *response.status_mut() = answer.status;
+    response
 }
 
 /// Encodes a query value (`application/x-www-form-urlencoded`).
@@ -309,7 +312,7 @@ pub fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-const STYLESHEET: &str = include_str!("../../assets/app.css");
+const STYLESHEET: &str = include_str!("../assets/app.css");
 
 async fn stylesheet() -> Response {
     (

@@ -4,13 +4,14 @@
 //! `gateway_views` state version moves, so a pull costs a map lookup.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::Serialize;
 use tollgate_reports::budget_eval::GatewayBudget;
 use tollgate_store::StateDb;
 use tollgate_store::state::GatewayView;
+use tollgate_store::versioned::Versioned;
 
 use crate::apim;
 
@@ -99,14 +100,15 @@ impl ServedView {
 /// Every gateway's served view, with the version of the set they were loaded at.
 #[derive(Debug, Default)]
 pub struct ViewCache {
-    views: RwLock<(i64, HashMap<String, Arc<ServedView>>)>,
+    views: Versioned<HashMap<String, Arc<ServedView>>>,
 }
 
 impl ViewCache {
     pub async fn refresh(&self, db: &StateDb, force: bool) -> tollgate_store::Result<()> {
-        let version = db.state_version("gateway_views").await?;
-        let loaded = self.views.read().map(|v| v.0).unwrap_or(-1);
-        if version == loaded && !force {
+        let version = db
+            .state_version(tollgate_store::StateVersion::GatewayViews)
+            .await?;
+        if !self.views.is_stale(version) && !force {
             return Ok(());
         }
         let mut map = HashMap::new();
@@ -120,13 +122,11 @@ impl ViewCache {
                 }
             }
         }
-        if let Ok(mut views) = self.views.write() {
-            *views = (version, map);
-        }
+        self.views.replace(version, map);
         Ok(())
     }
 
     pub fn get(&self, gateway: &str) -> Option<Arc<ServedView>> {
-        self.views.read().ok()?.1.get(gateway).cloned()
+        self.views.current().get(gateway).cloned()
     }
 }

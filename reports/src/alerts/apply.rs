@@ -7,6 +7,7 @@
 //! Pure functions over what the store read under the evaluation's lock, so
 //! every rule of the state machine is tested without a database.
 
+use tollgate_store::EpisodeState;
 use tollgate_store::state::{
     AlertChanges, AlertEpisode, AlertEvaluation, AlertShed, AlertsStored, EpisodeKey,
     NewAlertNotification,
@@ -17,7 +18,7 @@ use tollgate_store::state::{
 pub fn plan(
     evaluation: &AlertEvaluation,
     stored: &AlertsStored,
-    payload: impl Fn(&AlertEpisode, &str, &str) -> String,
+    payload: impl Fn(&AlertEpisode, EpisodeState, &str) -> String,
 ) -> AlertChanges {
     let (upsert, delete, resolve, judged) = episodes(evaluation, stored);
     let notify = notifications(evaluation, &judged, payload);
@@ -64,7 +65,7 @@ fn episodes(evaluation: &AlertEvaluation, stored: &AlertsStored) -> EpisodePlan 
                 .iter()
                 .find(|r| same_start(r, &episode))
         {
-            episode.state = ended.state.clone();
+            episode.state = ended.state;
             episode.resolved_at = ended.resolved_at;
             episode.fired_at = ended.fired_at.or(episode.fired_at);
         }
@@ -78,8 +79,8 @@ fn episodes(evaluation: &AlertEvaluation, stored: &AlertsStored) -> EpisodePlan 
             episode.active_at = open.active_at;
             episode.fired_at = open.fired_at.or(episode.fired_at);
             episode.peak = episode.peak.max(open.peak);
-            if episode.fired_at.is_some() && episode.state == "pending" {
-                episode.state = "firing".into();
+            if episode.fired_at.is_some() && episode.state == EpisodeState::Pending {
+                episode.state = EpisodeState::Firing;
             }
         }
         upsert.push(episode);
@@ -99,7 +100,7 @@ fn episodes(evaluation: &AlertEvaluation, stored: &AlertsStored) -> EpisodePlan 
         } else if open.resolved_at.is_none() {
             resolve.push((EpisodeKey::of(open), from));
             let mut closed = open.clone();
-            closed.state = "resolved".into();
+            closed.state = EpisodeState::Resolved;
             closed.resolved_at = Some(from);
             judged.push(closed);
         }
@@ -121,23 +122,25 @@ fn same_start(a: &AlertEpisode, b: &AlertEpisode) -> bool {
 fn notifications(
     evaluation: &AlertEvaluation,
     judged: &[AlertEpisode],
-    payload: impl Fn(&AlertEpisode, &str, &str) -> String,
+    payload: impl Fn(&AlertEpisode, EpisodeState, &str) -> String,
 ) -> Vec<NewAlertNotification> {
     let since = evaluation.notify_since;
     let mut out = Vec::new();
     for episode in judged.iter().filter(|e| e.fired_at.is_some()) {
         let mut statuses = Vec::new();
-        if episode.fired_at.is_some_and(|t| t >= since) || episode.state == "firing" {
-            statuses.push("firing");
+        if episode.fired_at.is_some_and(|t| t >= since) || episode.state == EpisodeState::Firing {
+            statuses.push(EpisodeState::Firing);
         }
-        if episode.state == "resolved" && episode.resolved_at.is_some_and(|t| t >= since) {
-            statuses.push("resolved");
+        if episode.state == EpisodeState::Resolved
+            && episode.resolved_at.is_some_and(|t| t >= since)
+        {
+            statuses.push(EpisodeState::Resolved);
         }
         for status in statuses {
             for receiver in &evaluation.receivers {
                 out.push(NewAlertNotification {
                     episode: EpisodeKey::of(episode),
-                    status: status.to_owned(),
+                    status,
                     receiver: receiver.clone(),
                     payload: payload(episode, status, receiver),
                 });
@@ -187,7 +190,7 @@ mod tests {
             fingerprint: fingerprint.into(),
             labels: "{}".into(),
             annotations: "{}".into(),
-            state: state.into(),
+            state: state.parse().unwrap(),
             active_at: active * H,
             fired_at: fired.map(|h| h * H),
             resolved_at: resolved.map(|h| h * H),
@@ -210,7 +213,7 @@ mod tests {
         }
     }
 
-    fn body(e: &AlertEpisode, status: &str, receiver: &str) -> String {
+    fn body(e: &AlertEpisode, status: EpisodeState, receiver: &str) -> String {
         format!("{}:{status}:{receiver}", e.fingerprint)
     }
 
@@ -226,7 +229,11 @@ mod tests {
         assert_eq!(changes.upsert.len(), 1);
         let kept = &changes.upsert[0];
         assert_eq!((kept.active_at, kept.fired_at), (5 * H, Some(6 * H)));
-        assert_eq!(kept.state, "firing", "a fired episode stays firing");
+        assert_eq!(
+            kept.state,
+            EpisodeState::Firing,
+            "a fired episode stays firing"
+        );
         assert!(changes.delete.is_empty() && changes.resolve.is_empty());
         assert_eq!(changes.notify.len(), 1);
         assert_eq!(changes.notify[0].payload, "a:firing:webhook");
@@ -261,7 +268,7 @@ mod tests {
         let mut e = evaluation(10, vec![episode("a", "firing", 12, Some(13), None)]);
         e.keep_resolved = true;
         let changes = plan(&e, &stored, body);
-        assert_eq!(changes.upsert[0].state, "resolved");
+        assert_eq!(changes.upsert[0].state, EpisodeState::Resolved);
         assert_eq!(changes.upsert[0].resolved_at, Some(15 * H));
     }
 

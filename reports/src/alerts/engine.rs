@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use tollgate_store::EpisodeState;
+
 use super::series::{Labels, STEP_US};
 
 /// One label set's result at one evaluation.
@@ -32,11 +34,11 @@ pub struct Episode {
 }
 
 impl Episode {
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> EpisodeState {
         match (self.fired_at, self.resolved_at) {
-            (_, Some(_)) => "resolved",
-            (Some(_), None) => "firing",
-            (None, None) => "pending",
+            (_, Some(_)) => EpisodeState::Resolved,
+            (Some(_), None) => EpisodeState::Firing,
+            (None, None) => EpisodeState::Pending,
         }
     }
 }
@@ -132,7 +134,10 @@ mod tests {
             (e.active_at, e.fired_at, e.resolved_at),
             (H, Some(H), Some(3 * H))
         );
-        assert_eq!((e.value, e.peak, e.state()), (3.0, 3.0, "resolved"));
+        assert_eq!(
+            (e.value, e.peak, e.state()),
+            (3.0, 3.0, EpisodeState::Resolved)
+        );
     }
 
     #[test]
@@ -156,9 +161,9 @@ mod tests {
     #[test]
     fn an_instance_still_active_at_the_end_is_open() {
         let episodes = run(H, 0, series(&[0.0, 2.0]));
-        assert_eq!(episodes[0].state(), "firing");
+        assert_eq!(episodes[0].state(), EpisodeState::Firing);
         let episodes = run(5 * H, 0, series(&[0.0, 2.0]));
-        assert_eq!(episodes[0].state(), "pending");
+        assert_eq!(episodes[0].state(), EpisodeState::Pending);
     }
 
     #[test]

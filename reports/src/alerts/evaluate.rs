@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::Datelike;
 
-use tollgate_store::Store;
 use tollgate_store::derived::{RollupListing, Rollups, Tier};
 use tollgate_store::state::{AlertCursor, AlertEpisode, AlertEvaluation, AlertShed, AlertsRead};
+use tollgate_store::{BudgetScope, EpisodeState, Store};
 
 use super::anomaly::{robust_z, spread_floor};
 use super::burn::{self, WINDOWS};
@@ -65,7 +65,11 @@ impl AlertRun {
             .iter()
             .filter(|e| e.fired_at.is_some())
             .count();
-        let firing = self.episodes.iter().filter(|e| e.state == "firing").count();
+        let firing = self
+            .episodes
+            .iter()
+            .filter(|e| e.state == EpisodeState::Firing)
+            .count();
         format!(
             "{} rules judged from {} to {}: {fired} episodes fired ({firing} firing now), {} \
              notifications queued, load shedding {} started / {} ended",
@@ -90,7 +94,7 @@ pub async fn load_rules(store: &Store) -> Result<Vec<Rule>> {
     let mut rules = Vec::new();
     for row in store.db.alert_rules().await? {
         let checked = serde_json::from_str::<RuleSpec>(&row.spec)
-            .map_err(|e| crate::ReportsError::Argument(e.to_string()))
+            .map_err(|e| crate::ReportsError::Integrity(format!("stored spec does not parse: {e}")))
             .and_then(|spec| spec.check());
         match checked {
             Ok(rule) => rules.push(rule),
@@ -258,7 +262,7 @@ async fn evaluate_rules(
     let open: Vec<AlertEpisode> = if live {
         store
             .db
-            .alert_episodes(Some("firing"), None, i64::MIN, from_us, 10_000)
+            .alert_episodes(Some(EpisodeState::Firing), None, i64::MIN, from_us, 10_000)
             .await?
     } else {
         Vec::new()
@@ -281,7 +285,7 @@ async fn evaluate_rules(
                 continue; // another period's
             }
             let row = payload::episode_row(rule, &episode);
-            if live && row.state == "firing" {
+            if live && row.state == EpisodeState::Firing {
                 // A cut is keyed by its episode as stored: one open before the
                 // period keeps its first `active_at`.
                 let mut keyed = row.clone();
@@ -396,9 +400,15 @@ impl Listed {
 static UNSCOPED: std::sync::LazyLock<BTreeMap<String, Vec<String>>> =
     std::sync::LazyLock::new(BTreeMap::new);
 /// The dimensions a token budget can be on, each a grouping.
-static BUDGET_SCOPES: std::sync::LazyLock<[Vec<String>; 3]> = std::sync::LazyLock::new(|| {
-    ["subscription", "product", "agent"].map(|scope| vec![scope.to_owned()])
-});
+static BUDGET_SCOPES: std::sync::LazyLock<[(BudgetScope, Vec<String>); 3]> =
+    std::sync::LazyLock::new(|| {
+        [
+            BudgetScope::Subscription,
+            BudgetScope::Product,
+            BudgetScope::Agent,
+        ]
+        .map(|scope| (scope, vec![scope.as_str().to_owned()]))
+    });
 
 /// How a rule reads the hourly tier: its own projection, or for a token
 /// budget rule the tokens of each scope some token budget is on.
@@ -413,13 +423,13 @@ fn hourly_projections<'a>(
     if let Condition::BudgetUsedAbove { .. } = rule.condition {
         return BUDGET_SCOPES
             .iter()
-            .filter(|group_by| {
+            .filter(|(scope, _)| {
                 let quota_on = |b: &tollgate_store::state::BudgetRow| {
-                    b.budget.token_quota.is_some() && b.budget.scope == group_by[0]
+                    b.budget.token_quota.is_some() && b.budget.scope == *scope
                 };
                 budgets.iter().any(quota_on)
             })
-            .map(|group_by| Projection {
+            .map(|(_, group_by)| Projection {
                 scope: &UNSCOPED,
                 group_by,
                 sketches: false,
@@ -637,7 +647,7 @@ fn budget_tokens(
         let scope = projection.group_by[0].as_str();
         let quota_budgets: Vec<(i64, Labels)> = budgets
             .iter()
-            .filter(|b| b.budget.token_quota.is_some() && b.budget.scope == scope)
+            .filter(|b| b.budget.token_quota.is_some() && b.budget.scope.as_str() == scope)
             .map(|b| {
                 let labels = Labels::from([(scope.to_owned(), b.budget.scope_id.clone())]);
                 (b.id, labels)
@@ -681,7 +691,7 @@ fn budget_observations(
             let value = *used.get(&b.id).unwrap_or(&0) as f64 / quota as f64;
             let labels = Labels::from([
                 ("budget".to_owned(), b.budget.name.clone()),
-                ("scope".to_owned(), b.budget.scope.clone()),
+                ("scope".to_owned(), b.budget.scope.to_string()),
                 ("scope_id".to_owned(), b.budget.scope_id.clone()),
             ]);
             Some(Observation {
@@ -712,7 +722,7 @@ fn shed_for(
     budgets
         .iter()
         .filter(|b| {
-            b.budget.scope == action.scope
+            b.budget.scope.as_str() == action.scope
                 && (action.ids.is_empty() || action.ids.contains(&b.budget.scope_id))
         })
         .map(|b| AlertShed {
@@ -747,7 +757,12 @@ pub async fn install_rules(store: &Store, config: &[RuleSpec]) -> Result<usize> 
     };
     let mut writes = Vec::new();
     // Installed once: a default an operator deleted stays deleted.
-    let defaults = if store.db.state_version("alert_rules").await? == 0 {
+    let defaults = if store
+        .db
+        .state_version(tollgate_store::StateVersion::AlertRules)
+        .await?
+        == 0
+    {
         super::rule::defaults()
     } else {
         Vec::new()

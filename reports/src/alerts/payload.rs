@@ -4,6 +4,7 @@
 
 use chrono::{SecondsFormat, TimeZone, Utc};
 use serde_json::{Map, Value, json};
+use tollgate_store::EpisodeState;
 use tollgate_store::state::AlertEpisode;
 
 use super::engine::Episode;
@@ -76,7 +77,7 @@ pub fn episode_row(rule: &Rule, episode: &Episode) -> AlertEpisode {
         fingerprint: fingerprint(&labels),
         labels: serde_json::to_string(&labels).unwrap_or_default(),
         annotations: serde_json::to_string(&annotations).unwrap_or_default(),
-        state: episode.state().to_owned(),
+        state: episode.state(),
         active_at: episode.active_at,
         fired_at: episode.fired_at,
         resolved_at: episode.resolved_at,
@@ -98,7 +99,12 @@ fn object(text: &str) -> Value {
 
 /// One alert as both payloads carry it. A firing alert is sent without an end
 /// (Alertmanager's API) or with the zero time (the webhook).
-pub fn alert(episode: &AlertEpisode, status: &str, external_url: &str, webhook: bool) -> Value {
+pub fn alert(
+    episode: &AlertEpisode,
+    status: EpisodeState,
+    external_url: &str,
+    webhook: bool,
+) -> Value {
     let starts = rfc3339(episode.fired_at.unwrap_or(episode.active_at));
     let mut alert = json!({
         "labels": object(&episode.labels),
@@ -107,7 +113,7 @@ pub fn alert(episode: &AlertEpisode, status: &str, external_url: &str, webhook: 
         "generatorURL": format!("{}/api/v1/alerts/episodes?rule={}", external_url.trim_end_matches('/'), episode.rule),
     });
     let ends = match (status, episode.resolved_at) {
-        ("resolved", Some(at)) => Some(rfc3339(at)),
+        (EpisodeState::Resolved, Some(at)) => Some(rfc3339(at)),
         _ => None,
     };
     if webhook {
@@ -124,7 +130,7 @@ pub fn alert(episode: &AlertEpisode, status: &str, external_url: &str, webhook: 
 /// `alertmanager` the v2 API's list of one alert.
 pub fn notification(
     episode: &AlertEpisode,
-    status: &str,
+    status: EpisodeState,
     receiver: &str,
     external_url: &str,
 ) -> String {

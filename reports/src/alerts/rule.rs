@@ -206,29 +206,7 @@ impl RuleSpec {
         if self.name.trim().is_empty() || self.name.len() > 100 {
             problems.push("name: 1 to 100 characters".to_owned());
         }
-        let mut duration = |field: &str, text: &Option<String>, default: Duration| match text
-            .as_deref()
-            .map(humantime::parse_duration)
-        {
-            None => default.as_micros() as i64,
-            Some(Ok(d)) if d <= MAX_DURATION => d.as_micros() as i64,
-            Some(Ok(_)) => {
-                problems.push(format!("{field}: at most 31 days"));
-                0
-            }
-            Some(Err(e)) => {
-                problems.push(format!("{field}: {e} (write e.g. 30s, 5m, 1h, 3d)"));
-                0
-            }
-        };
-        let window_us = duration("window", &self.window, Duration::from_secs(3600));
-        let for_us = duration("for", &self.for_, Duration::ZERO);
-        let keep_firing_for_us = duration("keep_firing_for", &self.keep_firing_for, Duration::ZERO);
-        if self.window.is_some()
-            && (window_us < super::series::STEP_US || window_us % super::series::STEP_US != 0)
-        {
-            problems.push("window: whole hours, at least 1h (the rollups' resolution)".to_owned());
-        }
+        let [window_us, for_us, keep_firing_for_us] = self.durations(&mut problems);
         if self.kind == "variance_above" {
             problems.extend(variance_dimension_problems(self));
         } else {
@@ -237,112 +215,8 @@ impl RuleSpec {
                 self.scope.keys().chain(&self.group_by),
             ));
         }
-        let metric = self.metric.clone().unwrap_or_default();
-        let threshold = self.threshold.filter(|t| t.is_finite());
-        let mut need_threshold = || {
-            threshold.unwrap_or_else(|| {
-                problems.push(format!(
-                    "threshold: a number is required by kind {}",
-                    self.kind
-                ));
-                0.0
-            })
-        };
-        let metric_of = |class: &[&str], what: &str, problems: &mut Vec<String>| {
-            problems.extend(metric_problem(&metric, class, what));
-            metric.clone()
-        };
-        let condition = match self.kind.as_str() {
-            "ratio_above" => {
-                let threshold = need_threshold();
-                let metric = metric_of(&RATES, "a rate", &mut problems);
-                if !(0.0..=1.0).contains(&threshold) {
-                    problems.push("threshold: a share between 0 and 1".to_owned());
-                }
-                Condition::Above { metric, threshold }
-            }
-            "percentile_above" => {
-                let threshold = need_threshold();
-                let metric = metric_of(&LATENCIES, "a latency percentile", &mut problems);
-                Condition::Above { metric, threshold }
-            }
-            "count_above" => {
-                let threshold = need_threshold();
-                let metric = metric_of(&COUNTS, "a count", &mut problems);
-                Condition::Above { metric, threshold }
-            }
-            "burn_rate" => match &self.slo {
-                Some(slo) => {
-                    if !(slo.objective > 0.0 && slo.objective < 1.0)
-                        || slo
-                            .latency_ms
-                            .is_some_and(|ms| !(ms > 0.0 && ms.is_finite()))
-                    {
-                        problems.push(
-                            "slo: objective strictly between 0 and 1, latency_ms positive".into(),
-                        );
-                    }
-                    if !["none", "backend", "all"].contains(&slo.count_429.as_str()) {
-                        problems.push("slo.count_429: one of none, backend, all".into());
-                    }
-                    Condition::BurnRate(slo.clone())
-                }
-                None => {
-                    problems.push("slo: required by kind burn_rate".into());
-                    Condition::BudgetUsedAbove { threshold: 0.0 }
-                }
-            },
-            "anomaly" => {
-                let metric = metric_of(&all_metrics(), "a metric", &mut problems);
-                let spec = self.anomaly.clone().unwrap_or(AnomalySpec {
-                    z: default_z(),
-                    weeks: default_weeks(),
-                    min_samples: default_min_samples(),
-                    consecutive: default_consecutive(),
-                    both_directions: false,
-                });
-                if !(spec.z > 0.0 && spec.z.is_finite()) {
-                    problems.push("anomaly.z: a positive number".into());
-                }
-                if !(1..=12).contains(&spec.weeks) {
-                    problems.push("anomaly.weeks: 1 to 12".into());
-                }
-                if !(1..=168).contains(&spec.consecutive) {
-                    problems.push("anomaly.consecutive: 1 to 168".into());
-                }
-                Condition::Anomaly { metric, spec }
-            }
-            "budget_used_above" => Condition::BudgetUsedAbove {
-                threshold: need_threshold(),
-            },
-            "variance_above" => {
-                let threshold = need_threshold();
-                if !(threshold > 0.0 && threshold <= 10.0) {
-                    problems.push("threshold: a share of the estimate above 0 (0.05 is 5%)".into());
-                }
-                Condition::VarianceAbove { threshold }
-            }
-            other => {
-                problems.push(format!(
-                    "kind: {other:?} is not one of {}",
-                    KINDS.join(", ")
-                ));
-                Condition::BudgetUsedAbove { threshold: 0.0 }
-            }
-        };
-        if let Some(action) = &self.action {
-            if action.kind != "shed" {
-                problems.push(format!("action.kind: {:?} is not shed", action.kind));
-            }
-            if !["subscription", "product", "cost_centre", "agent"].contains(&action.scope.as_str())
-            {
-                problems
-                    .push("action.scope: one of subscription, product, cost_centre, agent".into());
-            }
-            if !(action.factor > 0.0 && action.factor < 1.0) {
-                problems.push("action.factor: strictly between 0 and 1".into());
-            }
-        }
+        let condition = self.condition(&mut problems);
+        problems.extend(self.action_problems());
         if let Some(min) = self.min_requests
             && min < 0
         {
@@ -367,6 +241,154 @@ impl RuleSpec {
             keep_firing_for_us,
             min_requests: self.min_requests.unwrap_or(0),
         })
+    }
+
+    /// `window`, `for` and `keep_firing_for` in microseconds.
+    fn durations(&self, problems: &mut Vec<String>) -> [i64; 3] {
+        let mut duration = |field: &str, text: &Option<String>, default: Duration| match text
+            .as_deref()
+            .map(humantime::parse_duration)
+        {
+            None => default.as_micros() as i64,
+            Some(Ok(d)) if d <= MAX_DURATION => d.as_micros() as i64,
+            Some(Ok(_)) => {
+                problems.push(format!("{field}: at most 31 days"));
+                0
+            }
+            Some(Err(e)) => {
+                problems.push(format!("{field}: {e} (write e.g. 30s, 5m, 1h, 3d)"));
+                0
+            }
+        };
+        let window_us = duration("window", &self.window, Duration::from_secs(3600));
+        let for_us = duration("for", &self.for_, Duration::ZERO);
+        let keep_firing_for_us = duration("keep_firing_for", &self.keep_firing_for, Duration::ZERO);
+        if self.window.is_some()
+            && (window_us < super::series::STEP_US || window_us % super::series::STEP_US != 0)
+        {
+            problems.push("window: whole hours, at least 1h (the rollups' resolution)".to_owned());
+        }
+        [window_us, for_us, keep_firing_for_us]
+    }
+
+    /// The condition `kind` names, with what that kind needs.
+    fn condition(&self, problems: &mut Vec<String>) -> Condition {
+        let metric = self.metric.clone().unwrap_or_default();
+        let threshold = self.threshold.filter(|t| t.is_finite());
+        let kind = self.kind.as_str();
+        let need_threshold = |problems: &mut Vec<String>| {
+            threshold.unwrap_or_else(|| {
+                problems.push(format!("threshold: a number is required by kind {kind}"));
+                0.0
+            })
+        };
+        let metric_of = |class: &[&str], what: &str, problems: &mut Vec<String>| {
+            problems.extend(metric_problem(&metric, class, what));
+            metric.clone()
+        };
+        match kind {
+            "ratio_above" => {
+                let threshold = need_threshold(problems);
+                let metric = metric_of(&RATES, "a rate", problems);
+                if !(0.0..=1.0).contains(&threshold) {
+                    problems.push("threshold: a share between 0 and 1".to_owned());
+                }
+                Condition::Above { metric, threshold }
+            }
+            "percentile_above" => {
+                let threshold = need_threshold(problems);
+                let metric = metric_of(&LATENCIES, "a latency percentile", problems);
+                Condition::Above { metric, threshold }
+            }
+            "count_above" => {
+                let threshold = need_threshold(problems);
+                let metric = metric_of(&COUNTS, "a count", problems);
+                Condition::Above { metric, threshold }
+            }
+            "burn_rate" => self.burn_rate(problems),
+            "anomaly" => {
+                let metric = metric_of(&all_metrics(), "a metric", problems);
+                Condition::Anomaly {
+                    metric,
+                    spec: self.anomaly_spec(problems),
+                }
+            }
+            "budget_used_above" => Condition::BudgetUsedAbove {
+                threshold: need_threshold(problems),
+            },
+            "variance_above" => {
+                let threshold = need_threshold(problems);
+                if !(threshold > 0.0 && threshold <= 10.0) {
+                    problems.push("threshold: a share of the estimate above 0 (0.05 is 5%)".into());
+                }
+                Condition::VarianceAbove { threshold }
+            }
+            other => {
+                problems.push(format!(
+                    "kind: {other:?} is not one of {}",
+                    KINDS.join(", ")
+                ));
+                Condition::BudgetUsedAbove { threshold: 0.0 }
+            }
+        }
+    }
+
+    fn burn_rate(&self, problems: &mut Vec<String>) -> Condition {
+        let Some(slo) = &self.slo else {
+            problems.push("slo: required by kind burn_rate".into());
+            return Condition::BudgetUsedAbove { threshold: 0.0 };
+        };
+        if !(slo.objective > 0.0 && slo.objective < 1.0)
+            || slo
+                .latency_ms
+                .is_some_and(|ms| !(ms > 0.0 && ms.is_finite()))
+        {
+            problems.push("slo: objective strictly between 0 and 1, latency_ms positive".into());
+        }
+        if !["none", "backend", "all"].contains(&slo.count_429.as_str()) {
+            problems.push("slo.count_429: one of none, backend, all".into());
+        }
+        Condition::BurnRate(slo.clone())
+    }
+
+    fn anomaly_spec(&self, problems: &mut Vec<String>) -> AnomalySpec {
+        let spec = self.anomaly.clone().unwrap_or(AnomalySpec {
+            z: default_z(),
+            weeks: default_weeks(),
+            min_samples: default_min_samples(),
+            consecutive: default_consecutive(),
+            both_directions: false,
+        });
+        if !(spec.z > 0.0 && spec.z.is_finite()) {
+            problems.push("anomaly.z: a positive number".into());
+        }
+        if !(1..=12).contains(&spec.weeks) {
+            problems.push("anomaly.weeks: 1 to 12".into());
+        }
+        if !(1..=168).contains(&spec.consecutive) {
+            problems.push("anomaly.consecutive: 1 to 168".into());
+        }
+        spec
+    }
+
+    fn action_problems(&self) -> Vec<String> {
+        let Some(action) = &self.action else {
+            return Vec::new();
+        };
+        let mut problems = Vec::new();
+        if action.kind != "shed" {
+            problems.push(format!("action.kind: {:?} is not shed", action.kind));
+        }
+        if action.scope.parse::<tollgate_store::BudgetScope>().is_err() {
+            problems.push(format!(
+                "action.scope: one of {}",
+                tollgate_store::BudgetScope::listed()
+            ));
+        }
+        if !(action.factor > 0.0 && action.factor < 1.0) {
+            problems.push("action.factor: strictly between 0 and 1".into());
+        }
+        problems
     }
 }
 
@@ -404,6 +426,81 @@ mod tests {
         for rule in rules {
             rule.check().unwrap();
         }
+    }
+
+    /// Checks the rule `spec` (JSON) and compares its problems with `expect`
+    /// (empty: the rule checks).
+    fn check(spec: serde_json::Value, expect: &[&str]) {
+        let spec: RuleSpec = serde_json::from_value(spec).unwrap();
+        let problems = match spec.check() {
+            Ok(_) => Vec::new(),
+            Err(ReportsError::InvalidRule { problems, .. }) => problems,
+            Err(e) => panic!("not a rule error: {e}"),
+        };
+        assert_eq!(problems, expect, "{spec:?}");
+    }
+
+    #[test]
+    fn each_kind_asks_for_what_it_needs() {
+        use serde_json::json;
+        let rule = |fields: serde_json::Value| {
+            let mut spec = json!({"name": "r", "kind": "count_above"});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(fields.as_object().unwrap().clone());
+            spec
+        };
+        check(
+            rule(json!({"metric": "backend_429", "threshold": 5.0})),
+            &[],
+        );
+        check(
+            rule(json!({"metric": "backend_429"})),
+            &["threshold: a number is required by kind count_above"],
+        );
+        check(
+            rule(json!({"kind": "ratio_above", "metric": "error_rate", "threshold": 2.0})),
+            &["threshold: a share between 0 and 1"],
+        );
+        check(
+            rule(json!({"kind": "burn_rate"})),
+            &["slo: required by kind burn_rate"],
+        );
+        check(
+            rule(json!({"kind": "burn_rate", "slo": {"objective": 1.5, "count_429": "some"}})),
+            &[
+                "slo: objective strictly between 0 and 1, latency_ms positive",
+                "slo.count_429: one of none, backend, all",
+            ],
+        );
+        check(
+            rule(json!({"kind": "anomaly", "metric": "requests",
+                "anomaly": {"z": 0.0, "weeks": 13, "consecutive": 0}})),
+            &[
+                "anomaly.z: a positive number",
+                "anomaly.weeks: 1 to 12",
+                "anomaly.consecutive: 1 to 168",
+            ],
+        );
+        check(
+            rule(json!({"kind": "variance_above", "threshold": 0.0})),
+            &["threshold: a share of the estimate above 0 (0.05 is 5%)"],
+        );
+        check(
+            rule(json!({"kind": "budget_used_above", "threshold": 0.9,
+                "action": {"kind": "cut", "scope": "team", "factor": 0.5}})),
+            &[
+                "action.kind: \"cut\" is not shed",
+                "action.scope: one of subscription, product, cost_centre, agent",
+            ],
+        );
+        check(
+            rule(json!({"for": "40d", "window": "90m", "threshold": 1.0, "metric": "requests"})),
+            &[
+                "for: at most 31 days",
+                "window: whole hours, at least 1h (the rollups' resolution)",
+            ],
+        );
     }
 
     #[test]

@@ -228,7 +228,10 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
     let since = at(31, 0);
     let fired = all
         .iter()
-        .filter(|e| e.fired_at.is_some_and(|t| t >= since) || e.state == "firing")
+        .filter(|e| {
+            e.fired_at.is_some_and(|t| t >= since)
+                || e.state == tollgate_store::EpisodeState::Firing
+        })
         .count();
     let resolved = all
         .iter()
@@ -287,7 +290,7 @@ async fn the_generators_incidents_raise_the_right_alerts(store: TestStore) {
         .await
         .unwrap();
     assert_eq!(replayed.len(), 1);
-    assert_eq!(replayed[0].state, "resolved");
+    assert_eq!(replayed[0].state, tollgate_store::EpisodeState::Resolved);
     assert_eq!(replayed[0].resolved_at, Some(at(14, 13)));
     let everything = all_episodes(&store).await;
     assert_eq!(

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::{StateDb, audit, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::state::{NewAudit, timestamp};
-use crate::{Result, StoreError};
+use crate::{EpisodeState, Result, StoreError};
 
 /// A rule as stored: its checked spec as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
@@ -30,8 +30,8 @@ pub struct AlertEpisode {
     /// The label set, as a JSON object.
     pub labels: String,
     pub annotations: String,
-    /// `pending`, `firing` or `resolved`.
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: EpisodeState,
     /// When the condition first held.
     pub active_at: i64,
     pub fired_at: Option<i64>,
@@ -63,7 +63,8 @@ pub struct AlertNotification {
     pub rule: String,
     pub fingerprint: String,
     pub active_at: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: EpisodeState,
     pub receiver: String,
     pub payload: String,
     pub attempts: i64,
@@ -157,7 +158,7 @@ impl EpisodeKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAlertNotification {
     pub episode: EpisodeKey,
-    pub status: String,
+    pub status: EpisodeState,
     pub receiver: String,
     pub payload: String,
 }
@@ -248,7 +249,7 @@ impl StateDb {
                 entry = entry.before(before);
             }
             audit!(tx, &entry);
-            bump_version!(tx, "alert_rules");
+            bump_version!(tx, crate::StateVersion::AlertRules);
             tx.commit().await?;
             row
         }))
@@ -297,7 +298,7 @@ impl StateDb {
                 &NewAudit::new(actor, "alert_rule.delete", format!("alert_rule:{name}"))
                     .before(&row)
             );
-            bump_version!(tx, "alert_rules");
+            bump_version!(tx, crate::StateVersion::AlertRules);
             tx.commit().await?;
             row
         }))
@@ -355,20 +356,17 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "alert_episodes, alert_sheds, alert_notifications");
-            // SQLite: take the write lock before reading.
-            sqlx::query::<Db>("DELETE FROM alert_cursor WHERE 1 = 0")
-                .execute(&mut *tx)
-                .await?;
             let (from, to) = (read.from_us, read.to_us);
             let mut stored = AlertsStored::default();
             if read.keep_resolved {
                 stored.resolved_in_period = sqlx::query_as::<Db, AlertEpisode>(concat!(
                     "SELECT ",
                     episode_columns!(),
-                    " FROM alert_episodes WHERE state = 'resolved' AND active_at >= $1                      AND active_at < $2"
+                    " FROM alert_episodes WHERE state = $3 AND active_at >= $1 AND active_at < $2"
                 ))
                 .bind(from)
                 .bind(to)
+                .bind(EpisodeState::Resolved.as_str())
                 .fetch_all(&mut *tx)
                 .await?;
             }
@@ -408,7 +406,7 @@ impl StateDb {
                 .bind(&episode.fingerprint)
                 .bind(&episode.labels)
                 .bind(&episode.annotations)
-                .bind(&episode.state)
+                .bind(episode.state.as_str())
                 .bind(episode.active_at)
                 .bind(episode.fired_at)
                 .bind(episode.resolved_at)
@@ -430,13 +428,15 @@ impl StateDb {
             }
             for (key, at) in &changes.resolve {
                 sqlx::query::<Db>(
-                    "UPDATE alert_episodes SET state = 'resolved', resolved_at = $4,                      updated_at = $5 WHERE rule = $1 AND fingerprint = $2 AND active_at = $3",
+                    "UPDATE alert_episodes SET state = $6, resolved_at = $4, updated_at = $5 \
+                     WHERE rule = $1 AND fingerprint = $2 AND active_at = $3",
                 )
                 .bind(&key.rule)
                 .bind(&key.fingerprint)
                 .bind(key.active_at)
                 .bind(at)
                 .bind(&now)
+                .bind(EpisodeState::Resolved.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -448,7 +448,7 @@ impl StateDb {
                 .bind(&n.episode.rule)
                 .bind(&n.episode.fingerprint)
                 .bind(n.episode.active_at)
-                .bind(&n.status)
+                .bind(n.status.as_str())
                 .bind(&n.receiver)
                 .bind(&n.payload)
                 .bind(&now)
@@ -522,7 +522,7 @@ impl StateDb {
                 .execute(&mut *tx)
                 .await?;
             }
-            bump_version!(tx, "alerts");
+            bump_version!(tx, crate::StateVersion::Alerts);
             tx.commit().await?;
         });
         Ok(applied)
@@ -532,7 +532,7 @@ impl StateDb {
     /// within `[from_us, to_us)`.
     pub async fn alert_episodes(
         &self,
-        state: Option<&str>,
+        state: Option<EpisodeState>,
         rule: Option<&str>,
         from_us: i64,
         to_us: i64,
@@ -547,7 +547,7 @@ impl StateDb {
                  AND (resolved_at IS NULL OR resolved_at >= $3) \
                  ORDER BY active_at DESC, rule, fingerprint LIMIT $5"
             ))
-            .bind(state)
+            .bind(state.map(EpisodeState::as_str))
             .bind(rule)
             .bind(from_us)
             .bind(to_us)
@@ -557,16 +557,27 @@ impl StateDb {
         }))
     }
 
-    /// Open episodes per rule and state (`pending`, `firing`).
-    pub async fn open_alert_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        Ok(on_pool!(self, |pool| {
+    /// Open episodes per rule and state (pending, firing).
+    pub async fn open_alert_counts(&self) -> Result<Vec<(String, EpisodeState, i64)>> {
+        let counts = on_pool!(self, |pool| {
             sqlx::query_as::<Db, (String, String, i64)>(
                 "SELECT rule, state, CAST(COUNT(*) AS BIGINT) FROM alert_episodes \
-                 WHERE state <> 'resolved' GROUP BY rule, state",
+                 WHERE state <> $1 GROUP BY rule, state",
             )
+            .bind(EpisodeState::Resolved.as_str())
             .fetch_all(pool)
             .await?
-        }))
+        });
+        counts
+            .into_iter()
+            .map(|(rule, state, n)| {
+                let state = state.parse().map_err(|e| StoreError::Integrity {
+                    what: "alert episode",
+                    source: Box::new(e),
+                })?;
+                Ok((rule, state, n))
+            })
+            .collect()
     }
 
     /// Budget cuts: those in force, or all of them.

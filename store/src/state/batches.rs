@@ -288,7 +288,7 @@ impl StateDb {
                         batch_id: commit.batch_id,
                     });
                 }
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(e) if crate::error::is_unique_violation(&e) => {
                     drop(tx);
                     return Err(self.already_committed(commit.batch_id).await);
                 }

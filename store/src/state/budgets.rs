@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{StateDb, audit, begin_write, bump_version, lock_for_replace, on_pool};
 use crate::state::NewAudit;
-use crate::{Result, StoreError};
+use crate::{BudgetAction, BudgetScope, BudgetState, Result, StoreError};
 
 /// A budget as stored. Quotas are exact decimals as text.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
@@ -23,12 +23,11 @@ pub struct BudgetRow {
 }
 
 /// What a budget says (checked by `tollgate_reports::budgets` before it is stored).
-#[derive(
-    Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NewBudget {
     pub name: String,
-    pub scope: String,
+    #[sqlx(try_from = "String")]
+    pub scope: BudgetScope,
     pub scope_id: String,
     pub period: String,
     pub token_quota: Option<i64>,
@@ -37,7 +36,8 @@ pub struct NewBudget {
     pub tokens_per_minute: Option<i64>,
     /// Ascending fractions, comma separated (`0.8,0.95`).
     pub warn_at: String,
-    pub action: String,
+    #[sqlx(try_from = "String")]
+    pub action: BudgetAction,
     pub throttle_tokens_per_minute: Option<i64>,
     pub downgrade_to: Option<String>,
     /// Comma separated; empty means every gateway.
@@ -46,10 +46,11 @@ pub struct NewBudget {
 
 /// A budget's state as last evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
-pub struct BudgetState {
+pub struct StoredBudgetState {
     pub budget_id: i64,
     pub period_start: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: BudgetState,
     pub level: i64,
     pub tokens_used: i64,
     pub cost_used: String,
@@ -62,7 +63,7 @@ pub struct BudgetState {
 pub struct BudgetEvaluation {
     pub budget_id: i64,
     pub period_start: String,
-    pub state: String,
+    pub state: BudgetState,
     pub level: i64,
     pub tokens_used: i64,
     pub cost_used: String,
@@ -74,8 +75,8 @@ pub struct NewBudgetEvent {
     pub budget_id: i64,
     pub budget_name: String,
     pub period_start: String,
-    pub from_state: String,
-    pub to_state: String,
+    pub from_state: BudgetState,
+    pub to_state: BudgetState,
     /// The webhook body, fixed when the event happens.
     pub payload: String,
 }
@@ -88,8 +89,10 @@ pub struct BudgetEvent {
     pub budget_name: String,
     pub at: String,
     pub period_start: String,
-    pub from_state: String,
-    pub to_state: String,
+    #[sqlx(try_from = "String")]
+    pub from_state: BudgetState,
+    #[sqlx(try_from = "String")]
+    pub to_state: BudgetState,
     pub payload: String,
     pub delivered_at: Option<String>,
     pub failed_at: Option<String>,
@@ -128,6 +131,19 @@ pub struct NewGatewayView {
     pub body_sha256: String,
 }
 
+/// What to write for a budget evaluation, as `tollgate_reports` decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetChanges {
+    /// The inputs version the evaluation was computed at.
+    pub inputs_version: i64,
+    /// Every budget's new state.
+    pub states: Vec<BudgetEvaluation>,
+    /// The transitions to record, each with its webhook body.
+    pub events: Vec<NewBudgetEvent>,
+    /// Every gateway's view as computed (stored only where its body changed).
+    pub views: Vec<NewGatewayView>,
+}
+
 /// What applying an evaluation changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvaluationApplied {
@@ -156,7 +172,7 @@ macro_rules! bind_budget {
     ($query:expr, $budget:expr) => {
         $query
             .bind(&$budget.name)
-            .bind(&$budget.scope)
+            .bind($budget.scope.as_str())
             .bind(&$budget.scope_id)
             .bind(&$budget.period)
             .bind($budget.token_quota)
@@ -164,7 +180,7 @@ macro_rules! bind_budget {
             .bind(&$budget.currency)
             .bind($budget.tokens_per_minute)
             .bind(&$budget.warn_at)
-            .bind(&$budget.action)
+            .bind($budget.action.as_str())
             .bind($budget.throttle_tokens_per_minute)
             .bind(&$budget.downgrade_to)
             .bind(&$budget.gateways)
@@ -177,12 +193,7 @@ pub fn timestamp(at: chrono::DateTime<Utc>) -> String {
 }
 
 fn name_taken(e: sqlx::Error, name: &str) -> StoreError {
-    match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(format!("a budget named {name:?} exists already"))
-        }
-        _ => StoreError::Database(e),
-    }
+    StoreError::on_constraint(e, || format!("a budget named {name:?} exists already"))
 }
 
 impl StateDb {
@@ -208,7 +219,7 @@ impl StateDb {
                 tx,
                 &NewAudit::new(actor, "budget.create", format!("budget:{}", row.id)).after(&row)
             );
-            bump_version!(tx, "budgets");
+            bump_version!(tx, crate::StateVersion::Budgets);
             tx.commit().await?;
             row
         }))
@@ -252,7 +263,7 @@ impl StateDb {
                     .before(&before)
                     .after(&row)
             );
-            bump_version!(tx, "budgets");
+            bump_version!(tx, crate::StateVersion::Budgets);
             tx.commit().await?;
             row
         }))
@@ -274,7 +285,7 @@ impl StateDb {
                 tx,
                 &NewAudit::new(actor, "budget.delete", format!("budget:{id}")).before(&before)
             );
-            bump_version!(tx, "budgets");
+            bump_version!(tx, crate::StateVersion::Budgets);
             tx.commit().await?;
             before
         }))
@@ -308,9 +319,9 @@ impl StateDb {
     }
 
     /// Every budget's state as last evaluated.
-    pub async fn budget_states(&self) -> Result<Vec<BudgetState>> {
+    pub async fn budget_states(&self) -> Result<Vec<StoredBudgetState>> {
         Ok(on_pool!(self, |pool| {
-            sqlx::query_as::<Db, BudgetState>(
+            sqlx::query_as::<Db, StoredBudgetState>(
                 "SELECT budget_id, period_start, state, level, tokens_used, cost_used, \
                  evaluated_at, inputs_version FROM budget_states ORDER BY budget_id",
             )
@@ -319,61 +330,49 @@ impl StateDb {
         }))
     }
 
-    /// Applies an evaluation computed at `inputs_version`: under a lock, compares
-    /// each budget with its stored state, records an event for each change that
-    /// `event_for` says is one (given the stored state, if any), stores the new
-    /// states, and replaces each gateway view whose body changed with its version
-    /// one higher. Returns `None`, changing nothing, when an evaluation of newer
-    /// inputs has been applied already.
-    #[tracing::instrument(skip_all, fields(budgets = evaluations.len()), err)]
-    pub async fn apply_budget_evaluation<F>(
-        &self,
-        inputs_version: i64,
-        evaluations: &[BudgetEvaluation],
-        event_for: F,
-        views: &[NewGatewayView],
-    ) -> Result<Option<EvaluationApplied>>
+    /// Applies a budget evaluation: under a lock, reads the stored states and
+    /// hands them to `plan` (`tollgate_reports::budget_eval::plan` decides),
+    /// then writes what it returned: its events, the new states, and each
+    /// gateway view whose body changed, with its version one higher. Returns
+    /// `None`, changing nothing, when the plan is `None`.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn apply_budget_changes<F>(&self, plan: F) -> Result<Option<EvaluationApplied>>
     where
-        F: Fn(&BudgetEvaluation, Option<&BudgetState>) -> Option<NewBudgetEvent>,
+        F: FnOnce(&[StoredBudgetState]) -> Option<BudgetChanges>,
     {
         Ok(on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "budget_states, gateway_views");
-            // SQLite: take the write lock before reading.
-            sqlx::query::<Db>("DELETE FROM budget_states WHERE 1 = 0")
-                .execute(&mut *tx)
-                .await?;
-            let stored = sqlx::query_as::<Db, BudgetState>(
+            let stored = sqlx::query_as::<Db, StoredBudgetState>(
                 "SELECT budget_id, period_start, state, level, tokens_used, cost_used, \
                  evaluated_at, inputs_version FROM budget_states",
             )
             .fetch_all(&mut *tx)
             .await?;
-            if stored.iter().any(|s| s.inputs_version > inputs_version) {
+            let Some(changes) = plan(&stored) else {
                 return Ok(None);
-            }
+            };
             let now = timestamp(Utc::now());
             let mut applied = EvaluationApplied::default();
-            for evaluation in evaluations {
-                let previous = stored.iter().find(|s| s.budget_id == evaluation.budget_id);
-                if let Some(event) = event_for(evaluation, previous) {
-                    let recorded = sqlx::query_as::<Db, BudgetEvent>(concat!(
-                        "INSERT INTO budget_events (budget_id, budget_name, at, period_start, \
+            for event in &changes.events {
+                let recorded = sqlx::query_as::<Db, BudgetEvent>(concat!(
+                    "INSERT INTO budget_events (budget_id, budget_name, at, period_start, \
                          from_state, to_state, payload) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                          RETURNING ",
-                        event_columns!()
-                    ))
-                    .bind(event.budget_id)
-                    .bind(&event.budget_name)
-                    .bind(&now)
-                    .bind(&event.period_start)
-                    .bind(&event.from_state)
-                    .bind(&event.to_state)
-                    .bind(&event.payload)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    applied.events.push(recorded);
-                }
+                    event_columns!()
+                ))
+                .bind(event.budget_id)
+                .bind(&event.budget_name)
+                .bind(&now)
+                .bind(&event.period_start)
+                .bind(event.from_state.as_str())
+                .bind(event.to_state.as_str())
+                .bind(&event.payload)
+                .fetch_one(&mut *tx)
+                .await?;
+                applied.events.push(recorded);
+            }
+            for evaluation in &changes.states {
                 sqlx::query::<Db>(
                     "INSERT INTO budget_states (budget_id, period_start, state, level, \
                      tokens_used, cost_used, evaluated_at, inputs_version) \
@@ -386,16 +385,16 @@ impl StateDb {
                 )
                 .bind(evaluation.budget_id)
                 .bind(&evaluation.period_start)
-                .bind(&evaluation.state)
+                .bind(evaluation.state.as_str())
                 .bind(evaluation.level)
                 .bind(evaluation.tokens_used)
                 .bind(&evaluation.cost_used)
                 .bind(&now)
-                .bind(inputs_version)
+                .bind(changes.inputs_version)
                 .execute(&mut *tx)
                 .await?;
             }
-            for view in views {
+            for view in &changes.views {
                 let version = sqlx::query_scalar::<Db, i64>(
                     "INSERT INTO gateway_views (gateway_id, version, body_sha256, body, updated_at) \
                      VALUES ($1, 1, $2, $3, $4) \
@@ -416,7 +415,7 @@ impl StateDb {
                 }
             }
             if !applied.bumped.is_empty() {
-                bump_version!(tx, "gateway_views");
+                bump_version!(tx, crate::StateVersion::GatewayViews);
             }
             tx.commit().await?;
             Some(applied)

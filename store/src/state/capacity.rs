@@ -44,7 +44,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "backends");
-            bump_version!(tx, "capacity");
+            bump_version!(tx, crate::StateVersion::Capacity);
             sqlx::query::<Db>("DELETE FROM backends")
                 .execute(&mut *tx)
                 .await?;
@@ -88,7 +88,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "ptu_reservations");
-            bump_version!(tx, "capacity");
+            bump_version!(tx, crate::StateVersion::Capacity);
             sqlx::query::<Db>("DELETE FROM ptu_reservations")
                 .execute(&mut *tx)
                 .await?;

@@ -40,15 +40,11 @@ pub struct NewMonthClose {
     pub total: String,
 }
 
-/// On SQLite, a write statement takes the database's write lock for the rest of
-/// the transaction (even one matching no row), so the check that follows cannot
-/// race another close; Postgres has the table lock.
-/// The month's latest action (`close` or `reopen`), read after taking the lock.
+/// The month's latest action (`close` or `reopen`), read under the write lock
+/// (`begin_write!` on SQLite, the table lock on Postgres), so the check that
+/// follows cannot race another close.
 macro_rules! latest_action {
     ($tx:expr, $month:expr) => {{
-        sqlx::query::<Db>("DELETE FROM month_closes WHERE 1 = 0")
-            .execute(&mut *$tx)
-            .await?;
         sqlx::query_scalar::<Db, String>(
             "SELECT action FROM month_closes WHERE month = $1 ORDER BY id DESC LIMIT 1",
         )
@@ -75,7 +71,7 @@ impl StateDb {
         Ok(on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "month_closes");
-            bump_version!(tx, "closes");
+            bump_version!(tx, crate::StateVersion::Closes);
             let latest = latest_action!(tx, &close.month);
             if latest.as_deref() == Some("close") {
                 return Err(StoreError::MonthState(format!(
@@ -112,7 +108,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "month_closes");
-            bump_version!(tx, "closes");
+            bump_version!(tx, crate::StateVersion::Closes);
             let latest = latest_action!(tx, month);
             if latest.as_deref() != Some("close") {
                 return Err(StoreError::MonthState(format!("{month} is not closed")));

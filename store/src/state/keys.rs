@@ -86,7 +86,7 @@ impl StateDb {
                 tx,
                 &NewAudit::new(actor, "key.create", format!("key:{}", row.id)).after(&row)
             );
-            bump_version!(tx, "keys");
+            bump_version!(tx, crate::StateVersion::Keys);
             tx.commit().await?;
             row
         }))
@@ -143,17 +143,17 @@ impl StateDb {
                     .before(&before)
                     .after(&row)
             );
-            bump_version!(tx, "keys");
+            bump_version!(tx, crate::StateVersion::Keys);
             tx.commit().await?;
             row
         }))
     }
 
     /// The version of one kind of state (see `state_versions`), 0 before any change.
-    pub async fn state_version(&self, name: &str) -> Result<i64> {
+    pub async fn state_version(&self, name: crate::StateVersion) -> Result<i64> {
         Ok(on_pool!(self, |pool| {
             sqlx::query_scalar::<Db, i64>("SELECT version FROM state_versions WHERE name = $1")
-                .bind(name)
+                .bind(name.as_str())
                 .fetch_optional(pool)
                 .await?
                 .unwrap_or(0)

@@ -124,7 +124,7 @@ impl StateDb {
         };
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
-            bump_version!(tx, "lineage");
+            bump_version!(tx, crate::StateVersion::Lineage);
             for n in nodes {
                 sqlx::query::<Db>(node_sql)
                     .bind(&n.namespace)
@@ -183,11 +183,11 @@ impl StateDb {
                 .await?;
             }
             audit!(tx, entry);
-            applied.version = sqlx::query_scalar::<Db, i64>(
-                "SELECT version FROM state_versions WHERE name = 'lineage'",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
+            applied.version =
+                sqlx::query_scalar::<Db, i64>("SELECT version FROM state_versions WHERE name = $1")
+                    .bind(crate::StateVersion::Lineage.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
             tx.commit().await?;
         });
         Ok(applied)

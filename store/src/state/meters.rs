@@ -31,7 +31,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "meter_map");
-            bump_version!(tx, "prices");
+            bump_version!(tx, crate::StateVersion::Prices);
             sqlx::query::<Db>("DELETE FROM meter_map")
                 .execute(&mut *tx)
                 .await?;

@@ -31,7 +31,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "ownership, cost_centres");
-            bump_version!(tx, "ownership");
+            bump_version!(tx, crate::StateVersion::Ownership);
             sqlx::query::<Db>("DELETE FROM ownership")
                 .execute(&mut *tx)
                 .await?;

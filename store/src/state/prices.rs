@@ -38,7 +38,7 @@ impl StateDb {
         on_pool!(self, |pool| {
             let mut tx = begin_write!(pool);
             lock_for_replace!(self, tx, "prices");
-            bump_version!(tx, "prices");
+            bump_version!(tx, crate::StateVersion::Prices);
             sqlx::query::<Db>("DELETE FROM prices")
                 .execute(&mut *tx)
                 .await?;

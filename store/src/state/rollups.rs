@@ -99,12 +99,12 @@ impl StateDb {
             // Counted first: it takes SQLite's write lock, and on Postgres the
             // version row's lock until commit, so `seq`s commit in order and an
             // alert evaluation that saw `seq` N has seen every hour stored below.
-            bump_version!(tx, "rollups");
-            let seq = sqlx::query_scalar::<Db, i64>(
-                "SELECT version FROM state_versions WHERE name = 'rollups'",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
+            bump_version!(tx, crate::StateVersion::Rollups);
+            let seq =
+                sqlx::query_scalar::<Db, i64>("SELECT version FROM state_versions WHERE name = $1")
+                    .bind(crate::StateVersion::Rollups.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
             for hour in hours {
                 let old: Option<(Option<String>, Option<String>)> = sqlx::query_as::<Db, _>(
                     "SELECT hourly_path, minute_path FROM rollup_hours \
@@ -289,7 +289,7 @@ impl StateDb {
                 .bind(to)
                 .execute(&mut *tx)
                 .await?;
-            bump_version!(tx, "rollups");
+            bump_version!(tx, crate::StateVersion::Rollups);
             tx.commit().await?;
         });
         Ok((outside as u64, paths))
@@ -332,7 +332,7 @@ impl StateDb {
                 }
             }
             if dropped > 0 {
-                bump_version!(tx, "rollups");
+                bump_version!(tx, crate::StateVersion::Rollups);
             }
             tx.commit().await?;
         });

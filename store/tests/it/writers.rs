@@ -48,7 +48,7 @@ fn episode(state: &str, resolved_at: Option<i64>) -> AlertEpisode {
         fingerprint: "f".into(),
         labels: "{}".into(),
         annotations: "{}".into(),
-        state: state.into(),
+        state: state.parse().unwrap(),
         active_at: 10,
         fired_at: Some(10),
         resolved_at,
@@ -76,7 +76,7 @@ async fn a_deleted_rule_ends_its_cuts_and_a_resolution_waits_for_its_firing(stor
     };
     let notify = |e: &AlertEpisode, status: &str| NewAlertNotification {
         episode: EpisodeKey::of(e),
-        status: status.into(),
+        status: status.parse().unwrap(),
         receiver: "webhook".into(),
         payload: status.into(),
     };

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tollgate_reports::alerts::series::{self, Labels, Projection, STEP_US, Series};
 use tollgate_reports::alerts::{self, RuleSpec};
 use tollgate_reports::sla::{SlaReport, sla, slo_of};
+use tollgate_store::EpisodeState;
 use tollgate_store::state::{AlertEpisode, AlertRuleRow, AlertShed};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -64,7 +65,7 @@ async fn put_rule(
         )));
     }
     spec.check()?;
-    let json = serde_json::to_string(&spec).map_err(|e| AppError::Internal(e.to_string()))?;
+    let json = serde_json::to_string(&spec).map_err(|e| AppError::fault("an alert rule", e))?;
     let row = state
         .store
         .db
@@ -139,13 +140,12 @@ async fn episodes(
     Query(q): Query<EpisodeQuery>,
 ) -> Result<Json<Vec<AlertEpisode>>> {
     who.require(READ, "read alerts")?;
-    if let Some(s) = &q.state
-        && !["pending", "firing", "resolved"].contains(&s.as_str())
-    {
-        return Err(AppError::BadRequest(
-            "state: one of pending, firing, resolved".into(),
-        ));
-    }
+    let wanted = q
+        .state
+        .as_deref()
+        .map(str::parse::<EpisodeState>)
+        .transpose()
+        .map_err(|_| AppError::BadRequest("state: one of pending, firing, resolved".into()))?;
     let limit = q.limit.unwrap_or(500);
     if !(1..=10_000).contains(&limit) {
         return Err(AppError::BadRequest("limit: between 1 and 10000".into()));
@@ -156,7 +156,7 @@ async fn episodes(
         state
             .store
             .db
-            .alert_episodes(q.state.as_deref(), q.rule.as_deref(), from, to, limit)
+            .alert_episodes(wanted, q.rule.as_deref(), from, to, limit)
             .await?,
     ))
 }

@@ -62,7 +62,7 @@ fn answer(
             .status(StatusCode::OK)
             .body(Body::from(body.clone()))
     };
-    result.unwrap_or_else(|e| AppError::Internal(e.to_string()).into_response())
+    result.unwrap_or_else(|e| AppError::fault("a budget answer", e).into_response())
 }
 
 /// Every counter key the gateway enforces. Strong ETag; `If-None-Match` gets 304.

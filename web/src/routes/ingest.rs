@@ -99,9 +99,7 @@ async fn push(
         let _slot = slot;
         ingest_and_answer(&state, &body, format, claim.as_ref()).await
     });
-    let answer = task
-        .await
-        .map_err(|e| AppError::Internal(format!("push task: {e}")))??;
+    let answer = task.await.map_err(|e| AppError::fault("push task", e))??;
     Ok(json_answer(StatusCode::OK, answer, false))
 }
 
@@ -222,7 +220,7 @@ async fn ingest_and_answer(
             return Err(e);
         }
     };
-    let answer = serde_json::to_string(&report).map_err(|e| AppError::Internal(e.to_string()))?;
+    let answer = serde_json::to_string(&report).map_err(|e| AppError::fault("a push answer", e))?;
     if let Some(claim) = claim {
         claim.answer(state, &answer).await;
     }
@@ -265,8 +263,7 @@ pub(crate) async fn ingest_spooled(
         committed(&state, &report);
         Ok(report)
     });
-    task.await
-        .map_err(|e| AppError::Internal(format!("push task: {e}")))?
+    task.await.map_err(|e| AppError::fault("push task", e))?
 }
 
 /// Spools the body under the data directory and ingests it as one batch,
@@ -282,7 +279,7 @@ async fn ingest_body(
     let path = dir.join("push.jsonl");
     tokio::fs::write(&path, body)
         .await
-        .map_err(|e| AppError::Internal(format!("{}: {e}", path.display())))?;
+        .map_err(|e| AppError::fault(path.display().to_string(), e))?;
     let mut options = IngestOptions {
         format,
         derive: Derive::Deferred,

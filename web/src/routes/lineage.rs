@@ -69,7 +69,7 @@ fn bounded_array<T: Serialize>(items: impl IntoIterator<Item = T>) -> Result<Res
     let mut body = Vec::from(&b"["[..]);
     let mut cut = false;
     for item in items {
-        let json = serde_json::to_vec(&item).map_err(|e| AppError::Internal(e.to_string()))?;
+        let json = serde_json::to_vec(&item).map_err(|e| AppError::fault("a lineage answer", e))?;
         if body.len() + json.len() + 2 > MAX_ANSWER_BYTES {
             cut = true;
             break;
@@ -466,7 +466,7 @@ async fn off_the_runtime(
 ) -> Result<Response> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| AppError::Internal(format!("lineage answer: {e}")))?
+        .map_err(|e| AppError::fault("lineage answer", e))?
 }
 
 /// Policy findings, each with the path that proves it (security).

@@ -226,7 +226,7 @@ async fn ingest(state: &AppState, export: Export) -> Result<(i64, String)> {
     }
     let mut line = export
         .to_json()
-        .map_err(|e| AppError::Internal(format!("OTLP export as JSON: {e}")))?;
+        .map_err(|e| AppError::fault("OTLP export as JSON", e))?;
     let bound = state.config.ingest.limits.max_record_bytes;
     if line.len() > bound {
         return Err(AppError::PayloadTooLarge(format!(
@@ -279,28 +279,33 @@ fn json_answer(count_field: &str, rejected: i64, message: &str) -> Vec<u8> {
 }
 
 fn respond(encoding: Encoding, answer: Result<Vec<u8>>) -> Response {
+    let e = match answer {
+        Ok(body) => return encoded(encoding, StatusCode::OK, body, None),
+        Err(e) => e,
+    };
+    let answer = e.answer();
+    let status = RpcStatus {
+        code: grpc_code(answer.status),
+        message: answer.message,
+    };
+    let body = match encoding {
+        Encoding::Protobuf => status.encode_to_vec(),
+        Encoding::Json => serde_json::json!({"code": status.code, "message": status.message})
+            .to_string()
+            .into_bytes(),
+    };
+    e.attach(encoded(encoding, answer.status, body, answer.retry_after))
+}
+
+fn encoded(
+    encoding: Encoding,
+    status: StatusCode,
+    body: Vec<u8>,
+    retry_after: Option<u64>,
+) -> Response {
     let content_type = match encoding {
         Encoding::Protobuf => "application/x-protobuf",
         Encoding::Json => "application/json",
-    };
-    let (status, body, retry_after) = match answer {
-        Ok(body) => (StatusCode::OK, body, None),
-        Err(e) => {
-            let answer = e.answer();
-            let status = RpcStatus {
-                code: grpc_code(answer.status),
-                message: answer.message,
-            };
-            let body = match encoding {
-                Encoding::Protobuf => status.encode_to_vec(),
-                Encoding::Json => {
-                    serde_json::json!({"code": status.code, "message": status.message})
-                        .to_string()
-                        .into_bytes()
-                }
-            };
-            (answer.status, body, answer.retry_after)
-        }
     };
     let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
     if let Some(seconds) = retry_after {

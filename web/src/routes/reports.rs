@@ -350,7 +350,7 @@ async fn replace_reference(
     let file = dir.join(format!("{kind}.{extension}"));
     tokio::fs::write(&file, &body)
         .await
-        .map_err(|e| AppError::Internal(format!("{}: {e}", file.display())))?;
+        .map_err(|e| AppError::fault(file.display().to_string(), e))?;
     let db = &state.store.db;
     let imported = match kind.as_str() {
         "prices" => tollgate_reports::price_book::import(db, &file)

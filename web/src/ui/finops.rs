@@ -502,7 +502,7 @@ async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Optio
             name: s.budget.budget.name.clone(),
             scope: format!("{} {}", s.budget.budget.scope, s.budget.budget.scope_id),
             unseen: unseen_scope(&known, &s.budget.budget),
-            state: s.state.clone(),
+            state: s.state.as_str().to_owned(),
             used: percent(s.used_fraction),
             remaining: match (&s.cost_remaining, s.tokens_remaining) {
                 (Some(cost), _) => tollgate_reports::rate::parse_pico_wide(cost)
@@ -521,10 +521,13 @@ async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Optio
     if statuses.is_empty() {
         return Ok((period.to_string(), lines, None));
     }
-    let scopes: Vec<String> = ["cost_centre", "subscription", "product", "agent"]
-        .map(str::to_owned)
-        .to_vec();
-    let spend = daily_cached(&state.store, &state.daily, period, &scopes).await?;
+    let spend = daily_cached(
+        &state.store,
+        &state.daily,
+        period,
+        &budget_eval::usage_grouping(),
+    )
+    .await?;
     let days = days_of(period)?;
     let through = spend
         .days
@@ -556,7 +559,7 @@ async fn budgets(state: &AppState) -> PageResult<(String, Vec<BudgetLine>, Optio
     ranked.sort_by(|a, b| b.used_fraction.total_cmp(&a.used_fraction));
     for s in ranked.into_iter().take(6) {
         let b = &s.budget.budget;
-        let Some(scope) = scopes.iter().position(|x| *x == b.scope) else {
+        let Some(scope) = budget_eval::USAGE_SCOPES.iter().position(|x| *x == b.scope) else {
             continue;
         };
         let per_day = used.get(&(scope, b.scope_id.as_str()));

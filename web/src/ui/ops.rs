@@ -15,6 +15,7 @@ use tollgate_reports::alerts::series::{self, Projection, Series};
 use tollgate_reports::alerts::{self};
 use tollgate_reports::month::Month;
 use tollgate_reports::sla::{self, slo_of};
+use tollgate_store::EpisodeState;
 use tollgate_store::state::AlertEpisode;
 
 use super::chart::{self, Chart, Unit};
@@ -49,7 +50,7 @@ struct SloLine {
 struct EpisodeLine {
     rule: String,
     instance: String,
-    state: String,
+    state: EpisodeState,
     active_at: String,
     fired_at: String,
     resolved_at: String,
@@ -165,7 +166,7 @@ async fn page(
         .map(|e| EpisodeLine {
             rule: e.rule.clone(),
             instance: instance(&e.labels),
-            state: e.state.clone(),
+            state: e.state,
             active_at: hour_text(e.active_at),
             fired_at: e.fired_at.map(hour_text).unwrap_or_else(|| "–".into()),
             resolved_at: e.resolved_at.map(hour_text).unwrap_or_else(|| "–".into()),
@@ -177,10 +178,15 @@ async fn page(
         })
         .collect();
     // Firing first, then newest first.
-    lines.sort_by_key(|l| (l.state != "firing", std::cmp::Reverse(l.active_at.clone())));
+    lines.sort_by_key(|l| {
+        (
+            l.state != EpisodeState::Firing,
+            std::cmp::Reverse(l.active_at.clone()),
+        )
+    });
     // Firing now, whichever month is shown: what an operator opens the page for.
     let firing = db
-        .alert_episodes(Some("firing"), None, i64::MIN, i64::MAX, 10_000)
+        .alert_episodes(Some(EpisodeState::Firing), None, i64::MIN, i64::MAX, 10_000)
         .await?
         .len();
 

@@ -132,9 +132,8 @@ fn seal(token: &str, flash: &(String, String)) -> Result<Vec<u8>, AppError> {
     let nonce_hex = random_hex("a flash nonce")?;
     let mut nonce = [0u8; NONCE_LEN];
     hex::decode_to_slice(&nonce_hex[..NONCE_LEN * 2], &mut nonce)
-        .map_err(|e| AppError::Internal(format!("flash nonce: {e}")))?;
-    let mut body =
-        serde_json::to_vec(flash).map_err(|e| AppError::Internal(format!("flash: {e}")))?;
+        .map_err(|e| AppError::fault("flash nonce", e))?;
+    let mut body = serde_json::to_vec(flash).map_err(|e| AppError::fault("flash", e))?;
     flash_key(token)?
         .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut body)
         .map_err(|_| AppError::Internal("sealing the flash failed".into()))?;

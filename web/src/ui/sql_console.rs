@@ -86,9 +86,7 @@ pub async fn run(
         Err(e) => {
             let answer = e.answer();
             if answer.status.is_server_error() {
-                return Err(PageError::App(crate::error::AppError::Internal(
-                    answer.message,
-                )));
+                return Err(PageError::App(e));
             }
             page.error = Some(answer.message);
             let mut response = Page(page).into_response();

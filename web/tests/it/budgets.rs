@@ -161,9 +161,27 @@ fn entry(view: &Value) -> &Value {
         .unwrap()
 }
 
+/// A story in named steps: a failure says which step it was.
 pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore) {
     let app = TestApp::spawn(store).await;
-    // 100 tokens, then a 1000-token budget: ok.
+    let (budget_id, version) = a_new_budget_under_its_quota_is_ok(&app).await;
+    let etag = an_unchanged_view_answers_304(&app).await;
+    thresholds_crossed_move_the_view_and_its_version(&app, &etag, version).await;
+    an_exhausted_budget_throttles_and_answers_per_entry(&app).await;
+    every_threshold_crossed_is_an_event_with_its_figures(&app, budget_id).await;
+    the_forecast_runs_at_the_months_rate(&app, budget_id).await;
+    a_new_month_is_ok_again_and_late_data_does_not_move_it_back(&app, budget_id).await;
+    app.stop().await;
+}
+
+/// Where the test gateway pulls its budgets.
+fn budgets_path() -> String {
+    format!("/api/v1/gateways/{GATEWAY}/budgets")
+}
+
+/// 100 tokens, then a 1000-token budget: ok. The budget's id and the view's
+/// version.
+async fn a_new_budget_under_its_quota_is_ok(app: &TestApp) -> (i64, i64) {
     app.push_ok(&requests("h0", "2026-10-01T00:10:00Z", "sub-a", 1, 60, 40))
         .await;
     let created = app
@@ -184,9 +202,12 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
     assert_eq!(entry(&view)["tokens_remaining"], 900);
     assert_eq!(entry(&view)["token_quota_period"], "Monthly");
     assert_eq!(entry(&view)["action"], json!({"kind": "none"}));
+    (budget_id, view["version"].as_i64().unwrap())
+}
 
-    // Unchanged: the same ETag answers 304 with no body.
-    let path = format!("/api/v1/gateways/{GATEWAY}/budgets");
+/// Unchanged: the same ETag answers 304 with no body. The ETag.
+async fn an_unchanged_view_answers_304(app: &TestApp) -> String {
+    let path = budgets_path();
     let first = app.get(&path, Gateway).await;
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     assert!(etag.starts_with('"') && !etag.starts_with("W/"), "{etag}");
@@ -207,14 +228,21 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
     assert_eq!(again.status(), 304);
     assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
     assert!(again.bytes().await.unwrap().is_empty());
+    etag
+}
 
-    // 810 tokens: past 80%. 960: past 95%. 1010: exhausted, throttled.
+/// 810 tokens: past 80%. 960: past 95%. 1010: exhausted. Each moves the
+/// view's version, and the first ETag no longer matches.
+async fn thresholds_crossed_move_the_view_and_its_version(
+    app: &TestApp,
+    etag: &str,
+    mut version: i64,
+) {
     let steps = [
         ("h1", "2026-10-05T00:10:00Z", 710, "warning"),
         ("h2", "2026-10-10T00:10:00Z", 150, "warning"),
         ("h3", "2026-10-20T00:10:00Z", 50, "exhausted"),
     ];
-    let mut version = view["version"].as_i64().unwrap();
     for (id, time, tokens, state) in steps {
         app.push_ok(&requests(id, time, "sub-a", 1, tokens, 0))
             .await;
@@ -225,17 +253,21 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
             "version moves after {id}"
         );
         version = view["version"].as_i64().unwrap();
-        // The old ETag no longer matches.
         let changed = app
             .client
-            .get(app.url(&path))
+            .get(app.url(&budgets_path()))
             .bearer_auth(app.key(Gateway))
-            .header("If-None-Match", &etag)
+            .header("If-None-Match", etag)
             .send()
             .await
             .unwrap();
         assert_eq!(changed.status(), 200);
     }
+}
+
+/// Exhausted with action throttle: the per-minute limit, nothing remaining;
+/// one entry for a policy that looks up per request.
+async fn an_exhausted_budget_throttles_and_answers_per_entry(app: &TestApp) {
     let view = app.pull().await;
     assert_eq!(
         entry(&view)["action"],
@@ -243,7 +275,7 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
     );
     assert_eq!(entry(&view)["tokens_per_minute"], 1000);
     assert_eq!(entry(&view)["tokens_remaining"], 0);
-    // One entry, for a policy that looks up per request.
+    let path = budgets_path();
     let one: Value = app
         .get(&format!("{path}/subscription:sub-a"), Gateway)
         .await
@@ -258,8 +290,9 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
             .status(),
         404
     );
+}
 
-    // Every threshold crossed is an event, with the figures.
+async fn every_threshold_crossed_is_an_event_with_its_figures(app: &TestApp, budget_id: i64) {
     let events: Value = app
         .get(&format!("/api/v1/budgets/{budget_id}/events"), Finops)
         .await
@@ -294,8 +327,10 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
     assert_eq!(last["max_budget"], 1000.0);
     assert!((last["budget_percentage_used"].as_f64().unwrap() - 101.0).abs() < 1e-9);
     assert!(last["projected_spend"].as_f64().unwrap() >= 1010.0);
+}
 
-    // The forecast: at October's run rate so far, month end and the day it ran out.
+/// At October's run rate so far: month end, and the day it ran out.
+async fn the_forecast_runs_at_the_months_rate(app: &TestApp, budget_id: i64) {
     let status: Value = app
         .get(&format!("/api/v1/budgets/{budget_id}"), Operator)
         .await
@@ -304,8 +339,14 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
         .unwrap();
     assert_eq!(status["state"], "exhausted");
     assert!(status["forecast"]["projected_tokens"].as_i64().unwrap() > 1010);
+}
 
-    // November: a new period by the wall clock, back to ok with its first data.
+/// November: a new period by the wall clock, back to ok with its first data;
+/// a late batch for October does not move the period back.
+async fn a_new_month_is_ok_again_and_late_data_does_not_move_it_back(
+    app: &TestApp,
+    budget_id: i64,
+) {
     app.set_clock("2026-11-01T00:30:00Z");
     app.push_ok(&requests("nov", "2026-11-01T00:10:00Z", "sub-a", 1, 5, 5))
         .await;
@@ -326,11 +367,9 @@ pub async fn budgets_move_as_batches_arrive_and_gateways_see_it(store: TestStore
         ),
         (Some("exhausted"), Some("ok"))
     );
-    // A late batch for October does not move the period back.
     app.push_ok(&requests("late", "2026-10-30T00:10:00Z", "sub-a", 1, 5, 5))
         .await;
     assert_eq!(entry(&app.pull().await)["state"], "ok");
-    app.stop().await;
 }
 
 pub async fn the_apim_fragment_blocks_an_exhausted_key(store: TestStore) {

@@ -210,7 +210,13 @@ fn wide_event(datasets: usize) -> Value {
 
 pub async fn lineage_pushes_and_answers_stay_bounded(store: TestStore) {
     let app = TestApp::spawn(store).await;
-    let version = || async { app.store.db.state_version("lineage").await.unwrap() };
+    let version = || async {
+        app.store
+            .db
+            .state_version(tollgate_store::StateVersion::Lineage)
+            .await
+            .unwrap()
+    };
     // The role is checked before the body is read: 403, not 400 or 422.
     let (status, body) =
         push_lineage(&app, "/api/v1/lineage", Security, b"not json".to_vec()).await;
