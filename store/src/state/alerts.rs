@@ -11,7 +11,7 @@ use crate::state::{NewAudit, timestamp};
 use crate::{EpisodeState, Result, StoreError};
 
 /// A rule as stored: its checked spec as JSON.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct AlertRuleRow {
     pub id: i64,
     pub name: String,
@@ -22,7 +22,7 @@ pub struct AlertRuleRow {
 }
 
 /// One episode of an alert instance, at data time (microseconds).
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
 pub struct AlertEpisode {
     pub rule: String,
     /// Identifies the instance: a hash of its label set.
@@ -43,7 +43,7 @@ pub struct AlertEpisode {
 }
 
 /// A budget cut a firing episode asks for.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow, Serialize)]
 pub struct AlertShed {
     pub rule: String,
     pub fingerprint: String,
@@ -57,7 +57,7 @@ pub struct AlertShed {
 }
 
 /// A notification waiting in (or gone through) the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct AlertNotification {
     pub id: i64,
     pub rule: String,
@@ -346,6 +346,9 @@ impl StateDb {
     /// open ones deleted or resolved, notifications queued (one per episode,
     /// status and receiver), cuts ended and started (each in the audit log),
     /// the cursor stored.
+    // Long, and on purpose: one transaction of plain writes in order, on both
+    // backends through `on_pool!`; split up, each part would have to be generic
+    // over sqlx's `Database` and its executor, which reads worse than the list.
     #[tracing::instrument(skip_all, fields(from = read.from_us, to = read.to_us), err)]
     pub async fn apply_alert_changes<F>(&self, read: &AlertsRead, plan: F) -> Result<AlertApplied>
     where

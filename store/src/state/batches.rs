@@ -254,6 +254,9 @@ impl StateDb {
     /// and with [`StoreError::AlreadyCommitted`] if the same content won a race.
     // Errors at debug level: a conflict is routine under concurrent ingest and is
     // handled by the caller, which also reports every other failure.
+    // Long, and on purpose: one transaction of plain writes in order, on both
+    // backends through `on_pool!`; split up, each part would have to be generic
+    // over sqlx's `Database` and its executor, which reads worse than the list.
     #[tracing::instrument(skip_all, fields(batch_id = commit.batch_id), err(level = "debug"))]
     pub async fn commit_batch(&self, commit: &BatchCommit) -> Result<()> {
         let counts = commit.counts;

@@ -335,6 +335,9 @@ impl StateDb {
     /// then writes what it returned: its events, the new states, and each
     /// gateway view whose body changed, with its version one higher. Returns
     /// `None`, changing nothing, when the plan is `None`.
+    // Long, and on purpose: one transaction of plain writes in order, on both
+    // backends through `on_pool!`; split up, each part would have to be generic
+    // over sqlx's `Database` and its executor, which reads worse than the list.
     #[tracing::instrument(skip_all, err)]
     pub async fn apply_budget_changes<F>(&self, plan: F) -> Result<Option<EvaluationApplied>>
     where

@@ -102,6 +102,9 @@ impl StateDb {
     /// Stores an import in one transaction (see [`LineageMode`]). An edge seen
     /// again adds its calls and widens its first/last seen (UTC RFC 3339 texts,
     /// which order as their times do).
+    // Long, and on purpose: one transaction of plain writes in order, on both
+    // backends through `on_pool!`; split up, each part would have to be generic
+    // over sqlx's `Database` and its executor, which reads worse than the list.
     #[tracing::instrument(skip_all, fields(origin, nodes = nodes.len(), edges = edges.len()), err)]
     pub async fn apply_lineage(
         &self,

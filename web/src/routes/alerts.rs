@@ -35,18 +35,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Every alert rule (admin, operator, finops).
 #[utoipa::path(get, path = "/api/v1/alerts/rules", tag = "alerts",
-    responses((status = 200, body = Vec<AlertRuleRow>), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = Vec<RuleAnswer>), (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody)))]
-async fn rules(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<AlertRuleRow>>> {
+async fn rules(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<RuleAnswer>>> {
     who.require(READ, "read alert rules")?;
-    Ok(Json(state.store.db.alert_rules().await?))
+    Ok(Json(answers(state.store.db.alert_rules().await?)))
 }
 
 /// Creates or replaces a rule, checked whole (admin, operator); the next
 /// evaluation judges it.
 #[utoipa::path(put, path = "/api/v1/alerts/rules/{name}", tag = "alerts", request_body = RuleSpec,
     params(("name" = String, Path)),
-    responses((status = 200, body = AlertRuleRow), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = RuleAnswer), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 422, body = crate::error::ErrorBody)))]
 async fn put_rule(
@@ -54,7 +54,7 @@ async fn put_rule(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: std::result::Result<Json<RuleSpec>, JsonRejection>,
-) -> Result<Json<AlertRuleRow>> {
+) -> Result<Json<RuleAnswer>> {
     // The role first: a body is only read for someone who may send it.
     who.require(WRITE, "change alert rules")?;
     let Json(spec) = body?;
@@ -72,19 +72,19 @@ async fn put_rule(
         .put_alert_rule(&name, &json, "api", &who.actor())
         .await?;
     rejudge(&state).await;
-    Ok(Json(row))
+    Ok(Json(row.into()))
 }
 
 /// Deletes a rule and its episodes (admin, operator).
 #[utoipa::path(delete, path = "/api/v1/alerts/rules/{name}", tag = "alerts",
     params(("name" = String, Path)),
-    responses((status = 200, body = AlertRuleRow), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = RuleAnswer), (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 async fn delete_rule(
     Auth(who): Auth,
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<AlertRuleRow>> {
+) -> Result<Json<RuleAnswer>> {
     who.require(WRITE, "change alert rules")?;
     let row = state
         .store
@@ -92,7 +92,7 @@ async fn delete_rule(
         .delete_alert_rule(&name, &who.actor())
         .await?;
     rejudge(&state).await;
-    Ok(Json(row))
+    Ok(Json(row.into()))
 }
 
 /// After a rule changes: the newest hours judged again by the rules as they
@@ -132,13 +132,13 @@ fn micros(field: &str, text: &Option<String>, default: i64) -> Result<i64> {
 /// Alert episodes, newest first: firing and pending ones and their history
 /// (admin, operator, finops). Times are data time, in microseconds.
 #[utoipa::path(get, path = "/api/v1/alerts/episodes", tag = "alerts", params(EpisodeQuery),
-    responses((status = 200, body = Vec<AlertEpisode>), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = Vec<EpisodeAnswer>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 async fn episodes(
     Auth(who): Auth,
     State(state): State<AppState>,
     Query(q): Query<EpisodeQuery>,
-) -> Result<Json<Vec<AlertEpisode>>> {
+) -> Result<Json<Vec<EpisodeAnswer>>> {
     who.require(READ, "read alerts")?;
     let wanted = q
         .state
@@ -152,13 +152,12 @@ async fn episodes(
     }
     let from = micros("from", &q.from, i64::MIN)?;
     let to = micros("to", &q.to, i64::MAX)?;
-    Ok(Json(
-        state
-            .store
-            .db
-            .alert_episodes(wanted, q.rule.as_deref(), from, to, limit)
-            .await?,
-    ))
+    let episodes = state
+        .store
+        .db
+        .alert_episodes(wanted, q.rule.as_deref(), from, to, limit)
+        .await?;
+    Ok(Json(answers(episodes)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -172,15 +171,15 @@ struct ShedQuery {
 /// Budget cuts made by firing rules: those in force, or all (admin, operator,
 /// finops).
 #[utoipa::path(get, path = "/api/v1/alerts/sheds", tag = "alerts", params(ShedQuery),
-    responses((status = 200, body = Vec<AlertShed>), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = Vec<ShedAnswer>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 async fn sheds(
     Auth(who): Auth,
     State(state): State<AppState>,
     Query(q): Query<ShedQuery>,
-) -> Result<Json<Vec<AlertShed>>> {
+) -> Result<Json<Vec<ShedAnswer>>> {
     who.require(READ, "read load shedding")?;
-    Ok(Json(state.store.db.alert_sheds(!q.all).await?))
+    Ok(Json(answers(state.store.db.alert_sheds(!q.all).await?)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -386,4 +385,95 @@ async fn sla_report(
             .collect();
     let rules = alerts::load_rules(&state.store).await?;
     Ok(Json(sla(&state.store, month, &by, &slo_of(&rules)).await?))
+}
+
+/// Each stored row as the API answers it.
+fn answers<R, A: From<R>>(rows: Vec<R>) -> Vec<A> {
+    rows.into_iter().map(A::from).collect()
+}
+
+/// An alert rule as the API answers it: its checked spec as JSON.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleAnswer {
+    id: i64,
+    name: String,
+    spec: String,
+    /// `default` (shipped), `config` (the config file) or `api`.
+    origin: String,
+    updated_at: String,
+}
+
+impl From<AlertRuleRow> for RuleAnswer {
+    fn from(row: AlertRuleRow) -> Self {
+        RuleAnswer {
+            id: row.id,
+            name: row.name,
+            spec: row.spec,
+            origin: row.origin,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// One episode of an alert instance, at data time (microseconds).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EpisodeAnswer {
+    rule: String,
+    /// Identifies the instance: a hash of its label set.
+    fingerprint: String,
+    /// The label set, as a JSON object.
+    labels: String,
+    annotations: String,
+    state: EpisodeState,
+    /// When the condition first held.
+    active_at: i64,
+    fired_at: Option<i64>,
+    resolved_at: Option<i64>,
+    /// The value at the last evaluation the condition held.
+    value: f64,
+    /// The highest value while active.
+    peak: f64,
+}
+
+impl From<AlertEpisode> for EpisodeAnswer {
+    fn from(e: AlertEpisode) -> Self {
+        EpisodeAnswer {
+            rule: e.rule,
+            fingerprint: e.fingerprint,
+            labels: e.labels,
+            annotations: e.annotations,
+            state: e.state,
+            active_at: e.active_at,
+            fired_at: e.fired_at,
+            resolved_at: e.resolved_at,
+            value: e.value,
+            peak: e.peak,
+        }
+    }
+}
+
+/// A budget cut a firing episode asks for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ShedAnswer {
+    rule: String,
+    fingerprint: String,
+    active_at: i64,
+    budget_id: i64,
+    factor: f64,
+    started_at: String,
+    ended_at: Option<String>,
+}
+
+impl From<AlertShed> for ShedAnswer {
+    fn from(s: AlertShed) -> Self {
+        ShedAnswer {
+            rule: s.rule,
+            fingerprint: s.fingerprint,
+            active_at: s.active_at,
+            budget_id: s.budget_id,
+            factor: s.factor,
+            started_at: s.started_at,
+            ended_at: s.ended_at,
+        }
+    }
 }
