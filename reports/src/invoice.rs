@@ -19,7 +19,7 @@ use crate::fine::{FastMap, NONE, micros};
 use crate::meter::{MeterMap, TokenKind, unit_size};
 use crate::month::Month;
 use crate::priced::{PricedMonth, price_month, reserved_days};
-use crate::reconcile::{Billed, Key, Logged, ReconcileBy, ReconcileRow, Unmapped, reconcile};
+use crate::reconcile::{Apart, Billed, Key, Logged, ReconcileBy, ReconcileRow, reconcile};
 
 const DAY_US: i64 = 86_400_000_000;
 const MILLI: i128 = 1000;
@@ -142,7 +142,7 @@ fn key_of(
     line: &BilledLine,
     meters: &MeterMap,
     resources: &Resources,
-) -> (Key, Option<Unmapped>, Option<i64>) {
+) -> (Key, Option<Apart>, Option<i64>) {
     let credit = line
         .charge_category
         .as_deref()
@@ -153,10 +153,10 @@ fn key_of(
         .resource_id
         .as_deref()
         .and_then(|id| resources.matching(id));
-    let unmapped = match (&meter, resource) {
-        _ if credit => Some(Unmapped::Credit),
-        (None, _) => Some(Unmapped::Meter),
-        (_, None) => Some(Unmapped::Resource),
+    let apart = match (&meter, resource) {
+        _ if credit => Some(Apart::Credit),
+        (None, _) => Some(Apart::UnmappedMeter),
+        (_, None) => Some(Apart::UnmappedResource),
         _ => None,
     };
     let resource = match (resource, line.resource_id.as_deref()) {
@@ -181,7 +181,7 @@ fn key_of(
         model,
         kind: meter.as_ref().map(|m| m.kind),
     };
-    (key, unmapped, meter.and_then(|m| m.unit))
+    (key, apart, meter.and_then(|m| m.unit))
 }
 
 pub(crate) fn billed_side(
@@ -206,7 +206,7 @@ pub(crate) fn billed_side(
             continue;
         }
         side.batches.insert(line.batch_id);
-        let (key, unmapped, meter_unit) = key_of(line, meters, resources);
+        let (key, apart, meter_unit) = key_of(line, meters, resources);
         let (first, last) = side
             .days
             .get_or_insert_with(|| (key.day.clone(), key.day.clone()));
@@ -217,7 +217,7 @@ pub(crate) fn billed_side(
             last.clone_from(&key.day);
         }
         let entry = side.keys.entry(key).or_default();
-        entry.unmapped = entry.unmapped.or(unmapped);
+        entry.apart = entry.apart.or(apart);
         entry.quantity_milli += quantity_milli(line, meter_unit);
         entry.billed += line.billed_cost;
         entry.effective += line.effective_cost.unwrap_or(line.billed_cost);

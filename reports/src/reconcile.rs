@@ -93,11 +93,13 @@ impl Key {
     }
 }
 
-/// Why a line is not compared with anything.
+/// Why a billed line is set apart instead of compared with what was logged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unmapped {
-    Meter,
-    Resource,
+pub enum Apart {
+    /// No meter map entry or naming reads its meter.
+    UnmappedMeter,
+    /// No backend's `resource_id` is its resource.
+    UnmappedResource,
     /// A credit (`ChargeCategory` Credit): a discount, whatever it names.
     Credit,
 }
@@ -110,7 +112,7 @@ pub struct Billed {
     pub billed: i128,
     pub list: i128,
     pub effective: i128,
-    pub unmapped: Option<Unmapped>,
+    pub apart: Option<Apart>,
 }
 
 /// What the gateways logged for one key, priced by the book (or, for
@@ -289,10 +291,10 @@ pub fn explain(kind: Option<TokenKind>, billed: &Billed, logged: &Logged) -> Rec
         price_rows: Vec::new(),
     };
     let c = &mut row.causes;
-    match billed.unmapped {
-        Some(Unmapped::Meter) => c.unmapped_meter += billed.billed,
-        Some(Unmapped::Resource) => c.unmapped_resource += billed.billed,
-        Some(Unmapped::Credit) => c.discount += billed.billed,
+    match billed.apart {
+        Some(Apart::UnmappedMeter) => c.unmapped_meter += billed.billed,
+        Some(Apart::UnmappedResource) => c.unmapped_resource += billed.billed,
+        Some(Apart::Credit) => c.discount += billed.billed,
         None => {
             c.discount = billed.effective - billed.list;
             c.commitment = billed.billed - billed.effective;
@@ -302,7 +304,7 @@ pub fn explain(kind: Option<TokenKind>, billed: &Billed, logged: &Logged) -> Rec
         c.unmapped_resource -= logged.estimated;
         return row;
     }
-    if billed.unmapped.is_some() {
+    if billed.apart.is_some() {
         return row;
     }
     let (tb, te) = (billed.quantity_milli, logged.quantity_milli);
@@ -371,7 +373,7 @@ mod tests {
             billed,
             list,
             effective,
-            unmapped: None,
+            apart: None,
         }
     }
 
@@ -460,7 +462,7 @@ mod tests {
     #[test]
     fn unmapped_lines_are_not_compared_and_residual_stays_visible() {
         let mut line = billed(0, 3 * PICO, 3 * PICO, 3 * PICO);
-        line.unmapped = Some(Unmapped::Meter);
+        line.apart = Some(Apart::UnmappedMeter);
         let row = explain(None, &line, &Logged::default());
         assert_eq!(row.causes.unmapped_meter, 3 * PICO);
         assert_eq!(row.residual(), 0);
@@ -476,7 +478,7 @@ mod tests {
             billed: 2 * PICO,
             list: 2 * PICO,
             effective: 2 * PICO,
-            unmapped: None,
+            apart: None,
         };
         let row = explain(Some(TokenKind::Input), &odd, &Logged::default());
         assert_eq!(row.variance(), 2 * PICO);

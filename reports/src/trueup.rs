@@ -123,7 +123,7 @@ pub(crate) fn allocate(
 ) -> i128 {
     let mut unattributed_pico = 0;
     for (key, b) in &billed.keys {
-        let found = consumers.get(key).filter(|_| b.unmapped.is_none());
+        let found = consumers.get(key).filter(|_| b.apart.is_none());
         let mut weighed: Vec<([Sym; 8], (i128, i128))> = found
             .map(|c| c.iter().map(|(d, w)| (*d, *w)).collect())
             .unwrap_or_default();

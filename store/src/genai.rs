@@ -19,6 +19,23 @@ pub enum SpanLinkKind {
     AgentModel,
 }
 
+impl SpanLinkKind {
+    const ALL: [SpanLinkKind; 3] = [
+        SpanLinkKind::AgentTool,
+        SpanLinkKind::DataTool,
+        SpanLinkKind::AgentModel,
+    ];
+
+    /// What [`links_sql`] tags the kind's rows with.
+    const fn tag(self) -> &'static str {
+        match self {
+            SpanLinkKind::AgentTool => "agent_tool",
+            SpanLinkKind::DataTool => "data_tool",
+            SpanLinkKind::AgentModel => "agent_model",
+        }
+    }
+}
+
 /// One link, with how often and when it was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpanLink {
@@ -67,11 +84,16 @@ pub struct DayCalls {
 const MODEL_CALL: &str =
     "operation IN ('chat', 'text_completion', 'embeddings', 'generate_content')";
 
+/// Who made a model call and where it went: the grouping of both call
+/// questions, its first five columns.
+const CALLER: &str = "server_address, agent, model, provider, service_name";
+
 fn links_sql() -> String {
     // A tool span whose agent its own export could not name takes its
     // parent's (the invoke_agent span may have come in an earlier export).
+    let [agent_tool, data_tool, agent_model] = SpanLinkKind::ALL.map(SpanLinkKind::tag);
     format!(
-        "SELECT 'agent_tool', COALESCE(c.agent, p.agent), c.tool, COUNT(*), \
+        "SELECT '{agent_tool}', COALESCE(c.agent, p.agent), c.tool, COUNT(*), \
            CAST(MIN(c.time) AS BIGINT), CAST(MAX(c.time) AS BIGINT) \
          FROM genai_spans c LEFT JOIN genai_spans p \
            ON c.trace_id = p.trace_id AND c.parent_span_id = p.span_id \
@@ -79,13 +101,13 @@ fn links_sql() -> String {
            AND COALESCE(c.agent, p.agent) IS NOT NULL \
          GROUP BY 2, 3 \
          UNION ALL \
-         SELECT 'data_tool', COALESCE(data_namespace, data_url, data_system), tool, COUNT(*), \
+         SELECT '{data_tool}', COALESCE(data_namespace, data_url, data_system), tool, COUNT(*), \
            CAST(MIN(time) AS BIGINT), CAST(MAX(time) AS BIGINT) \
          FROM genai_spans WHERE operation = 'execute_tool' AND tool IS NOT NULL \
            AND COALESCE(data_namespace, data_url, data_system) IS NOT NULL \
          GROUP BY 2, 3 \
          UNION ALL \
-         SELECT 'agent_model', agent, model, COUNT(*), \
+         SELECT '{agent_model}', agent, model, COUNT(*), \
            CAST(MIN(time) AS BIGINT), CAST(MAX(time) AS BIGINT) \
          FROM genai_spans WHERE {MODEL_CALL} AND agent IS NOT NULL AND model IS NOT NULL \
          GROUP BY 2, 3"
@@ -94,7 +116,7 @@ fn links_sql() -> String {
 
 fn model_calls_sql() -> String {
     format!(
-        "SELECT server_address, agent, model, provider, service_name, COUNT(*), \
+        "SELECT {CALLER}, COUNT(*), \
            CAST(SUM(COALESCE(input_tokens, 0)) AS BIGINT), \
            CAST(SUM(COALESCE(output_tokens, 0)) AS BIGINT), \
            CAST(MIN(time) AS BIGINT), CAST(MAX(time) AS BIGINT), MAX(trace_id) \
@@ -105,8 +127,7 @@ fn model_calls_sql() -> String {
 
 fn day_calls_sql(from_us: i64, to_us: i64) -> String {
     format!(
-        "SELECT server_address, agent, model, provider, service_name, \
-           CAST(CAST(time AS DATE) AS VARCHAR), COUNT(*), \
+        "SELECT {CALLER}, CAST(CAST(time AS DATE) AS VARCHAR), COUNT(*), \
            CAST(SUM(COALESCE(input_tokens, 0)) AS BIGINT), \
            CAST(SUM(COALESCE(cached_tokens, 0)) AS BIGINT), \
            CAST(SUM(COALESCE(output_tokens, 0)) AS BIGINT) \
@@ -128,10 +149,8 @@ impl Store {
                 else {
                     continue;
                 };
-                let kind = match kind {
-                    "agent_tool" => SpanLinkKind::AgentTool,
-                    "data_tool" => SpanLinkKind::DataTool,
-                    _ => SpanLinkKind::AgentModel,
+                let Some(kind) = SpanLinkKind::ALL.into_iter().find(|k| k.tag() == kind) else {
+                    continue; // no tag of ours: not a link
                 };
                 links.push(SpanLink {
                     kind,
