@@ -370,33 +370,7 @@ async fn ingest(
     }
     bar.done();
     if committed {
-        let started = std::time::Instant::now();
-        let rolled = store
-            .catch_up_rollups()
-            .await
-            .context("rolling up the committed batches (`tollgate rollups catch-up` retries)")?;
-        if rolled.batches > 0 {
-            eprintln!(
-                "rolled up {} batches: {} hours, {} rows in {:.1} s",
-                rolled.batches,
-                rolled.hours,
-                rolled.rows,
-                started.elapsed().as_secs_f64()
-            );
-        }
-        // Readers outside Tollgate see the batches once published; a failure
-        // here loses nothing (the next publish starts from the log's last one).
-        if let Err(e) = store.publish_delta().await {
-            eprintln!(
-                "warning: the Delta logs were not published (`tollgate lake publish` retries): {e}"
-            );
-        }
-        // The traffic just committed is lineage too (observed edges), and is
-        // judged by the alert rules once its files are all in.
-        lineage::observe_now(store, config).await?;
-        if let Err(e) = server::evaluate_alerts(store, config, false).await {
-            eprintln!("warning: alerts not evaluated: {e:#}");
-        }
+        derive_committed(store, config).await?;
     }
     if failed > 0 {
         eprintln!(
@@ -406,6 +380,39 @@ async fn ingest(
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What follows files committed: their rollups, the Delta logs, the lineage
+/// their traffic shows and the alert rules' judgement of it.
+async fn derive_committed(store: &Store, config: &Config) -> Result<()> {
+    let started = std::time::Instant::now();
+    let rolled = store
+        .catch_up_rollups()
+        .await
+        .context("rolling up the committed batches (`tollgate rollups catch-up` retries)")?;
+    if rolled.batches > 0 {
+        eprintln!(
+            "rolled up {} batches: {} hours, {} rows in {:.1} s",
+            rolled.batches,
+            rolled.hours,
+            rolled.rows,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    // Readers outside Tollgate see the batches once published; a failure
+    // here loses nothing (the next publish starts from the log's last one).
+    if let Err(e) = store.publish_delta().await {
+        eprintln!(
+            "warning: the Delta logs were not published (`tollgate lake publish` retries): {e}"
+        );
+    }
+    // The traffic just committed is lineage too (observed edges), and is
+    // judged by the alert rules once its files are all in.
+    lineage::observe_now(store, config).await?;
+    if let Err(e) = server::evaluate_alerts(store, config, false).await {
+        eprintln!("warning: alerts not evaluated: {e:#}");
+    }
+    Ok(())
 }
 
 /// Records a reference-data import made from the command line in the audit log.

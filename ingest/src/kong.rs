@@ -170,6 +170,24 @@ mod tests {
                 "negative value -1",
             ),
             (r#"[1]"#, "not a Kong log entry"),
+            // Each field named as the entry spells it, the AI plugin's under
+            // `ai.proxy` whichever plugin logged it.
+            (
+                r#"{"request":{"id":"x"},"response":{"status":200},"started_at":1,"latencies":{"request":-5}}"#,
+                "field `latencies.request`: negative value -5",
+            ),
+            (
+                r#"{"request":{"id":"x"},"response":{"status":200},"started_at":1,"ai":{"proxy":{"usage":{"cost":true}}}}"#,
+                "field `ai.proxy.usage.cost`: expected a non-negative amount",
+            ),
+            (
+                r#"{"request":{"id":"x"},"response":{"status":200},"started_at":1,"ai":{"ai-proxy":{"usage":{},"meta":{"request_model":[1]}}}}"#,
+                "field `ai.proxy.meta.request_model`: expected a string",
+            ),
+            (
+                r#"{"request":{"id":"x"},"response":{"status":200},"started_at":1,"ai":{"proxy":{"cache":{"cache_status":{}}}}}"#,
+                "field `ai.proxy.cache.cache_status`: expected a string",
+            ),
         ];
         for (line, want) in cases {
             let err = parse_line(line.as_bytes()).unwrap_err();

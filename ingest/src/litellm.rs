@@ -205,6 +205,18 @@ mod tests {
                 r#"{"request_id":"x","startTime":"2026-10-01T09:00:00Z","model":"m","spend":"lots"}"#,
                 "field `spend`",
             ),
+            (
+                r#"{"request_id":"x","startTime":"2026-10-01T09:00:00Z","cache_hit":[true]}"#,
+                "field `cache_hit`",
+            ),
+            (
+                r#"{"request_id":"x","startTime":"2026-10-01T09:00:00Z","team_id":{"id":1}}"#,
+                "field `team_id`: expected a string",
+            ),
+            (
+                r#"{"request_id":"x","startTime":"2026-10-01T09:00:00Z","request_duration_ms":-1}"#,
+                "field `request_duration_ms`: negative value -1",
+            ),
         ] {
             let err = parse_line(line.as_bytes()).unwrap_err();
             assert!(err.contains(want), "{line}: {err}");

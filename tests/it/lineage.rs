@@ -14,11 +14,26 @@ fn json(store: &TestStore, args: &[&str]) -> Value {
     serde_json::from_str(&stdout(&out)).unwrap()
 }
 
+/// A story in named steps: a failure says which step it was.
 async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: TestStore) {
-    let estate = generate_estate(&store, 200);
+    let (estate, catalog, agents) = the_catalog_answers_the_analysts_questions(&store);
+    a_catalog_with_mistakes_is_refused_whole(&store, &catalog, agents.len());
+    the_traffic_joins_the_catalog_as_observed_edges(&store, &estate, &agents);
+    dlp_hits_show_beside_the_agents_lineage(&store, &estate);
+    foundry_connections_link_without_keeping_credentials(&store).await;
+    atlas_entities_link_and_label(&store);
+}
+
+/// The generator's estate and catalog imported: which agents reach Highly
+/// Confidential data (with the path), the findings, a bounded traversal.
+/// The estate, the catalog and the agents found.
+fn the_catalog_answers_the_analysts_questions(
+    store: &TestStore,
+) -> (std::path::PathBuf, std::path::PathBuf, Vec<Value>) {
+    let estate = generate_estate(store, 200);
     let catalog = estate.join("reference/catalog.yaml");
     let out = tollgate(
-        &store,
+        store,
         &["lineage", "import", "catalog", catalog.to_str().unwrap()],
         &[],
     );
@@ -26,7 +41,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     assert!(stdout(&out).contains("edges imported"), "{}", stdout(&out));
 
     let agents = json(
-        &store,
+        store,
         &[
             "lineage",
             "reach",
@@ -38,9 +53,9 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
             "json",
         ],
     );
-    let agents = agents.as_array().unwrap();
+    let agents = agents.as_array().unwrap().clone();
     assert!(!agents.is_empty());
-    for agent in agents {
+    for agent in &agents {
         assert_eq!(agent["node"]["kind"], "agent");
         let path = agent["path"].as_array().unwrap();
         assert_eq!(path[0]["node"]["kind"], "data_source");
@@ -48,7 +63,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         assert_eq!(path.last().unwrap()["node"], agent["node"]);
     }
     let table = tollgate(
-        &store,
+        store,
         &[
             "lineage",
             "reach",
@@ -65,7 +80,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         stdout(&table)
     );
 
-    let findings = json(&store, &["lineage", "findings", "--format", "json"]);
+    let findings = json(store, &["lineage", "findings", "--format", "json"]);
     assert!(
         findings
             .as_array()
@@ -75,7 +90,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         "{findings:#}"
     );
     let down = json(
-        &store,
+        store,
         &[
             "lineage",
             "downstream",
@@ -96,15 +111,23 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
             .all(|n| n["distance"] == 1)
     );
 
+    (estate, catalog, agents)
+}
+
+fn a_catalog_with_mistakes_is_refused_whole(
+    store: &TestStore,
+    catalog: &std::path::Path,
+    agents: usize,
+) {
     // A catalog with mistakes is refused whole, each named, and nothing changes.
     let bad = store.dir.path().join("bad.yaml");
-    let text = std::fs::read_to_string(&catalog)
+    let text = std::fs::read_to_string(catalog)
         .unwrap()
         .replacen("label: \"Highly Confidential\"", "label: \"Top Secret\"", 1)
         .replacen("kind: calls", "kind: calls, cap: \"Nope\"", 1);
     std::fs::write(&bad, text).unwrap();
     let out = tollgate(
-        &store,
+        store,
         &["lineage", "import", "catalog", bad.to_str().unwrap()],
         &[],
     );
@@ -117,7 +140,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         "{err}"
     );
     let again = json(
-        &store,
+        store,
         &[
             "lineage",
             "reach",
@@ -129,8 +152,14 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
             "json",
         ],
     );
-    assert_eq!(again.as_array().unwrap().len(), agents.len());
+    assert_eq!(again.as_array().unwrap().len(), agents);
+}
 
+fn the_traffic_joins_the_catalog_as_observed_edges(
+    store: &TestStore,
+    estate: &std::path::Path,
+    agents: &[Value],
+) {
     // The traffic joins the catalog: observed edges from the committed logs
     // lead from agents through their deployments and the gateway to the
     // subscriptions it serves, with call counts.
@@ -141,13 +170,13 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         .collect();
     let mut args = vec!["ingest"];
     args.extend(logs.iter().map(String::as_str));
-    let out = tollgate(&store, &args, &[]);
+    let out = tollgate(store, &args, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("observed edges"), "{}", stderr(&out));
     let serves_someone = agents.iter().any(|agent| {
         let name = agent["node"]["name"].as_str().unwrap();
         let reached = json(
-            &store,
+            store,
             &[
                 "lineage",
                 "downstream",
@@ -165,15 +194,17 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         serves_someone,
         "no agent's data reaches a subscription through observed edges"
     );
-    let out = tollgate(&store, &["lineage", "observe"], &[]);
+    let out = tollgate(store, &["lineage", "observe"], &[]);
     assert!(stderr(&out).contains("unchanged"), "{}", stderr(&out));
+}
 
+fn dlp_hits_show_beside_the_agents_lineage(store: &TestStore, estate: &std::path::Path) {
     // DLP hits beside the lineage of the agent that caused them.
     let dlp = estate.join("dlp/dlp-events.jsonl");
-    let out = tollgate(&store, &["ingest", dlp.to_str().unwrap()], &[]);
+    let out = tollgate(store, &["ingest", dlp.to_str().unwrap()], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let counts = json(
-        &store,
+        store,
         &["lineage", "hits", "--by", "label", "--format", "json"],
     );
     let counts = counts.as_array().unwrap();
@@ -187,7 +218,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
             .all(|c| c["hits"].as_i64().unwrap() >= c["blocked"].as_i64().unwrap())
     );
     let ids = tollgate(
-        &store,
+        store,
         &[
             "sql",
             "SELECT hit_id FROM dlp_hits WHERE agent IS NOT NULL AND resource_name IS NOT NULL ORDER BY hit_id LIMIT 1",
@@ -197,7 +228,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         &[],
     );
     let hit_id = stdout(&ids).lines().nth(1).unwrap().to_owned();
-    let hit = json(&store, &["lineage", "hit", &hit_id]);
+    let hit = json(store, &["lineage", "hit", &hit_id]);
     let agent = hit["agent"]["name"].as_str().unwrap();
     assert_eq!(hit["hit"]["agent"], agent);
     let sources = hit["sources"].as_array().unwrap();
@@ -215,15 +246,17 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         "{hit:#}"
     );
     assert_eq!(hit["resource"]["node"]["name"], hit["hit"]["resource_name"]);
-    let out = tollgate(&store, &["lineage", "hits", "--by", "colour"], &[]);
+    let out = tollgate(store, &["lineage", "hits", "--by", "colour"], &[]);
     assert!(
         stderr(&out).contains("by: \"colour\" is not agent"),
         "{}",
         stderr(&out)
     );
-    let out = tollgate(&store, &["lineage", "hit", "nope"], &[]);
+    let out = tollgate(store, &["lineage", "hit", "nope"], &[]);
     assert!(stderr(&out).contains("no hit \"nope\""), "{}", stderr(&out));
+}
 
+async fn foundry_connections_link_without_keeping_credentials(store: &TestStore) {
     // Foundry connections: linked, misconfigurations reported, no credential kept.
     let foundry = store.dir.path().join("connections.json");
     std::fs::write(
@@ -242,7 +275,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     )
     .unwrap();
     let out = tollgate(
-        &store,
+        store,
         &["lineage", "import", "foundry", foundry.to_str().unwrap()],
         &[],
     );
@@ -253,7 +286,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         "{err}"
     );
     let down = json(
-        &store,
+        store,
         &[
             "lineage",
             "downstream",
@@ -275,7 +308,9 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     assert!(!format!("{audit:?}").contains("s3cr3t"));
     let nodes = store.db.lineage_nodes().await.unwrap();
     assert!(!format!("{nodes:?}").contains("s3cr3t"));
+}
 
+fn atlas_entities_link_and_label(store: &TestStore) {
     // Atlas / Purview entities: a Process links its datasets; a classification
     // that names a label labels its entity, others are reported unmapped.
     let atlas = store.dir.path().join("bulk.json");
@@ -294,7 +329,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     )
     .unwrap();
     let out = tollgate(
-        &store,
+        store,
         &["lineage", "import", "atlas", atlas.to_str().unwrap()],
         &[],
     );
@@ -305,7 +340,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
         stderr(&out)
     );
     let why = json(
-        &store,
+        store,
         &[
             "lineage",
             "why",
@@ -321,7 +356,7 @@ async fn an_analyst_finds_every_agent_reaching_highly_confidential_data(store: T
     );
     assert_eq!(why["path"].as_array().unwrap().len(), 3, "{why:#}");
 
-    let out = tollgate(&store, &["lineage", "why", "--node", "no-such-node"], &[]);
+    let out = tollgate(store, &["lineage", "why", "--node", "no-such-node"], &[]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("no node no-such-node"),
