@@ -257,6 +257,21 @@ fn logged_resource(resources: &Resources, backend: Option<Sym>) -> (String, bool
     }
 }
 
+/// A row's tokens apart by the kind the bill meters them as: uncached input,
+/// cached input, output (each priced alone as it is billed alone).
+fn by_kind(t: Tokens) -> [(TokenKind, Tokens); 3] {
+    let only = |prompt, cached, completion| Tokens {
+        prompt,
+        cached,
+        completion,
+    };
+    [
+        (TokenKind::Input, only((t.prompt - t.cached).max(0), 0, 0)),
+        (TokenKind::CachedInput, only(t.cached, t.cached, 0)),
+        (TokenKind::Output, only(0, 0, t.completion)),
+    ]
+}
+
 pub(crate) fn logged_side(
     priced: &PricedMonth,
     reference: &Reference,
@@ -304,34 +319,7 @@ pub(crate) fn logged_side(
             f.region().as_str(),
             &day,
         );
-        let t = f.tokens;
-        let uncached = (t.prompt - t.cached).max(0);
-        for (kind, tokens) in [
-            (
-                TokenKind::Input,
-                Tokens {
-                    prompt: uncached,
-                    cached: 0,
-                    completion: 0,
-                },
-            ),
-            (
-                TokenKind::CachedInput,
-                Tokens {
-                    prompt: t.cached,
-                    cached: t.cached,
-                    completion: 0,
-                },
-            ),
-            (
-                TokenKind::Output,
-                Tokens {
-                    prompt: 0,
-                    cached: 0,
-                    completion: t.completion,
-                },
-            ),
-        ] {
+        for (kind, tokens) in by_kind(f.tokens) {
             let count = i128::from(tokens.billable());
             if count == 0 {
                 continue;

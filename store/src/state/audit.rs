@@ -8,7 +8,7 @@ use super::{StateDb, begin_write, on_pool};
 use crate::Result;
 
 /// One change as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: String,

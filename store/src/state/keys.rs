@@ -9,7 +9,7 @@ use crate::state::NewAudit;
 use crate::{Result, StoreError};
 
 /// A key as listed (without its hash).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct ApiKeyRow {
     pub id: i64,
     pub name: String,

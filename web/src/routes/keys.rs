@@ -41,7 +41,36 @@ pub struct CreatedKey {
     /// Shown this once; only its hash is stored.
     pub secret: String,
     #[serde(flatten)]
-    pub key: ApiKeyRow,
+    pub key: KeyAnswer,
+}
+
+/// A key as the API answers it (without its hash, never its secret).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeyAnswer {
+    pub id: i64,
+    pub name: String,
+    pub role: String,
+    /// For a gateway key, the gateway ids it may read, comma separated.
+    pub gateways: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl From<ApiKeyRow> for KeyAnswer {
+    fn from(row: ApiKeyRow) -> Self {
+        KeyAnswer {
+            id: row.id,
+            name: row.name,
+            role: row.role,
+            gateways: row.gateways,
+            prefix: row.prefix,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+        }
+    }
 }
 
 /// Checks and stores a new key (shared by the API and the CLI).
@@ -100,7 +129,7 @@ pub async fn create_key(db: &StateDb, request: &KeyRequest, actor: &str) -> Resu
         .await?;
     Ok(CreatedKey {
         secret: generated.secret,
-        key,
+        key: key.into(),
     })
 }
 
@@ -122,23 +151,24 @@ async fn create(
 
 /// Every key, revoked ones too, never the secret (admin).
 #[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
-    responses((status = 200, body = Vec<ApiKeyRow>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-async fn list(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<ApiKeyRow>>> {
+    responses((status = 200, body = Vec<KeyAnswer>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn list(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<KeyAnswer>>> {
     who.require(MANAGE, "manage keys")?;
-    Ok(Json(state.store.db.api_keys().await?))
+    let keys = state.store.db.api_keys().await?;
+    Ok(Json(keys.into_iter().map(KeyAnswer::from).collect()))
 }
 
 /// Revokes a key for good (admin).
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", params(("id" = i64, Path, description = "key id")),
-    responses((status = 200, body = ApiKeyRow), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, body = KeyAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn revoke(
     Auth(who): Auth,
     State(state): State<AppState>,
     id: Result<Path<i64>, PathRejection>,
-) -> Result<Json<ApiKeyRow>> {
+) -> Result<Json<KeyAnswer>> {
     let Path(id) = id?;
-    Ok(Json(revoke_key(&state, &who, id).await?))
+    Ok(Json(revoke_key(&state, &who, id).await?.into()))
 }
 
 /// Revokes key `id` for `who` (the API and the admin page alike).
