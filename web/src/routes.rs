@@ -72,6 +72,11 @@ fn documented(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(otlp::router(&state.config))
 }
 
+/// Each stored row as the API answers it (a route's own answer type).
+pub(crate) fn answers<R, A: From<R>>(rows: Vec<R>) -> Vec<A> {
+    rows.into_iter().map(A::from).collect()
+}
+
 /// Routes whose answers are derived from aggregates say how fresh they are.
 fn derived(state: &AppState, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     routes.layer(axum::middleware::from_fn_with_state(

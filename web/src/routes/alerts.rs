@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Auth, Role};
 use crate::error::{AppError, Result};
+use crate::routes::answers;
 use crate::state::AppState;
 
 pub const READ: &[Role] = &[Role::Admin, Role::Operator, Role::Finops];
@@ -385,11 +386,6 @@ async fn sla_report(
             .collect();
     let rules = alerts::load_rules(&state.store).await?;
     Ok(Json(sla(&state.store, month, &by, &slo_of(&rules)).await?))
-}
-
-/// Each stored row as the API answers it.
-fn answers<R, A: From<R>>(rows: Vec<R>) -> Vec<A> {
-    rows.into_iter().map(A::from).collect()
 }
 
 /// An alert rule as the API answers it: its checked spec as JSON.

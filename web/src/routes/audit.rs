@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Auth, Role};
 use crate::error::{AppError, Result};
+use crate::routes::answers;
 use crate::state::AppState;
 
 pub const READ: &[Role] = &[Role::Admin];
@@ -40,7 +41,7 @@ async fn list(
         return Err(AppError::BadRequest("limit: between 1 and 1000".into()));
     }
     let entries = state.store.db.audit_log(page.before, limit).await?;
-    Ok(Json(entries.into_iter().map(AuditAnswer::from).collect()))
+    Ok(Json(answers(entries)))
 }
 
 /// One change as the audit log answers it.

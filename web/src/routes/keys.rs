@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Auth, Role, generate_key};
 use crate::error::{AppError, ErrorBody, Result};
+use crate::routes::answers;
 use crate::state::AppState;
 
 pub const MANAGE: &[Role] = &[Role::Admin];
@@ -155,7 +156,7 @@ async fn create(
 async fn list(Auth(who): Auth, State(state): State<AppState>) -> Result<Json<Vec<KeyAnswer>>> {
     who.require(MANAGE, "manage keys")?;
     let keys = state.store.db.api_keys().await?;
-    Ok(Json(keys.into_iter().map(KeyAnswer::from).collect()))
+    Ok(Json(answers(keys)))
 }
 
 /// Revokes a key for good (admin).
